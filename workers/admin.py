@@ -1,0 +1,159 @@
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from workers import queues, services
+from workers.models import ModelVersion, TaskRun
+
+
+def progress_bar(run: TaskRun) -> str:
+    # data-run lets the changelist script poll /api/v1/tasks/<id> and move the bar live.
+    active = "1" if run.status in (TaskRun.Status.QUEUED, TaskRun.Status.RUNNING) else ""
+    return format_html(
+        '<div class="taskrun-progress" data-run="{}" data-active="{}">'
+        '<progress max="100" value="{}"></progress> <span>{}%</span></div>',
+        run.pk,
+        active,
+        run.progress,
+        run.progress,
+    )
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(admin.ModelAdmin):
+    list_display = ["kind", "status", "bar", "message", "queue", "created_at", "duration"]
+    list_filter = ["status", "queue", "kind"]
+    search_fields = ["kind", "message", "id"]
+    date_hierarchy = "created_at"
+    actions = ["cancel_runs"]
+    readonly_fields = [
+        "id",
+        "kind",
+        "queue",
+        "status",
+        "bar",
+        "message",
+        "params",
+        "result",
+        "error",
+        "attempts",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+    ]
+    exclude = ["progress"]
+    change_list_template = "admin/workers/taskrun/change_list.html"
+    change_form_template = "admin/workers/taskrun/change_form.html"
+
+    @admin.display(description="progress", ordering="progress")
+    def bar(self, run: TaskRun) -> str:
+        return progress_bar(run)
+
+    @admin.display(description="duration")
+    def duration(self, run: TaskRun) -> str:
+        seconds = run.duration_seconds
+        return "" if seconds is None else f"{seconds:.1f} s"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs are started by the features that own them, never typed in
+
+    def has_change_permission(self, request: HttpRequest, obj: TaskRun | None = None) -> bool:
+        return False
+
+    @admin.action(description="Cancel selected runs")
+    def cancel_runs(self, request: HttpRequest, queryset) -> None:
+        cancelled = sum(services.task_run_cancel(run=run) for run in queryset)
+        self.message_user(request, f"Cancelled {cancelled} run(s).")
+
+    def get_urls(self):
+        custom = [
+            path(
+                "selfcheck/",
+                self.admin_site.admin_view(self.selfcheck_view),
+                name="workers_taskrun_selfcheck",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def selfcheck_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """Starts a worker self-check on the queue named in POST (default: every queue)."""
+        from workers.tasks.system import selfcheck
+
+        target = reverse("admin:workers_taskrun_changelist")
+        if request.method != "POST" or not self.has_view_permission(request):
+            return HttpResponseRedirect(target)
+        wanted = request.POST.get("queue") or "all"
+        names = queues.ALL if wanted == "all" else [wanted]
+        if not set(names) <= set(queues.ALL):
+            messages.error(request, f"Unknown queue {wanted!r}.")
+            return HttpResponseRedirect(target)
+        for name in names:
+            services.task_run_start(
+                task=selfcheck, params={"steps": 10, "device": True}, queue=name, user=request.user
+            )
+        messages.success(request, f"Started a self-check on: {', '.join(names)}.")
+        return HttpResponseRedirect(target)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra_context = {**(extra_context or {}), "queues": queues.ALL}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["family", "version", "status", "metrics_summary", "created_at", "promoted_at"]
+    list_filter = ["family", "status"]
+    actions = ["promote", "make_shadow", "retire", "roll_back"]
+    readonly_fields = [
+        "family",
+        "version",
+        "status",
+        "metrics",
+        "params",
+        "artifact_path",
+        "task_run",
+        "created_at",
+        "promoted_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # versions come from training runs
+
+    @admin.display(description="metrics")
+    def metrics_summary(self, version: ModelVersion) -> str:
+        items = list(version.metrics.items())[:4]
+        return ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items
+        )
+
+    @admin.action(description="Promote to active (retires the current active version)")
+    def promote(self, request: HttpRequest, queryset) -> None:
+        families = set(queryset.values_list("family", flat=True))
+        if len(families) != queryset.count():
+            self.message_user(request, "Pick one version per family.", messages.ERROR)
+            return
+        for version in queryset:
+            services.model_version_promote(version=version)
+        self.message_user(request, f"Promoted {len(families)} version(s).")
+
+    @admin.action(description="Set to shadow")
+    def make_shadow(self, request: HttpRequest, queryset) -> None:
+        for version in queryset:
+            services.model_version_set_status(version=version, status=ModelVersion.Status.SHADOW)
+
+    @admin.action(description="Retire")
+    def retire(self, request: HttpRequest, queryset) -> None:
+        for version in queryset:
+            services.model_version_set_status(version=version, status=ModelVersion.Status.RETIRED)
+
+    @admin.action(description="Roll back the selected families to their previous version")
+    def roll_back(self, request: HttpRequest, queryset) -> None:
+        for family in sorted(set(queryset.values_list("family", flat=True))):
+            restored = services.model_version_rollback(family=family)
+            if restored is None:
+                self.message_user(request, f"{family}: nothing to roll back to.", messages.WARNING)
+            else:
+                self.message_user(request, f"{family}: v{restored.version} is active again.")

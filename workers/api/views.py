@@ -1,0 +1,55 @@
+"""GET /api/v1/tasks/<id>: a run's status and progress, for clients polling a job they started."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workers.models import TaskRun
+
+
+def task_run_data(run: TaskRun) -> dict:
+    return {
+        "id": str(run.pk),
+        "kind": run.kind,
+        "queue": run.queue,
+        "status": run.status,
+        "progress": run.progress,
+        "message": run.message,
+        "params": run.params,
+        "result": run.result,
+        "error": run.error.strip().splitlines()[-1] if run.error else "",
+        "attempts": run.attempts,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
+
+
+TaskRunSchema = inline_serializer(
+    "TaskRun",
+    {
+        "id": serializers.UUIDField(),
+        "kind": serializers.CharField(),
+        "queue": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=TaskRun.Status.choices),
+        "progress": serializers.IntegerField(min_value=0, max_value=100),
+        "message": serializers.CharField(),
+        "params": serializers.JSONField(),
+        "result": serializers.JSONField(),
+        "error": serializers.CharField(help_text="The last line of the error, if it failed."),
+        "attempts": serializers.IntegerField(),
+        "created_at": serializers.DateTimeField(),
+        "started_at": serializers.DateTimeField(allow_null=True),
+        "finished_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
+class TaskRunDetailApi(APIView):
+    @extend_schema(responses=TaskRunSchema, summary="Status and progress of a task run")
+    def get(self, request: Request, run_id: str) -> Response:
+        run = get_object_or_404(TaskRun, pk=run_id)
+        return Response(task_run_data(run))

@@ -1,0 +1,86 @@
+"""`python manage.py up`: runs the whole platform on this machine until Ctrl-C."""
+
+import os
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from workers import queues, runtime
+
+
+class Command(BaseCommand):
+    help = (
+        "Starts the platform: an embedded Redis server (unless REDIS_URL is set), a Celery worker "
+        "for every queue, Celery beat and the web server; Ctrl-C stops them all."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=os.environ.get("MARKETING_AI_HOST", "127.0.0.1"))
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("MARKETING_AI_PORT", 8000))
+        )
+        parser.add_argument(
+            "--queues",
+            default=",".join(queues.ALL),
+            help="queues the worker consumes (default: all of them)",
+        )
+        parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--no-worker", action="store_true", help="do not start a worker")
+        parser.add_argument("--no-beat", action="store_true", help="do not start Celery beat")
+        parser.add_argument("--no-migrate", action="store_true", help="skip `migrate` first")
+
+    def handle(self, *args, **opts) -> None:
+        wanted = [q for q in opts["queues"].split(",") if q]
+        unknown = set(wanted) - set(queues.ALL)
+        if unknown:
+            raise CommandError(f"unknown queue(s): {', '.join(sorted(unknown))}")
+        if not opts["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        if settings.PRODUCTION:
+            call_command("collectstatic", interactive=False, verbosity=0)
+
+        services: list[runtime.Service] = []
+        redis_port = None
+        if settings.EMBEDDED_REDIS:
+            redis_port = settings.EMBEDDED_REDIS_PORT
+            if runtime.wait_for_port(redis_port, timeout=0.2):
+                raise CommandError(
+                    f"port {redis_port} is taken: another `up` may be running, or set "
+                    "MARKETING_AI_REDIS_PORT (or REDIS_URL for an existing Redis server)"
+                )
+            services.append(
+                runtime.redis_service(port=redis_port, data_dir=settings.DATA_DIR / "redis")
+            )
+        if not opts["no_worker"]:
+            services.append(
+                runtime.worker_service(queues=wanted, concurrency=opts["concurrency"])
+            )
+        if not opts["no_beat"]:
+            services.append(runtime.beat_service(data_dir=settings.DATA_DIR))
+        services.append(
+            runtime.web_service(
+                host=opts["host"], port=opts["port"], workers=opts["web_workers"]
+            )
+        )
+
+        def ready(service: runtime.Service) -> bool:
+            if service.name == "redis":
+                return runtime.wait_for_port(redis_port)
+            if service.name == "web":
+                if not runtime.wait_for_port(opts["port"], host=opts["host"], timeout=30):
+                    return False
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"marketing_ai is up at http://{opts['host']}:{opts['port']}/admin/ "
+                        "(Ctrl-C stops everything)"
+                    )
+                )
+            return True
+
+        supervisor = runtime.Supervisor(services, log=lambda m: self.stdout.write(f"[up] {m}"))
+        code = supervisor.run(before_each=ready)
+        self.stdout.write("[up] stopped")
+        if code:
+            raise CommandError("a service stopped unexpectedly; see the log above")

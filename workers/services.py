@@ -1,0 +1,113 @@
+"""Writes to the run ledger: starting and cancelling task runs, registering and promoting models."""
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from workers import queues
+from workers.models import ModelVersion, TaskRun
+
+
+def task_run_start(
+    *,
+    task: Any,
+    params: dict | None = None,
+    queue: str | None = None,
+    user: Any = None,
+) -> TaskRun:
+    """Records a queued TaskRun for `task` (a tracked Celery task) and enqueues it on commit.
+
+    `queue` overrides the task's route (e.g. to check one node's worker). The message is sent
+    only once the surrounding transaction commits, so a worker never looks for a row that does
+    not exist yet, and a rolled-back request enqueues nothing.
+    """
+    queue = queue or queues.queue_for(task.name)
+    if queue not in queues.ALL:
+        raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(queues.ALL)}")
+    run = TaskRun.objects.create(
+        kind=task.name,
+        params=params or {},
+        queue=queue,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    transaction.on_commit(lambda: task.apply_async(args=[str(run.pk)], queue=queue))
+    return run
+
+
+def task_run_cancel(*, run: TaskRun) -> bool:
+    """Cancels a queued or running run; the task stops at its next progress report.
+
+    Returns False when the run had already finished.
+    """
+    now = timezone.now()
+    return bool(
+        TaskRun.objects.filter(
+            pk=run.pk, status__in=[TaskRun.Status.QUEUED, TaskRun.Status.RUNNING]
+        ).update(status=TaskRun.Status.CANCELLED, finished_at=now, message="cancelled")
+    )
+
+
+@transaction.atomic
+def model_version_create(
+    *,
+    family: str,
+    metrics: dict,
+    params: dict | None = None,
+    artifact_path: str = "",
+    task_run: TaskRun | None = None,
+) -> ModelVersion:
+    """Registers a new shadow version of `family`, numbered one past the latest."""
+    # Locking the family's rows serialises concurrent registrations on PostgreSQL.
+    latest = (
+        ModelVersion.objects.select_for_update()
+        .filter(family=family)
+        .aggregate(latest=Max("version"))["latest"]
+    )
+    return ModelVersion.objects.create(
+        family=family,
+        version=(latest or 0) + 1,
+        metrics=metrics,
+        params=params or {},
+        artifact_path=artifact_path,
+        task_run=task_run,
+    )
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    """Makes `version` the active one of its family; the previously active one is retired."""
+    ModelVersion.objects.select_for_update().filter(family=version.family).exclude(
+        pk=version.pk
+    ).filter(status=ModelVersion.Status.ACTIVE).update(status=ModelVersion.Status.RETIRED)
+    version.status = ModelVersion.Status.ACTIVE
+    version.promoted_at = timezone.now()
+    version.save(update_fields=["status", "promoted_at"])
+    return version
+
+
+@transaction.atomic
+def model_version_rollback(*, family: str) -> ModelVersion | None:
+    """Re-activates the most recently promoted version before the active one.
+
+    Returns the version now active, or None when there is nothing to roll back to.
+    """
+    versions = ModelVersion.objects.select_for_update().filter(family=family)
+    active = versions.filter(status=ModelVersion.Status.ACTIVE).first()
+    previous = versions.exclude(status=ModelVersion.Status.ACTIVE).filter(promoted_at__isnull=False)
+    if active is not None:
+        previous = previous.filter(promoted_at__lt=active.promoted_at)
+    target = previous.order_by("-promoted_at").first()
+    if target is None:
+        return None
+    return model_version_promote(version=target)
+
+
+def model_version_set_status(*, version: ModelVersion, status: str) -> ModelVersion:
+    """Moves a version to shadow or retired (promotion goes through model_version_promote)."""
+    if status not in (ModelVersion.Status.SHADOW, ModelVersion.Status.RETIRED):
+        raise ValueError("use model_version_promote to activate a version")
+    version.status = status
+    version.save(update_fields=["status"])
+    return version

@@ -1,0 +1,3 @@
+"""Thin Celery tasks per domain; the module name decides the queue (see workers.queues)."""
+
+from workers.tasks import system  # noqa: F401

@@ -1,0 +1,158 @@
+"""Celery tasks that run against a TaskRun row and report progress to it.
+
+A tracked task is declared as
+
+    @tracked_task()
+    def retrain(run: TaskRun, progress: Progress) -> dict:
+        ...
+        progress(40, "fitting")
+        return {"rows": n}
+
+and started with `workers.services.task_run_start(task=retrain, params=...)`. Celery passes only
+the run's id; the body reads its parameters from the row. Delivering the same message twice is
+harmless: a finished or cancelled run is not run again, and a running one is taken over only when
+its heartbeat has gone stale (the worker that had it died).
+"""
+
+import functools
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from workers.models import TaskRun
+
+logger = logging.getLogger(__name__)
+
+# A running task reports at least this often (Progress writes a heartbeat at least every
+# HEARTBEAT_SECONDS); a delivery that finds a run silent for longer takes it over.
+HEARTBEAT_SECONDS = 10
+STALE_AFTER = timedelta(seconds=120)
+
+
+class RunCancelled(Exception):
+    """Raised inside a task body when staff cancelled its run."""
+
+
+class Progress:
+    """Reports a run's progress (0-100) and message; raises RunCancelled once it is cancelled.
+
+    Writes are throttled: the row changes when the whole percentage or the message changes, or
+    when the heartbeat is due, so a loop may call it per item.
+    """
+
+    def __init__(self, run_id: Any) -> None:
+        self.run_id = run_id
+        self._percent = -1
+        self._message: str | None = None
+        self._beat = 0.0
+
+    def __call__(self, percent: float, message: str | None = None) -> None:
+        percent = max(0, min(99, int(percent)))  # 100 is written only on success
+        now = time.monotonic()
+        changed = percent != self._percent or (message is not None and message != self._message)
+        if not changed and now - self._beat < HEARTBEAT_SECONDS:
+            return
+        fields: dict[str, Any] = {"progress": percent, "heartbeat_at": timezone.now()}
+        if message is not None:
+            fields["message"] = message[:500]
+        updated = TaskRun.objects.filter(pk=self.run_id, status=TaskRun.Status.RUNNING).update(
+            **fields
+        )
+        if not updated:
+            raise RunCancelled(str(self.run_id))
+        self._percent, self._beat = percent, now
+        if message is not None:
+            self._message = message
+
+    def span(self, start: float, end: float) -> "Progress":
+        """A reporter whose 0-100 maps onto [start, end] of this one (for sub-steps)."""
+        return _SubProgress(self, start, end)
+
+
+class _SubProgress(Progress):
+    def __init__(self, parent: Progress, start: float, end: float) -> None:
+        self.parent, self.start, self.end = parent, start, end
+
+    def __call__(self, percent: float, message: str | None = None) -> None:
+        self.parent(self.start + (self.end - self.start) * percent / 100, message)
+
+
+def claim(run_id: Any) -> TaskRun | None:
+    """Marks the run RUNNING for this delivery, or returns None when it must not run."""
+    now = timezone.now()
+    claimed = (
+        TaskRun.objects.filter(pk=run_id)
+        .filter(
+            Q(status=TaskRun.Status.QUEUED)
+            | Q(status=TaskRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+        )
+        .update(
+            status=TaskRun.Status.RUNNING,
+            started_at=Coalesce(F("started_at"), now),
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+        )
+    )
+    return TaskRun.objects.get(pk=run_id) if claimed else None
+
+
+def _finish(run_id: Any, **fields: Any) -> None:
+    TaskRun.objects.filter(pk=run_id, status=TaskRun.Status.RUNNING).update(
+        finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
+    )
+
+
+def tracked_task(**options: Any) -> Callable:
+    """Declares `fn(run, progress) -> dict | None` as a Celery task taking a TaskRun id.
+
+    Celery options pass through (queue routing comes from settings by module). Every tracked
+    task acknowledges late and is re-queued if its worker process dies.
+    """
+
+    def decorate(fn: Callable[[TaskRun, Progress], dict | None]) -> Any:
+        @shared_task(
+            bind=True,
+            name=options.pop("name", f"{fn.__module__}.{fn.__name__}"),
+            acks_late=True,
+            reject_on_worker_lost=True,
+            **options,
+        )
+        @functools.wraps(fn)
+        def task(self: Any, run_id: str) -> None:
+            run = claim(run_id)
+            if run is None:
+                logger.info("task run %s is finished, cancelled or taken; skipping", run_id)
+                return
+            try:
+                result = fn(run, Progress(run.pk))
+            except RunCancelled:
+                logger.info("task run %s was cancelled", run_id)
+                return
+            except Exception as exc:
+                logger.exception("task run %s failed", run_id)
+                _finish(
+                    run_id,
+                    status=TaskRun.Status.FAILED,
+                    message=f"{type(exc).__name__}: {exc}"[:500],
+                    error=traceback.format_exc(),
+                )
+                return
+            _finish(
+                run_id,
+                status=TaskRun.Status.SUCCEEDED,
+                progress=100,
+                message="done",
+                result=result or {},
+            )
+
+        return task
+
+    return decorate
