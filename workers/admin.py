@@ -125,9 +125,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="metrics")
     def metrics_summary(self, version: ModelVersion) -> str:
         items = list(version.metrics.items())[:4]
-        return ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items
-        )
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
     @admin.action(description="Promote to active (retires the current active version)")
     def promote(self, request: HttpRequest, queryset) -> None:

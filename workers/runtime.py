@@ -99,6 +99,8 @@ def worker_service(*, queues: list[str], concurrency: int, name: str = "all") ->
         "--concurrency", str(concurrency),
         "--hostname", f"{name}@%h",
         "--loglevel", "INFO",
+        # One worker per machine here: no neighbours to synchronise with at start-up.
+        "--without-mingle", "--without-gossip",
     ]  # fmt: skip
     return Service(f"worker:{name}", argv)
 
@@ -122,6 +124,7 @@ def web_service(*, host: str, port: int, workers: int) -> Service:
         "--threads", "4",
         "--access-logfile", "-",
         "--graceful-timeout", "10",
+        "--no-control-socket",  # one per user by default: two installations would collide
     ]  # fmt: skip
     return Service("web", argv)
 

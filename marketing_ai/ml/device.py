@@ -28,8 +28,10 @@ def choose(prefer: str | None = None, threads: int | None = None) -> Device:
     if prefer == "cuda" and not has_cuda:
         raise RuntimeError("MARKETING_AI_DEVICE=cuda but torch sees no CUDA device")
     use_cuda = has_cuda if prefer is None else prefer == "cuda"
-    threads = threads or int(os.environ.get("MARKETING_AI_TORCH_THREADS", 0)) or min(
-        os.cpu_count() or 1, 8
+    threads = (
+        threads
+        or int(os.environ.get("MARKETING_AI_TORCH_THREADS", 0))
+        or min(os.cpu_count() or 1, 8)
     )
     torch.set_num_threads(threads)
     if use_cuda:

@@ -1,0 +1,61 @@
+"""Production settings refuse unsafe defaults; `check --deploy` is clean when configured."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+GOOD_KEY = "k" * 20 + "-Jq8vN2xLw5Zt0RbYc7HsUe3" + "a1b2c3d4e5f6g7h8"
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    base.pop("ALLOWED_HOSTS", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key():
+    result = run_manage("check", MARKETING_AI_ENV="production", ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_debug_and_missing_hosts():
+    result = run_manage(
+        "check", MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY, DEBUG="True",
+        ALLOWED_HOSTS="example.com",
+    )  # fmt: skip
+    assert result.returncode != 0 and "DEBUG must be False" in result.stderr
+    result = run_manage("check", MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY)
+    assert result.returncode != 0 and "ALLOWED_HOSTS" in result.stderr
+
+
+def test_check_deploy_is_clean_in_production():
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="mkt.example.com",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_embedded_secret_key_is_generated_once(tmp_path):
+    from marketing_ai.embedded import stored_secret_key
+
+    first = stored_secret_key(tmp_path)
+    assert len(first) >= 50
+    assert stored_secret_key(tmp_path) == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_no_missing_migrations():
+    result = run_manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,48 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from workers import services
+from workers.models import ModelVersion, TaskRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("root", password="pw-for-tests")
+    client.force_login(user)
+    return client
+
+
+def test_taskrun_changelist_shows_progress_bar(admin_client):
+    TaskRun.objects.create(kind="workers.tasks.system.selfcheck", progress=42, status="running")
+    page = admin_client.get("/admin/workers/taskrun/").content.decode()
+    assert '<progress max="100" value="42">' in page
+    assert "Run worker self-check" in page
+
+
+def test_selfcheck_button_queues_a_run_per_queue(admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post("/admin/workers/taskrun/selfcheck/", {"queue": "all"})
+    assert response.status_code == 302
+    assert sorted(TaskRun.objects.values_list("queue", flat=True)) == [
+        "default",
+        "gpu",
+        "ml",
+        "sends",
+    ]
+    assert len(callbacks) == 4  # one enqueue per run, sent only on commit
+
+
+def test_modelversion_promote_action(admin_client):
+    one = services.model_version_create(family="predict.churn", metrics={"auc": 0.8})
+    two = services.model_version_create(family="predict.churn", metrics={"auc": 0.85})
+    services.model_version_promote(version=one)
+    admin_client.post(
+        "/admin/workers/modelversion/",
+        {"action": "promote", "_selected_action": [two.pk]},
+    )
+    assert ModelVersion.objects.get(pk=two.pk).status == "active"
+    assert ModelVersion.objects.get(pk=one.pk).status == "retired"
+    page = admin_client.get("/admin/workers/modelversion/").content.decode()
+    assert "auc=0.85" in page
