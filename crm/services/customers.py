@@ -1,0 +1,219 @@
+"""Customer writes: bulk upsert with identity merge, single updates, consent changes."""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm import validation as v
+from crm.models import Channel, Consent, Customer, ExternalIdentity, Workspace
+
+# field -> (cleaner, kwargs); only the fields a row carries are written (partial update).
+CUSTOMER_FIELDS = {
+    "email": (v.email, {}),
+    "phone": (v.text, {"max_length": 32}),
+    "first_name": (v.text, {"max_length": 100}),
+    "last_name": (v.text, {"max_length": 100}),
+    "locale": (v.locale, {}),
+    "time_zone": (v.time_zone, {}),
+    "country": (v.country, {}),
+    "attributes": (v.json_object, {}),
+}
+WRITABLE = set(CUSTOMER_FIELDS) | {"source", "external_id", "consent"}
+
+
+def _clean_customer_row(raw: Any) -> tuple[dict, dict]:
+    """Returns (clean row, errors). A row names the customer by source + external_id, or email."""
+    errors = v.RowErrors()
+    if not isinstance(raw, dict):
+        errors.add("non_field_errors", "each row must be a JSON object")
+        return {}, errors.errors
+    for unknown in sorted(set(raw) - WRITABLE):
+        errors.add(unknown, "unknown field")
+    row: dict[str, Any] = {}
+    for name, (cleaner, kwargs) in CUSTOMER_FIELDS.items():
+        if name in raw:
+            row[name] = errors.take(raw, name, cleaner, **kwargs)
+    has_source, has_external = "source" in raw, "external_id" in raw
+    if has_source or has_external:
+        row["source"] = errors.take(raw, "source", v.text, max_length=50, required=True)
+        row["external_id"] = errors.take(raw, "external_id", v.text, max_length=200, required=True)
+        if has_source != has_external:
+            errors.add("source" if has_external else "external_id", "required with the other")
+    elif not row.get("email"):
+        errors.add("non_field_errors", "identify the customer by source + external_id or email")
+    if "consent" in raw:
+        row["consent"] = _clean_consent(raw["consent"], errors)
+    return row, errors.errors
+
+
+def _clean_consent(value: Any, errors: v.RowErrors) -> dict[str, dict]:
+    """{"email": "subscribed"} or {"email": {"status": ..., "source": ...}} per channel."""
+    if not isinstance(value, dict):
+        errors.add("consent", 'must be an object such as {"email": "subscribed"}')
+        return {}
+    clean = {}
+    for channel, entry in value.items():
+        if channel not in Channel.values:
+            errors.add("consent", f"unknown channel {channel!r}")
+            continue
+        entry = {"status": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or entry.get("status") not in Consent.Status.values:
+            errors.add("consent", f"{channel}: status must be one of {', '.join(Consent.Status)}")
+            continue
+        clean[channel] = {"status": entry["status"], "source": str(entry.get("source", ""))[:100]}
+    return clean
+
+
+def _key(row: dict) -> tuple:
+    if row.get("source"):
+        return ("ext", row["source"], row["external_id"])
+    return ("email", row["email"])
+
+
+def _merge(earlier: dict, later: dict) -> dict:
+    """Two rows for one customer: the later row's fields win, attributes and consent combine."""
+    merged = {**earlier, **later}
+    for name in ("attributes", "consent"):
+        if name in earlier or name in later:
+            merged[name] = {**earlier.get(name, {}), **later.get(name, {})}
+    return merged
+
+
+@transaction.atomic
+def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api") -> v.BatchResult:
+    """Creates or updates customers; returns counts, ids by row index and rejected rows.
+
+    A row is matched by its external identity, else by e-mail (so the same person arriving from
+    two systems becomes one customer with two identities). Fields a row leaves out are kept;
+    `attributes` are merged. Bad rows are rejected with reasons; the good ones are written in
+    this one transaction. Rows for the same customer later in the batch win.
+    """
+    from crm import refs
+
+    result = v.BatchResult()
+    # Serialises upserts per workspace, so two batches never create the same person twice.
+    Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+
+    clean: dict[tuple, dict] = {}  # key -> {"row": ..., "indexes": [...]}
+    for index, raw in enumerate(rows):
+        row, errors = _clean_customer_row(raw)
+        if errors:
+            result.reject(index, errors)
+            continue
+        key = _key(row)
+        if key in clean:
+            clean[key]["row"] = _merge(clean[key]["row"], row)
+            clean[key]["indexes"].append(index)
+        else:
+            clean[key] = {"row": row, "indexes": [index]}
+
+    emails = {("email", e["row"]["email"]) for e in clean.values() if e["row"].get("email")}
+    by_identity = refs.resolve(workspace, {k for k in clean if k[0] == "ext"})
+    by_email = refs.resolve(workspace, emails)
+
+    # One plan entry per customer: rows that turn out to be the same person are merged.
+    plan: list[dict] = []
+    by_pk: dict[int, dict] = {}
+    new_by_email: dict[str, dict] = {}
+    for key, item in clean.items():
+        row = item["row"]
+        pk = by_identity.get(key) if key[0] == "ext" else None
+        email_owner = by_email.get(("email", row["email"])) if row.get("email") else None
+        if pk is not None and email_owner is not None and email_owner != pk:
+            for index in item["indexes"]:
+                result.reject(index, {"email": ["already belongs to another customer"]})
+            continue
+        pk = pk or email_owner
+        target = by_pk.get(pk) if pk is not None else new_by_email.get(row.get("email"))
+        if target is not None:
+            target["row"] = _merge(target["row"], row)
+            target["keys"].add(key)
+            target["indexes"] += item["indexes"]
+            continue
+        entry = {"row": row, "pk": pk, "keys": {key}, "indexes": list(item["indexes"])}
+        plan.append(entry)
+        if pk is not None:
+            by_pk[pk] = entry
+        elif row.get("email"):
+            new_by_email[row["email"]] = entry
+
+    current = Customer.objects.in_bulk(list(by_pk))
+    to_create: list[tuple[dict, Customer]] = []
+    to_update: list[Customer] = []
+    updated_fields: set[str] = set()
+    for entry in plan:
+        fields = {k: entry["row"][k] for k in CUSTOMER_FIELDS if k in entry["row"]}
+        if entry["pk"] is None:
+            to_create.append((entry, Customer(workspace=workspace, **fields)))
+            continue
+        customer = current[entry["pk"]]
+        changed = False
+        for name, value in fields.items():
+            if name == "attributes":
+                value = {**customer.attributes, **value}
+            if getattr(customer, name) != value:
+                setattr(customer, name, value)
+                updated_fields.add(name)
+                changed = True
+        if changed:
+            to_update.append(customer)
+            result.updated += 1
+        else:
+            result.unchanged += 1
+
+    Customer.objects.bulk_create([c for _, c in to_create], batch_size=2000)
+    for entry, customer in to_create:
+        entry["pk"] = customer.pk
+    result.created = len(to_create)
+    if to_update:
+        now = timezone.now()
+        for customer in to_update:
+            customer.updated_at = now
+        Customer.objects.bulk_update(to_update, [*updated_fields, "updated_at"], batch_size=2000)
+
+    identities, consents = [], []
+    now = timezone.now()
+    for entry in plan:
+        for index in entry["indexes"]:
+            result.ids[index] = entry["pk"]
+        for key in entry["keys"]:
+            if key[0] == "ext" and key not in by_identity:
+                identities.append(
+                    ExternalIdentity(
+                        workspace=workspace,
+                        customer_id=entry["pk"],
+                        source=key[1],
+                        external_id=key[2],
+                    )  # fmt: skip
+                )
+        for channel, consent in entry["row"].get("consent", {}).items():
+            consents.append(
+                Consent(
+                    customer_id=entry["pk"],
+                    channel=channel,
+                    status=consent["status"],
+                    source=consent["source"] or source,
+                    updated_at=now,
+                )  # fmt: skip
+            )
+    ExternalIdentity.objects.bulk_create(identities, batch_size=2000, ignore_conflicts=True)
+    if consents:
+        Consent.objects.bulk_create(
+            consents,
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["customer", "channel"],
+            update_fields=["status", "source", "updated_at"],
+        )
+    return result
+
+
+def consent_set(*, customer: Customer, channel: str, status: str, source: str = "") -> Consent:
+    """Records the customer's consent for one channel now (unsubscribe links, preference pages)."""
+    consent, _ = Consent.objects.update_or_create(
+        customer=customer,
+        channel=channel,
+        defaults={"status": status, "source": source, "updated_at": timezone.now()},
+    )
+    return consent
