@@ -9,9 +9,7 @@ from collections.abc import Iterable, Sequence
 from django.db import connection, models
 
 
-def insert_rows(
-    model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence]
-) -> int:
+def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """Inserts `rows` into `model`'s table; returns how many. Runs in the caller's transaction."""
     table = model._meta.db_table
     names = [model._meta.get_field(c).column for c in columns]

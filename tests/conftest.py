@@ -82,10 +82,14 @@ def redis_url():
         url = f"redis://127.0.0.1:{port}/0"
         os.environ["REDIS_URL"] = url  # child processes (workers, `up`) inherit it
         wait_until(lambda: _port_open(port), timeout=10)
-    settings.REDIS_URL = url
-    settings.CELERY_BROKER_URL = url
+    from django.test import override_settings
+
+    cache = {**settings.CACHES["default"], "LOCATION": url}
+    override = override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CACHES={"default": cache})
+    override.enable()
     app.conf.broker_url = url
     yield url
+    override.disable()
     if process is not None:
         process.terminate()
         process.wait(10)

@@ -26,6 +26,11 @@ class TaskRun(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=100, db_index=True, help_text="The Celery task name.")
+    # The workspace whose data the run works on (none for platform-wide runs such as a
+    # self-check); API keys see only their workspace's runs.
+    workspace = models.ForeignKey(
+        "crm.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="task_runs"
+    )
     params = models.JSONField(default=dict, blank=True)
     queue = models.CharField(max_length=50, blank=True)
     status = models.CharField(

@@ -16,6 +16,7 @@ def task_run_start(
     params: dict | None = None,
     queue: str | None = None,
     user: Any = None,
+    workspace: Any = None,
 ) -> TaskRun:
     """Records a queued TaskRun for `task` (a tracked Celery task) and enqueues it on commit.
 
@@ -30,6 +31,7 @@ def task_run_start(
         kind=task.name,
         params=params or {},
         queue=queue,
+        workspace=workspace,
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
     transaction.on_commit(lambda: task.apply_async(args=[str(run.pk)], queue=queue))

@@ -215,9 +215,7 @@ def _import_products(workspace: Workspace, frame: pd.DataFrame, summary: Summary
     names = _most_common(grouped["Description"])
     # The latest selling price is the catalogue price.
     prices = sales.sort_values("placed_at").groupby("StockCode")["Price"].last()
-    existing = dict(
-        Product.objects.filter(workspace=workspace).values_list("sku", "pk")
-    )
+    existing = dict(Product.objects.filter(workspace=workspace).values_list("sku", "pk"))
     new = []
     for sku, name in names.items():
         if sku in existing:
@@ -285,8 +283,9 @@ def _import_orders(workspace, frame, products, customers, summary, progress) -> 
         lines=("amount", "size"),
     )
     done = set(
-        Order.objects.filter(workspace=workspace, external_id__in=list(invoices.index))
-        .values_list("external_id", flat=True)
+        Order.objects.filter(workspace=workspace, external_id__in=list(invoices.index)).values_list(
+            "external_id", flat=True
+        )
     )
     summary.invoices_already_imported = len(done)
     invoices = invoices[~invoices.index.isin(done)]

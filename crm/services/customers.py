@@ -22,13 +22,15 @@ CUSTOMER_FIELDS = {
 WRITABLE = set(CUSTOMER_FIELDS) | {"source", "external_id", "consent"}
 
 
-def _clean_customer_row(raw: Any) -> tuple[dict, dict]:
-    """Returns (clean row, errors). A row names the customer by source + external_id, or email."""
+def _clean_customer_row(raw: Any, *, identify: bool = True) -> tuple[dict, dict]:
+    """Returns (clean row, errors). With `identify`, the row must name its customer by
+    source + external_id, or by email (bulk upserts); without, it only changes fields."""
     errors = v.RowErrors()
     if not isinstance(raw, dict):
         errors.add("non_field_errors", "each row must be a JSON object")
         return {}, errors.errors
-    for unknown in sorted(set(raw) - WRITABLE):
+    allowed = WRITABLE if identify else WRITABLE - {"source", "external_id"}
+    for unknown in sorted(set(raw) - allowed):
         errors.add(unknown, "unknown field")
     row: dict[str, Any] = {}
     for name, (cleaner, kwargs) in CUSTOMER_FIELDS.items():
@@ -40,7 +42,7 @@ def _clean_customer_row(raw: Any) -> tuple[dict, dict]:
         row["external_id"] = errors.take(raw, "external_id", v.text, max_length=200, required=True)
         if has_source != has_external:
             errors.add("source" if has_external else "external_id", "required with the other")
-    elif not row.get("email"):
+    elif identify and not row.get("email"):
         errors.add("non_field_errors", "identify the customer by source + external_id or email")
     if "consent" in raw:
         row["consent"] = _clean_consent(raw["consent"], errors)
@@ -217,3 +219,31 @@ def consent_set(*, customer: Customer, channel: str, status: str, source: str = 
         defaults={"status": status, "source": source, "updated_at": timezone.now()},
     )
     return consent
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, data: Any) -> dict[str, list[str]]:
+    """Changes the fields `data` carries (and consent); returns field errors, empty when saved."""
+    row, errors = _clean_customer_row(data, identify=False)
+    if errors:
+        return errors
+    if "email" in data and row["email"]:
+        taken = (
+            Customer.objects.filter(workspace_id=customer.workspace_id, email=row["email"])
+            .exclude(pk=customer.pk)
+            .exists()
+        )
+        if taken:
+            return {"email": ["already belongs to another customer"]}
+    for name in CUSTOMER_FIELDS:
+        if name in data:
+            value = row[name]
+            if name == "attributes":
+                value = {**customer.attributes, **value}
+            setattr(customer, name, value)
+    customer.save()
+    for channel, consent in row.get("consent", {}).items():
+        consent_set(
+            customer=customer, channel=channel, status=consent["status"], source=consent["source"]
+        )
+    return {}

@@ -12,7 +12,8 @@ def test_customer_upsert_creates_then_updates_idempotently(workspace):
     rows = [
         {"source": "shop", "external_id": "1", "email": "Ann@Example.com", "first_name": "Ann",
          "country": "gb", "consent": {"email": "subscribed"}},
-        {"source": "shop", "external_id": "2", "email": "bob@example.com", "time_zone": "Europe/Paris"},
+        {"source": "shop", "external_id": "2", "email": "bob@example.com",
+         "time_zone": "Europe/Paris"},
     ]  # fmt: skip
     first = services.customer_bulk_upsert(workspace=workspace, rows=rows)
     assert (first.created, first.updated, first.errors) == (2, 0, [])

@@ -7,7 +7,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.auth import HasScope
+from crm.models import ApiKey
 from workers.models import TaskRun
+
+
+class StaffOrScope(HasScope):
+    def has_permission(self, request, view) -> bool:
+        if getattr(request.user, "is_staff", False) and not isinstance(request.auth, ApiKey):
+            return True
+        return super().has_permission(request, view)
 
 
 def task_run_data(run: TaskRun) -> dict:
@@ -49,7 +58,15 @@ TaskRunSchema = inline_serializer(
 
 
 class TaskRunDetailApi(APIView):
+    """Staff (session) see every run; an API key with `tasks:read` sees its workspace's runs."""
+
+    permission_classes = [StaffOrScope]
+    read_scope = write_scope = "tasks:read"
+
     @extend_schema(responses=TaskRunSchema, summary="Status and progress of a task run")
     def get(self, request: Request, run_id: str) -> Response:
-        run = get_object_or_404(TaskRun, pk=run_id)
+        runs = TaskRun.objects.all()
+        if isinstance(request.auth, ApiKey):
+            runs = runs.filter(workspace=request.auth.workspace)
+        run = get_object_or_404(runs, pk=run_id)
         return Response(task_run_data(run))

@@ -1,0 +1,128 @@
+"""What every workspace-scoped API view shares: key auth, scopes, throttling, pagination,
+Idempotency-Key replay and the bulk endpoint's shape."""
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm import validation
+from crm.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasScope
+from crm.models import IdempotencyRecord, Workspace
+
+
+class Cursor(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
+class WorkspaceApi(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasScope]
+    throttle_classes = [ApiKeyThrottle]
+    read_scope = "crm:read"
+    write_scope = "crm:write"
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.request.auth.workspace
+
+    def paginate(self, queryset, shape: Callable[[list], list]) -> Response:
+        paginator = Cursor()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(shape(page))
+
+    def filtered(self, filterset_class, queryset):
+        filterset = filterset_class(self.request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return filterset.qs
+
+
+def body_hash(request: Request) -> str:
+    return hashlib.sha256(
+        json.dumps(request.data, sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+def idempotent(request: Request, workspace: Workspace, run: Callable[[], Response]) -> Response:
+    """Runs a write once per `Idempotency-Key` header; a retry gets the first answer back.
+
+    The answer is stored in the same transaction as the write, so a write that rolled back left
+    no record and may be retried. The same key with a different body is refused (422).
+    """
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return run()
+    if len(key) > 200:
+        raise ValidationError({"Idempotency-Key": ["at most 200 characters"]})
+    digest = body_hash(request)
+    endpoint = request.path
+    record = IdempotencyRecord.objects.filter(workspace=workspace, key=key).first()
+    if record is not None:
+        return _replay(record, digest, endpoint)
+    try:
+        with transaction.atomic():
+            response = run()
+            if response.status_code < 500:
+                IdempotencyRecord.objects.create(
+                    workspace=workspace,
+                    key=key,
+                    endpoint=endpoint,
+                    request_hash=digest,
+                    status_code=response.status_code,
+                    response=json.loads(json.dumps(response.data, default=str)),
+                )
+    except IntegrityError:
+        # The same key was being processed concurrently and the other request won.
+        record = IdempotencyRecord.objects.filter(workspace=workspace, key=key).first()
+        if record is None:
+            raise
+        return _replay(record, digest, endpoint)
+    return response
+
+
+def _replay(record: IdempotencyRecord, digest: str, endpoint: str) -> Response:
+    if record.request_hash != digest or record.endpoint != endpoint:
+        return Response(
+            {"detail": "this Idempotency-Key was used with a different request"},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    response = Response(record.response, status=record.status_code)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def bulk_response(request: Request, workspace: Workspace, service: Callable) -> Response:
+    """POST <resource>/bulk: validates the envelope, runs the batch service, reports per row.
+
+    200 with counts, ids by row index and rejected rows (index + field errors); the good rows of
+    a batch are kept even when others are rejected.
+    """
+
+    def run() -> Response:
+        try:
+            rows = validation.rows_of(request.data)
+        except validation.Invalid as exc:
+            raise ValidationError({"rows": [str(exc)]}) from exc
+        result = service(workspace=workspace, rows=rows)
+        return Response(result.as_dict(), status=status.HTTP_200_OK)
+
+    return idempotent(request, workspace, run)
+
+
+def single_write(result: validation.BatchResult, fetch: Callable[[int], dict]) -> Response:
+    """Turns a one-row batch into a REST answer: 400 with field errors, 201 created, 200 updated."""
+    if result.errors:
+        raise ValidationError(result.errors[0]["errors"])
+    code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return Response(fetch(result.ids[0]), status=code)

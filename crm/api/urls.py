@@ -1,0 +1,24 @@
+from django.urls import path, re_path
+
+from crm.api import views
+
+# Customers are addressed by id, ext:<source>:<external id> or email:<address>.
+CUSTOMER = r"customers/(?P<ref>[^/]+)"
+
+urlpatterns = [
+    path("customers", views.CustomerListApi.as_view()),
+    path("customers/bulk", views.CustomerBulkApi.as_view()),
+    re_path(rf"^{CUSTOMER}/timeline$", views.CustomerTimelineApi.as_view()),
+    re_path(rf"^{CUSTOMER}$", views.CustomerDetailApi.as_view()),
+    path("products", views.ProductListApi.as_view()),
+    path("products/bulk", views.ProductBulkApi.as_view()),
+    path("products/<int:pk>", views.ProductDetailApi.as_view()),
+    path("orders", views.OrderListApi.as_view()),
+    path("orders/bulk", views.OrderBulkApi.as_view()),
+    path("orders/<int:pk>", views.OrderDetailApi.as_view()),
+    path("events", views.EventListApi.as_view()),
+    path("events/bulk", views.EventBulkApi.as_view()),
+    path("events/<int:pk>", views.EventDetailApi.as_view()),
+    path("privacy/export", views.PrivacyExportApi.as_view()),
+    path("privacy/erase", views.PrivacyEraseApi.as_view()),
+]

@@ -1,0 +1,277 @@
+"""CRM endpoints under /api/v1/: validate, call a service or selector, shape dicts."""
+
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from crm import selectors, services
+from crm.api import filters
+from crm.api.base import WorkspaceApi, bulk_response, idempotent, single_write
+from crm.models import Customer, Event, Order, Product
+
+BULK_DOC = extend_schema(
+    request=OpenApiTypes.OBJECT,
+    responses=OpenApiTypes.OBJECT,
+    summary="Upsert up to 10,000 rows; bad rows come back with index and reason",
+    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+)
+
+
+def actor(request) -> str:
+    return str(request.user)
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+class CustomerListApi(WorkspaceApi):
+    @extend_schema(parameters=[filters.CustomerFilter], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        queryset = Customer.objects.filter(workspace=self.workspace, erased_at__isnull=True)
+        queryset = self.filtered(filters.CustomerFilter, queryset).distinct()
+        return self.paginate(queryset.values(*selectors.CUSTOMER_VALUES), selectors.customers_shape)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        def run():
+            rows = [request.data] if isinstance(request.data, dict) else [None]
+            result = services.customer_bulk_upsert(workspace=self.workspace, rows=rows)
+            return single_write(result, selectors.customer_data)
+
+        return idempotent(request, self.workspace, run)
+
+
+class CustomerBulkApi(WorkspaceApi):
+    @BULK_DOC
+    def post(self, request):
+        return bulk_response(request, self.workspace, services.customer_bulk_upsert)
+
+
+class CustomerDetailApi(WorkspaceApi):
+    """A customer by id, `ext:<source>:<external id>` or `email:<address>`."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, ref):
+        customer = selectors.customer_get(workspace=self.workspace, ref=ref)
+        return Response(selectors.customer_data(customer.pk))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def patch(self, request, ref):
+        customer = selectors.customer_get(workspace=self.workspace, ref=ref)
+        errors = services.customer_update(customer=customer, data=request.data)
+        if errors:
+            return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+        return Response(selectors.customer_data(customer.pk))
+
+    put = patch
+
+    @extend_schema(summary="Erase the customer everywhere (privacy erasure)", responses=None)
+    def delete(self, request, ref):
+        customer = selectors.customer_get(workspace=self.workspace, ref=ref)
+        services.privacy_erase(customer=customer, actor=actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerTimelineApi(WorkspaceApi):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, ref):
+        customer = selectors.customer_get(workspace=self.workspace, ref=ref)
+        return Response({"results": selectors.customer_timeline(customer=customer)})
+
+
+# --- products -------------------------------------------------------------------------------
+
+
+class ProductListApi(WorkspaceApi):
+    @extend_schema(parameters=[filters.ProductFilter], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        queryset = self.filtered(
+            filters.ProductFilter, Product.objects.filter(workspace=self.workspace)
+        )
+        return self.paginate(queryset.values(*selectors.PRODUCT_VALUES), list)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        def run():
+            rows = [request.data] if isinstance(request.data, dict) else [None]
+            result = services.product_bulk_upsert(workspace=self.workspace, rows=rows)
+            return single_write(result, selectors.product_data)
+
+        return idempotent(request, self.workspace, run)
+
+
+class ProductBulkApi(WorkspaceApi):
+    @BULK_DOC
+    def post(self, request):
+        return bulk_response(request, self.workspace, services.product_bulk_upsert)
+
+
+class ProductDetailApi(WorkspaceApi):
+    def product(self, pk) -> Product:
+        return get_object_or_404(Product, workspace=self.workspace, pk=pk)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk):
+        return Response(selectors.product_data(self.product(pk).pk))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def patch(self, request, pk):
+        product = self.product(pk)
+        data = request.data if isinstance(request.data, dict) else None
+        row = {**data, "sku": product.sku} if data is not None else None
+        if data is not None and "sku" in data and data["sku"] != product.sku:
+            return Response({"sku": ["a product's SKU cannot change"]}, status=400)
+        result = services.product_bulk_upsert(workspace=self.workspace, rows=[row])
+        return single_write(result, selectors.product_data)
+
+    put = patch
+
+    @extend_schema(responses=None)
+    def delete(self, request, pk):
+        try:
+            self.product(pk).delete()
+        except ProtectedError:
+            return Response(
+                {"detail": "this product has orders; set active=false instead of deleting it"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+class OrderListApi(WorkspaceApi):
+    @extend_schema(parameters=[filters.OrderFilter], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        queryset = self.filtered(
+            filters.OrderFilter, Order.objects.filter(workspace=self.workspace)
+        )
+        return self.paginate(queryset.values(*selectors.ORDER_VALUES), selectors.orders_shape)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        def run():
+            rows = [request.data] if isinstance(request.data, dict) else [None]
+            result = services.order_bulk_upsert(workspace=self.workspace, rows=rows)
+            return single_write(result, selectors.order_data)
+
+        return idempotent(request, self.workspace, run)
+
+
+class OrderBulkApi(WorkspaceApi):
+    @BULK_DOC
+    def post(self, request):
+        return bulk_response(request, self.workspace, services.order_bulk_upsert)
+
+
+class OrderDetailApi(WorkspaceApi):
+    def order(self, pk) -> Order:
+        return get_object_or_404(Order, workspace=self.workspace, pk=pk)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk):
+        return Response(selectors.order_data(self.order(pk).pk))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def put(self, request, pk):
+        order = self.order(pk)
+        data = request.data if isinstance(request.data, dict) else None
+        if data is not None and data.get("external_id", order.external_id) != order.external_id:
+            return Response({"external_id": ["an order's external id cannot change"]}, status=400)
+        row = {**data, "external_id": order.external_id} if data is not None else None
+        result = services.order_bulk_upsert(workspace=self.workspace, rows=[row])
+        return single_write(result, selectors.order_data)
+
+    patch = put
+
+    @extend_schema(responses=None)
+    def delete(self, request, pk):
+        self.order(pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class EventListApi(WorkspaceApi):
+    @extend_schema(parameters=[filters.EventFilter], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        queryset = self.filtered(
+            filters.EventFilter, Event.objects.filter(workspace=self.workspace)
+        )
+        return self.paginate(queryset.values(*selectors.EVENT_VALUES), list)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        def run():
+            rows = [request.data] if isinstance(request.data, dict) else [None]
+            result = services.event_bulk_create(workspace=self.workspace, rows=rows)
+            return single_write(result, selectors.event_data)
+
+        return idempotent(request, self.workspace, run)
+
+
+class EventBulkApi(WorkspaceApi):
+    @BULK_DOC
+    def post(self, request):
+        return bulk_response(request, self.workspace, services.event_bulk_create)
+
+
+class EventDetailApi(WorkspaceApi):
+    def event(self, pk) -> Event:
+        return get_object_or_404(Event, workspace=self.workspace, pk=pk)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk):
+        return Response(selectors.event_data(self.event(pk).pk))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def patch(self, request, pk):
+        self.event(pk)
+        return Response(
+            {"detail": "events are append-only; send a new event instead of editing one"},
+            status=status.HTTP_405_METHOD_NOT_ALLOWED,
+        )
+
+    put = patch
+
+    @extend_schema(responses=None)
+    def delete(self, request, pk):
+        self.event(pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- privacy --------------------------------------------------------------------------------
+
+
+class PrivacyApi(WorkspaceApi):
+    read_scope = write_scope = "privacy"
+
+    def customer(self, request) -> Customer:
+        from rest_framework.exceptions import ValidationError
+
+        data = request.data if isinstance(request.data, dict) else {}
+        if "customer" not in data:
+            raise ValidationError(
+                {"customer": ["required: an id, ext:<source>:<id> or email:<address>"]}
+            )
+        return selectors.customer_get(workspace=self.workspace, ref=str(data["customer"]))
+
+
+class PrivacyExportApi(PrivacyApi):
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        customer = self.customer(request)
+        return Response(services.privacy_export(customer=customer, actor=actor(request)))
+
+
+class PrivacyEraseApi(PrivacyApi):
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        customer = self.customer(request)
+        entry = services.privacy_erase(customer=customer, actor=actor(request))
+        return Response({"erased": customer.pk, "audit_id": entry.pk, "removed": entry.details})
