@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from crm import selectors, services
 from crm.api import filters
 from crm.api.base import WorkspaceApi, bulk_response, idempotent, single_write
+from crm.api.schema import filter_parameters
 from crm.models import Customer, Event, Order, Product
 
 BULK_DOC = extend_schema(
@@ -20,6 +21,14 @@ BULK_DOC = extend_schema(
 )
 
 
+def list_schema(filterset_class, resource: str):
+    return extend_schema(
+        operation_id=f"{resource}_list",
+        parameters=filter_parameters(filterset_class),
+        responses=OpenApiTypes.OBJECT,
+    )
+
+
 def actor(request) -> str:
     return str(request.user)
 
@@ -28,7 +37,7 @@ def actor(request) -> str:
 
 
 class CustomerListApi(WorkspaceApi):
-    @extend_schema(parameters=[filters.CustomerFilter], responses=OpenApiTypes.OBJECT)
+    @list_schema(filters.CustomerFilter, "customers")
     def get(self, request):
         queryset = Customer.objects.filter(workspace=self.workspace, erased_at__isnull=True)
         queryset = self.filtered(filters.CustomerFilter, queryset).distinct()
@@ -86,7 +95,7 @@ class CustomerTimelineApi(WorkspaceApi):
 
 
 class ProductListApi(WorkspaceApi):
-    @extend_schema(parameters=[filters.ProductFilter], responses=OpenApiTypes.OBJECT)
+    @list_schema(filters.ProductFilter, "products")
     def get(self, request):
         queryset = self.filtered(
             filters.ProductFilter, Product.objects.filter(workspace=self.workspace)
@@ -145,7 +154,7 @@ class ProductDetailApi(WorkspaceApi):
 
 
 class OrderListApi(WorkspaceApi):
-    @extend_schema(parameters=[filters.OrderFilter], responses=OpenApiTypes.OBJECT)
+    @list_schema(filters.OrderFilter, "orders")
     def get(self, request):
         queryset = self.filtered(
             filters.OrderFilter, Order.objects.filter(workspace=self.workspace)
@@ -198,7 +207,7 @@ class OrderDetailApi(WorkspaceApi):
 
 
 class EventListApi(WorkspaceApi):
-    @extend_schema(parameters=[filters.EventFilter], responses=OpenApiTypes.OBJECT)
+    @list_schema(filters.EventFilter, "events")
     def get(self, request):
         queryset = self.filtered(
             filters.EventFilter, Event.objects.filter(workspace=self.workspace)
