@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from crm.api import views
+from crm.api import segments, views
 
 # Customers are addressed by id, ext:<source>:<external id> or email:<address>.
 CUSTOMER = r"customers/(?P<ref>[^/]+)"
@@ -19,6 +19,13 @@ urlpatterns = [
     path("events", views.EventListApi.as_view()),
     path("events/bulk", views.EventBulkApi.as_view()),
     path("events/<int:pk>", views.EventDetailApi.as_view()),
+    path("segments", segments.SegmentListApi.as_view()),
+    path("segments/preview", segments.SegmentRulesPreviewApi.as_view()),
+    path("segments/<int:pk>", segments.SegmentDetailApi.as_view()),
+    path("segments/<int:pk>/count", segments.SegmentCountApi.as_view()),
+    path("segments/<int:pk>/preview", segments.SegmentPreviewApi.as_view()),
+    path("segments/<int:pk>/members", segments.SegmentMembersApi.as_view()),
+    path("segments/<int:pk>/refresh", segments.SegmentRefreshApi.as_view()),
     path("privacy/export", views.PrivacyExportApi.as_view()),
     path("privacy/erase", views.PrivacyEraseApi.as_view()),
 ]

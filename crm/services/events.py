@@ -7,6 +7,7 @@ from django.db import transaction
 from crm import refs
 from crm import validation as v
 from crm.models import Event, Workspace
+from crm.services.refresh import after_behaviour_change
 
 
 def _clean_event_row(raw: Any) -> tuple[dict, dict]:
@@ -93,4 +94,5 @@ def event_bulk_create(*, workspace: Workspace, rows: list) -> v.BatchResult:
     for index, event in to_create:
         result.ids[index] = event.pk
     result.created = len(to_create)
+    after_behaviour_change(workspace=workspace, customer_ids={e.customer_id for _, e in to_create})
     return result

@@ -8,6 +8,7 @@ from django.db import transaction
 from crm import refs
 from crm import validation as v
 from crm.models import Event, Order, OrderLine, Product, Workspace
+from crm.services.refresh import after_behaviour_change
 
 
 def _clean_line(raw: Any, position: int, errors: v.RowErrors) -> dict | None:
@@ -162,6 +163,9 @@ def order_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
             events.append(purchase_event(order, len(row["lines"])))
     OrderLine.objects.bulk_create(lines, batch_size=5000)
     Event.objects.bulk_create(events, batch_size=2000, ignore_conflicts=True)
+    after_behaviour_change(
+        workspace=workspace, customer_ids={o.customer_id for _, _, o in accepted if o.customer_id}
+    )
     return result
 
 

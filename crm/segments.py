@@ -1,0 +1,262 @@
+"""The segment rule language, compiled to one SQL query over customers.
+
+A rule tree is JSON:
+
+    {"all": [
+        {"attribute": "country", "op": "eq", "value": "GB"},
+        {"orders": {"op": "gte", "value": 2}, "within_days": 90},
+        {"score": "churn_risk", "op": "gt", "value": 0.6}
+    ]}
+
+Nodes:
+- groups: {"all": [...]}, {"any": [...]}, {"not": node}
+- {"attribute": name, "op": op, "value": v} over the customer's fields (email, country, locale,
+  time_zone, first_name, last_name, phone, created_at) or custom ones as "attributes.<key>";
+  ops eq, ne, in, not_in, contains, gt, gte, lt, lte, exists, not_exists
+- {"event": type, "count": {"op": op, "value": n}, "within_days": d} (count defaults to >= 1)
+- {"orders": {"op": op, "value": n}, "within_days": d, "metric": "count" | "revenue"}
+- {"score": kind, "op": op, "value": x} over the customer's latest model score
+- {"segment": id} membership of another segment
+The root may carry "as_of" (ISO date-time): the moment `within_days` counts back from (default:
+now), so rules can be tried on historical data.
+
+Behaviour conditions compile to `id IN (SELECT customer_id ... GROUP BY customer_id HAVING ...)`
+(or NOT IN its complement when customers with nothing qualify, e.g. "fewer than 2 orders"), which
+PostgreSQL runs as a hash semi-join: no per-customer subquery, no Python loop.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from crm import validation as v
+from crm.models import Customer, CustomerScore, Event, Order, SegmentMembership, Workspace
+
+FIELDS = {"email", "country", "locale", "time_zone", "first_name", "last_name", "phone",
+          "created_at"}  # fmt: skip
+COMPARE = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
+MAX_NODES = 200
+
+
+class RuleError(v.Invalid):
+    pass
+
+
+def customers_matching(
+    workspace: Workspace, rules: dict, *, now: datetime | None = None
+) -> QuerySet[Customer]:
+    """The live customers of `workspace` that `rules` select (a lazy queryset: one query)."""
+    return Customer.objects.filter(workspace=workspace, erased_at__isnull=True).filter(
+        compile_rules(workspace, rules, now=now)
+    )
+
+
+def compile_rules(workspace: Workspace, rules: Any, *, now: datetime | None = None) -> Q:
+    """A Q over Customer for the rule tree; raises RuleError naming the bad node."""
+    if not isinstance(rules, dict) or not rules:
+        raise RuleError("rules must be a non-empty JSON object")
+    rules = dict(rules)
+    if "as_of" in rules:
+        try:
+            now = v.moment(rules.pop("as_of"))
+        except v.Invalid as exc:
+            raise RuleError(f"as_of: {exc}") from None
+    compiler = _Compiler(workspace, now or timezone.now())
+    return compiler.node(rules, "rules")
+
+
+class _Compiler:
+    def __init__(self, workspace: Workspace, now: datetime) -> None:
+        self.workspace = workspace
+        self.now = now
+        self.nodes = 0
+
+    def node(self, node: Any, path: str) -> Q:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise RuleError(f"at most {MAX_NODES} conditions")
+        if not isinstance(node, dict) or not node:
+            raise RuleError(f"{path}: each condition must be a JSON object")
+        if "all" in node or "any" in node:
+            key = "all" if "all" in node else "any"
+            children = node[key]
+            if not isinstance(children, list) or not children:
+                raise RuleError(f"{path}.{key}: must be a non-empty list")
+            parts = [self.node(child, f"{path}.{key}[{i}]") for i, child in enumerate(children)]
+            combined = parts[0]
+            for part in parts[1:]:
+                combined = combined & part if key == "all" else combined | part
+            return combined
+        if "not" in node:
+            return ~self.node(node["not"], f"{path}.not")
+        for kind in ("attribute", "event", "orders", "score", "segment"):
+            if kind in node:
+                return getattr(self, kind)(node, path)
+        raise RuleError(
+            f"{path}: expected one of all, any, not, attribute, event, orders, score, segment"
+        )
+
+    # --- conditions on the customer row ---------------------------------------------------
+    def attribute(self, node: dict, path: str) -> Q:
+        name, op, value = node["attribute"], node.get("op", "eq"), node.get("value")
+        if not isinstance(name, str):
+            raise RuleError(f"{path}.attribute: must be a field name")
+        if name in FIELDS:
+            lookup = name
+            value = self._field_value(name, value, op, path)
+        elif name.startswith("attributes.") and len(name) > len("attributes."):
+            key = name[len("attributes.") :]
+            if "__" in key:
+                raise RuleError(f"{path}.attribute: custom attribute names may not contain '__'")
+            lookup = f"attributes__{key}"
+        else:
+            raise RuleError(
+                f"{path}.attribute: unknown field {name!r}; use one of "
+                f"{', '.join(sorted(FIELDS))} or attributes.<key>"
+            )
+        if op in ("exists", "not_exists"):
+            present = Q(**{f"{lookup}__isnull": False})
+            if name in FIELDS and name != "created_at":
+                present &= ~Q(**{lookup: ""})
+            return present if op == "exists" else ~present
+        if op in ("in", "not_in"):
+            if not isinstance(value, list) or not value:
+                raise RuleError(f"{path}.value: '{op}' needs a non-empty list")
+            q = Q(**{f"{lookup}__in": value})
+            return q if op == "in" else ~q
+        if op == "ne":
+            return ~Q(**{lookup: value})
+        if op == "contains":
+            if not isinstance(value, str):
+                raise RuleError(f"{path}.value: 'contains' needs a string")
+            return Q(**{f"{lookup}__icontains": value})
+        if op not in COMPARE:
+            raise RuleError(f"{path}.op: unknown operator {op!r}")
+        if value is None or isinstance(value, dict | list):
+            raise RuleError(f"{path}.value: needs a single value")
+        return Q(**{f"{lookup}__{COMPARE[op]}": value})
+
+    def _field_value(self, name: str, value: Any, op: str, path: str) -> Any:
+        if op in ("exists", "not_exists"):
+            return None
+        cleaners = {"email": lambda x: str(x).lower(), "country": lambda x: str(x).upper()}
+        if name == "created_at":
+            cleaners[name] = v.moment
+        clean = cleaners.get(name, lambda x: x)
+        try:
+            return [clean(x) for x in value] if isinstance(value, list) else clean(value)
+        except v.Invalid as exc:
+            raise RuleError(f"{path}.value: {exc}") from None
+
+    # --- behaviour: events and orders ------------------------------------------------------
+    def _since(self, node: dict, path: str) -> datetime | None:
+        days = node.get("within_days")
+        if days is None:
+            return None
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 36500:
+            raise RuleError(f"{path}.within_days: a number of days between 1 and 36500")
+        return self.now - timedelta(days=days)
+
+    def _threshold(self, spec: Any, path: str, default=("gte", 1)) -> tuple[str, float]:
+        if spec is None:
+            return default
+        if not isinstance(spec, dict) or spec.get("op") not in COMPARE or "value" not in spec:
+            raise RuleError(f"{path}: use {{'op': 'gte', 'value': 2}} (op: eq, gt, gte, lt, lte)")
+        value = spec["value"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise RuleError(f"{path}.value: a number, 0 or more")
+        return spec["op"], value
+
+    @staticmethod
+    def _having(op: str, value: float, zero_matches: bool, grouped: QuerySet, agg: str) -> Q:
+        """Customers whose aggregate satisfies `op value`, where customers with no rows count as
+        zero. Written as IN (...) of the rows that qualify, or NOT IN (...) of those that don't,
+        whichever needs no row for customers without any."""
+        negate = {"lt": "gte", "lte": "gt", "eq": None}
+        if not zero_matches:
+            ids = grouped.filter(**{f"{agg}__{COMPARE[op]}": value}).values("customer_id")
+            return Q(pk__in=ids)
+        if op == "eq":  # value is 0 here: nobody with a non-zero aggregate
+            ids = grouped.exclude(**{agg: 0}).values("customer_id")
+        else:
+            ids = grouped.filter(**{f"{agg}__{negate[op]}": value}).values("customer_id")
+        return ~Q(pk__in=ids)
+
+    @staticmethod
+    def _zero_matches(op: str, value: float) -> bool:
+        return {"eq": value == 0, "gt": False, "gte": value <= 0, "lt": value > 0,
+                "lte": value >= 0}[op]  # fmt: skip
+
+    def event(self, node: dict, path: str) -> Q:
+        event_type = node["event"]
+        if not isinstance(event_type, str) or not event_type:
+            raise RuleError(f"{path}.event: an event type such as 'view'")
+        op, value = self._threshold(node.get("count"), f"{path}.count")
+        rows = Event.objects.filter(workspace=self.workspace, type=event_type)
+        since = self._since(node, path)
+        if since is not None:
+            rows = rows.filter(occurred_at__gte=since, occurred_at__lte=self.now)
+        where = node.get("where")
+        if where is not None:
+            if not isinstance(where, dict):
+                raise RuleError(f"{path}.where: an object of property: value")
+            for key, expected in where.items():
+                if not isinstance(key, str) or "__" in key:
+                    raise RuleError(f"{path}.where: property names may not contain '__'")
+                rows = rows.filter(**{f"properties__{key}": expected})
+        grouped = rows.values("customer_id").annotate(n=Count("id"))
+        return self._having(op, value, self._zero_matches(op, value), grouped, "n")
+
+    def orders(self, node: dict, path: str) -> Q:
+        op, value = self._threshold(node.get("orders"), f"{path}.orders")
+        metric = node.get("metric", "count")
+        if metric not in ("count", "revenue"):
+            raise RuleError(f"{path}.metric: 'count' or 'revenue'")
+        rows = Order.objects.filter(
+            workspace=self.workspace, customer__isnull=False, status=Order.Status.PLACED
+        )
+        since = self._since(node, path)
+        if since is not None:
+            rows = rows.filter(placed_at__gte=since, placed_at__lte=self.now)
+        if metric == "count":
+            rows = rows.filter(kind=Order.Kind.ORDER)
+            grouped = rows.values("customer_id").annotate(n=Count("id"))
+        else:  # returns subtract from revenue
+            grouped = rows.values("customer_id").annotate(n=Sum("total"))
+        return self._having(op, value, self._zero_matches(op, value), grouped, "n")
+
+    # --- model scores and other segments ----------------------------------------------------
+    def score(self, node: dict, path: str) -> Q:
+        kind, op, value = node["score"], node.get("op"), node.get("value")
+        if not isinstance(kind, str) or not kind:
+            raise RuleError(f"{path}.score: a score kind such as 'churn_risk'")
+        if op not in COMPARE:
+            raise RuleError(f"{path}.op: one of {', '.join(COMPARE)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RuleError(f"{path}.value: a number")
+        ids = CustomerScore.objects.filter(
+            workspace=self.workspace, kind=kind, **{f"value__{COMPARE[op]}": value}
+        ).values("customer_id")
+        return Q(pk__in=ids)
+
+    def segment(self, node: dict, path: str) -> Q:
+        segment_id = node["segment"]
+        if isinstance(segment_id, bool) or not isinstance(segment_id, int):
+            raise RuleError(f"{path}.segment: a segment id")
+        ids = SegmentMembership.objects.filter(
+            segment_id=segment_id, segment__workspace=self.workspace
+        ).values("customer_id")
+        return Q(pk__in=ids)
+
+
+def uses_behaviour(rules: Any) -> bool:
+    """Whether the tree looks at events, orders or scores (so new events may change it)."""
+    if isinstance(rules, dict):
+        if {"event", "orders", "score", "segment"} & set(rules):
+            return True
+        return any(uses_behaviour(child) for child in rules.values())
+    if isinstance(rules, list):
+        return any(uses_behaviour(child) for child in rules)
+    return False

@@ -1,0 +1,23 @@
+"""Hands changed customers to the incremental segment refresh once the write commits."""
+
+from django.db import transaction
+
+from crm.models import Segment, Workspace
+
+
+def after_behaviour_change(*, workspace: Workspace, customer_ids: set[int]) -> None:
+    """Queues a membership refresh for these customers if any rules segment could change."""
+    if (
+        not customer_ids
+        or not Segment.objects.filter(workspace=workspace, kind=Segment.Kind.RULES).exists()
+    ):
+        return
+    ids = sorted(customer_ids)
+
+    def enqueue() -> None:
+        from workers.tasks.segments import refresh_for_customers
+
+        for start in range(0, len(ids), 5000):
+            refresh_for_customers.delay(workspace.pk, ids[start : start + 5000])
+
+    transaction.on_commit(enqueue)

@@ -1,0 +1,38 @@
+"""Segment membership refreshes: one segment on demand, incremental after new events, nightly."""
+
+from celery import shared_task
+
+from crm.models import Segment, Workspace
+from crm.services import segments as segment_services
+from workers.models import TaskRun
+from workers.tracking import Progress, tracked_task
+
+
+@tracked_task()
+def refresh(run: TaskRun, progress: Progress) -> dict:
+    """Params: segment_id. Re-evaluates the whole segment."""
+    segment = Segment.objects.get(pk=run.params["segment_id"])
+    progress(10, f"evaluating {segment.name}")
+    return segment_services.segment_refresh(segment=segment)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
+    """Re-evaluates the workspace's rule segments for customers whose behaviour just changed.
+    Idempotent: running it twice leaves the same memberships."""
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is None:
+        return 0
+    return segment_services.segments_refresh_for_customers(
+        workspace=workspace, customer_ids=customer_ids
+    )
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def refresh_all() -> int:
+    """Nightly: rules with time windows ("in the last 90 days") change as days pass."""
+    count = 0
+    for segment in Segment.objects.filter(kind=Segment.Kind.RULES).select_related("workspace"):
+        segment_services.segment_refresh(segment=segment)
+        count += 1
+    return count
