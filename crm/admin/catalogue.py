@@ -1,0 +1,21 @@
+from django.contrib import admin
+
+from crm.admin.scope import WorkspaceScopedAdmin
+from crm.models import Product
+
+
+@admin.register(Product)
+class ProductAdmin(WorkspaceScopedAdmin):
+    list_display = ["sku", "name", "category", "price", "currency", "active"]
+    list_filter = ["workspace", "active", "category"]
+    search_fields = ["sku", "name", "description"]
+    list_editable = ["active"]
+    actions = ["deactivate", "activate"]
+
+    @admin.action(description="Mark inactive (never recommended)")
+    def deactivate(self, request, queryset) -> None:
+        self.message_user(request, f"Deactivated {queryset.update(active=False)} product(s).")
+
+    @admin.action(description="Mark active")
+    def activate(self, request, queryset) -> None:
+        self.message_user(request, f"Activated {queryset.update(active=True)} product(s).")

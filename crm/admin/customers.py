@@ -1,0 +1,115 @@
+from django.contrib import admin
+from django.db.models import Count
+from django.http import HttpRequest
+
+from crm import selectors
+from crm.admin.scope import WorkspaceScopedAdmin
+from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
+from crm.services import privacy_erase
+
+
+class IdentityInline(admin.TabularInline):
+    model = ExternalIdentity
+    fields = ["source", "external_id", "created_at"]
+    readonly_fields = ["created_at"]
+    extra = 0
+
+
+class ConsentInline(admin.TabularInline):
+    model = Consent
+    fields = ["channel", "status", "source", "updated_at"]
+    extra = 0
+
+
+class ScoreInline(admin.TabularInline):
+    model = CustomerScore
+    fields = ["kind", "value", "reasons", "model_version", "computed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(WorkspaceScopedAdmin):
+    list_display = ["__str__", "email", "country", "time_zone", "orders", "created_at"]
+    list_filter = ["workspace", "country", ("erased_at", admin.EmptyFieldListFilter)]
+    search_fields = ["email", "first_name", "last_name", "phone", "identities__external_id"]
+    readonly_fields = ["created_at", "updated_at", "erased_at"]
+    inlines = [IdentityInline, ConsentInline, ScoreInline]
+    actions = ["erase"]
+    change_form_template = "admin/crm/customer/change_form.html"
+    list_per_page = 50
+    show_full_result_count = False  # a COUNT(*) over a million rows on every page is waste
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(order_count=Count("orders"))
+
+    @admin.display(description="orders", ordering="order_count")
+    def orders(self, customer: Customer) -> int:
+        return customer.order_count
+
+    def save_formset(self, request, form, formset, change):
+        instances = formset.save(commit=False)
+        for instance in instances:
+            if isinstance(instance, ExternalIdentity):
+                instance.workspace_id = form.instance.workspace_id
+            if isinstance(instance, Consent) and not instance.updated_at:
+                from django.utils import timezone
+
+                instance.updated_at = timezone.now()
+            instance.save()
+        for obj in formset.deleted_objects:
+            obj.delete()
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        customer = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if customer is not None:
+            extra_context["timeline"] = selectors.customer_timeline(customer=customer, limit=100)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Erase selected customers (privacy erasure, cannot be undone)")
+    def erase(self, request: HttpRequest, queryset) -> None:
+        count = 0
+        for customer in queryset.filter(erased_at__isnull=True):
+            privacy_erase(customer=customer, actor=f"admin:{request.user.username}")
+            count += 1
+        self.message_user(request, f"Erased {count} customer(s).")
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    fields = ["product", "quantity", "unit_price", "amount"]
+    raw_id_fields = ["product"]
+    extra = 0
+
+
+@admin.register(Order)
+class OrderAdmin(WorkspaceScopedAdmin):
+    list_display = ["external_id", "kind", "customer", "placed_at", "total", "currency", "status"]
+    list_filter = ["workspace", "kind", "status", "currency"]
+    search_fields = ["external_id"]
+    date_hierarchy = "placed_at"
+    raw_id_fields = ["customer"]
+    inlines = [OrderLineInline]
+    list_select_related = ["customer"]
+    show_full_result_count = False
+
+
+@admin.register(Event)
+class EventAdmin(WorkspaceScopedAdmin):
+    list_display = ["type", "customer", "occurred_at", "properties"]
+    list_filter = ["workspace", "type"]
+    date_hierarchy = "occurred_at"
+    raw_id_fields = ["customer"]
+    list_select_related = ["customer"]
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # events are append-only
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,63 @@
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from crm.admin.scope import SESSION_KEY, user_workspaces
+from crm.models import AuditEntry, Workspace
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
+
+    def get_queryset(self, request):
+        return user_workspaces(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def get_urls(self):
+        switch = path(
+            "switch/", self.admin_site.admin_view(self.switch_view), name="crm_workspace_switch"
+        )
+        return [switch, *super().get_urls()]
+
+    def switch_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """POST workspace=<id> (or empty for all of mine) from the header's switcher."""
+        target = request.POST.get("next") or "/admin/"
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = "/admin/"
+        if request.method == "POST":
+            pk = request.POST.get("workspace")
+            if not pk:
+                request.session.pop(SESSION_KEY, None)
+            elif user_workspaces(request).filter(pk=pk).exists():
+                request.session[SESSION_KEY] = int(pk)
+            else:
+                messages.error(request, "You are not a member of that workspace.")
+        return HttpResponseRedirect(target)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "actor", "customer_id", "workspace"]
+    list_filter = ["action"]
+    readonly_fields = ["workspace", "action", "actor", "customer_id", "details", "created_at"]
+
+    def get_queryset(self, request):
+        from crm.admin.scope import visible_workspaces
+
+        return super().get_queryset(request).filter(workspace__in=visible_workspaces(request))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the audit log is evidence: nobody edits it

@@ -1,0 +1,120 @@
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from crm.models import ApiKey, Customer
+from tests.crm.test_api import seed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client, workspace, other_workspace):
+    """A staff user who is a member of `workspace` only, with CRM permissions."""
+    user = get_user_model().objects.create_user("marketer", password="pw-for-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crm"))
+    workspace.members.add(user)
+    client.force_login(user)
+    return client
+
+
+def test_staff_see_only_their_workspaces(staff, workspace, other_workspace):
+    mine, theirs = seed(workspace), seed(other_workspace)
+    page = staff.get("/admin/crm/customer/").content.decode()
+    assert f"/admin/crm/customer/{mine['customer']}/change/" in page
+    assert f"/admin/crm/customer/{theirs['customer']}/change/" not in page
+    response = staff.get(f"/admin/crm/customer/{theirs['customer']}/change/")
+    assert response.status_code == 302  # the admin's "does not exist" redirect
+    for model in ("product", "order", "event", "segment"):
+        response = staff.get(
+            f"/admin/crm/{model}/{theirs[model] if model in theirs else 0}/change/"
+        )
+        assert response.status_code in (302, 404), model
+    assert "Globex" not in staff.get("/admin/crm/workspace/").content.decode()
+
+
+def test_customer_page_shows_timeline_with_score_reasons(staff, workspace):
+    mine = seed(workspace)
+    page = staff.get(f"/admin/crm/customer/{mine['customer']}/change/").content.decode()
+    assert "Timeline" in page and "Order o1" in page and "recency_days" in page
+    assert "Teapot" in page
+
+
+def test_workspace_switcher(admin_client, workspace, other_workspace):
+    seed(workspace), seed(other_workspace)
+
+    def shown() -> set[str]:
+        page = admin_client.get("/admin/crm/customer/").content.decode()
+        return {email for email in ("c1@acme.io", "c1@globex.io") if email in page}
+
+    assert shown() == {"c1@acme.io", "c1@globex.io"}
+    admin_client.post("/admin/crm/workspace/switch/", {"workspace": other_workspace.pk})
+    assert shown() == {"c1@globex.io"}
+    admin_client.post("/admin/crm/workspace/switch/", {"workspace": ""})
+    assert shown() == {"c1@acme.io", "c1@globex.io"}
+
+
+def test_switching_to_a_foreign_workspace_is_refused(staff, other_workspace):
+    staff.post("/admin/crm/workspace/switch/", {"workspace": other_workspace.pk})
+    assert staff.session.get("crm_workspace") is None
+
+
+def test_segment_builder_live_count(staff, workspace, other_workspace):
+    seed(workspace), seed(other_workspace)
+    live = staff.post(
+        "/admin/crm/segment/live/",
+        json.dumps({"workspace": workspace.pk, "rules": {"orders": {"op": "gte", "value": 1}}}),
+        content_type="application/json",
+    )
+    assert live.status_code == 200 and live.json()["count"] == 1
+    bad = staff.post(
+        "/admin/crm/segment/live/",
+        json.dumps({"workspace": workspace.pk, "rules": {"orders": {"op": "about"}}}),
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and "rules.orders" in bad.json()["error"]
+    foreign = staff.post(
+        "/admin/crm/segment/live/",
+        json.dumps({"workspace": other_workspace.pk, "rules": {"event": "view"}}),
+        content_type="application/json",
+    )
+    assert foreign.status_code == 400
+    page = staff.get("/admin/crm/segment/add/").content.decode()
+    assert "Live count" in page and "segment-builder.js" in page
+
+
+def test_segment_saved_in_admin_is_materialised(staff, workspace):
+    seed(workspace)
+    response = staff.post(
+        "/admin/crm/segment/add/",
+        {"workspace": workspace.pk, "name": "Buyers", "kind": "rules",
+         "rules": json.dumps({"orders": {"op": "gte", "value": 1}})},
+    )  # fmt: skip
+    assert response.status_code == 302
+    segment = workspace.segments.get(name="Buyers")
+    assert segment.member_count == 1
+
+
+def test_api_key_created_in_admin_is_shown_once_and_works(admin_client, workspace):
+    response = admin_client.post(
+        "/admin/crm/apikey/add/",
+        {"workspace": workspace.pk, "name": "shop", "scopes": ["crm:read"]},
+        follow=True,
+    )
+    message = next(str(m) for m in response.context["messages"])
+    secret = message.rsplit(" ", 1)[-1]
+    key = ApiKey.objects.get()
+    assert secret.startswith(f"mai_{key.prefix}_") and key.key_hash not in message
+    api = admin_client.__class__()
+    answer = api.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert answer.status_code == 200
+
+
+def test_erase_action(admin_client, workspace):
+    mine = seed(workspace)
+    admin_client.post(
+        "/admin/crm/customer/", {"action": "erase", "_selected_action": [mine["customer"]]}
+    )
+    assert Customer.objects.get(pk=mine["customer"]).erased_at is not None
