@@ -1,9 +1,13 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from crm import selectors
-from crm.admin.scope import WorkspaceScopedAdmin
+from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
+from crm.importers.customers_csv import decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
 from crm.services import privacy_erase
 
@@ -32,6 +36,17 @@ class ScoreInline(admin.TabularInline):
         return False
 
 
+class ImportForm(forms.Form):
+    workspace = forms.ModelChoiceField(queryset=None)
+    file = forms.FileField(help_text="CSV with a header row, UTF-8 or Excel's Windows-1252")
+    source = forms.CharField(initial="csv", help_text="system the external_id column comes from")
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].queryset = user_workspaces(request)
+        self.fields["workspace"].initial = current_workspace(request)
+
+
 @admin.register(Customer)
 class CustomerAdmin(WorkspaceScopedAdmin):
     list_display = ["__str__", "email", "country", "time_zone", "orders", "created_at"]
@@ -41,6 +56,7 @@ class CustomerAdmin(WorkspaceScopedAdmin):
     inlines = [IdentityInline, ConsentInline, ScoreInline]
     actions = ["erase"]
     change_form_template = "admin/crm/customer/change_form.html"
+    change_list_template = "admin/crm/customer/change_list.html"
     list_per_page = 50
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is waste
 
@@ -70,6 +86,30 @@ class CustomerAdmin(WorkspaceScopedAdmin):
         if customer is not None:
             extra_context["timeline"] = selectors.customer_timeline(customer=customer, limit=100)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        upload = path(
+            "import/", self.admin_site.admin_view(self.import_view), name="crm_customer_import"
+        )
+        return [upload, *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> TemplateResponse:
+        """Upload a CSV of customers; the page shows the row report."""
+        if not self.has_add_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        report = None
+        form = ImportForm(request.POST or None, request.FILES or None, request=request)
+        if request.method == "POST" and form.is_valid():
+            report = import_customers_csv(
+                workspace=form.cleaned_data["workspace"],
+                stream=decode_upload(form.cleaned_data["file"].read()),
+                source=form.cleaned_data["source"],
+            )
+        context = {**self.admin_site.each_context(request), "form": form, "report": report,
+                   "opts": self.model._meta, "title": "Import customers from CSV"}  # fmt: skip
+        return TemplateResponse(request, "admin/crm/customer/import.html", context)
 
     @admin.action(description="Erase selected customers (privacy erasure, cannot be undone)")
     def erase(self, request: HttpRequest, queryset) -> None:

@@ -118,3 +118,42 @@ def test_erase_action(admin_client, workspace):
         "/admin/crm/customer/", {"action": "erase", "_selected_action": [mine["customer"]]}
     )
     assert Customer.objects.get(pk=mine["customer"]).erased_at is not None
+
+
+CSV = (
+    "email,first_name,country,external_id,consent_email,tier\n"
+    "ann@x.io,Ann,GB,1,subscribed,gold\n"
+    "not-an-email,Bob,FR,2,,silver\n"
+    "cat@x.io,Cat,Narnia,3,,\n"
+    "dan@x.io,Dan,DE,4,maybe,\n"
+)
+
+
+def test_csv_import_in_admin_reports_line_numbers(staff, workspace):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("customers.csv", CSV.encode(), content_type="text/csv")
+    response = staff.post(
+        "/admin/crm/customer/import/",
+        {"workspace": workspace.pk, "file": upload, "source": "legacy"},
+    )
+    report = response.context["report"]
+    assert report["created"] == 1 and report["rejected"] == 3
+    assert [e["line"] for e in report["errors"]] == [3, 4, 5]
+    assert "email" in report["errors"][0]["errors"]
+    assert "country" in report["errors"][1]["errors"]
+    assert "consent" in report["errors"][2]["errors"]
+    ann = Customer.objects.get(email="ann@x.io")
+    assert ann.attributes == {"tier": "gold"} and ann.consents.get().status == "subscribed"
+    assert ann.identities.get().source == "legacy"
+    assert "Rejected 3" in response.content.decode().replace("rejected", "Rejected")
+
+
+def test_csv_import_command(tmp_path, workspace):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "c.csv"
+    path.write_text(CSV)
+    with pytest.raises(CommandError, match="3 row"):
+        call_command("import_customers", str(path), "--workspace", workspace.slug)
+    assert Customer.objects.filter(workspace=workspace).count() == 1
