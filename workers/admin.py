@@ -48,6 +48,17 @@ class TaskRunAdmin(admin.ModelAdmin):
     change_list_template = "admin/workers/taskrun/change_list.html"
     change_form_template = "admin/workers/taskrun/change_form.html"
 
+    def get_queryset(self, request):
+        from django.db.models import Q
+
+        from crm.admin.scope import visible_workspaces
+
+        runs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return runs
+        # Staff see their workspaces' runs and the platform's own (self-checks).
+        return runs.filter(Q(workspace__in=visible_workspaces(request)) | Q(workspace=None))
+
     @admin.display(description="progress", ordering="progress")
     def bar(self, run: TaskRun) -> str:
         return progress_bar(run)

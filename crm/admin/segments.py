@@ -23,7 +23,7 @@ class SegmentForm(forms.ModelForm):
     rules = forms.JSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "segment-rules"}),
-        help_text="See the condition examples beside the editor; the count updates as you type.",
+        help_text="JSON rule tree (examples under Live count); the count updates as you type.",
     )
 
     class Meta:

@@ -25,7 +25,10 @@
     count.textContent = data.count.toLocaleString();
     for (const c of data.sample) {
       const tr = document.createElement("tr");
-      for (const v of [c.id, c.email || "", `${c.first_name} ${c.last_name}`.trim(), c.country]) {
+      const link = document.createElement("a");
+      link.href = `../../customer/${c.id}/change/`; link.textContent = c.id;
+      const first = document.createElement("td"); first.appendChild(link); tr.appendChild(first);
+      for (const v of [c.email || "", `${c.first_name} ${c.last_name}`.trim(), c.country]) {
         const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
       }
       body.appendChild(tr);
