@@ -6,4 +6,5 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
 
     def ready(self) -> None:
+        from crm import lookups  # noqa: F401  (registers field__any)
         from crm.api import schema  # noqa: F401  (registers the API key security scheme)

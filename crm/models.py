@@ -28,7 +28,11 @@ class Channel(models.TextChoices):
 
 
 class Customer(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="customers")
+    # db_index=False here and below: a composite index that starts with workspace covers it,
+    # and every index is paid for on each bulk insert.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="customers", db_index=False
+    )
     # Null, not "", when absent: uniqueness per workspace applies only to real addresses.
     email = models.EmailField(null=True, blank=True)  # noqa: DJ001  (stored lower-case)
     phone = models.CharField(max_length=32, blank=True)
@@ -53,6 +57,8 @@ class Customer(models.Model):
             ),
         ]
         indexes = [
+            # (workspace, id) serves every list endpoint: newest first within one workspace.
+            models.Index(fields=["workspace", "id"], name="customer_ws_id"),
             models.Index(fields=["workspace", "country"]),
             models.Index(fields=["workspace", "created_at"]),
         ]
@@ -65,7 +71,9 @@ class Customer(models.Model):
 class ExternalIdentity(models.Model):
     """The id a source system (a shop, another CRM) knows this customer by."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
     source = models.CharField(max_length=50)
     external_id = models.CharField(max_length=200)
@@ -106,7 +114,9 @@ class Consent(models.Model):
 
 
 class Product(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="products")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="products", db_index=False
+    )
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=300)
     description = models.TextField(blank=True)
@@ -121,6 +131,7 @@ class Product(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "sku"], name="product_unique_sku"),
         ]
+        indexes = [models.Index(fields=["workspace", "id"], name="product_ws_id")]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.name}"
@@ -135,7 +146,9 @@ class Order(models.Model):
         PLACED = "placed"
         CANCELLED = "cancelled"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="orders")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="orders", db_index=False
+    )
     # Null for guest checkouts and for customers who were erased: the sale still counts in
     # product demand, but it belongs to nobody.
     customer = models.ForeignKey(
@@ -155,6 +168,7 @@ class Order(models.Model):
             models.UniqueConstraint(fields=["workspace", "external_id"], name="order_unique"),
         ]
         indexes = [
+            models.Index(fields=["workspace", "id"], name="order_ws_id"),
             models.Index(fields=["customer", "placed_at"]),
             models.Index(fields=["workspace", "placed_at"]),
         ]
@@ -178,7 +192,9 @@ class Event(models.Model):
     """Something a customer did. Append-only: events are never edited, only erased."""
 
     id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="events")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=50, help_text="view, add_to_cart, purchase, open, click...")
     properties = models.JSONField(default=dict, blank=True)
@@ -195,6 +211,7 @@ class Event(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["workspace", "id"], name="event_ws_id"),
             models.Index(fields=["customer", "occurred_at"], name="event_timeline"),
             models.Index(fields=["workspace", "type", "occurred_at"], name="event_type_time"),
         ]

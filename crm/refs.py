@@ -46,7 +46,7 @@ def resolve(workspace: Workspace, keys: set[tuple]) -> dict[tuple, int]:
             found[("id", pk)] = pk
     emails = [k[1] for k in keys if k[0] == "email"]
     if emails:
-        for pk, address in live.filter(email__in=emails).values_list("pk", "email"):
+        for pk, address in live.filter(email__any=emails).values_list("pk", "email"):
             found[("email", address)] = pk
     by_source: dict[str, list[str]] = defaultdict(list)
     for k in keys:
@@ -56,7 +56,7 @@ def resolve(workspace: Workspace, keys: set[tuple]) -> dict[tuple, int]:
         rows = ExternalIdentity.objects.filter(
             workspace=workspace,
             source=source,
-            external_id__in=external_ids,
+            external_id__any=external_ids,
             customer__erased_at__isnull=True,
         ).values_list("external_id", "customer_id")
         for external_id, pk in rows:

@@ -97,7 +97,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "marketing_ai.urls"
+# Benchmarks mount comparison views beside the real ones (bench/urls.py); nothing else sets it.
+ROOT_URLCONF = env.str("MARKETING_AI_URLCONF", default="marketing_ai.urls")
 WSGI_APPLICATION = "marketing_ai.wsgi.application"
 ASGI_APPLICATION = "marketing_ai.asgi.application"
 

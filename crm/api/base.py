@@ -42,6 +42,8 @@ class WorkspaceApi(APIView):
         return paginator.get_paginated_response(shape(page))
 
     def filtered(self, filterset_class, queryset):
+        if not set(self.request.query_params) - {"limit", "cursor", "expand"}:
+            return queryset  # nothing to filter by: skip building the FilterSet
         filterset = filterset_class(self.request.query_params, queryset=queryset)
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)

@@ -2,17 +2,18 @@
 
 import django_filters as filters
 
-from crm.models import Customer, Event, Order, Product
+from crm.models import Customer, Event, ExternalIdentity, Order, Product, SegmentMembership
 
 
 class CustomerFilter(filters.FilterSet):
     email = filters.CharFilter(method="by_email")
     country = filters.CharFilter(method="by_country")
-    source = filters.CharFilter(field_name="identities__source")
-    external_id = filters.CharFilter(field_name="identities__external_id")
+    # Filters through other tables are subqueries, not joins: no duplicate rows, no DISTINCT.
+    source = filters.CharFilter(method="by_source")
+    external_id = filters.CharFilter(method="by_external_id")
     updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     created_since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    segment = filters.NumberFilter(field_name="memberships__segment_id")
+    segment = filters.NumberFilter(method="by_segment")
 
     class Meta:
         model = Customer
@@ -23,6 +24,21 @@ class CustomerFilter(filters.FilterSet):
 
     def by_country(self, queryset, name, value):
         return queryset.filter(country=value.strip().upper())
+
+    def by_source(self, queryset, name, value):
+        return queryset.filter(
+            pk__in=ExternalIdentity.objects.filter(source=value).values("customer_id")
+        )
+
+    def by_external_id(self, queryset, name, value):
+        ids = ExternalIdentity.objects.filter(external_id=value)
+        if self.data.get("source"):
+            ids = ids.filter(source=self.data["source"])
+        return queryset.filter(pk__in=ids.values("customer_id"))
+
+    def by_segment(self, queryset, name, value):
+        members = SegmentMembership.objects.filter(segment_id=value)
+        return queryset.filter(pk__in=members.values("customer_id"))
 
 
 class ProductFilter(filters.FilterSet):

@@ -25,4 +25,8 @@ def filter_parameters(filterset_class) -> list[OpenApiParameter]:
     ] + [
         OpenApiParameter("limit", int, OpenApiParameter.QUERY, description="page size, ≤ 1000"),
         OpenApiParameter("cursor", str, OpenApiParameter.QUERY, description="from `next`"),
-    ]
+    ] + (
+        [OpenApiParameter("expand", str, OpenApiParameter.QUERY,
+                          description="identities,consent: include them in each row")]
+        if filterset_class.__name__ == "CustomerFilter" else []
+    )  # fmt: skip

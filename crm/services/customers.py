@@ -5,6 +5,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from crm import bulk
 from crm import validation as v
 from crm.models import Channel, Consent, Customer, ExternalIdentity, Workspace
 
@@ -20,6 +21,13 @@ CUSTOMER_FIELDS = {
     "attributes": (v.json_object, {}),
 }
 WRITABLE = set(CUSTOMER_FIELDS) | {"source", "external_id", "consent"}
+CHANNELS = frozenset(Channel.values)  # computed once: enum .values builds a new list per call
+CONSENT_STATUSES = frozenset(Consent.Status.values)
+# What a new customer gets for the fields its row leaves out.
+NEW_CUSTOMER_DEFAULTS = {
+    "email": None, "phone": "", "first_name": "", "last_name": "", "locale": "", "time_zone": "",
+    "country": "", "attributes": {},
+}  # fmt: skip
 
 
 def _clean_customer_row(raw: Any, *, identify: bool = True) -> tuple[dict, dict]:
@@ -56,11 +64,11 @@ def _clean_consent(value: Any, errors: v.RowErrors) -> dict[str, dict]:
         return {}
     clean = {}
     for channel, entry in value.items():
-        if channel not in Channel.values:
+        if channel not in CHANNELS:
             errors.add("consent", f"unknown channel {channel!r}")
             continue
         entry = {"status": entry} if isinstance(entry, str) else entry
-        if not isinstance(entry, dict) or entry.get("status") not in Consent.Status.values:
+        if not isinstance(entry, dict) or entry.get("status") not in CONSENT_STATUSES:
             errors.add("consent", f"{channel}: status must be one of {', '.join(Consent.Status)}")
             continue
         clean[channel] = {"status": entry["status"], "source": str(entry.get("source", ""))[:100]}
@@ -94,9 +102,6 @@ def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api
     from crm import refs
 
     result = v.BatchResult()
-    # Serialises upserts per workspace, so two batches never create the same person twice.
-    Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-
     clean: dict[tuple, dict] = {}  # key -> {"row": ..., "indexes": [...]}
     for index, raw in enumerate(rows):
         row, errors = _clean_customer_row(raw)
@@ -110,6 +115,9 @@ def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api
         else:
             clean[key] = {"row": row, "indexes": [index]}
 
+    # Serialises upserts per workspace from here on, so two batches never create the same
+    # person twice; validation above runs outside the lock, alongside other batches.
+    Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
     emails = {("email", e["row"]["email"]) for e in clean.values() if e["row"].get("email")}
     by_identity = refs.resolve(workspace, {k for k in clean if k[0] == "ext"})
     by_email = refs.resolve(workspace, emails)
@@ -141,13 +149,13 @@ def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api
             new_by_email[row["email"]] = entry
 
     current = Customer.objects.in_bulk(list(by_pk))
-    to_create: list[tuple[dict, Customer]] = []
+    to_create: list[dict] = []
     to_update: list[Customer] = []
     updated_fields: set[str] = set()
     for entry in plan:
         fields = {k: entry["row"][k] for k in CUSTOMER_FIELDS if k in entry["row"]}
         if entry["pk"] is None:
-            to_create.append((entry, Customer(workspace=workspace, **fields)))
+            to_create.append(entry)
             continue
         customer = current[entry["pk"]]
         changed = False
@@ -164,50 +172,52 @@ def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api
         else:
             result.unchanged += 1
 
-    Customer.objects.bulk_create([c for _, c in to_create], batch_size=2000)
-    for entry, customer in to_create:
-        entry["pk"] = customer.pk
+    now = timezone.now()
+    new_ids = bulk.insert_returning_ids(
+        Customer,
+        ["workspace", *NEW_CUSTOMER_DEFAULTS, "created_at", "updated_at"],
+        [
+            (
+                workspace.pk,
+                *(e["row"].get(k, d) for k, d in NEW_CUSTOMER_DEFAULTS.items()),
+                now,
+                now,
+            )
+            for e in to_create
+        ],
+    )
+    for entry, pk in zip(to_create, new_ids, strict=True):
+        entry["pk"] = pk
     result.created = len(to_create)
     if to_update:
-        now = timezone.now()
         for customer in to_update:
             customer.updated_at = now
         Customer.objects.bulk_update(to_update, [*updated_fields, "updated_at"], batch_size=2000)
 
     identities, consents = [], []
-    now = timezone.now()
     for entry in plan:
         for index in entry["indexes"]:
             result.ids[index] = entry["pk"]
         for key in entry["keys"]:
             if key[0] == "ext" and key not in by_identity:
-                identities.append(
-                    ExternalIdentity(
-                        workspace=workspace,
-                        customer_id=entry["pk"],
-                        source=key[1],
-                        external_id=key[2],
-                    )  # fmt: skip
-                )
+                identities.append((workspace.pk, entry["pk"], key[1], key[2], now))
         for channel, consent in entry["row"].get("consent", {}).items():
             consents.append(
-                Consent(
-                    customer_id=entry["pk"],
-                    channel=channel,
-                    status=consent["status"],
-                    source=consent["source"] or source,
-                    updated_at=now,
-                )  # fmt: skip
+                (entry["pk"], channel, consent["status"], consent["source"] or source, now)
             )
-    ExternalIdentity.objects.bulk_create(identities, batch_size=2000, ignore_conflicts=True)
-    if consents:
-        Consent.objects.bulk_create(
-            consents,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["customer", "channel"],
-            update_fields=["status", "source", "updated_at"],
-        )
+    bulk.insert_returning_ids(
+        ExternalIdentity,
+        ["workspace", "customer", "source", "external_id", "created_at"],
+        identities,
+        conflict=["workspace", "source", "external_id"],
+    )
+    bulk.insert_returning_ids(
+        Consent,
+        ["customer", "channel", "status", "source", "updated_at"],
+        consents,
+        conflict=["customer", "channel"],
+        update=["status", "source", "updated_at"],
+    )
     return result
 
 

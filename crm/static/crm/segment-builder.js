@@ -26,7 +26,7 @@
     for (const c of data.sample) {
       const tr = document.createElement("tr");
       const link = document.createElement("a");
-      link.href = `../../customer/${c.id}/change/`; link.textContent = c.id;
+      link.href = `/admin/crm/customer/${c.id}/change/`; link.textContent = c.id;
       const first = document.createElement("td"); first.appendChild(link); tr.appendChild(first);
       for (const v of [c.email || "", `${c.first_name} ${c.last_name}`.trim(), c.country]) {
         const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
