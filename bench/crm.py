@@ -211,14 +211,6 @@ def main() -> None:
         os.environ.update(env)
         manage("migrate", "--noinput", env=env)
 
-        # --- Online Retail II import -------------------------------------------------------
-        started = time.perf_counter()
-        manage("import_online_retail", "--workspace", "retail", env=env)
-        figures["online_retail_import_seconds"] = round(time.perf_counter() - started, 1)
-        rows.append(("Online Retail II import (1,067,371 lines), s",
-                     f"{figures['online_retail_import_seconds']}", "target 90",
-                     f"{figures['online_retail_import_seconds'] / 90:.2f} of target"))  # fmt: skip
-
         import django
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
@@ -239,6 +231,8 @@ def main() -> None:
         try:
             services.wait_for_port(port)
             # --- bulk upsert over HTTP -----------------------------------------------------
+            # Warm-up (not counted): each web worker imports, connects and plans once.
+            bulk_upsert(port, key, 10 * BULK_CUSTOMERS, 4 * BATCH, clients=2)
             one = bulk_upsert(port, key, 0, BULK_CUSTOMERS, clients=1)
             two = bulk_upsert(port, key, BULK_CUSTOMERS, BULK_CUSTOMERS, clients=2)
             figures["bulk_upsert_records_per_s_1_client"] = round(one)
@@ -270,6 +264,15 @@ def main() -> None:
         finally:
             web.terminate()
             web.wait()
+
+        # --- Online Retail II import (after the HTTP runs: its aftermath - autovacuum on a
+        # million fresh rows - would otherwise run during them) ----------------------------
+        started = time.perf_counter()
+        manage("import_online_retail", "--workspace", "retail", env=env)
+        figures["online_retail_import_seconds"] = round(time.perf_counter() - started, 1)
+        rows.append(("Online Retail II import (1,067,371 lines), s",
+                     f"{figures['online_retail_import_seconds']}", "target 90",
+                     f"{figures['online_retail_import_seconds'] / 90:.2f} of target"))  # fmt: skip
 
         # --- segments over 1M customers and 10M events -------------------------------------
         from crm import segments

@@ -116,16 +116,17 @@ def insert_returning_ids(
             sql += f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
         else:
             sql += f" ON CONFLICT ({target}) DO NOTHING"
-        _execute_bound(sql, arrays)
+        execute_bound(sql, arrays)
         return None
     # PostgreSQL returns the rows of INSERT ... SELECT in the order unnest produced them;
     # Django's own bulk_create on PostgreSQL relies on the same.
-    return [row[0] for row in _execute_bound(sql + " RETURNING id", arrays, fetch=True)]
+    return [row[0] for row in execute_bound(sql + " RETURNING id", arrays, fetch=True)]
 
 
-def _execute_bound(sql: str, params: list, fetch: bool = False) -> list:
+def execute_bound(sql: str, params: list, fetch: bool = False) -> list:
     """Runs `sql` with server-side parameters on Django's own connection (so inside its
-    transaction); Django's cursor would interpolate the arrays into the SQL text instead."""
+    transaction); Django's cursor would interpolate the arrays into the SQL text instead.
+    PostgreSQL only; `%b` placeholders send a parameter in binary."""
     import psycopg
 
     connection.ensure_connection()

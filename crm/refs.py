@@ -3,6 +3,9 @@
 from collections import defaultdict
 from typing import Any
 
+from django.db import connection
+
+from crm import bulk
 from crm.models import Customer, ExternalIdentity, Workspace
 from crm.validation import Invalid
 
@@ -45,7 +48,18 @@ def resolve(workspace: Workspace, keys: set[tuple]) -> dict[tuple, int]:
         for pk in live.filter(pk__in=ids).values_list("pk", flat=True):
             found[("id", pk)] = pk
     emails = [k[1] for k in keys if k[0] == "email"]
-    if emails:
+    if emails and connection.vendor == "postgresql":
+        # Batches send up to 10,000 references: one statement with one binary array, no ORM
+        # query building per batch (measured: a sixth of a 1,000-row upsert went there).
+        rows = bulk.execute_bound(
+            "SELECT id, email FROM crm_customer WHERE workspace_id = %s "
+            "AND erased_at IS NULL AND email = ANY(%b::text[])",
+            [workspace.pk, emails],
+            fetch=True,
+        )
+        for pk, address in rows:
+            found[("email", address)] = pk
+    elif emails:
         for pk, address in live.filter(email__any=emails).values_list("pk", "email"):
             found[("email", address)] = pk
     by_source: dict[str, list[str]] = defaultdict(list)
@@ -53,6 +67,17 @@ def resolve(workspace: Workspace, keys: set[tuple]) -> dict[tuple, int]:
         if k[0] == "ext":
             by_source[k[1]].append(k[2])
     for source, external_ids in by_source.items():
+        if connection.vendor == "postgresql":
+            rows = bulk.execute_bound(
+                "SELECT i.external_id, i.customer_id FROM crm_externalidentity i "
+                "JOIN crm_customer c ON c.id = i.customer_id WHERE i.workspace_id = %s "
+                "AND i.source = %s AND i.external_id = ANY(%b::text[]) AND c.erased_at IS NULL",
+                [workspace.pk, source, external_ids],
+                fetch=True,
+            )
+            for external_id, pk in rows:
+                found[("ext", source, external_id)] = pk
+            continue
         rows = ExternalIdentity.objects.filter(
             workspace=workspace,
             source=source,
