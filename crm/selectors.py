@@ -134,3 +134,20 @@ def customer_export(*, customer: Customer) -> dict:
             )
         ),
     }
+
+
+def purchase_history(*, workspace: Workspace) -> list[tuple[int, int, int, object]]:
+    """(customer id, product id, quantity, placed_at) of every order line of live customers.
+
+    What model training reads: guest orders and erased customers never appear, so a person
+    who asked to be erased is in no later model version's training data.
+    """
+    return list(
+        OrderLine.objects.filter(
+            order__workspace=workspace,
+            order__customer__isnull=False,
+            order__customer__erased_at__isnull=True,
+        )
+        .order_by("order__placed_at", "id")
+        .values_list("order__customer_id", "product_id", "quantity", "order__placed_at")
+    )

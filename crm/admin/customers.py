@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils import timezone
 
 from crm import selectors
 from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
@@ -73,8 +75,6 @@ class CustomerAdmin(WorkspaceScopedAdmin):
             if isinstance(instance, ExternalIdentity):
                 instance.workspace_id = form.instance.workspace_id
             if isinstance(instance, Consent) and not instance.updated_at:
-                from django.utils import timezone
-
                 instance.updated_at = timezone.now()
             instance.save()
         for obj in formset.deleted_objects:
@@ -96,8 +96,6 @@ class CustomerAdmin(WorkspaceScopedAdmin):
     def import_view(self, request: HttpRequest) -> TemplateResponse:
         """Upload a CSV of customers; the page shows the row report."""
         if not self.has_add_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         report = None
         form = ImportForm(request.POST or None, request.FILES or None, request=request)

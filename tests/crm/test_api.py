@@ -280,3 +280,13 @@ def test_erasure_reaches_everything(workspace, two_workspaces):
     assert api.get("/api/v1/customers/ext:shop:c1").status_code == 404
     # the other workspace's person is untouched
     assert Event.objects.filter(customer_id=theirs["customer"]).count() == 2
+
+
+def test_erased_customers_leave_training_data(workspace, two_workspaces):
+    from crm import selectors
+
+    mine, _ = two_workspaces
+    before = selectors.purchase_history(workspace=workspace)
+    assert [row[0] for row in before] == [mine["customer"]]
+    services.privacy_erase(customer=Customer.objects.get(pk=mine["customer"]), actor="test")
+    assert selectors.purchase_history(workspace=workspace) == []
