@@ -212,8 +212,16 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "id"], name="event_ws_id"),
-            models.Index(fields=["customer", "occurred_at"], name="event_timeline"),
-            models.Index(fields=["workspace", "type", "occurred_at"], name="event_type_time"),
+            # type included: per-customer segment probes filter by type from the index alone.
+            models.Index(
+                fields=["customer", "occurred_at"], include=["type"], name="event_timeline"
+            ),
+            # customer_id included: segment rules count events per customer from the index alone.
+            models.Index(
+                fields=["workspace", "type", "occurred_at"],
+                include=["customer"],
+                name="event_type_time",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -275,7 +283,11 @@ class CustomerScore(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "kind"], name="score_unique_kind"),
         ]
-        indexes = [models.Index(fields=["workspace", "kind", "value"])]
+        indexes = [
+            models.Index(
+                fields=["workspace", "kind", "value"], include=["customer"], name="score_kind_value"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value:.3g}"

@@ -39,27 +39,30 @@ def segment_refresh(*, segment: Segment, customer_ids: Iterable[int] | None = No
     """
     if segment.kind != Segment.Kind.RULES:
         return {"added": 0, "removed": 0}
-    matching = segments.customers_matching(segment.workspace, segment.rules)
-    scope = Customer.objects.filter(workspace=segment.workspace)
-    if customer_ids is not None:
-        ids = list(customer_ids)
-        matching = matching.filter(pk__in=ids)
-        scope = scope.filter(pk__in=ids)
+    ids = None if customer_ids is None else list(customer_ids)
+    matching = segments.customers_matching(segment.workspace, segment.rules, customer_ids=ids)
     match_sql, match_params = matching.values("id").query.sql_with_params()
     table = SegmentMembership._meta.db_table
     with connection.cursor() as cursor:
+        # The rule is evaluated once into a temporary table; both statements read it.
+        cursor.execute("DROP TABLE IF EXISTS segment_match")
+        cursor.execute(f"CREATE TEMPORARY TABLE segment_match AS {match_sql}", match_params)
         cursor.execute(
             f"INSERT INTO {table} (segment_id, customer_id, added_at) "  # noqa: S608
-            f"SELECT %s, m.id, %s FROM ({match_sql}) AS m "
+            "SELECT %s, m.id, %s FROM segment_match m "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} s "
             "WHERE s.segment_id = %s AND s.customer_id = m.id)",
-            [segment.pk, timezone.now(), *match_params, segment.pk],
+            [segment.pk, timezone.now(), segment.pk],
         )
         added = cursor.rowcount
-    stale = SegmentMembership.objects.filter(segment=segment, customer__in=scope).exclude(
-        customer__in=matching.values("pk")
-    )
-    removed = stale.delete()[0]
+        scope = "" if ids is None else f"AND customer_id IN ({', '.join(['%s'] * len(ids))})"
+        cursor.execute(
+            f"DELETE FROM {table} WHERE segment_id = %s {scope} "  # noqa: S608
+            "AND customer_id NOT IN (SELECT id FROM segment_match)",
+            [segment.pk, *(ids or [])],
+        )
+        removed = cursor.rowcount
+        cursor.execute("DROP TABLE segment_match")
     count = SegmentMembership.objects.filter(segment=segment).count()
     Segment.objects.filter(pk=segment.pk).update(member_count=count, refreshed_at=timezone.now())
     return {"added": added, "removed": removed, "members": count}

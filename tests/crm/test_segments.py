@@ -79,6 +79,19 @@ ORACLE_CASES = [
     ({"any": [{"not": {"attribute": "country", "op": "eq", "value": "GB"}},
               {"event": "view", "count": {"op": "eq", "value": 0}}]},
      lambda f: f["country"] != "GB" or not f["view_days"]),
+    # An attribute beside a behaviour count makes the count a per-customer probe: same answers.
+    ({"all": [{"attribute": "country", "op": "ne", "value": "DE"},
+              {"event": "view", "count": {"op": "lt", "value": 2}, "within_days": 30}]},
+     lambda f: f["country"] != "DE" and sum(d <= 30 for d in f["view_days"]) < 2),
+    ({"all": [{"attribute": "country", "op": "ne", "value": "DE"},
+              {"event": "view", "count": {"op": "eq", "value": 1}}]},
+     lambda f: f["country"] != "DE" and len(f["view_days"]) == 1),
+    ({"all": [{"attribute": "attributes.tier", "op": "eq", "value": "gold"},
+              {"orders": {"op": "gt", "value": 1.5}, "within_days": 120}]},
+     lambda f: f["tier"] == "gold" and sum(d <= 120 for d in f["order_days"]) > 1.5),
+    ({"all": [{"attribute": "attributes.tier", "op": "eq", "value": "silver"},
+              {"orders": {"op": "lte", "value": 1}}]},
+     lambda f: f["tier"] == "silver" and len(f["order_days"]) <= 1),
 ]  # fmt: skip
 
 
