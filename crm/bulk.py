@@ -4,6 +4,7 @@ Used where the ORM's per-object overhead dominates (a million order lines on imp
 tuples in the order of `columns`; nothing is validated here, so callers pass clean data.
 """
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 
@@ -133,3 +134,22 @@ def execute_bound(sql: str, params: list, fetch: bool = False) -> list:
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else []
+
+
+def lock_keys(keys: Iterable[str]) -> None:
+    """Holds a transaction-scoped lock on each key (PostgreSQL advisory locks, taken in sorted
+    order so two batches never deadlock). Batches that share no key do not wait for each other;
+    elsewhere the caller's transaction is the lock (SQLite serialises writers)."""
+    if connection.vendor != "postgresql":
+        return
+    hashes = sorted(
+        {int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
+         for k in keys}
+    )  # fmt: skip
+    if hashes:
+        execute_bound(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%b::bigint[]) AS k "
+            "ORDER BY 1) AS ordered",
+            [hashes],
+            fetch=True,
+        )

@@ -127,9 +127,14 @@ def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api
         else:
             clean[key] = {"row": row, "indexes": [index]}
 
-    # Serialises upserts per workspace from here on, so two batches never create the same
-    # person twice; validation above runs outside the lock, alongside other batches.
-    Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+    # From here on, batches naming the same person (identity or e-mail) take turns, so two
+    # never create them twice; batches about different people run side by side.
+    bulk.lock_keys(
+        f"customer:{workspace.pk}:{key}"
+        for item in clean.values()
+        for key in (_key(item["row"]), ("email", item["row"].get("email")))
+        if key[-1]
+    )
     emails = {("email", e["row"]["email"]) for e in clean.values() if e["row"].get("email")}
     by_identity = refs.resolve(workspace, {k for k in clean if k[0] == "ext"})
     by_email = refs.resolve(workspace, emails)

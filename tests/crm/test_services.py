@@ -160,3 +160,34 @@ def test_products_orders_and_events(workspace):
                "idempotency_key": "k1"}],
     )  # fmt: skip
     assert repeat.created == 0 and repeat.unchanged == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_about_the_same_people_create_each_once(workspace):
+    import threading
+
+    from django.db import connection
+
+    rows = [{"source": "s", "external_id": str(i), "email": f"p{i}@x.io"} for i in range(300)]
+    # Two batches overlap on half their people; each also has people of its own.
+    batches = [rows[:200], rows[100:]]
+    errors: list[Exception] = []
+    barrier = threading.Barrier(2)
+
+    def run(batch):
+        try:
+            barrier.wait()
+            services.customer_bulk_upsert(workspace=workspace, rows=batch)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Customer.objects.filter(workspace=workspace).count() == 300
+    assert ExternalIdentity.objects.filter(workspace=workspace).count() == 300
