@@ -3,7 +3,7 @@
 from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -33,33 +33,65 @@ def actor(request) -> str:
     return str(request.user)
 
 
-# --- customers ------------------------------------------------------------------------------
+class ListCreateApi(WorkspaceApi):
+    """GET: the workspace's rows, filtered and cursor-paginated; POST: one row through the
+    resource's bulk service (so one row and 10,000 rows obey the same rules)."""
 
+    model: type
+    filterset: type
+    values: tuple[str, ...]
+    upsert: staticmethod
+    fetch: staticmethod
 
-class CustomerListApi(WorkspaceApi):
-    @list_schema(filters.CustomerFilter, "customers")
+    def rows(self):
+        return self.model.objects.filter(workspace=self.workspace)
+
+    def shape(self, rows: list) -> list:
+        return rows
+
     def get(self, request):
-        queryset = Customer.objects.filter(workspace=self.workspace, erased_at__isnull=True)
-        queryset = self.filtered(filters.CustomerFilter, queryset)
-        # Identities and consent cost two more queries per page: only when asked for.
-        expand = set(request.query_params.get("expand", "").split(","))
-        shape = selectors.customers_shape if expand & {"identities", "consent"} else list
-        return self.paginate(queryset.values(*selectors.CUSTOMER_VALUES), shape)
+        queryset = self.filtered(self.filterset, self.rows())
+        return self.paginate(queryset.values(*self.values), self.shape)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         def run():
             rows = [request.data] if isinstance(request.data, dict) else [None]
-            result = services.customer_bulk_upsert(workspace=self.workspace, rows=rows)
-            return single_write(result, selectors.customer_data)
+            return single_write(self.upsert(workspace=self.workspace, rows=rows), self.fetch)
 
         return idempotent(request, self.workspace, run)
 
 
-class CustomerBulkApi(WorkspaceApi):
+class BulkApi(WorkspaceApi):
+    upsert: staticmethod
+
     @BULK_DOC
     def post(self, request):
-        return bulk_response(request, self.workspace, services.customer_bulk_upsert)
+        return bulk_response(request, self.workspace, self.upsert)
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+@extend_schema_view(get=list_schema(filters.CustomerFilter, "customers"))
+class CustomerListApi(ListCreateApi):
+    model = Customer
+    filterset = filters.CustomerFilter
+    values = selectors.CUSTOMER_VALUES
+    upsert = staticmethod(services.customer_bulk_upsert)
+    fetch = staticmethod(selectors.customer_data)
+
+    def rows(self):
+        return super().rows().filter(erased_at__isnull=True)
+
+    def shape(self, rows: list) -> list:
+        # Identities and consent cost two more queries per page: only when asked for.
+        expand = set(self.request.query_params.get("expand", "").split(","))
+        return selectors.customers_shape(rows) if expand & {"identities", "consent"} else rows
+
+
+class CustomerBulkApi(BulkApi):
+    upsert = staticmethod(services.customer_bulk_upsert)
 
 
 class CustomerDetailApi(WorkspaceApi):
@@ -97,28 +129,17 @@ class CustomerTimelineApi(WorkspaceApi):
 # --- products -------------------------------------------------------------------------------
 
 
-class ProductListApi(WorkspaceApi):
-    @list_schema(filters.ProductFilter, "products")
-    def get(self, request):
-        queryset = self.filtered(
-            filters.ProductFilter, Product.objects.filter(workspace=self.workspace)
-        )
-        return self.paginate(queryset.values(*selectors.PRODUCT_VALUES), list)
-
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
-    def post(self, request):
-        def run():
-            rows = [request.data] if isinstance(request.data, dict) else [None]
-            result = services.product_bulk_upsert(workspace=self.workspace, rows=rows)
-            return single_write(result, selectors.product_data)
-
-        return idempotent(request, self.workspace, run)
+@extend_schema_view(get=list_schema(filters.ProductFilter, "products"))
+class ProductListApi(ListCreateApi):
+    model = Product
+    filterset = filters.ProductFilter
+    values = selectors.PRODUCT_VALUES
+    upsert = staticmethod(services.product_bulk_upsert)
+    fetch = staticmethod(selectors.product_data)
 
 
-class ProductBulkApi(WorkspaceApi):
-    @BULK_DOC
-    def post(self, request):
-        return bulk_response(request, self.workspace, services.product_bulk_upsert)
+class ProductBulkApi(BulkApi):
+    upsert = staticmethod(services.product_bulk_upsert)
 
 
 class ProductDetailApi(WorkspaceApi):
@@ -156,28 +177,20 @@ class ProductDetailApi(WorkspaceApi):
 # --- orders ---------------------------------------------------------------------------------
 
 
-class OrderListApi(WorkspaceApi):
-    @list_schema(filters.OrderFilter, "orders")
-    def get(self, request):
-        queryset = self.filtered(
-            filters.OrderFilter, Order.objects.filter(workspace=self.workspace)
-        )
-        return self.paginate(queryset.values(*selectors.ORDER_VALUES), selectors.orders_shape)
+@extend_schema_view(get=list_schema(filters.OrderFilter, "orders"))
+class OrderListApi(ListCreateApi):
+    model = Order
+    filterset = filters.OrderFilter
+    values = selectors.ORDER_VALUES
+    upsert = staticmethod(services.order_bulk_upsert)
+    fetch = staticmethod(selectors.order_data)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
-    def post(self, request):
-        def run():
-            rows = [request.data] if isinstance(request.data, dict) else [None]
-            result = services.order_bulk_upsert(workspace=self.workspace, rows=rows)
-            return single_write(result, selectors.order_data)
-
-        return idempotent(request, self.workspace, run)
+    def shape(self, rows: list) -> list:
+        return selectors.orders_shape(rows)
 
 
-class OrderBulkApi(WorkspaceApi):
-    @BULK_DOC
-    def post(self, request):
-        return bulk_response(request, self.workspace, services.order_bulk_upsert)
+class OrderBulkApi(BulkApi):
+    upsert = staticmethod(services.order_bulk_upsert)
 
 
 class OrderDetailApi(WorkspaceApi):
@@ -209,28 +222,17 @@ class OrderDetailApi(WorkspaceApi):
 # --- events ---------------------------------------------------------------------------------
 
 
-class EventListApi(WorkspaceApi):
-    @list_schema(filters.EventFilter, "events")
-    def get(self, request):
-        queryset = self.filtered(
-            filters.EventFilter, Event.objects.filter(workspace=self.workspace)
-        )
-        return self.paginate(queryset.values(*selectors.EVENT_VALUES), list)
-
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
-    def post(self, request):
-        def run():
-            rows = [request.data] if isinstance(request.data, dict) else [None]
-            result = services.event_bulk_create(workspace=self.workspace, rows=rows)
-            return single_write(result, selectors.event_data)
-
-        return idempotent(request, self.workspace, run)
+@extend_schema_view(get=list_schema(filters.EventFilter, "events"))
+class EventListApi(ListCreateApi):
+    model = Event
+    filterset = filters.EventFilter
+    values = selectors.EVENT_VALUES
+    upsert = staticmethod(services.event_bulk_create)
+    fetch = staticmethod(selectors.event_data)
 
 
-class EventBulkApi(WorkspaceApi):
-    @BULK_DOC
-    def post(self, request):
-        return bulk_response(request, self.workspace, services.event_bulk_create)
+class EventBulkApi(BulkApi):
+    upsert = staticmethod(services.event_bulk_create)
 
 
 class EventDetailApi(WorkspaceApi):
