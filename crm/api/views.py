@@ -3,30 +3,58 @@
 from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers as s
 from rest_framework import status
 from rest_framework.response import Response
 
 from crm import selectors, services
-from crm.api import filters
+from crm.api import docs, filters
 from crm.api.base import WorkspaceApi, bulk_response, idempotent, single_write
 from crm.api.schema import filter_parameters
 from crm.models import Customer, Event, Order, Product
 
-BULK_DOC = extend_schema(
-    request=OpenApiTypes.OBJECT,
-    responses=OpenApiTypes.OBJECT,
-    summary="Upsert up to 10,000 rows; bad rows come back with index and reason",
-    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
-)
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER,
+    description="a retry with the same key and body gets the first answer back",
+)  # fmt: skip
 
 
-def list_schema(filterset_class, resource: str):
+def bulk_schema(row):
     return extend_schema(
-        operation_id=f"{resource}_list",
-        parameters=filter_parameters(filterset_class),
-        responses=OpenApiTypes.OBJECT,
+        request=inline_serializer(
+            f"{row.__class__.__name__}Batch", {"rows": row.__class__(many=True)}
+        ),
+        responses=docs.BulkResult,
+        summary="Upsert up to 10,000 rows (a JSON list, or {rows: [...]}) in one transaction; "
+        "bad rows come back with index and reason, good ones are kept",
+        parameters=[IDEMPOTENCY],
+        examples=[docs.BULK_EXAMPLE],
     )
+
+
+def list_schema(filterset_class, resource: str, row=None, response=None):
+    return {
+        "get": extend_schema(
+            operation_id=f"{resource}_list",
+            parameters=filter_parameters(filterset_class),
+            responses=OpenApiTypes.OBJECT if response is None else inline_serializer(
+                f"{resource.title()}Page",
+                {"next": s.URLField(allow_null=True), "previous": s.URLField(allow_null=True),
+                 "results": response.__class__(many=True)},
+            ),
+        ),
+        "post": extend_schema(
+            request=row,
+            responses={201: response or OpenApiTypes.OBJECT, 200: response or OpenApiTypes.OBJECT},
+            parameters=[IDEMPOTENCY],
+        ),
+    }  # fmt: skip
 
 
 def actor(request) -> str:
@@ -53,7 +81,6 @@ class ListCreateApi(WorkspaceApi):
         queryset = self.filtered(self.filterset, self.rows())
         return self.paginate(queryset.values(*self.values), self.shape)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         def run():
             rows = [request.data] if isinstance(request.data, dict) else [None]
@@ -65,7 +92,6 @@ class ListCreateApi(WorkspaceApi):
 class BulkApi(WorkspaceApi):
     upsert: staticmethod
 
-    @BULK_DOC
     def post(self, request):
         return bulk_response(request, self.workspace, self.upsert)
 
@@ -73,7 +99,9 @@ class BulkApi(WorkspaceApi):
 # --- customers ------------------------------------------------------------------------------
 
 
-@extend_schema_view(get=list_schema(filters.CustomerFilter, "customers"))
+@extend_schema_view(
+    **list_schema(filters.CustomerFilter, "customers", docs.CustomerRow, docs.Customer)
+)
 class CustomerListApi(ListCreateApi):
     model = Customer
     filterset = filters.CustomerFilter
@@ -90,6 +118,7 @@ class CustomerListApi(ListCreateApi):
         return selectors.customers_shape(rows) if expand & {"identities", "consent"} else rows
 
 
+@extend_schema_view(post=bulk_schema(docs.CustomerRow))
 class CustomerBulkApi(BulkApi):
     upsert = staticmethod(services.customer_bulk_upsert)
 
@@ -129,7 +158,7 @@ class CustomerTimelineApi(WorkspaceApi):
 # --- products -------------------------------------------------------------------------------
 
 
-@extend_schema_view(get=list_schema(filters.ProductFilter, "products"))
+@extend_schema_view(**list_schema(filters.ProductFilter, "products", docs.ProductRow))
 class ProductListApi(ListCreateApi):
     model = Product
     filterset = filters.ProductFilter
@@ -138,6 +167,7 @@ class ProductListApi(ListCreateApi):
     fetch = staticmethod(selectors.product_data)
 
 
+@extend_schema_view(post=bulk_schema(docs.ProductRow))
 class ProductBulkApi(BulkApi):
     upsert = staticmethod(services.product_bulk_upsert)
 
@@ -177,7 +207,7 @@ class ProductDetailApi(WorkspaceApi):
 # --- orders ---------------------------------------------------------------------------------
 
 
-@extend_schema_view(get=list_schema(filters.OrderFilter, "orders"))
+@extend_schema_view(**list_schema(filters.OrderFilter, "orders", docs.OrderRow))
 class OrderListApi(ListCreateApi):
     model = Order
     filterset = filters.OrderFilter
@@ -189,6 +219,7 @@ class OrderListApi(ListCreateApi):
         return selectors.orders_shape(rows)
 
 
+@extend_schema_view(post=bulk_schema(docs.OrderRow))
 class OrderBulkApi(BulkApi):
     upsert = staticmethod(services.order_bulk_upsert)
 
@@ -222,7 +253,7 @@ class OrderDetailApi(WorkspaceApi):
 # --- events ---------------------------------------------------------------------------------
 
 
-@extend_schema_view(get=list_schema(filters.EventFilter, "events"))
+@extend_schema_view(**list_schema(filters.EventFilter, "events", docs.EventRow))
 class EventListApi(ListCreateApi):
     model = Event
     filterset = filters.EventFilter
@@ -231,6 +262,7 @@ class EventListApi(ListCreateApi):
     fetch = staticmethod(selectors.event_data)
 
 
+@extend_schema_view(post=bulk_schema(docs.EventRow))
 class EventBulkApi(BulkApi):
     upsert = staticmethod(services.event_bulk_create)
 
