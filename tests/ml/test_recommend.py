@@ -66,7 +66,10 @@ def test_leave_one_out_takes_the_latest():
     assert sorted(label[split.train.items]) == [1, 2, 6, 8]  # user 1 has too few: all train
 
 
-@pytest.mark.parametrize("name,params", [("ease", {"l2": 10.0}), ("itemknn", {"k": 5})])
+@pytest.mark.parametrize(
+    "name,params",
+    [("ease", {"l2": 10.0}), ("itemknn", {"k": 5}), ("als", {"factors": 4, "iterations": 10})],
+)
 def test_models_recommend_from_the_users_own_taste(name, params):
     data = two_tastes()
     model = recommend.create(name, **params).fit(data.matrix())
@@ -92,4 +95,4 @@ def test_popular_ranks_by_count_and_evaluates():
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match="unknown recommender"):
         recommend.create("magic")
-    assert recommend.names() == ["ease", "itemknn", "popular"]
+    assert recommend.names() == ["als", "ease", "itemknn", "popular"]

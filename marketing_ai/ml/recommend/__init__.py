@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Callable
 
 _REGISTRY: dict[str, type] = {}
-_MODULES = {"popular": "popular", "itemknn": "itemknn", "ease": "ease"}
+_MODULES = {"popular": "popular", "itemknn": "itemknn", "ease": "ease", "als": "als"}
 
 
 def register(name: str) -> Callable[[type], type]:
