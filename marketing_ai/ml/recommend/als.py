@@ -22,9 +22,9 @@ class Als:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        model = AlternatingLeastSquares(**self.params, calculate_training_loss=False)
         # implicit parallelises over users itself; BLAS threads on top of that only contend.
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(**self.params, calculate_training_loss=False)
             model.fit(X.tocsr().astype(np.float32), show_progress=False)
         self.users = np.asarray(model.user_factors)
         self.items = np.asarray(model.item_factors)
