@@ -293,6 +293,23 @@ class CustomerScore(models.Model):
         return f"{self.kind}={self.value:.3g}"
 
 
+class Recommendation(models.Model):
+    """A customer's precomputed top products from the active recommender version."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="recommendation"
+    )
+    products = models.JSONField(default=list, help_text="[[product id, score], ...], best first")
+    model_version = models.ForeignKey(
+        "workers.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"recommendations for {self.customer_id}"
+
+
 class ApiKey(models.Model):
     """A key for one integration, scoped to one workspace. Only its hash is stored."""
 

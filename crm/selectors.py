@@ -137,17 +137,27 @@ def customer_export(*, customer: Customer) -> dict:
 
 
 def purchase_history(*, workspace: Workspace) -> list[tuple[int, int, int, object]]:
-    """(customer id, product id, quantity, placed_at) of every order line of live customers.
+    """(customer id, product id, quantity, placed_at) of every purchased line of live customers.
 
-    What model training reads: guest orders and erased customers never appear, so a person
-    who asked to be erased is in no later model version's training data.
+    What model training reads: returns, guest orders and erased customers never appear, so a
+    person who asked to be erased is in no later model version's training data.
     """
     return list(
         OrderLine.objects.filter(
             order__workspace=workspace,
+            order__kind=Order.Kind.ORDER,
+            quantity__gt=0,
             order__customer__isnull=False,
             order__customer__erased_at__isnull=True,
         )
         .order_by("order__placed_at", "id")
         .values_list("order__customer_id", "product_id", "quantity", "order__placed_at")
+    )
+
+
+def purchased_product_ids(*, customer: Customer) -> list[int]:
+    return list(
+        OrderLine.objects.filter(order__customer=customer, order__kind=Order.Kind.ORDER)
+        .values_list("product_id", flat=True)
+        .distinct()
     )

@@ -115,10 +115,13 @@ class TaskRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["family", "version", "status", "metrics_summary", "created_at", "promoted_at"]
-    list_filter = ["family", "status"]
+    list_display = [
+        "family", "version", "workspace", "status", "metrics_summary", "created_at", "promoted_at"
+    ]  # fmt: skip
+    list_filter = ["family", "status", "workspace"]
     actions = ["promote", "make_shadow", "retire", "roll_back"]
     readonly_fields = [
+        "workspace",
         "family",
         "version",
         "status",
@@ -140,12 +143,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Promote to active (retires the current active version)")
     def promote(self, request: HttpRequest, queryset) -> None:
-        families = set(queryset.values_list("family", flat=True))
+        families = set(queryset.values_list("workspace", "family"))
         if len(families) != queryset.count():
             self.message_user(request, "Pick one version per family.", messages.ERROR)
             return
+        from workers.tasks.ml import write_recommendations
+
         for version in queryset:
             services.model_version_promote(version=version)
+            if version.family.startswith("recommend.") and version.artifact_path:
+                # The newly active recommender rewrites every customer's list.
+                services.task_run_start(
+                    task=write_recommendations, params={"model_version": version.pk},
+                    workspace=version.workspace, user=request.user,
+                )  # fmt: skip
         self.message_user(request, f"Promoted {len(families)} version(s).")
 
     @admin.action(description="Set to shadow")
@@ -160,8 +171,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back the selected families to their previous version")
     def roll_back(self, request: HttpRequest, queryset) -> None:
-        for family in sorted(set(queryset.values_list("family", flat=True))):
-            restored = services.model_version_rollback(family=family)
+        pairs = set(queryset.values_list("workspace", "family"))
+        for workspace_id, family in sorted(pairs, key=lambda p: (p[0] or 0, p[1])):
+            restored = services.model_version_rollback(family=family, workspace=workspace_id)
             if restored is None:
                 self.message_user(request, f"{family}: nothing to roll back to.", messages.WARNING)
             else:

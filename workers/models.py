@@ -5,7 +5,8 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 
 
 class TaskRun(models.Model):
@@ -84,6 +85,10 @@ class ModelVersion(models.Model):
         SHADOW = "shadow"
         RETIRED = "retired"
 
+    # The workspace whose data trained it (models learn one client's customers, never a mix).
+    workspace = models.ForeignKey(
+        "crm.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     family = models.CharField(max_length=50, help_text="e.g. recommend.ease, predict.churn")
     version = models.PositiveIntegerField()
     status = models.CharField(
@@ -100,10 +105,14 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["family", "-version"]
+        # Coalesce: platform-wide versions (no workspace) must collide too, and NULLs never do.
         constraints = [
-            models.UniqueConstraint(fields=["family", "version"], name="modelversion_unique"),
             models.UniqueConstraint(
-                fields=["family"],
+                Coalesce("workspace", Value(0)), "family", "version", name="modelversion_unique"
+            ),
+            models.UniqueConstraint(
+                Coalesce("workspace", Value(0)),
+                "family",
                 condition=Q(status="active"),
                 name="modelversion_one_active_per_family",
             ),

@@ -59,15 +59,17 @@ def model_version_create(
     params: dict | None = None,
     artifact_path: str = "",
     task_run: TaskRun | None = None,
+    workspace: Any = None,
 ) -> ModelVersion:
-    """Registers a new shadow version of `family`, numbered one past the latest."""
+    """Registers a new shadow version of `family` (per workspace), one past the latest."""
     # Locking the family's rows serialises concurrent registrations on PostgreSQL.
     latest = (
         ModelVersion.objects.select_for_update()
-        .filter(family=family)
+        .filter(family=family, workspace=workspace)
         .aggregate(latest=Max("version"))["latest"]
     )
     return ModelVersion.objects.create(
+        workspace=workspace,
         family=family,
         version=(latest or 0) + 1,
         metrics=metrics,
@@ -80,9 +82,11 @@ def model_version_create(
 @transaction.atomic
 def model_version_promote(*, version: ModelVersion) -> ModelVersion:
     """Makes `version` the active one of its family; the previously active one is retired."""
-    ModelVersion.objects.select_for_update().filter(family=version.family).exclude(
-        pk=version.pk
-    ).filter(status=ModelVersion.Status.ACTIVE).update(status=ModelVersion.Status.RETIRED)
+    ModelVersion.objects.select_for_update().filter(
+        family=version.family, workspace_id=version.workspace_id
+    ).exclude(pk=version.pk).filter(status=ModelVersion.Status.ACTIVE).update(
+        status=ModelVersion.Status.RETIRED
+    )
     version.status = ModelVersion.Status.ACTIVE
     version.promoted_at = timezone.now()
     version.save(update_fields=["status", "promoted_at"])
@@ -90,12 +94,12 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
 
 
 @transaction.atomic
-def model_version_rollback(*, family: str) -> ModelVersion | None:
+def model_version_rollback(*, family: str, workspace: Any = None) -> ModelVersion | None:
     """Re-activates the most recently promoted version before the active one.
 
     Returns the version now active, or None when there is nothing to roll back to.
     """
-    versions = ModelVersion.objects.select_for_update().filter(family=family)
+    versions = ModelVersion.objects.select_for_update().filter(family=family, workspace=workspace)
     active = versions.filter(status=ModelVersion.Status.ACTIVE).first()
     previous = versions.exclude(status=ModelVersion.Status.ACTIVE).filter(promoted_at__isnull=False)
     if active is not None:

@@ -84,7 +84,10 @@ class CustomerAdmin(WorkspaceScopedAdmin):
         customer = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if customer is not None:
+            from crm.services.recommendations import recommendations_for
+
             extra_context["timeline"] = selectors.customer_timeline(customer=customer, limit=100)
+            extra_context["recommendations"] = recommendations_for(customer=customer, limit=8)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):

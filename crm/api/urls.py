@@ -9,6 +9,7 @@ urlpatterns = [
     path("customers", views.CustomerListApi.as_view()),
     path("customers/bulk", views.CustomerBulkApi.as_view()),
     re_path(rf"^{CUSTOMER}/timeline$", views.CustomerTimelineApi.as_view()),
+    re_path(rf"^{CUSTOMER}/recommendations$", views.CustomerRecommendationsApi.as_view()),
     re_path(rf"^{CUSTOMER}$", views.CustomerDetailApi.as_view()),
     path("products", views.ProductListApi.as_view()),
     path("products/bulk", views.ProductBulkApi.as_view()),

@@ -148,6 +148,23 @@ class CustomerDetailApi(WorkspaceApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class CustomerRecommendationsApi(WorkspaceApi):
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        parameters=[OpenApiParameter("limit", int, OpenApiParameter.QUERY)],
+        summary="The customer's recommended products (most popular ones for a new customer)",
+    )
+    def get(self, request, ref):
+        from crm.services.recommendations import recommendations_for
+
+        customer = selectors.customer_get(workspace=self.workspace, ref=ref)
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 10)), 50))
+        except ValueError:
+            return Response({"limit": ["an integer from 1 to 50"]}, status=400)
+        return Response(recommendations_for(customer=customer, limit=limit))
+
+
 class CustomerTimelineApi(WorkspaceApi):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, ref):

@@ -13,6 +13,7 @@ from crm.models import (
     Event,
     ExternalIdentity,
     Order,
+    Recommendation,
     SegmentMembership,
 )
 
@@ -46,6 +47,7 @@ def privacy_erase(*, customer: Customer, actor: str) -> AuditEntry:
         "consents": Consent.objects.filter(customer=customer).delete()[0],
         "scores": CustomerScore.objects.filter(customer=customer).delete()[0],
         "memberships": SegmentMembership.objects.filter(customer=customer).delete()[0],
+        "recommendations": Recommendation.objects.filter(customer=customer).delete()[0],
         "orders_detached": Order.objects.filter(customer=customer).update(customer=None),
     }
     customer_erased.send(sender=Customer, customer=customer, counts=counts)

@@ -90,7 +90,8 @@ def evaluate(model, seen, target: Interactions, k: int = 10, batch: int = 1024) 
         scores = np.asarray(model.score(chunk), dtype=np.float64)
         rows = seen[chunk]
         scores[np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)), rows.indices] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        width = min(k, scores.shape[1])  # catalogues smaller than k rank everything
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
         relevant = truth[chunk]
         hits = np.asarray(
@@ -99,6 +100,6 @@ def evaluate(model, seen, target: Interactions, k: int = 10, batch: int = 1024) 
         )  # fmt: skip
         n_true = np.diff(relevant.indptr)
         recall_sum += float((hits.sum(1) / n_true).sum())
-        dcg = (hits * discounts).sum(1)
+        dcg = (hits * discounts[:width]).sum(1)
         ndcg_sum += float((dcg / ideal[np.minimum(n_true, k) - 1]).sum())
     return Metrics(recall_sum / len(users), ndcg_sum / len(users), len(users))

@@ -96,3 +96,11 @@ def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match="unknown recommender"):
         recommend.create("magic")
     assert recommend.names() == ["als", "ease", "itemknn", "popular"]
+
+
+def test_k_larger_than_the_catalogue():
+    data = two_tastes()
+    split = evaluate.split_random(data)
+    model = recommend.create("popular").fit(split.train.matrix())
+    m = evaluate.evaluate(model, split.train.matrix(), split.test, k=50)
+    assert m.recall == pytest.approx(1.0)  # everything unseen is ranked

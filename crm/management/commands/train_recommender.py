@@ -1,0 +1,47 @@
+"""`python manage.py train_recommender --workspace SLUG [--model ease] [--wait]`"""
+
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from crm.models import Workspace
+from marketing_ai.ml import recommend
+from workers.models import TaskRun
+from workers.services import task_run_start
+from workers.tasks.ml import train_recommender
+
+
+class Command(BaseCommand):
+    help = "Starts a recommender training run on the ml queue (a worker must be running)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--workspace", required=True)
+        parser.add_argument("--model", default="ease", choices=recommend.names())
+        parser.add_argument("--params", default="{}", help='JSON, e.g. {"l2": 500}')
+        parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
+
+    def handle(self, *args, **opts) -> None:
+        workspace = Workspace.objects.filter(slug=opts["workspace"]).first()
+        if workspace is None:
+            raise CommandError(f"no workspace {opts['workspace']!r}")
+        try:
+            params = json.loads(opts["params"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--params is not JSON: {exc}") from exc
+        run = task_run_start(
+            task=train_recommender, workspace=workspace,
+            params={"model": opts["model"], "params": params},
+        )  # fmt: skip
+        self.stdout.write(f"task run {run.pk} queued on {run.queue}")
+        while opts["wait"]:
+            run.refresh_from_db()
+            self.stdout.write(f"  {run.progress:3d}% {run.message}")
+            if run.status in TaskRun.FINISHED:
+                self.stdout.write(
+                    f"{run.status}: {json.dumps(run.result) if run.result else run.error}"
+                )
+                if run.status != TaskRun.Status.SUCCEEDED:
+                    raise CommandError("training did not succeed")
+                break
+            time.sleep(2)

@@ -1,0 +1,159 @@
+"""Recommenders on the platform: train on a workspace's purchases, register the version, and
+write each customer's top products for the active version."""
+
+from collections.abc import Callable
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from crm import selectors
+from crm.models import Customer, Product, Recommendation, Workspace
+from marketing_ai.ml import datasets, evaluate, recommend, registry
+from workers import services as run_services
+from workers.models import ModelVersion, TaskRun
+
+FAMILY_PREFIX = "recommend."
+
+
+def _interactions(workspace: Workspace) -> datasets.Interactions:
+    history = selectors.purchase_history(workspace=workspace)
+    if not history:
+        raise ValueError(f"workspace {workspace.slug} has no purchases to learn from")
+    customers, products, _, placed = zip(*history, strict=True)
+    times = np.array([p.timestamp() for p in placed])
+    return datasets.from_arrays(np.array(customers), np.array(products), times)
+
+
+def recommender_train(
+    *,
+    workspace: Workspace,
+    model: str = "ease",
+    params: dict | None = None,
+    holdout_days: int = 30,
+    k: int = 20,
+    task_run: TaskRun | None = None,
+    progress: Callable[[float, str], None] = lambda pct, msg: None,
+) -> ModelVersion:
+    """Evaluates `model` on the last `holdout_days` of purchases (trained on what came before,
+    full ranking, Recall@k / NDCG@k), then fits it on everything and registers a version with
+    those metrics. The first version of a family becomes active; later ones wait as shadows
+    for staff to compare and promote."""
+    params = params or {}
+    progress(5, "reading purchases")
+    data = _interactions(workspace)
+    cutoff = data.times.max() - holdout_days * 86400
+    train, test = data.subset(data.times < cutoff), data.subset(data.times >= cutoff)
+    progress(20, f"evaluating on the last {holdout_days} days")
+    metrics = {"customers": data.n_users, "products": data.n_items, "purchases": len(data)}
+    if len(train) and len(test):
+        fitted = recommend.create(model, **params).fit(train.matrix())
+        # Test customers who had no history before the cut-off cannot be ranked: left out.
+        known = np.isin(test.users, np.unique(train.users))
+        result = evaluate.evaluate(fitted, train.matrix(), test.subset(known), k=k)
+        metrics.update({f"recall@{k}": round(result.recall, 4), f"ndcg@{k}": round(result.ndcg, 4),
+                        "test_customers": result.users})  # fmt: skip
+    progress(55, "fitting on all purchases")
+    fitted = recommend.create(model, **params).fit(data.matrix())
+    popular = np.argsort(-np.asarray(data.matrix().sum(axis=0)).ravel())[:100]
+    artifact = {"model": fitted, "customers": data.user_labels, "products": data.item_labels,
+                "seen": data.matrix()}  # fmt: skip
+    family = FAMILY_PREFIX + model
+    with transaction.atomic():
+        version = run_services.model_version_create(
+            family=family, metrics=metrics,
+            # the fallback for customers the model has not seen, kept where serving reads fast
+            params={"model": model, **params, "popular": data.item_labels[popular].tolist()},
+            task_run=task_run, workspace=workspace,
+        )  # fmt: skip
+        directory = settings.DATA_DIR / "models" / workspace.slug / family
+        version.artifact_path = str(registry.save(artifact, directory, f"v{version.version}"))
+        version.save(update_fields=["artifact_path"])
+        has_active = ModelVersion.objects.filter(
+            workspace=workspace, family__startswith=FAMILY_PREFIX, status=ModelVersion.Status.ACTIVE
+        ).exists()
+        if not has_active:
+            run_services.model_version_promote(version=version)
+    if version.status == ModelVersion.Status.ACTIVE:
+        recommendations_write(version=version, progress=lambda p, m: progress(60 + p * 0.4, m))
+    return version
+
+
+def recommendations_write(
+    *,
+    version: ModelVersion,
+    top_n: int = 20,
+    batch: int = 1000,
+    progress: Callable[[float, str], None] = lambda pct, msg: None,
+) -> int:
+    """Writes every known customer's top `top_n` active products from `version` (items they
+    bought are left out); returns how many customers got a list."""
+    artifact = registry.load(version.artifact_path)
+    model, customers, products = artifact["model"], artifact["customers"], artifact["products"]
+    seen = artifact["seen"]
+    workspace = version.workspace
+    active = set(
+        Product.objects.filter(workspace=workspace, active=True).values_list("pk", flat=True)
+    )
+    usable = np.array([p in active for p in products])
+    live = set(
+        Customer.objects.filter(workspace=workspace, erased_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+    codes = np.array([i for i, c in enumerate(customers) if c in live])
+    now = timezone.now()
+    written = 0
+    for start in range(0, len(codes), batch):
+        chunk = codes[start : start + batch]
+        scores = np.asarray(model.score(chunk), dtype=np.float64)
+        scores[:, ~usable] = -np.inf
+        rows = seen[chunk]
+        scores[np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)), rows.indices] = -np.inf
+        top = np.argsort(-scores, axis=1)[:, :top_n]
+        objs = [
+            Recommendation(
+                workspace=workspace, customer_id=int(customers[code]), model_version=version,
+                computed_at=now,
+                products=[[int(products[j]), round(float(scores[row, j]), 5)]
+                          for j in top[row] if np.isfinite(scores[row, j])],
+            )
+            for row, code in enumerate(chunk)
+        ]  # fmt: skip
+        Recommendation.objects.bulk_create(
+            objs, update_conflicts=True, unique_fields=["customer"],
+            update_fields=["products", "model_version", "computed_at"],
+        )  # fmt: skip
+        written += len(objs)
+        progress(
+            100 * min(start + batch, len(codes)) / max(len(codes), 1), "writing recommendations"
+        )
+    return written
+
+
+def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
+    """The customer's precomputed products, or the active version's most popular ones for a
+    customer it has never seen (new customers, no purchases yet)."""
+    row = Recommendation.objects.filter(customer=customer).first()
+    if row is not None:
+        ids = [pid for pid, _ in row.products[:limit]]
+        source, version = "personal", row.model_version_id
+    else:
+        version = ModelVersion.objects.filter(
+            workspace_id=customer.workspace_id, family__startswith=FAMILY_PREFIX,
+            status=ModelVersion.Status.ACTIVE,
+        ).first()  # fmt: skip
+        if version is None:
+            return {"source": "none", "model_version": None, "results": []}
+        ids = version.params.get("popular", [])
+        source, version = "popular", version.pk
+    products = Product.objects.in_bulk(ids)
+    bought = (
+        set(selectors.purchased_product_ids(customer=customer)) if source == "popular" else set()
+    )
+    results = [
+        selectors.product_data(pid) for pid in ids
+        if pid in products and products[pid].active and pid not in bought
+    ][:limit]  # fmt: skip
+    return {"source": source, "model_version": version, "results": results}

@@ -1,0 +1,66 @@
+"""Recommenders on the platform: trained by a real worker, served over the API and admin."""
+
+import pytest
+
+from crm import services
+from crm.models import Customer, Recommendation
+from tests.conftest import wait_until
+from tests.crm.test_api import client_for
+from workers.models import ModelVersion, TaskRun
+from workers.services import task_run_start
+from workers.tasks.ml import train_recommender
+
+
+def seed_two_tastes(workspace) -> dict[str, list[int]]:
+    """Tea people buy from T1..T6, coffee people from C1..C6; each buys four, on two dates."""
+    skus = [f"T{i}" for i in range(1, 7)] + [f"C{i}" for i in range(1, 7)]
+    services.product_bulk_upsert(
+        workspace=workspace, rows=[{"sku": s, "name": f"Product {s}", "price": 5} for s in skus]
+    )
+    groups: dict[str, list[int]] = {"T": [], "C": []}
+    orders = []
+    for n in range(24):
+        group = "T" if n < 12 else "C"
+        pk = services.customer_bulk_upsert(
+            workspace=workspace, rows=[{"email": f"{group}{n}@x.io"}]
+        ).ids[0]
+        groups[group].append(pk)
+        picks = [f"{group}{1 + (n + j) % 6}" for j in range(4)]
+        for j, day in enumerate(("2026-01-01", "2026-03-15")):
+            lines = [{"sku": s, "quantity": 1, "unit_price": 5} for s in picks[2 * j : 2 * j + 2]]
+            orders.append({"external_id": f"{n}-{j}", "customer": pk,
+                           "placed_at": f"{day}T10:00:00Z", "lines": lines})  # fmt: skip
+    assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
+    return groups
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_trains_and_customers_get_recommendations(workspace, live_worker):
+    groups = seed_two_tastes(workspace)
+    run = task_run_start(
+        task=train_recommender, workspace=workspace,
+        params={"model": "ease", "params": {"l2": 1.0}, "holdout_days": 30},
+    )  # fmt: skip
+    wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=90)
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.SUCCEEDED, run.error
+    version = ModelVersion.objects.get(pk=run.result["model_version"])
+    assert version.status == "active" and version.workspace_id == workspace.pk
+    assert version.metrics["recall@20"] > 0 and version.metrics["customers"] == 24
+    assert Recommendation.objects.filter(workspace=workspace).count() == 24
+
+    api = client_for(workspace)
+    tea_drinker = groups["T"][0]
+    answer = api.get(f"/api/v1/customers/{tea_drinker}/recommendations?limit=2").json()
+    assert answer["source"] == "personal" and len(answer["results"]) == 2
+    assert all(p["sku"].startswith("T") for p in answer["results"])  # their own taste, unbought
+    bought = {"T1", "T2", "T3", "T4"}
+    assert not bought & {p["sku"] for p in answer["results"]}
+
+    newcomer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "new@x.io"}])
+    fallback = api.get(f"/api/v1/customers/{newcomer.ids[0]}/recommendations").json()
+    assert fallback["source"] == "popular" and fallback["results"]
+
+    services.privacy_erase(customer=Customer.objects.get(pk=tea_drinker), actor="test")
+    assert not Recommendation.objects.filter(customer_id=tea_drinker).exists()
+    assert api.get("/api/v1/customers/1/recommendations?limit=x").status_code in (400, 404)

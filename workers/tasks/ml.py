@@ -1,0 +1,51 @@
+"""Training and scoring on the `ml` queue (CPU). Heavy imports stay inside the task bodies."""
+
+from celery import shared_task
+
+from workers.models import ModelVersion, TaskRun
+from workers.tracking import Progress, tracked_task
+
+
+@tracked_task()
+def train_recommender(run: TaskRun, progress: Progress) -> dict:
+    """Params: model (ease, itemknn, als, popular), params (dict), holdout_days (int)."""
+    from crm.services import recommendations
+
+    version = recommendations.recommender_train(
+        workspace=run.workspace,
+        model=run.params.get("model", "ease"),
+        params=run.params.get("params") or {},
+        holdout_days=int(run.params.get("holdout_days", 30)),
+        task_run=run,
+        progress=progress,
+    )
+    return {"model_version": version.pk, "version": version.version, "status": version.status,
+            "metrics": version.metrics}  # fmt: skip
+
+
+@tracked_task()
+def write_recommendations(run: TaskRun, progress: Progress) -> dict:
+    """Params: model_version (id). Rewrites every customer's list from that version."""
+    from crm.services import recommendations
+
+    version = ModelVersion.objects.get(pk=run.params["model_version"])
+    written = recommendations.recommendations_write(version=version, progress=progress)
+    return {"customers": written}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def retrain_recommenders_nightly() -> int:
+    """Beat: a new version of each workspace's active recommender, on yesterday's data too."""
+    from workers.services import task_run_start
+
+    started = 0
+    for version in ModelVersion.objects.filter(
+        family__startswith="recommend.", status=ModelVersion.Status.ACTIVE
+    ).select_related("workspace"):
+        params = {k: v for k, v in version.params.items() if k not in ("model", "popular")}
+        task_run_start(
+            task=train_recommender, workspace=version.workspace,
+            params={"model": version.params.get("model", "ease"), "params": params},
+        )  # fmt: skip
+        started += 1
+    return started
