@@ -82,6 +82,8 @@ def evaluate(model, seen, target: Interactions, k: int = 10, batch: int = 1024) 
     except those in `seen` (a users × items CSR matrix of what each user already had)."""
     truth = target.matrix()
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    if not len(users):
+        return Metrics(0.0, 0.0, 0)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discounts)
     recall_sum = ndcg_sum = 0.0
