@@ -133,8 +133,55 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "promoted_at",
     ]
 
+    change_list_template = "admin/workers/modelversion/change_list.html"
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from training runs
+
+    def get_queryset(self, request):
+        from django.db.models import Q
+
+        from crm.admin.scope import visible_workspaces
+
+        versions = super().get_queryset(request)
+        if request.user.is_superuser:
+            return versions
+        return versions.filter(Q(workspace__in=visible_workspaces(request)) | Q(workspace=None))
+
+    def get_urls(self):
+        train = path(
+            "train/", self.admin_site.admin_view(self.train_view), name="workers_modelversion_train"
+        )
+        return [train, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        from crm.admin.scope import user_workspaces
+        from marketing_ai.ml import recommend
+
+        extra_context = {**(extra_context or {}), "train_workspaces": user_workspaces(request),
+                         "train_models": recommend.names()}  # fmt: skip
+        return super().changelist_view(request, extra_context)
+
+    def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """POST workspace + model: starts a recommender training run on the ml queue."""
+        from crm.admin.scope import user_workspaces
+        from marketing_ai.ml import recommend
+        from workers.tasks.ml import train_recommender
+
+        target = reverse("admin:workers_taskrun_changelist")
+        if request.method != "POST":
+            return HttpResponseRedirect(target)
+        workspace = user_workspaces(request).filter(pk=request.POST.get("workspace")).first()
+        model = request.POST.get("model")
+        if workspace is None or model not in recommend.names():
+            messages.error(request, "Pick one of your workspaces and a model.")
+            return HttpResponseRedirect(reverse("admin:workers_modelversion_changelist"))
+        services.task_run_start(
+            task=train_recommender, params={"model": model}, workspace=workspace,
+            user=request.user,
+        )  # fmt: skip
+        messages.success(request, f"Training {model} on {workspace.name}; follow it below.")
+        return HttpResponseRedirect(target)
 
     @admin.display(description="metrics")
     def metrics_summary(self, version: ModelVersion) -> str:

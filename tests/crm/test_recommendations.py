@@ -64,3 +64,26 @@ def test_worker_trains_and_customers_get_recommendations(workspace, live_worker)
     services.privacy_erase(customer=Customer.objects.get(pk=tea_drinker), actor="test")
     assert not Recommendation.objects.filter(customer_id=tea_drinker).exists()
     assert api.get("/api/v1/customers/1/recommendations?limit=x").status_code in (400, 404)
+
+
+@pytest.mark.django_db
+def test_template_tag_renders_a_customers_picks(workspace):
+    from django.template import Context, Template
+
+    from crm.services.recommendations import recommender_train
+
+    groups = seed_two_tastes(workspace)
+    recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
+    customer = Customer.objects.get(pk=groups["C"][0])
+    page = Template(
+        "{% load recommendations %}{% recommend customer 2 as picks %}"
+        "{% for p in picks %}[{{ p.sku }}]{% endfor %}"
+    ).render(Context({"customer": customer}))
+    skus = page.strip("[]").split("][")
+    assert len(skus) == 2 and all(s.startswith("C") for s in skus)
+    assert (
+        Template("{% load recommendations %}{% recommend nobody 3 as p %}{{ p|length }}").render(
+            Context({"nobody": None})
+        )
+        == "0"
+    )

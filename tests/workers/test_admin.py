@@ -46,3 +46,19 @@ def test_modelversion_promote_action(admin_client):
     assert ModelVersion.objects.get(pk=one.pk).status == "retired"
     page = admin_client.get("/admin/workers/modelversion/").content.decode()
     assert "auc=0.85" in page
+
+
+def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_commit_callbacks):
+    from crm.models import Workspace
+
+    workspace = Workspace.objects.create(slug="w", name="W")
+    page = admin_client.get("/admin/workers/modelversion/").content.decode()
+    assert "Train recommender" in page
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(
+            "/admin/workers/modelversion/train/", {"workspace": workspace.pk, "model": "ease"}
+        )
+    assert response.status_code == 302
+    run = TaskRun.objects.get()
+    assert run.kind == "workers.tasks.ml.train_recommender" and run.queue == "ml"
+    assert run.workspace == workspace and len(callbacks) == 1
