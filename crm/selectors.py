@@ -35,10 +35,15 @@ def customer_get(*, workspace: Workspace, ref: str) -> Customer:
         key = refs.parse(ref)
     except Invalid:
         raise Http404("no such customer") from None
-    pk = refs.resolve(workspace, {key}).get(key)
-    if pk is None:
+    live = Customer.objects.filter(workspace=workspace, erased_at__isnull=True)
+    if key[0] == "id":  # the common case: one query
+        customer = live.filter(pk=key[1]).first()
+    else:
+        pk = refs.resolve(workspace, {key}).get(key)
+        customer = None if pk is None else live.filter(pk=pk).first()
+    if customer is None:
         raise Http404("no such customer")
-    return Customer.objects.get(pk=pk)
+    return customer
 
 
 def customers_shape(rows: list[dict]) -> list[dict]:

@@ -148,12 +148,12 @@ def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
             return {"source": "none", "model_version": None, "results": []}
         ids = version.params.get("popular", [])
         source, version = "popular", version.pk
-    products = Product.objects.in_bulk(ids)
     bought = (
         set(selectors.purchased_product_ids(customer=customer)) if source == "popular" else set()
     )
-    results = [
-        selectors.product_data(pid) for pid in ids
-        if pid in products and products[pid].active and pid not in bought
-    ][:limit]  # fmt: skip
+    rows = {
+        row["id"]: row
+        for row in Product.objects.filter(pk__in=ids, active=True).values(*selectors.PRODUCT_VALUES)
+    }  # one query for the list, in the model's order
+    results = [rows[pid] for pid in ids if pid in rows and pid not in bought][:limit]
     return {"source": source, "model_version": version, "results": results}
