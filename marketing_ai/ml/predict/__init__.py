@@ -1,0 +1,1 @@
+"""Customer-behaviour prediction: churn / purchase propensity (and, later, lifetime value)."""
