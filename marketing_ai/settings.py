@@ -213,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.segments.refresh_all",
         "schedule": crontab(hour=2, minute=30),
     },
+    "churn-retrain-nightly": {
+        "task": "workers.tasks.ml.retrain_nightly",
+        "schedule": crontab(hour=3, minute=30),
+    },
     "recommenders-retrain-nightly": {
         "task": "workers.tasks.ml.retrain_recommenders_nightly",
         "schedule": crontab(hour=3, minute=0),

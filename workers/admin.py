@@ -159,27 +159,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
         from marketing_ai.ml import recommend
 
         extra_context = {**(extra_context or {}), "train_workspaces": user_workspaces(request),
-                         "train_models": recommend.names()}  # fmt: skip
+                         "train_models": [*recommend.names(), "churn"]}  # fmt: skip
         return super().changelist_view(request, extra_context)
 
     def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
-        """POST workspace + model: starts a recommender training run on the ml queue."""
+        """POST workspace + model: starts a training run (a recommender, or churn) on `ml`."""
         from crm.admin.scope import user_workspaces
         from marketing_ai.ml import recommend
-        from workers.tasks.ml import train_recommender
+        from workers.tasks.ml import train_churn, train_recommender
 
         target = reverse("admin:workers_taskrun_changelist")
         if request.method != "POST":
             return HttpResponseRedirect(target)
         workspace = user_workspaces(request).filter(pk=request.POST.get("workspace")).first()
         model = request.POST.get("model")
-        if workspace is None or model not in recommend.names():
+        if workspace is None or model not in [*recommend.names(), "churn"]:
             messages.error(request, "Pick one of your workspaces and a model.")
             return HttpResponseRedirect(reverse("admin:workers_modelversion_changelist"))
-        services.task_run_start(
-            task=train_recommender, params={"model": model}, workspace=workspace,
-            user=request.user,
-        )  # fmt: skip
+        task, params = (
+            (train_churn, {}) if model == "churn" else (train_recommender, {"model": model})
+        )
+        services.task_run_start(task=task, params=params, workspace=workspace, user=request.user)
         messages.success(request, f"Training {model} on {workspace.name}; follow it below.")
         return HttpResponseRedirect(target)
 
@@ -194,14 +194,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if len(families) != queryset.count():
             self.message_user(request, "Pick one version per family.", messages.ERROR)
             return
-        from workers.tasks.ml import write_recommendations
+        from workers.tasks.ml import scoring_task_for
 
         for version in queryset:
             services.model_version_promote(version=version)
-            if version.family.startswith("recommend.") and version.artifact_path:
-                # The newly active recommender rewrites every customer's list.
+            task = scoring_task_for(version.family)
+            if task is not None and version.artifact_path:
+                # The newly active version rewrites every customer's scores or lists.
                 services.task_run_start(
-                    task=write_recommendations, params={"model_version": version.pk},
+                    task=task, params={"model_version": version.pk},
                     workspace=version.workspace, user=request.user,
                 )  # fmt: skip
         self.message_user(request, f"Promoted {len(families)} version(s).")

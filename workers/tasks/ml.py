@@ -33,6 +33,52 @@ def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     return {"customers": written}
 
 
+@tracked_task()
+def train_churn(run: TaskRun, progress: Progress) -> dict:
+    """Params: horizon_days (int, default 90)."""
+    from crm.services import churn
+
+    version = churn.churn_train(
+        workspace=run.workspace, horizon_days=int(run.params.get("horizon_days", 90)),
+        task_run=run, progress=progress,
+    )  # fmt: skip
+    return {"model_version": version.pk, "version": version.version, "status": version.status,
+            "metrics": version.metrics}  # fmt: skip
+
+
+@tracked_task()
+def score_churn(run: TaskRun, progress: Progress) -> dict:
+    """Params: model_version (id). Rewrites every customer's churn_risk from that version."""
+    from crm.services import churn
+
+    version = ModelVersion.objects.get(pk=run.params["model_version"])
+    return {"customers": churn.churn_score(version=version, progress=progress)}
+
+
+def scoring_task_for(family: str):
+    """The task that rewrites customers' outputs when a version of `family` becomes active."""
+    if family.startswith("recommend."):
+        return write_recommendations
+    if family == "predict.churn":
+        return score_churn
+    return None
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def retrain_nightly() -> int:
+    """Beat: a new version of every active churn model, on the latest data (recommenders
+    have their own nightly run)."""
+    from workers.services import task_run_start
+
+    started = 0
+    for version in ModelVersion.objects.filter(
+        family="predict.churn", status=ModelVersion.Status.ACTIVE
+    ).select_related("workspace"):
+        task_run_start(task=train_churn, workspace=version.workspace, params=version.params)
+        started += 1
+    return started
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def retrain_recommenders_nightly() -> int:
     """Beat: a new version of each workspace's active recommender, on yesterday's data too."""

@@ -25,7 +25,9 @@ class ChurnModel:
         self.booster = lgb.train(
             {
                 "objective": "binary", "num_leaves": self.num_leaves,
-                "learning_rate": self.learning_rate, "min_child_samples": self.min_child_samples,
+                "learning_rate": self.learning_rate,
+                # a small shop's few hundred customers still get splits
+                "min_child_samples": min(self.min_child_samples, max(5, len(X) // 20)),
                 "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
                 "lambda_l2": 1.0, "seed": self.seed, "verbose": -1, "num_threads": 2,
             },
