@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -116,4 +117,36 @@ def model_version_set_status(*, version: ModelVersion, status: str) -> ModelVers
         raise ValueError("use model_version_promote to activate a version")
     version.status = status
     version.save(update_fields=["status"])
+    return version
+
+
+def model_version_register(
+    *,
+    workspace: Any,
+    family: str,
+    artifact: Any,
+    metrics: dict,
+    params: dict | None = None,
+    task_run: TaskRun | None = None,
+    slot: str | None = None,
+) -> ModelVersion:
+    """Registers a trained model: a new version with its metrics, the artifact saved under
+    DATA_DIR/models/<workspace>/<family>/v<n>.pkl, and promotion to active when nothing in its
+    slot is active yet (`slot`: a family prefix such as "recommend." when families compete for
+    one place; default: the family itself)."""
+    from marketing_ai.ml import registry
+
+    with transaction.atomic():
+        version = model_version_create(
+            family=family, metrics=metrics, params=params, task_run=task_run, workspace=workspace
+        )
+        directory = settings.DATA_DIR / "models" / (workspace.slug if workspace else "_") / family
+        version.artifact_path = str(registry.save(artifact, directory, f"v{version.version}"))
+        version.save(update_fields=["artifact_path"])
+        occupied = ModelVersion.objects.filter(
+            workspace=workspace, family__startswith=slot or family,
+            status=ModelVersion.Status.ACTIVE,
+        ).exists()  # fmt: skip
+        if not occupied:
+            model_version_promote(version=version)
     return version

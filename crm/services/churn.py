@@ -5,8 +5,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, IntegerField, Max, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
@@ -114,18 +112,10 @@ def churn_train(
     }  # fmt: skip
     progress(50, "fitting on all customers")
     model = ChurnModel().fit(X, y, FEATURES)
-    with transaction.atomic():
-        version = run_services.model_version_create(
-            family=FAMILY, metrics=metrics, params={"horizon_days": horizon_days},
-            task_run=task_run, workspace=workspace,
-        )  # fmt: skip
-        directory = settings.DATA_DIR / "models" / workspace.slug / FAMILY
-        version.artifact_path = str(registry.save(model, directory, f"v{version.version}"))
-        version.save(update_fields=["artifact_path"])
-        if not ModelVersion.objects.filter(
-            workspace=workspace, family=FAMILY, status=ModelVersion.Status.ACTIVE
-        ).exists():
-            run_services.model_version_promote(version=version)
+    version = run_services.model_version_register(
+        workspace=workspace, family=FAMILY, artifact=model, metrics=metrics,
+        params={"horizon_days": horizon_days}, task_run=task_run,
+    )  # fmt: skip
     if version.status == ModelVersion.Status.ACTIVE:
         churn_score(version=version, progress=lambda p, m: progress(60 + 0.4 * p, m))
     return version

@@ -4,8 +4,6 @@ write each customer's top products for the active version."""
 from collections.abc import Callable
 
 import numpy as np
-from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from crm import selectors
@@ -59,22 +57,12 @@ def recommender_train(
     popular = np.argsort(-np.asarray(data.matrix().sum(axis=0)).ravel())[:100]
     artifact = {"model": fitted, "customers": data.user_labels, "products": data.item_labels,
                 "seen": data.matrix()}  # fmt: skip
-    family = FAMILY_PREFIX + model
-    with transaction.atomic():
-        version = run_services.model_version_create(
-            family=family, metrics=metrics,
-            # the fallback for customers the model has not seen, kept where serving reads fast
-            params={"model": model, **params, "popular": data.item_labels[popular].tolist()},
-            task_run=task_run, workspace=workspace,
-        )  # fmt: skip
-        directory = settings.DATA_DIR / "models" / workspace.slug / family
-        version.artifact_path = str(registry.save(artifact, directory, f"v{version.version}"))
-        version.save(update_fields=["artifact_path"])
-        has_active = ModelVersion.objects.filter(
-            workspace=workspace, family__startswith=FAMILY_PREFIX, status=ModelVersion.Status.ACTIVE
-        ).exists()
-        if not has_active:
-            run_services.model_version_promote(version=version)
+    version = run_services.model_version_register(
+        workspace=workspace, family=FAMILY_PREFIX + model, artifact=artifact, metrics=metrics,
+        # the fallback for customers the model has not seen, kept where serving reads fast
+        params={"model": model, **params, "popular": data.item_labels[popular].tolist()},
+        task_run=task_run, slot=FAMILY_PREFIX,
+    )  # fmt: skip
     if version.status == ModelVersion.Status.ACTIVE:
         recommendations_write(version=version, progress=lambda p, m: progress(60 + p * 0.4, m))
     return version
