@@ -15,11 +15,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench import services  # noqa: E402
-from marketing_ai.ml.predict.clv import BetaGeoNBD, GammaGamma  # noqa: E402
+from marketing_ai.ml.predict.clv import BetaGeoNBD, GammaGamma, ParetoNBD  # noqa: E402
 
 DATA = services.ROOT.parent / "shared" / "data" / "cdnow"
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GG = {"p": 6.25, "q": 3.74, "v": 15.45}
+PUBLISHED_PNBD = {"r": 0.553, "alpha": 10.58, "s": 0.606, "beta": 11.67}
 
 
 def holdout_purchases(ids: pd.Series) -> np.ndarray:
@@ -39,11 +40,20 @@ def main() -> None:
     model = BetaGeoNBD().fit(x, t_x, T)
     fit_seconds = time.perf_counter() - started
     spend = GammaGamma().fit(x, summary["zbar"])
+    pareto = ParetoNBD().fit(x, t_x, T)
+    pareto_predicted = pareto.expected_purchases(39.0, x, t_x, T)
     predicted = model.expected_purchases(39.0, x, t_x, T)
     actual = holdout_purchases(summary["ID"])
     errors = predicted - actual
+    pareto_errors = pareto_predicted - actual
     figures = {f"bgnbd_{k}": round(getattr(model, k), 4) for k in PUBLISHED_BGNBD}
     figures.update({f"gg_{k}": round(getattr(spend, k), 3) for k in PUBLISHED_GG})
+    figures.update({f"pnbd_{k}": round(getattr(pareto, k), 4) for k in PUBLISHED_PNBD})
+    figures.update({
+        "holdout_pnbd": round(float(pareto_predicted.sum()), 1),
+        "pnbd_mae": round(float(np.abs(pareto_errors).mean()), 4),
+        "pnbd_rmse": round(float(np.sqrt((pareto_errors ** 2).mean())), 4),
+    })  # fmt: skip
     figures.update({
         "holdout_actual": float(actual.sum()), "holdout_bgnbd": round(float(predicted.sum()), 1),
         "bgnbd_mae": round(float(np.abs(errors).mean()), 4),
@@ -58,7 +68,12 @@ def main() -> None:
         ("holdout repeat purchases, weeks 40-78", f"{predicted.sum():,.0f}",
          f"actual {actual.sum():,.0f}; published BG/NBD 1,653",
          f"{100 * (predicted.sum() / actual.sum() - 1):+.1f}%"),
-        ("per-customer MAE / RMSE",
+        ("Pareto/NBD r, α, s, β", ", ".join(f"{getattr(pareto, k):.3f}" for k in PUBLISHED_PNBD),
+         ", ".join(f"{v}" for v in PUBLISHED_PNBD.values()), "published"),
+        ("Pareto/NBD holdout; MAE / RMSE", f"{pareto_predicted.sum():,.0f}; "
+         f"{figures['pnbd_mae']:.3f} / {figures['pnbd_rmse']:.3f}",
+         "published 1,666; 0.755 / 1.603", "-"),
+        ("BG/NBD per-customer MAE / RMSE",
          f"{figures['bgnbd_mae']:.3f} / {figures['bgnbd_rmse']:.3f}",
          "published BG/NBD 0.785 / 1.608; Pareto/NBD 0.755 / 1.603", "-"),
     ]  # fmt: skip

@@ -38,3 +38,16 @@ def test_gamma_gamma_matches_the_published_parameters(cdnow):
     assert [round(v, 2) for v in (spend.p, spend.q, spend.v)] == [6.25, 3.74, 15.45]
     value = spend.expected_value(np.array([1, 10]), np.array([100.0, 100.0]))
     assert value[0] < value[1] < 100  # few purchases shrink harder towards the mean (~35)
+
+
+def test_pareto_nbd_matches_the_published_parameters(cdnow):
+    from marketing_ai.ml.predict.clv import ParetoNBD
+
+    model = ParetoNBD().fit(cdnow["x"], cdnow["t_x"], cdnow["T"])
+    assert (round(model.r, 3), round(model.alpha, 2), round(model.s, 3), round(model.beta, 2)) == (
+        0.553,
+        10.58,
+        0.606,
+        11.67,
+    )
+    assert round(model.expected_purchases(39.0, cdnow["x"], cdnow["t_x"], cdnow["T"]).sum()) == 1666

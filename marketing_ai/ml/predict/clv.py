@@ -99,3 +99,65 @@ class GammaGamma:
         population = self.p * self.v / (self.q - 1)
         weight = self.p * x / (self.p * x + self.q - 1)
         return np.where(x > 0, (1 - weight) * population + weight * m, population)
+
+
+@dataclass
+class ParetoNBD:
+    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987), likelihood as in Fader, Hardie & Lee's
+    2005 note: purchases Poisson(λ) while alive, lifetime exponential(μ), λ ~ Γ(r, α),
+    μ ~ Γ(s, β)."""
+
+    r: float = 0.0
+    alpha: float = 0.0
+    s: float = 0.0
+    beta: float = 0.0
+
+    @staticmethod
+    def _log_a0(r, alpha, s, beta, x, t_x, T) -> np.ndarray:
+        if alpha >= beta:
+            big, second = alpha, s + 1
+        else:
+            big, second = beta, r + x
+        d = abs(alpha - beta)
+        n = r + s + x
+
+        def term(t):
+            return np.log(special.hyp2f1(n, second, n + 1, d / (big + t))) - n * np.log(big + t)
+
+        first, last = term(t_x), term(T)
+        # log(e^first - e^last); -inf (A0 = 0) for a customer whose last purchase is today
+        with np.errstate(divide="ignore"):
+            return first + np.log1p(-np.exp(np.minimum(last - first, 0.0)))
+
+    @classmethod
+    def log_likelihood(cls, params, x, t_x, T) -> np.ndarray:
+        r, alpha, s, beta = params
+        base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        stay = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+        leave = np.log(s / (r + s + x)) + cls._log_a0(r, alpha, s, beta, x, t_x, T)
+        return base + np.logaddexp(stay, leave)
+
+    def fit(self, x, t_x, T) -> "ParetoNBD":
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+
+        def negative(p):
+            value = -self.log_likelihood(p, x, t_x, T).sum()
+            return value if np.isfinite(value) else 1e12
+
+        self.r, self.alpha, self.s, self.beta = _fit(negative, np.array([0.5, 10.0, 0.5, 10.0]))
+        return self
+
+    def probability_alive(self, x, t_x, T) -> np.ndarray:
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        p = (self.r, self.alpha, self.s, self.beta)
+        r, alpha, s, beta = p
+        stay = (special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+                - (r + x) * np.log(alpha + T) - s * np.log(beta + T))  # fmt: skip
+        return np.exp(stay - self.log_likelihood(p, x, t_x, T))
+
+    def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        r, alpha, s, beta = self.r, self.alpha, self.s, self.beta
+        alive = self.probability_alive(x, t_x, T)
+        rate = (r + x) * (beta + T) / ((alpha + T) * (s - 1))
+        return alive * rate * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
