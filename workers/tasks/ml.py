@@ -55,26 +55,53 @@ def score_churn(run: TaskRun, progress: Progress) -> dict:
     return {"customers": churn.churn_score(version=version, progress=progress)}
 
 
+@tracked_task()
+def train_clv(run: TaskRun, progress: Progress) -> dict:
+    """Params: horizon_weeks (float, default 52)."""
+    from crm.services import clv
+
+    version = clv.clv_train(
+        workspace=run.workspace, horizon_weeks=float(run.params.get("horizon_weeks", 52)),
+        task_run=run, progress=progress,
+    )  # fmt: skip
+    return {"model_version": version.pk, "version": version.version, "status": version.status,
+            "metrics": version.metrics}  # fmt: skip
+
+
+@tracked_task()
+def score_clv(run: TaskRun, progress: Progress) -> dict:
+    """Params: model_version (id). Rewrites every customer's clv_12m and p_alive."""
+    from crm.services import clv
+
+    version = ModelVersion.objects.get(pk=run.params["model_version"])
+    return {"customers": clv.clv_score(version=version, progress=progress)}
+
+
 def scoring_task_for(family: str):
     """The task that rewrites customers' outputs when a version of `family` becomes active."""
     if family.startswith("recommend."):
         return write_recommendations
     if family == "predict.churn":
         return score_churn
+    if family == "predict.clv":
+        return score_clv
     return None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def retrain_nightly() -> int:
-    """Beat: a new version of every active churn model, on the latest data (recommenders
-    have their own nightly run)."""
+    """Beat: a new version of every active churn and CLV model, on the latest data
+    (recommenders have their own nightly run)."""
     from workers.services import task_run_start
 
+    tasks = {"predict.churn": train_churn, "predict.clv": train_clv}
     started = 0
     for version in ModelVersion.objects.filter(
-        family="predict.churn", status=ModelVersion.Status.ACTIVE
+        family__in=list(tasks), status=ModelVersion.Status.ACTIVE
     ).select_related("workspace"):
-        task_run_start(task=train_churn, workspace=version.workspace, params=version.params)
+        task_run_start(
+            task=tasks[version.family], workspace=version.workspace, params=version.params
+        )
         started += 1
     return started
 
