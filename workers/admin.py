@@ -159,7 +159,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         from marketing_ai.ml import recommend
 
         extra_context = {**(extra_context or {}), "train_workspaces": user_workspaces(request),
-                         "train_models": [*recommend.names(), "churn", "clv"]}  # fmt: skip
+                         "train_models": [*recommend.names(), "churn", "clv", "rfm"]}  # fmt: skip
         return super().changelist_view(request, extra_context)
 
     def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
@@ -167,16 +167,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
         from crm.admin.scope import user_workspaces
         from marketing_ai.ml import recommend
         from workers.tasks.ml import train_churn, train_clv, train_recommender
+        from workers.tasks.segments import rfm
 
         target = reverse("admin:workers_taskrun_changelist")
         if request.method != "POST":
             return HttpResponseRedirect(target)
         workspace = user_workspaces(request).filter(pk=request.POST.get("workspace")).first()
         model = request.POST.get("model")
-        if workspace is None or model not in [*recommend.names(), "churn", "clv"]:
+        if workspace is None or model not in [*recommend.names(), "churn", "clv", "rfm"]:
             messages.error(request, "Pick one of your workspaces and a model.")
             return HttpResponseRedirect(reverse("admin:workers_modelversion_changelist"))
-        task, params = {"churn": (train_churn, {}), "clv": (train_clv, {})}.get(
+        task, params = {"churn": (train_churn, {}), "clv": (train_clv, {}), "rfm": (rfm, {})}.get(
             model, (train_recommender, {"model": model})
         )
         services.task_run_start(task=task, params=params, workspace=workspace, user=request.user)

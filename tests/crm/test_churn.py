@@ -63,3 +63,17 @@ def test_features_count_each_order_once(workspace):
     spend = X[:, churn.FEATURES.index("spend")]
     orders = X[:, churn.FEATURES.index("orders")]
     assert np.allclose(spend, orders * 10)  # one line of 10 per order, no join inflation
+
+
+@pytest.mark.django_db
+def test_rfm_groups_become_segments(workspace):
+    from crm.models import Segment
+    from crm.services.rfm import rfm_segments_refresh
+
+    ids = seed_shop(workspace, n=40)
+    counts = rfm_segments_refresh(workspace=workspace)
+    assert sum(counts.values()) == len(ids)
+    segment = Segment.objects.get(workspace=workspace, name="RFM: Champions")
+    assert segment.kind == "static" and segment.member_count == counts["Champions"] > 0
+    assert rfm_segments_refresh(workspace=workspace) == counts  # rebuilt, not doubled
+    assert segment.memberships.count() == counts["Champions"]

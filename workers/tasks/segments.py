@@ -30,9 +30,24 @@ def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def refresh_all() -> int:
-    """Nightly: rules with time windows ("in the last 90 days") change as days pass."""
+    """Nightly: rules with time windows ("in the last 90 days") change as days pass, and so do
+    the RFM groups of workspaces that have them."""
+    from crm.services.rfm import PREFIX, rfm_segments_refresh
+
     count = 0
     for segment in Segment.objects.filter(kind=Segment.Kind.RULES).select_related("workspace"):
         segment_services.segment_refresh(segment=segment)
         count += 1
+    with_rfm = Segment.objects.filter(name__startswith=PREFIX).values_list("workspace", flat=True)
+    for workspace in Workspace.objects.filter(pk__in=with_rfm):
+        rfm_segments_refresh(workspace=workspace)
     return count
+
+
+@tracked_task()
+def rfm(run: TaskRun, progress: Progress) -> dict:
+    """Builds (or rebuilds) the workspace's RFM segments."""
+    from crm.services.rfm import rfm_segments_refresh
+
+    progress(10, "scoring recency, frequency and spend")
+    return rfm_segments_refresh(workspace=run.workspace)

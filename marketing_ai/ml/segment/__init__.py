@@ -1,0 +1,1 @@
+"""Customer segmentation: RFM scores and named RFM groups (clustering comes next)."""
