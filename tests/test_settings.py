@@ -59,3 +59,21 @@ def test_embedded_secret_key_is_generated_once(tmp_path):
 def test_no_missing_migrations():
     result = run_manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_web_process_loads_no_ml_libraries():
+    """URLs, the WSGI app and every template tag library load without numpy, torch & co.:
+    those belong to workers (imported inside task bodies and services that tasks call)."""
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'marketing_ai.settings'\n"
+        "import marketing_ai.wsgi\n"
+        "from django.urls import resolve; resolve('/api/v1/customers')\n"
+        "from django.template import engines; engines['django'].engine.template_libraries\n"
+        "heavy = ('numpy', 'pandas', 'scipy', 'torch', 'lightgbm', 'sklearn', 'transformers')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -9,6 +9,7 @@ from django.db.models import Count, IntegerField, Max, Min, OuterRef, Q, Subquer
 from django.utils import timezone
 
 from crm.models import Customer, CustomerScore, Order, OrderLine, Workspace
+from crm.services.scores import scores_upsert
 from marketing_ai.ml import registry
 from marketing_ai.ml.predict.churn import ChurnModel
 from workers import services as run_services
@@ -139,9 +140,6 @@ def churn_score(
                       computed_at=now)
         for pk, r, why in zip(ids, risk, reasons, strict=True)
     ]  # fmt: skip
-    CustomerScore.objects.bulk_create(
-        scores, batch_size=2000, update_conflicts=True, unique_fields=["customer", "kind"],
-        update_fields=["value", "model_version", "reasons", "computed_at"],
-    )  # fmt: skip
+    scores_upsert(scores)
     progress(100, "scored")
     return len(scores)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from crm.models import CustomerScore, Order, Workspace
 from crm.services.churn import reference_time
+from crm.services.scores import scores_upsert
 from marketing_ai.ml import registry
 from marketing_ai.ml.predict.clv import BetaGeoNBD, GammaGamma
 from workers import services as run_services
@@ -140,9 +141,6 @@ def clv_score(
         scores.append(CustomerScore(workspace=workspace, customer_id=pk, kind="p_alive",
                                     value=round(float(alive[i]), 4), model_version=version,
                                     reasons=why[2:], computed_at=now))  # fmt: skip
-    CustomerScore.objects.bulk_create(
-        scores, batch_size=2000, update_conflicts=True, unique_fields=["customer", "kind"],
-        update_fields=["value", "model_version", "reasons", "computed_at"],
-    )  # fmt: skip
+    scores_upsert(scores)
     progress(100, "scored")
     return len(data["ids"])

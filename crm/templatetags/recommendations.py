@@ -13,13 +13,16 @@ from django import template
 from django.utils.html import format_html_join
 
 from crm.models import Customer
-from crm.services.recommendations import recommendations_for
 
 register = template.Library()
 
 
 @register.simple_tag
 def recommend(customer: Customer, count: int = 4) -> list[dict] | str:
+    # Imported here: Django loads every tag library when templates start, and the
+    # recommendation service brings numpy with it.
+    from crm.services.recommendations import recommendations_for
+
     if not isinstance(customer, Customer):
         return []
     return recommendations_for(customer=customer, limit=max(1, min(int(count), 20)))["results"]

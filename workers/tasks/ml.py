@@ -6,6 +6,16 @@ from workers.models import ModelVersion, TaskRun
 from workers.tracking import Progress, tracked_task
 
 
+def _trained(version: ModelVersion) -> dict:
+    """What a training run reports: the version it registered and how it measured."""
+    return {"model_version": version.pk, "version": version.version, "status": version.status,
+            "metrics": version.metrics}  # fmt: skip
+
+
+def _version(run: TaskRun) -> ModelVersion:
+    return ModelVersion.objects.get(pk=run.params["model_version"])
+
+
 @tracked_task()
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
     """Params: model (ease, itemknn, als, popular), params (dict), holdout_days (int)."""
@@ -19,8 +29,7 @@ def train_recommender(run: TaskRun, progress: Progress) -> dict:
         task_run=run,
         progress=progress,
     )
-    return {"model_version": version.pk, "version": version.version, "status": version.status,
-            "metrics": version.metrics}  # fmt: skip
+    return _trained(version)
 
 
 @tracked_task()
@@ -28,9 +37,9 @@ def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's list from that version."""
     from crm.services import recommendations
 
-    version = ModelVersion.objects.get(pk=run.params["model_version"])
-    written = recommendations.recommendations_write(version=version, progress=progress)
-    return {"customers": written}
+    return {
+        "customers": recommendations.recommendations_write(version=_version(run), progress=progress)
+    }
 
 
 @tracked_task()
@@ -42,8 +51,7 @@ def train_churn(run: TaskRun, progress: Progress) -> dict:
         workspace=run.workspace, horizon_days=int(run.params.get("horizon_days", 90)),
         task_run=run, progress=progress,
     )  # fmt: skip
-    return {"model_version": version.pk, "version": version.version, "status": version.status,
-            "metrics": version.metrics}  # fmt: skip
+    return _trained(version)
 
 
 @tracked_task()
@@ -51,8 +59,7 @@ def score_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's churn_risk from that version."""
     from crm.services import churn
 
-    version = ModelVersion.objects.get(pk=run.params["model_version"])
-    return {"customers": churn.churn_score(version=version, progress=progress)}
+    return {"customers": churn.churn_score(version=_version(run), progress=progress)}
 
 
 @tracked_task()
@@ -64,8 +71,7 @@ def train_clv(run: TaskRun, progress: Progress) -> dict:
         workspace=run.workspace, horizon_weeks=float(run.params.get("horizon_weeks", 52)),
         task_run=run, progress=progress,
     )  # fmt: skip
-    return {"model_version": version.pk, "version": version.version, "status": version.status,
-            "metrics": version.metrics}  # fmt: skip
+    return _trained(version)
 
 
 @tracked_task()
@@ -73,19 +79,14 @@ def score_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's clv_12m and p_alive."""
     from crm.services import clv
 
-    version = ModelVersion.objects.get(pk=run.params["model_version"])
-    return {"customers": clv.clv_score(version=version, progress=progress)}
+    return {"customers": clv.clv_score(version=_version(run), progress=progress)}
 
 
 def scoring_task_for(family: str):
     """The task that rewrites customers' outputs when a version of `family` becomes active."""
     if family.startswith("recommend."):
         return write_recommendations
-    if family == "predict.churn":
-        return score_churn
-    if family == "predict.clv":
-        return score_clv
-    return None
+    return {"predict.churn": score_churn, "predict.clv": score_clv}.get(family)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
