@@ -6,6 +6,7 @@ environment variable; with MARKETING_AI_ENV=production the unsafe defaults are r
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -222,6 +223,62 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=0),
     },
 }
+
+CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {
+    "task": "workers.tasks.campaigns.sweep",
+    "schedule": env.float("CAMPAIGN_SWEEP_SECONDS", default=15.0),
+}
+CELERY_BEAT_SCHEDULE["campaigns-attribute"] = {
+    "task": "workers.tasks.campaigns.attribute_recent",
+    "schedule": crontab(minute="*/10"),
+}
+
+# --- E-mail and campaigns -------------------------------------------------------------------
+# Public address of this installation: tracking, unsubscribe and chat links point here.
+PUBLIC_URL = env.str("MARKETING_AI_PUBLIC_URL", default="http://127.0.0.1:8000")
+# EMAIL_URL, e.g. smtp://user:password@mail.example.com:587 (smtp+tls://, smtps://); without it
+# messages are written to files under DATA_DIR/outbox. An ESP through django-anymail: set
+# EMAIL_BACKEND (and its ANYMAIL settings) instead.
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend"
+    )
+    EMAIL_FILE_PATH = DATA_DIR / "outbox"
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="marketing@localhost")
+EMAIL_MESSAGE_ID_DOMAIN = env.str(
+    "EMAIL_MESSAGE_ID_DOMAIN", default=urlsplit(PUBLIC_URL).hostname or "localhost"
+)
+CAMPAIGN_CHANNELS = {
+    "email": "campaigns.channels.email.EmailChannel",
+    "sms": "campaigns.channels.http.SmsChannel",
+    "webhook": "campaigns.channels.http.WebhookChannel",
+}
+CAMPAIGN_HTTP_CHANNELS = {
+    kind: {
+        "url": env.str(f"CAMPAIGN_{kind.upper()}_URL", default=""),
+        "secret": env.str(f"CAMPAIGN_{kind.upper()}_SECRET", default=""),
+    }
+    for kind in ("sms", "webhook")
+}
+# Messages per second per workspace and channel, shared by all workers (0 = no limit).
+CAMPAIGN_RATE_LIMITS = {
+    "email": env.float("CAMPAIGN_EMAIL_RATE", default=0),
+    "sms": env.float("CAMPAIGN_SMS_RATE", default=10),
+    "webhook": env.float("CAMPAIGN_WEBHOOK_RATE", default=0),
+}
+CAMPAIGN_DEFAULT_TIME_ZONE = env.str("CAMPAIGN_DEFAULT_TIME_ZONE", default=TIME_ZONE)
+CAMPAIGN_CHUNK = env.int("CAMPAIGN_CHUNK", default=100)  # rows one claim takes
+CAMPAIGN_FANOUT = env.int("CAMPAIGN_FANOUT", default=2)  # deliver tasks queued per campaign
+CAMPAIGN_DELIVER_BUDGET_SECONDS = env.float("CAMPAIGN_DELIVER_BUDGET_SECONDS", default=60.0)
+CAMPAIGN_SWEEP_SECONDS = CELERY_BEAT_SCHEDULE["campaigns-sweep"]["schedule"]
+# A claim older than this belongs to a dead worker; its rows are queued again.
+CAMPAIGN_CLAIM_LEASE_SECONDS = env.float("CAMPAIGN_CLAIM_LEASE_SECONDS", default=120.0)
+CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=60.0)
+CAMPAIGN_RETRY_MAX_SECONDS = env.float("CAMPAIGN_RETRY_MAX_SECONDS", default=3600.0)
+CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=6)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

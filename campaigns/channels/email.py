@@ -1,0 +1,100 @@
+"""E-mail through Django's e-mail backends.
+
+With the SMTP backend (ours, or Django's, which ours extends) a message is handed off right
+before the end of DATA, so it is sent exactly once. Any other backend (an ESP through
+django-anymail, the console or file backend) is called first and the ledger committed after it
+succeeded: a worker killed in between sends that one message again, with the same Message-ID.
+"""
+
+import smtplib
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
+from django.core.mail.message import sanitize_address
+
+from campaigns import tracking
+from campaigns.channels import Channel, HandOff, Outcome, Outgoing, mime
+from campaigns.channels.smtp import EmailBackend as TwoPhaseBackend
+
+
+class EmailChannel(Channel):
+    kind = "email"
+
+    def __init__(self) -> None:
+        backend = get_connection(fail_silently=False)
+        if isinstance(backend, DjangoSMTPBackend) and not isinstance(backend, TwoPhaseBackend):
+            backend = TwoPhaseBackend(fail_silently=False)
+        self.backend = backend
+        self.two_phase = isinstance(backend, TwoPhaseBackend)
+        self._senders: dict[str, tuple[str, str]] = {}
+
+    def open(self) -> None:
+        if not self.two_phase:
+            self.backend.open()
+        # The SMTP connection opens on first use, so a dead server is a retry, not a crash.
+
+    def close(self) -> None:
+        try:
+            self.backend.close()
+        except (OSError, smtplib.SMTPException):
+            pass
+
+    def address_of(self, customer) -> str:
+        return (customer.email or "").strip().lower()
+
+    def headers(self, outgoing: Outgoing) -> dict:
+        return {
+            "Message-ID": f"<{outgoing.token}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>",
+            "List-Unsubscribe": f"<{tracking.unsubscribe_url(outgoing.token)}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+            **outgoing.headers,
+        }
+
+    def build(self, outgoing: Outgoing) -> EmailMultiAlternatives:
+        """The message as Django's e-mail class (for any backend)."""
+        headers = self.headers(outgoing)
+        message = EmailMultiAlternatives(
+            subject=outgoing.subject,
+            body=outgoing.text,
+            from_email=outgoing.from_email or settings.DEFAULT_FROM_EMAIL,
+            to=[outgoing.address],
+            headers=headers,
+        )
+        if outgoing.html:
+            message.attach_alternative(outgoing.html, "text/html")
+        return message
+
+    def send(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
+        if self.two_phase:
+            return self._send_smtp(outgoing, hand_off)
+        message = self.build(outgoing)
+        try:
+            sent = self.backend.send_messages([message])
+        except Exception as exc:  # ESP errors have no common base; all are worth a retry
+            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        if not sent:
+            return Outcome("retry", "the backend sent nothing")
+        anymail = getattr(message, "anymail_status", None)
+        provider_id = str(getattr(anymail, "message_id", "") or "")
+        hand_off(lambda: None)
+        return Outcome("sent", provider_id=provider_id)
+
+    def _send_smtp(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
+        sender = outgoing.from_email or settings.DEFAULT_FROM_EMAIL
+        if sender not in self._senders:
+            self._senders[sender] = (mime.address(sender), sanitize_address(sender, "utf-8"))
+        header_from, envelope_from = self._senders[sender]
+        headers = self.headers(outgoing)
+        message_id = headers.pop("Message-ID")
+        try:
+            data = mime.build(
+                sender=header_from, to=outgoing.address, subject=outgoing.subject,
+                text=outgoing.text, html=outgoing.html, message_id=message_id,
+                boundary=outgoing.token, headers=headers,
+            )  # fmt: skip
+            recipient = sanitize_address(outgoing.address, "utf-8")
+        except ValueError as exc:  # a line break in a header, an unusable address
+            return Outcome("failed", f"cannot build the message: {exc}")
+        return self.backend.send_bytes(sender=envelope_from, recipients=[recipient], data=data,
+                                       hand_off=hand_off)  # fmt: skip

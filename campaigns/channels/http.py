@@ -1,0 +1,98 @@
+"""SMS and generic webhook delivery through an HTTP endpoint the operator configures.
+
+The body is JSON; each request carries `Idempotency-Key: <message token>` and an HMAC-SHA256
+signature of the body (`X-Marketing-AI-Signature: sha256=<hex>`). A 2xx answer is sent; 408,
+429 and 5xx (and timeouts) are retried later (honouring Retry-After); other 4xx fail for good.
+An HTTP call cannot be split like SMTP, so the ledger commits after the 2xx: a worker killed in
+between repeats the call with the same Idempotency-Key.
+"""
+
+import hashlib
+import hmac
+import json
+
+import requests
+from django.conf import settings
+
+from campaigns.channels import Channel, HandOff, Outcome, Outgoing
+
+RETRYABLE = {408, 425, 429}
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class HttpChannel(Channel):
+    setting = ""
+
+    def open(self) -> None:
+        config = settings.CAMPAIGN_HTTP_CHANNELS.get(self.kind) or {}
+        self.url = config.get("url") or ""
+        self.secret = config.get("secret") or ""
+        self.timeout = float(config.get("timeout", 10))
+        self.session = requests.Session()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def payload(self, outgoing: Outgoing) -> dict:
+        return {"id": outgoing.token, "to": outgoing.address, "text": outgoing.text,
+                **outgoing.metadata}  # fmt: skip
+
+    def send(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
+        if not self.url:
+            return Outcome(
+                "retry",
+                f"no endpoint configured for {self.kind} (CAMPAIGN_{self.kind.upper()}_URL)",
+            )
+        body = json.dumps(self.payload(outgoing), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": outgoing.token,
+            "X-Marketing-AI-Signature": signature(self.secret, body),
+        }
+        try:
+            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}"[:300])
+        code = response.status_code
+        if 200 <= code < 300:
+            hand_off(lambda: None)
+            return Outcome("sent", provider_id=_provider_id(response))
+        reason = f"HTTP {code}: {response.text[:200]}"
+        if code in RETRYABLE or code >= 500:
+            return Outcome("retry", reason, retry_after=_retry_after(response))
+        return Outcome("failed", reason)
+
+
+def _provider_id(response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    return str(data.get("id", ""))[:200] if isinstance(data, dict) else ""
+
+
+def _retry_after(response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+class SmsChannel(HttpChannel):
+    kind = "sms"
+
+    def address_of(self, customer) -> str:
+        return (customer.phone or "").strip()
+
+    def payload(self, outgoing: Outgoing) -> dict:
+        return {"id": outgoing.token, "to": outgoing.address, "text": outgoing.text[:1600]}
+
+
+class WebhookChannel(HttpChannel):
+    kind = "webhook"
+
+    def address_of(self, customer) -> str:
+        return str(customer.pk)

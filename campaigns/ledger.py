@@ -1,0 +1,166 @@
+"""State changes of the send ledger. Every change is a conditional UPDATE, so it happens once.
+
+A message goes queued -> sending (claimed by one worker with a fresh claim id) -> sent, or back
+to queued (a transient error, or its claim went stale because the worker died), or to failed /
+skipped. The rule that makes a send happen exactly once:
+
+    the row becomes `sent` (conditional on still holding the claim) and that commit is on its
+    way to the database *before* the provider is told the message is final (for SMTP: before the
+    terminating "." of DATA is written; the server discards a DATA that never ends).
+
+So a worker killed at any point either never finished the DATA (the row is still `sending`, the
+claim goes stale, the message is sent again, and the server kept nothing) or had already
+committed `sent` (the message is not sent again). On PostgreSQL the COMMIT is written to the
+server without waiting for its answer and the "." follows at once: the two writes are two
+system calls apart, which is the only window in which a kill loses a message (never duplicates
+one). Two workers can never both commit `sent` for one row: the update names the claim.
+"""
+
+import select
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from django.db import connection
+
+from campaigns.models import Message
+
+TABLE = Message._meta.db_table
+
+
+class LostClaim(Exception):
+    """This worker no longer holds the row (its claim went stale and another worker took it)."""
+
+
+def claim_due(*, campaign_id: int, now: datetime, limit: int) -> tuple[uuid.UUID, list[int]]:
+    """Claims up to `limit` due, queued messages of a campaign for this worker."""
+    claim = uuid.uuid4()
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # Rows without a variant wait for an A/B winner; holdout rows are never queued.
+    sql = (
+        f"UPDATE {TABLE} SET state = 'sending', claim = %s, claimed_at = %s, "  # noqa: S608
+        "attempts = attempts + 1 "
+        f"WHERE id IN (SELECT id FROM {TABLE} WHERE campaign_id = %s AND state = 'queued' "
+        "AND send_at <= %s AND variant_id IS NOT NULL "
+        f"ORDER BY send_at, id LIMIT %s{lock}) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_uuid(claim), now, campaign_id, now, limit])
+        ids = sorted(row[0] for row in cursor.fetchall())
+    return claim, ids
+
+
+def release_stale(*, older_than: datetime, campaign_ids: Sequence[int] | None = None) -> int:
+    """Returns claimed rows whose worker stopped (claimed before `older_than`) to the queue.
+
+    Safe even if that worker is alive after all: it can no longer commit `sent` for them.
+    """
+    rows = Message.objects.filter(state=Message.State.SENDING, claimed_at__lt=older_than)
+    if campaign_ids is not None:
+        rows = rows.filter(campaign_id__in=campaign_ids)
+    return rows.update(state=Message.State.QUEUED, claim=None)
+
+
+def hand_off(
+    *,
+    message_id: int,
+    claim: uuid.UUID,
+    sent_at: datetime,
+    address: str,
+    provider_id: str,
+    point_of_no_return: Callable[[], None],
+    also: Callable[[], None] | None = None,
+) -> None:
+    """Commits the row as sent, then runs `point_of_no_return` (e.g. writes the final "." of an
+    SMTP DATA). `also` runs inside the same transaction (the webhook outbox row).
+
+    Raises LostClaim (and never calls `point_of_no_return`) when the claim is no longer ours.
+    An exception from `point_of_no_return` propagates after the commit has completed; the
+    caller decides whether the provider kept the message (see `revert_sent`).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN IMMEDIATE" if connection.vendor == "sqlite" else "BEGIN")
+        try:
+            cursor.execute(
+                f"UPDATE {TABLE} SET state = 'sent', sent_at = %s, address = %s, "  # noqa: S608
+                "provider_id = %s, reason = '' WHERE id = %s AND claim = %s AND state = 'sending'",
+                [sent_at, address, provider_id, message_id, _uuid(claim)],
+            )
+            if cursor.rowcount != 1:
+                raise LostClaim(str(message_id))
+            if also is not None:
+                also()
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        if connection.vendor == "postgresql":
+            _commit_then(point_of_no_return)
+        else:
+            cursor.execute("COMMIT")
+            point_of_no_return()
+
+
+def _commit_then(action: Callable[[], None]) -> None:
+    """Writes COMMIT to the PostgreSQL socket, runs `action` before waiting for the answer,
+    then reads the answer (and raises if the commit failed)."""
+    pg = connection.connection.pgconn  # libpq under psycopg under Django
+    pg.send_query(b"COMMIT")
+    while pg.flush():
+        select.select([], [pg.socket], [], 1.0)
+    try:
+        action()
+    finally:
+        while True:
+            pg.consume_input()
+            if not pg.is_busy():
+                break
+            select.select([pg.socket], [], [], 1.0)
+        error = None
+        while (result := pg.get_result()) is not None:
+            if result.error_message:
+                error = result.error_message.decode(errors="replace")
+        if error:
+            raise RuntimeError(f"commit of a sent message failed: {error}")
+
+
+def revert_sent(*, message_id: int, claim: uuid.UUID, retry_at: datetime, reason: str) -> bool:
+    """The provider refused after the hand-off (e.g. SMTP 451 after DATA): queue it again."""
+    return bool(
+        Message.objects.filter(pk=message_id, claim=claim, state=Message.State.SENT).update(
+            state=Message.State.QUEUED,
+            send_at=retry_at,
+            claim=None,
+            sent_at=None,
+            provider_id="",
+            reason=reason[:300],
+        )  # fmt: skip
+    )
+
+
+def retry_later(*, message_id: int, claim: uuid.UUID, retry_at: datetime, reason: str) -> bool:
+    return bool(
+        Message.objects.filter(pk=message_id, claim=claim, state=Message.State.SENDING).update(
+            state=Message.State.QUEUED, send_at=retry_at, claim=None, reason=reason[:300]
+        )
+    )
+
+
+def finish_unsent(
+    *, message_id: int, claim: uuid.UUID, state: str, reason: str, from_state: str = "sending"
+) -> bool:
+    """Marks a claimed row failed or skipped (with why)."""
+    return bool(
+        Message.objects.filter(pk=message_id, claim=claim, state=from_state).update(
+            state=state, reason=reason[:300]
+        )
+    )
+
+
+def _uuid(value: uuid.UUID) -> object:
+    # SQLite stores UUIDField as 32 hex characters; PostgreSQL takes the UUID itself.
+    return value.hex if connection.vendor == "sqlite" else value
+
+
+def retry_delay(attempts: int, *, base: float, cap: float) -> timedelta:
+    """Exponential backoff: base, 2*base, 4*base ... up to cap (seconds)."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))

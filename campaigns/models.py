@@ -1,0 +1,274 @@
+"""Campaigns, their content variants, the send ledger, suppressions and outbound webhooks.
+
+The ledger (`Message`) is what makes a send happen once: one row per campaign x customer,
+created at launch, moved through its states only by conditional updates (see
+campaigns.services.delivery), so a crashed or duplicated worker can never send a row twice.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from crm.models import Customer, Segment, Workspace
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SCHEDULED = "scheduled"  # launched: ledger written, sends wait for their time
+        SENDING = "sending"
+        PAUSED = "paused"
+        SENT = "sent"
+        CANCELLED = "cancelled"
+
+    class Timing(models.TextChoices):
+        NOW = "now", "as soon as launched"
+        AT = "at", "at one moment for everyone"
+        LOCAL = "local", "at a local time in each recipient's time zone"
+
+    class ConsentRule(models.TextChoices):
+        OPT_IN = "opt_in", "only customers who opted in"
+        NOT_OPTED_OUT = "not_opted_out", "everyone who has not opted out"
+
+    class AbMetric(models.TextChoices):
+        OPEN = "open"
+        CLICK = "click"
+        CONVERSION = "conversion"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=ChannelKind.choices, default="email")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    include_segments = models.ManyToManyField(Segment, blank=True, related_name="+")
+    exclude_segments = models.ManyToManyField(Segment, blank=True, related_name="+")
+    consent_rule = models.CharField(
+        max_length=15, choices=ConsentRule.choices, default=ConsentRule.OPT_IN
+    )
+    goal_event = models.CharField(max_length=50, default="purchase")
+    attribution_days = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(90)]
+    )
+    holdout_percent = models.FloatField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(50)]
+    )
+    timing = models.CharField(max_length=5, choices=Timing.choices, default=Timing.NOW)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="for 'at one moment'")
+    local_date = models.DateField(null=True, blank=True, help_text="for 'local time'")
+    local_time = models.TimeField(null=True, blank=True, help_text="for 'local time'")
+    quiet_start = models.TimeField(null=True, blank=True, help_text="local; no sends from here")
+    quiet_end = models.TimeField(null=True, blank=True, help_text="local; ... until here")
+    frequency_cap = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="at most this many messages per customer ..."
+    )
+    frequency_days = models.PositiveSmallIntegerField(default=7, help_text="... in this many days")
+    # A/B mode: send to ab_test_percent of the audience first, then the winner to the rest.
+    ab_test_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(2), MaxValueValidator(90)]
+    )
+    ab_metric = models.CharField(max_length=10, choices=AbMetric.choices, default=AbMetric.CLICK)
+    ab_wait_hours = models.FloatField(default=4, validators=[MinValueValidator(0)])
+    winner = models.ForeignKey(
+        "Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_email = models.CharField(
+        max_length=200, blank=True, help_text="default: DEFAULT_FROM_EMAIL"
+    )
+    seed = models.BigIntegerField(null=True, blank=True, help_text="holdout/variant draw; recorded")
+    ab_result = models.JSONField(default=dict, blank=True, help_text="how the winner was chosen")
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="campaign_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variant(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        APPROVED = "approved"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=50, default="A")
+    subject = models.CharField(max_length=300, blank=True)
+    preheader = models.CharField(max_length=300, blank=True)
+    body_html = models.TextField(
+        blank=True,
+        help_text="Django template; {{ customer.first_name }}, {% recommend customer 4 %}",
+    )
+    body_text = models.TextField(
+        blank=True,
+        help_text="plain text (SMS, webhook); for e-mail generated from the HTML if empty",
+    )
+    weight = models.PositiveSmallIntegerField(default=1, help_text="share of the audience")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Where generated copy came from (model, prompt, seed, guardrail report); empty for staff copy.
+    provenance = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "name"], name="variant_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} / {self.name}"
+
+
+class Message(models.Model):
+    """The send ledger: one row per campaign x customer."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"  # claimed by a worker; nothing handed to the provider yet
+        SENT = "sent"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    id = models.BigAutoField(primary_key=True)
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="messages")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    holdout = models.BooleanField(default=False)
+    ab_test = models.BooleanField(default=False, help_text="in the A/B test share")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    reason = models.CharField(max_length=300, blank=True, help_text="why skipped or failed")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    send_at = models.DateTimeField(help_text="due time (holdout: when it would have been sent)")
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    address = models.CharField(max_length=254, blank=True, help_text="where it went")
+    provider_id = models.CharField(max_length=200, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "customer"], name="message_once"),
+        ]
+        indexes = [
+            # What delivery asks: due queued rows of a campaign, and claims gone stale.
+            models.Index(fields=["campaign", "state", "send_at"], name="message_due"),
+            # Frequency caps and the customer's timeline.
+            models.Index(fields=["customer", "sent_at"], name="message_customer_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.customer_id} {self.state}"
+
+
+class Suppression(models.Model):
+    """An address no campaign may send to, whoever it belongs to (bounces, complaints, lists)."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED = "unsubscribed"
+        BOUNCED = "bounced"
+        COMPLAINED = "complained"
+        MANUAL = "manual"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=ChannelKind.choices)
+    address = models.CharField(max_length=254, help_text="e-mail (lower case) or phone")
+    reason = models.CharField(max_length=15, choices=Reason.choices, default=Reason.MANUAL)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "channel", "address"], name="suppression_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address}"
+
+
+class WebhookEndpoint(models.Model):
+    """An integrator's URL that receives signed events (message.sent, customer.unsubscribed...)."""
+
+    EVENTS = ("message.sent", "message.failed", "customer.unsubscribed", "message.converted")
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100, help_text="signs each delivery (HMAC-SHA256)")
+    events = models.JSONField(default=list, help_text="event types; empty = all")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event: str) -> bool:
+        return self.active and (not self.events or event in self.events)
+
+
+class WebhookDelivery(models.Model):
+    """The delivery log: one row per event x endpoint, retried with backoff until it lands."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up after the last attempt
+
+    id = models.BigAutoField(primary_key=True)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=50)
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    payload = models.JSONField()
+    # The ledger row it is about (message events), so a send reverted after a late SMTP refusal
+    # can withdraw its pending "message.sent".
+    message_id = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_pending",
+                condition=Q(state="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.endpoint_id} ({self.state})"

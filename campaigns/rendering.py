@@ -1,0 +1,187 @@
+"""Variant templates: compiled once per variant, rendered per recipient.
+
+A variant's subject, preheader and HTML body are Django templates with the customer in the
+context (`{{ customer.first_name }}`) and the recommendation tag available without a `{% load %}`.
+The plain-text part is made from the HTML *template* once (HTML -> text, template tags kept), so
+each message renders two templates instead of parsing its own HTML again. Links are rewritten
+to signed click-tracking URLs and an open pixel is added when tracking is on.
+"""
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from html import unescape
+from html.parser import HTMLParser
+
+from django.template import Context, Engine, TemplateSyntaxError
+
+from campaigns import tracking
+
+ENGINE = Engine(
+    builtins=["crm.templatetags.recommendations"],
+    libraries={},
+    autoescape=True,
+    string_if_invalid="",
+)
+
+LINK = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
+
+
+class VariantError(ValueError):
+    """A variant whose template cannot compile or render; carries a message for staff."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CompiledVariant:
+    subject: object
+    preheader: object
+    html: object | None
+    text: object
+
+    def render(self, context: dict, *, message_token: str | None = None) -> Rendered:
+        ctx = Context(context, autoescape=False)
+        subject = " ".join(self.subject.render(ctx).split())
+        text = self.text.render(ctx).strip()
+        html = ""
+        if self.html is not None:
+            html = self.html.render(Context(context, autoescape=True))
+            preheader = self.preheader.render(ctx).strip()
+            if preheader:
+                html = _hidden_preheader(preheader) + html
+            if message_token:
+                html = LINK.sub(lambda m: _tracked_href(m, message_token), html)
+                html = _with_pixel(html, tracking.open_url(message_token))
+                text = _track_text_links(text, message_token)
+        return Rendered(subject=subject, html=html, text=text)
+
+
+def compile_variant(
+    *, subject: str, preheader: str, body_html: str, body_text: str
+) -> CompiledVariant:
+    """Compiles a variant's templates; raises VariantError naming the field that is wrong."""
+    fields = {"subject": subject, "preheader": preheader, "body_html": body_html}
+    compiled = {}
+    for name, source in fields.items():
+        try:
+            compiled[name] = ENGINE.from_string(source or "")
+        except TemplateSyntaxError as exc:
+            raise VariantError(f"{name}: {exc}") from exc
+    text_source = body_text or html_to_text(body_html)
+    try:
+        text = ENGINE.from_string(text_source)
+    except TemplateSyntaxError as exc:
+        raise VariantError(f"body_text: {exc}") from exc
+    return CompiledVariant(
+        subject=compiled["subject"],
+        preheader=compiled["preheader"],
+        html=compiled["body_html"] if body_html.strip() else None,
+        text=text,
+    )
+
+
+@lru_cache(maxsize=256)
+def compiled_for(variant_id: int, updated_at: str, subject: str, preheader: str, body_html: str,
+                 body_text: str) -> CompiledVariant:  # fmt: skip
+    """Per-process cache keyed by the variant's content, so an edited variant recompiles."""
+    return compile_variant(
+        subject=subject, preheader=preheader, body_html=body_html, body_text=body_text
+    )
+
+
+def compiled(variant) -> CompiledVariant:
+    return compiled_for(
+        variant.pk, str(variant.updated_at), variant.subject, variant.preheader,
+        variant.body_html, variant.body_text,
+    )  # fmt: skip
+
+
+def _hidden_preheader(text: str) -> str:
+    from django.utils.html import escape
+
+    return (
+        f'<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">{escape(text)}</div>'
+    )
+
+
+def _tracked_href(match: re.Match, message_token: str) -> str:
+    url = unescape(match.group(1))
+    return f'href="{tracking.click_url(message_token, url)}"'
+
+
+TEXT_LINK = re.compile(r"\((https?://[^\s)]+)\)")
+
+
+def _track_text_links(text: str, message_token: str) -> str:
+    return TEXT_LINK.sub(lambda m: f"({tracking.click_url(message_token, m.group(1))})", text)
+
+
+def _with_pixel(html: str, url: str) -> str:
+    pixel = f'<img src="{url}" width="1" height="1" alt="" style="display:none">'
+    at = html.lower().rfind("</body>")
+    return html + pixel if at < 0 else html[:at] + pixel + html[at:]
+
+
+class _TextMaker(HTMLParser):
+    """HTML -> readable plain text: paragraphs and breaks become newlines, links "text (url)",
+    list items get a dash, scripts/styles vanish. Template tags pass through as text."""
+
+    BLOCK = {"p", "div", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "section"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hrefs: list[str | None] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in ("script", "style", "head", "title"):
+            self.skip += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag == "a":
+            self.hrefs.append(dict(attrs).get("href"))
+        elif tag == "img":
+            alt = dict(attrs).get("alt")
+            if alt:
+                self.parts.append(alt)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "head", "title"):
+            self.skip = max(0, self.skip - 1)
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n")
+        elif tag == "a" and self.hrefs:
+            href = self.hrefs.pop()
+            if href and not href.startswith(("#", "mailto:")):
+                self.parts.append(f" ({href})")
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    maker = _TextMaker()
+    maker.feed(html or "")
+    maker.close()
+    text = "".join(maker.parts)
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def customer_context(customer, **extra) -> dict:
+    """What a variant template sees about its recipient (no other customer's data)."""
+    return {"customer": customer, "first_name": customer.first_name, **extra}

@@ -1,0 +1,189 @@
+"""Campaign state changes staff and integrators make: launch, pause, resume, cancel, resend to
+the failed, approve a variant; and the bookkeeping that marks a campaign sent."""
+
+import secrets
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns import rendering
+from campaigns.models import Campaign, Message, Variant
+from crm.models import Customer
+
+PENDING = (Message.State.QUEUED, Message.State.SENDING)
+
+
+class CampaignError(Exception):
+    """A request the campaign's state or content does not allow; `errors` maps field -> messages."""
+
+    def __init__(self, errors: dict[str, list[str]] | str) -> None:
+        self.errors = errors if isinstance(errors, dict) else {"detail": [errors]}
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
+
+
+def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if campaign.status != Campaign.Status.DRAFT:
+        errors.setdefault("status", []).append(
+            f"only a draft can be launched (it is {campaign.status})"
+        )
+    if not campaign.include_segments.exists():
+        errors.setdefault("include_segments", []).append("choose at least one segment to send to")
+    approved = list(campaign.variants.filter(status=Variant.Status.APPROVED))
+    if not approved:
+        errors.setdefault("variants", []).append("approve at least one variant")
+    if campaign.ab_test_percent and len(approved) < 2:
+        errors.setdefault("ab_test_percent", []).append("an A/B test needs two approved variants")
+    if campaign.timing == Campaign.Timing.AT and not campaign.send_at:
+        errors.setdefault("send_at", []).append("required when sending at one moment")
+    if campaign.timing == Campaign.Timing.LOCAL and not (
+        campaign.local_date and campaign.local_time
+    ):
+        errors.setdefault("local_time", []).append("date and time required for local-time sends")
+    if bool(campaign.quiet_start) != bool(campaign.quiet_end):
+        errors.setdefault("quiet_end", []).append("give both ends of the quiet hours")
+    if campaign.channel == "email" and any(not v.subject.strip() for v in approved):
+        errors.setdefault("variants", []).append("every e-mail variant needs a subject")
+    return errors
+
+
+def campaign_launch(*, campaign: Campaign, user=None):
+    """Freezes the campaign (status scheduled, seed drawn) and starts the run that writes the
+    ledger and queues the first sends. Returns the TaskRun."""
+    from workers.services import task_run_start
+    from workers.tasks.sends import launch
+
+    errors = launch_problems(campaign)
+    if errors:
+        raise CampaignError(errors)
+    with transaction.atomic():
+        seed = campaign.seed if campaign.seed is not None else secrets.randbits(48)
+        updated = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
+            status=Campaign.Status.SCHEDULED, seed=seed, launched_at=timezone.now()
+        )
+        if not updated:
+            raise CampaignError({"status": ["the campaign was launched already"]})
+        run = task_run_start(
+            task=launch, params={"campaign": campaign.pk}, user=user, workspace=campaign.workspace
+        )
+    campaign.refresh_from_db()
+    return run
+
+
+def _transition(campaign: Campaign, allowed: tuple, to: str) -> None:
+    updated = Campaign.objects.filter(pk=campaign.pk, status__in=allowed).update(status=to)
+    if not updated:
+        campaign.refresh_from_db()
+        raise CampaignError({"status": [f"cannot go from {campaign.status} to {to}"]})
+    campaign.refresh_from_db()
+
+
+def campaign_pause(*, campaign: Campaign) -> None:
+    """Stops sending after the messages in flight; queued rows wait."""
+    _transition(
+        campaign, (Campaign.Status.SCHEDULED, Campaign.Status.SENDING), Campaign.Status.PAUSED
+    )
+
+
+def campaign_resume(*, campaign: Campaign) -> None:
+    _transition(campaign, (Campaign.Status.PAUSED,), Campaign.Status.SENDING)
+    kick(campaign.pk)
+
+
+@transaction.atomic
+def campaign_cancel(*, campaign: Campaign) -> int:
+    """Cancels: rows not yet sent are skipped with reason "cancelled". Returns how many."""
+    _transition(
+        campaign,
+        (
+            Campaign.Status.DRAFT,
+            Campaign.Status.SCHEDULED,
+            Campaign.Status.SENDING,
+            Campaign.Status.PAUSED,
+        ),
+        Campaign.Status.CANCELLED,
+    )
+    return Message.objects.filter(campaign=campaign, state=Message.State.QUEUED).update(
+        state=Message.State.SKIPPED, reason="cancelled"
+    )
+
+
+def campaign_resend_failed(*, campaign: Campaign) -> int:
+    """Queues the failed rows again (fresh attempts) and the campaign sends them."""
+    with transaction.atomic():
+        count = Message.objects.filter(campaign=campaign, state=Message.State.FAILED).update(
+            state=Message.State.QUEUED, attempts=0, reason="", send_at=timezone.now()
+        )
+        if count:
+            Campaign.objects.filter(
+                pk=campaign.pk, status__in=(Campaign.Status.SENT, Campaign.Status.SENDING)
+            ).update(status=Campaign.Status.SENDING, finished_at=None)
+    if count:
+        kick(campaign.pk)
+    campaign.refresh_from_db()
+    return count
+
+
+def campaign_finish_if_done(*, campaign_id: int) -> bool:
+    """Marks a sending campaign sent once no row is waiting (A/B rest included)."""
+    if Message.objects.filter(campaign_id=campaign_id, state__in=PENDING).exists():
+        return False
+    if not Message.objects.filter(campaign_id=campaign_id).exists():
+        return False  # the ledger is not written yet
+    return bool(
+        Campaign.objects.filter(
+            pk=campaign_id, status__in=(Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
+        ).update(status=Campaign.Status.SENT, finished_at=timezone.now())
+    )
+
+
+def kick(campaign_id: int) -> None:
+    """Queues deliver tasks for the campaign after the current transaction commits."""
+    from workers.tasks.sends import queue_deliveries
+
+    transaction.on_commit(lambda: queue_deliveries(campaign_id))
+
+
+def variant_approve(*, variant: Variant, user=None, sample: Customer | None = None) -> None:
+    """Approves a variant after compiling its templates and rendering them for a sample
+    customer, so template errors surface here and not at send time."""
+    try:
+        compiled = rendering.compile_variant(
+            subject=variant.subject, preheader=variant.preheader,
+            body_html=variant.body_html, body_text=variant.body_text,
+        )  # fmt: skip
+        sample = (
+            sample
+            or Customer.objects.filter(
+                workspace_id=variant.campaign.workspace_id, erased_at__isnull=True
+            )
+            .filter(~Q(email=None))
+            .first()
+        )
+        if sample is not None:
+            compiled.render(
+                rendering.customer_context(sample, unsubscribe_url="#", preferences_url="#")
+            )
+    except rendering.VariantError as exc:
+        raise CampaignError({"body_html": [str(exc)]}) from exc
+    except Exception as exc:
+        raise CampaignError(
+            {"body_html": [f"rendering failed: {type(exc).__name__}: {exc}"]}
+        ) from exc
+    if variant.campaign.channel == "sms":
+        text = (
+            compiled.render(
+                rendering.customer_context(sample, unsubscribe_url="", preferences_url="")
+            ).text
+            if sample
+            else variant.body_text
+        )
+        if len(text) > 160:
+            raise CampaignError(
+                {"body_text": [f"an SMS is at most 160 characters (this one {len(text)})"]}
+            )
+    Variant.objects.filter(pk=variant.pk).update(
+        status=Variant.Status.APPROVED, approved_at=timezone.now(), approved_by=user
+    )
+    variant.refresh_from_db()

@@ -1,0 +1,224 @@
+"""Delivery: workers claim due rows of the ledger in small chunks and send them one by one.
+
+Any number of `deliver` tasks may run for one campaign (rows are claimed with SKIP LOCKED on
+PostgreSQL); a task that finds nothing due returns at once, so extra or repeated tasks are
+harmless. The sweeper (`campaigns.services.sweep`) re-queues work whose task was lost.
+"""
+
+import logging
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from campaigns import ledger, rendering, tracking
+from campaigns.channels import Channel, Outcome, Outgoing, channel_for
+from campaigns.models import Campaign, Message, Suppression
+from campaigns.ratelimit import RateLimiter
+from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
+from crm.models import Consent
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
+CONSENT_CHANNEL = {"email": "email", "sms": "sms", "webhook": "push"}
+OPTED_OUT = {Consent.Status.UNSUBSCRIBED, Consent.Status.BOUNCED, Consent.Status.COMPLAINED}
+
+
+def consent_allows(rule: str, status: str | None) -> bool:
+    if rule == Campaign.ConsentRule.OPT_IN:
+        return status == Consent.Status.SUBSCRIBED
+    return status not in OPTED_OUT
+
+
+def deliver(*, campaign_id: int, budget_seconds: float | None = None) -> dict:
+    """Sends due messages of a campaign until none are due or the time budget is spent.
+
+    Returns counts by outcome and `more` (due rows left: the caller queues another task)."""
+    campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
+    counts: Counter = Counter()
+    if campaign.status not in ACTIVE:
+        return {"status": campaign.status, "more": False}
+    budget = settings.CAMPAIGN_DELIVER_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    run = _Run(campaign, deadline)
+    with run.channel:
+        while time.monotonic() < deadline:
+            status = (
+                Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
+            )
+            if status not in ACTIVE:
+                break
+            claim, ids = ledger.claim_due(
+                campaign_id=campaign_id, now=timezone.now(), limit=settings.CAMPAIGN_CHUNK
+            )
+            if not ids:
+                break
+            if status == Campaign.Status.SCHEDULED:
+                Campaign.objects.filter(pk=campaign_id, status=status).update(
+                    status=Campaign.Status.SENDING
+                )
+            try:
+                counts.update(run.chunk(claim, ids))
+            finally:
+                # Rows of this chunk not finished (deadline, error) go back to the queue now
+                # rather than waiting for their claim to go stale.
+                Message.objects.filter(claim=claim, state=Message.State.SENDING).update(
+                    state=Message.State.QUEUED, claim=None
+                )
+    from campaigns.services.control import campaign_finish_if_done
+
+    campaign_finish_if_done(campaign_id=campaign_id)
+    more = Message.objects.filter(
+        campaign_id=campaign_id, state=Message.State.QUEUED, send_at__lte=timezone.now(),
+        variant__isnull=False,
+    ).exists()  # fmt: skip
+    return {**counts, "more": more}
+
+
+class _Run:
+    """One deliver task's state: channel, rate limiter, webhook subscribers, per-chunk lookups."""
+
+    def __init__(self, campaign: Campaign, deadline: float) -> None:
+        self.campaign = campaign
+        self.deadline = deadline
+        self.channel: Channel = channel_for(campaign.channel)
+        self.limiter = RateLimiter(channel=campaign.channel, workspace_id=campaign.workspace_id)
+        self.on_sent = endpoints_for(campaign.workspace_id, "message.sent")
+        self.on_failed = endpoints_for(campaign.workspace_id, "message.failed")
+        self.consent_channel = CONSENT_CHANNEL[campaign.channel]
+
+    def chunk(self, claim, ids: list[int]) -> Counter:
+        rows = list(
+            Message.objects.filter(pk__in=ids, claim=claim, state=Message.State.SENDING)
+            .select_related("customer", "variant").order_by("id")
+        )  # fmt: skip
+        customer_ids = [m.customer_id for m in rows]
+        consent = dict(
+            Consent.objects.filter(customer_id__in=customer_ids, channel=self.consent_channel)
+            .values_list("customer_id", "status")
+        )  # fmt: skip
+        addresses = {m.pk: self.channel.address_of(m.customer) for m in rows}
+        suppressed = set(
+            Suppression.objects.filter(
+                workspace_id=self.campaign.workspace_id, channel=self.campaign.channel,
+                address__in=[a for a in addresses.values() if a],
+            ).values_list("address", flat=True)
+        )  # fmt: skip
+        counts: Counter = Counter()
+        for message in rows:
+            if not self.limiter.take(self.deadline):
+                break
+            address = addresses[message.pk]
+            reason = self._unsendable(message, address, consent, suppressed)
+            if reason:
+                ledger.finish_unsent(message_id=message.pk, claim=claim,
+                                     state=Message.State.SKIPPED, reason=reason)  # fmt: skip
+                counts["skipped"] += 1
+                continue
+            counts[self.send_one(message, claim, address)] += 1
+        return counts
+
+    def _unsendable(self, message: Message, address: str, consent: dict, suppressed: set) -> str:
+        if message.customer.erased_at is not None:
+            return "customer erased"
+        if not address:
+            return f"no {self.campaign.channel} address"
+        if not consent_allows(self.campaign.consent_rule, consent.get(message.customer_id)):
+            return "no consent at send time"
+        if address in suppressed:
+            return "address suppressed"
+        return ""
+
+    def send_one(self, message: Message, claim, address: str) -> str:
+        token = message.token.hex
+        try:
+            rendered = rendering.compiled(message.variant).render(
+                rendering.customer_context(
+                    message.customer,
+                    unsubscribe_url=tracking.unsubscribe_url(token),
+                    preferences_url=tracking.preferences_url(token),
+                ),
+                message_token=token if self.campaign.channel == "email" else None,
+            )
+        except Exception as exc:  # a template that fails for this customer fails this message
+            ledger.finish_unsent(message_id=message.pk, claim=claim, state=Message.State.FAILED,
+                                 reason=f"render: {type(exc).__name__}: {exc}")  # fmt: skip
+            return "failed"
+        outgoing = Outgoing(
+            message_id=message.pk, token=token, address=address, subject=rendered.subject,
+            html=rendered.html, text=rendered.text, from_email=self.campaign.from_email,
+            metadata={"campaign": self.campaign.pk, "variant": message.variant.name},
+        )  # fmt: skip
+        provider_id = f"<{token}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
+        now = timezone.now()
+
+        def outbox() -> None:
+            data = _message_data(message, address, now)
+            for endpoint in self.on_sent:  # create(): no atomic block inside our transaction
+                endpoint.deliveries.create(
+                    event="message.sent", message_id=message.pk, next_attempt_at=now,
+                    payload={"type": "message.sent", "created": now.isoformat(), "data": data},
+                )  # fmt: skip
+
+        def hand_off(point_of_no_return) -> None:
+            ledger.hand_off(message_id=message.pk, claim=claim, sent_at=now, address=address,
+                            provider_id=provider_id, point_of_no_return=point_of_no_return,
+                            also=outbox if self.on_sent else None)  # fmt: skip
+
+        try:
+            outcome = self.channel.send(outgoing, hand_off)
+        except ledger.LostClaim:
+            return "lost_claim"
+        return self._settle(message, claim, address, outcome)
+
+    def _settle(self, message: Message, claim, address: str, outcome: Outcome) -> str:
+        if outcome.kind == "sent":
+            return "sent"
+        from_state = Message.State.SENT if outcome.after_hand_off else Message.State.SENDING
+        if outcome.after_hand_off:
+            webhook_withdraw(message_id=message.pk, event="message.sent")
+        if outcome.kind == "retry" and message.attempts < settings.CAMPAIGN_MAX_ATTEMPTS:
+            delay = ledger.retry_delay(
+                message.attempts, base=settings.CAMPAIGN_RETRY_BASE_SECONDS,
+                cap=settings.CAMPAIGN_RETRY_MAX_SECONDS,
+            )  # fmt: skip
+            if outcome.retry_after:
+                delay = max(delay, timedelta(seconds=outcome.retry_after))
+            retry_at = timezone.now() + delay
+            if outcome.after_hand_off:
+                ledger.revert_sent(message_id=message.pk, claim=claim, retry_at=retry_at,
+                                   reason=outcome.reason)  # fmt: skip
+            else:
+                ledger.retry_later(message_id=message.pk, claim=claim, retry_at=retry_at,
+                                   reason=outcome.reason)  # fmt: skip
+            return "retried"
+        reason = outcome.reason
+        if outcome.kind == "retry":
+            reason = f"gave up after {message.attempts} attempts: {reason}"
+        ledger.finish_unsent(message_id=message.pk, claim=claim, state=Message.State.FAILED,
+                             reason=reason, from_state=from_state)  # fmt: skip
+        if outcome.suppress and address:
+            Suppression.objects.get_or_create(
+                workspace_id=self.campaign.workspace_id, channel=self.campaign.channel,
+                address=address,
+                defaults={"reason": Suppression.Reason.BOUNCED, "note": reason[:300]},
+            )  # fmt: skip
+        if self.on_failed:
+            webhook_emit(workspace_id=self.campaign.workspace_id, event="message.failed",
+                         data={**_message_data(message, address, timezone.now()), "reason": reason},
+                         message_id=message.pk, endpoints=self.on_failed)  # fmt: skip
+        return "failed"
+
+
+def _message_data(message: Message, address: str, at: datetime) -> dict:
+    return {
+        "message": message.token.hex,
+        "campaign": message.campaign_id,
+        "variant": message.variant.name if message.variant else None,
+        "customer": message.customer_id,
+        "address": address,
+        "at": at.isoformat(),
+    }

@@ -1,0 +1,149 @@
+"""Writing a launched campaign's ledger: audience -> eligibility -> holdout -> variant -> due time.
+
+The audience is resolved in one SQL query (segment memberships, consent for the channel, the
+frequency cap); each customer then gets one ledger row: skipped with the reason (no address,
+no consent, suppressed, frequency cap, holdout) or queued with its variant and due time. The
+draws are reproducible: they hash the campaign's recorded seed with the customer id, so the same
+seed always puts the same customers in the holdout and in the same variant.
+"""
+
+import hashlib
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Subquery
+from django.utils import timezone
+
+from campaigns import schedule
+from campaigns.models import Campaign, Message, Suppression, Variant
+from campaigns.services.delivery import CONSENT_CHANNEL, consent_allows
+from crm.bulk import insert_rows
+from crm.models import Consent, Customer, Segment, SegmentMembership
+from crm.services.segments import segment_refresh
+
+COLUMNS = ("token", "campaign", "customer", "variant", "holdout", "ab_test", "state", "reason",
+           "attempts", "send_at", "address", "provider_id", "revenue")  # fmt: skip
+
+
+def unit(seed: int, purpose: str, customer_id: int) -> float:
+    """A reproducible number in [0, 1) for (seed, purpose, customer)."""
+    digest = hashlib.blake2b(f"{seed}:{purpose}:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def pick_variant(variants: list[Variant], u: float) -> Variant:
+    """The variant whose share of the weights contains `u` (equal shares if all weights are 0)."""
+    weights = [max(0, v.weight) for v in variants]
+    if not sum(weights):
+        weights = [1] * len(variants)
+    edge, total = 0.0, sum(weights)
+    for variant, weight in zip(variants, weights, strict=True):
+        edge += weight / total
+        if u < edge:
+            return variant
+    return variants[-1]
+
+
+def audience(campaign: Campaign):
+    """(customer id, e-mail, phone, time zone, consent status, recent sends) of the audience."""
+    include = list(campaign.include_segments.all())
+    exclude = list(campaign.exclude_segments.all())
+    for segment in include + exclude:
+        if segment.kind == Segment.Kind.RULES:
+            segment_refresh(segment=segment)
+    rows = Customer.objects.filter(
+        workspace_id=campaign.workspace_id, erased_at__isnull=True
+    ).filter(Exists(SegmentMembership.objects.filter(customer=OuterRef("pk"), segment__in=include)))
+    if exclude:
+        rows = rows.exclude(
+            Exists(SegmentMembership.objects.filter(customer=OuterRef("pk"), segment__in=exclude))
+        )
+    consent = Consent.objects.filter(
+        customer=OuterRef("pk"), channel=CONSENT_CHANNEL[campaign.channel]
+    ).values("status")[:1]
+    rows = rows.annotate(consent_status=Subquery(consent))
+    if campaign.frequency_cap:
+        since = timezone.now() - timedelta(days=campaign.frequency_days)
+        recent = (
+            Message.objects.filter(customer=OuterRef("pk"), state=Message.State.SENT)
+            .filter(sent_at__gte=since).order_by().values("customer").annotate(n=Count("id")).values("n")[:1]
+        )  # fmt: skip
+        rows = rows.annotate(recent=Subquery(recent))
+    fields = ["id", "email", "phone", "time_zone", "consent_status"]
+    fields += ["recent"] if campaign.frequency_cap else []
+    return rows.order_by("id").values_list(*fields)
+
+
+def build_ledger(*, campaign: Campaign, progress=None) -> dict:
+    """Writes one row per audience member; does nothing if the ledger exists (a re-run)."""
+    if Message.objects.filter(campaign=campaign).exists():
+        return {"already_written": True}
+    now = timezone.now()
+    variants = list(campaign.variants.filter(status=Variant.Status.APPROVED).order_by("name"))
+    suppressed = set(
+        Suppression.objects.filter(workspace_id=campaign.workspace_id, channel=campaign.channel)
+        .values_list("address", flat=True)
+    )  # fmt: skip
+    zones: dict[str, object] = {}
+    default_tz = settings.CAMPAIGN_DEFAULT_TIME_ZONE
+    seed = campaign.seed or 0
+    counts = {"audience": 0, "queued": 0, "holdout": 0, "ab_test": 0, "skipped": 0}
+    sqlite = connection.vendor == "sqlite"
+
+    def due_for(tz_name: str):
+        if tz_name not in zones:
+            zones[tz_name] = schedule.due_time(
+                timing=campaign.timing, tz=schedule.zone(tz_name, default_tz), now=now,
+                send_at=campaign.send_at, local_date=campaign.local_date,
+                local_time=campaign.local_time, quiet_start=campaign.quiet_start,
+                quiet_end=campaign.quiet_end,
+            )  # fmt: skip
+        return zones[tz_name]
+
+    def rows():
+        for record in audience(campaign).iterator(chunk_size=5000):
+            customer_id, email, phone, tz_name, consent_status = record[:5]
+            counts["audience"] += 1
+            address = (email or "").lower() if campaign.channel == "email" else (
+                (phone or "") if campaign.channel == "sms" else str(customer_id))  # fmt: skip
+            reason = ""
+            if not address:
+                reason = f"no {campaign.channel} address"
+            elif not consent_allows(campaign.consent_rule, consent_status):
+                reason = "no consent"
+            elif address in suppressed:
+                reason = "address suppressed"
+            elif campaign.frequency_cap and (record[5] or 0) >= campaign.frequency_cap:
+                reason = (
+                    f"frequency cap ({campaign.frequency_cap} in {campaign.frequency_days} days)"
+                )
+            holdout = (
+                not reason and unit(seed, "holdout", customer_id) < campaign.holdout_percent / 100
+            )
+            ab_test = bool(
+                not reason and not holdout and campaign.ab_test_percent
+                and unit(seed, "ab", customer_id) < campaign.ab_test_percent / 100
+            )  # fmt: skip
+            variant = None
+            if not reason and not holdout and (ab_test or not campaign.ab_test_percent):
+                variant = pick_variant(variants, unit(seed, "variant", customer_id)).pk
+            state = Message.State.SKIPPED if reason or holdout else Message.State.QUEUED
+            if holdout:
+                reason = "holdout"
+                counts["holdout"] += 1
+            elif reason:
+                counts["skipped"] += 1
+            else:
+                counts["queued"] += 1
+                counts["ab_test"] += ab_test
+            token = uuid.uuid4()
+            yield (token.hex if sqlite else token, campaign.pk, customer_id, variant, holdout,
+                   ab_test, state, reason, 0, due_for(tz_name or ""), address, "", 0)  # fmt: skip
+            if progress and counts["audience"] % 20000 == 0:
+                progress(50, f"{counts['audience']:,} recipients written")
+
+    with transaction.atomic():
+        insert_rows(Message, COLUMNS, rows())
+    return counts
