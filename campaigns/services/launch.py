@@ -102,8 +102,11 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
             )  # fmt: skip
         return zones[tz_name]
 
+    # Read whole before writing: on PostgreSQL the rows go in by COPY on the same connection.
+    records = list(audience(campaign))
+
     def rows():
-        for record in audience(campaign).iterator(chunk_size=5000):
+        for record in records:
             customer_id, email, phone, tz_name, consent_status = record[:5]
             counts["audience"] += 1
             address = (email or "").lower() if campaign.channel == "email" else (

@@ -1,0 +1,117 @@
+"""Exactly once under faults, with every part real: Celery workers and beat as processes, a Redis
+server, the database, and an SMTP server (aiosmtpd) that logs every message it accepts.
+
+A campaign's workers are killed with SIGKILL (the whole worker: main process and pool) in the
+middle of sending, twice, while the server greylists 5% of recipients (451 at RCPT); another run
+restarts Redis (without persistence, so every queued task is lost) in the middle. Each ends with
+every recipient holding exactly one message.
+"""
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from campaigns.models import Campaign, Message
+from campaigns.services.launch import build_ledger
+from tests.campaigns.conftest import (
+    expected_recipients,
+    make_audience,
+    make_campaign,
+    wait_for_status,
+)
+from tests.conftest import free_port, start_beat, start_redis, start_worker, stop_worker, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
+
+AUDIENCE = 1200
+
+
+def launched(workspace) -> Campaign:
+    """A campaign whose ledger is written (as the launch task does) and waits for workers."""
+    segment = make_audience(workspace, AUDIENCE)
+    campaign = make_campaign(workspace, segment, holdout_percent=10, seed=7)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
+    build_ledger(campaign=campaign)
+    return campaign
+
+
+def environment(redis_url: str, sink) -> dict:
+    return {
+        "REDIS_URL": redis_url,
+        "EMAIL_URL": sink.url,
+        "CAMPAIGN_SWEEP_SECONDS": "1",
+        "CAMPAIGN_CLAIM_LEASE_SECONDS": "3",
+        "CAMPAIGN_RETRY_BASE_SECONDS": "0.2",
+        "CAMPAIGN_RETRY_MAX_SECONDS": "1",
+        "CAMPAIGN_CHUNK": "25",
+    }
+
+
+def kill_group(process) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+def assert_exactly_once(campaign: Campaign, sink) -> None:
+    expected = expected_recipients(campaign)
+    received = sink.received()
+    duplicates = {a: n for a, n in received.items() if n > 1}
+    lost = expected - set(received)
+    strangers = set(received) - expected
+    assert not duplicates, f"{len(duplicates)} recipients got more than one message"
+    assert not lost, f"{len(lost)} recipients got nothing"
+    assert not strangers, f"messages went to {len(strangers)} addresses outside the audience"
+    sent = Message.objects.filter(campaign=campaign, state=Message.State.SENT).count()
+    assert sent == len(expected) > AUDIENCE * 0.8
+
+
+def test_workers_killed_twice_mid_campaign_send_everything_exactly_once(workspace, sink_factory):
+    sink = sink_factory(fail_rate=0.05, fail_at="rcpt")
+    redis_port = free_port()
+    redis = start_redis(redis_port)
+    campaign = launched(workspace)
+    env = environment(f"redis://127.0.0.1:{redis_port}/0", sink)
+    name = f"kill-{uuid.uuid4().hex[:6]}"
+    beat = start_beat(name, env)
+    worker = start_worker("default,sends", name, env, concurrency=2)
+    try:
+        for share in (0.25, 0.6):
+            target = AUDIENCE * 0.9 * share
+            wait_until(lambda t=target: sink.count() >= t, timeout=120, interval=0.02)
+            kill_group(worker)
+            time.sleep(0.5)
+            worker = start_worker("default,sends", name, env, concurrency=2)
+        wait_for_status(campaign, Campaign.Status.SENT, timeout=240)
+        assert_exactly_once(campaign, sink)
+        retried = Message.objects.filter(campaign=campaign, attempts__gt=1).count()
+        assert retried > 0, "the greylisted recipients were retried"
+    finally:
+        kill_group(worker) if worker.poll() is None else None
+        stop_worker(beat)
+        redis.kill()
+
+
+def test_redis_restart_mid_campaign_loses_and_duplicates_nothing(workspace, sink_factory):
+    sink = sink_factory()
+    redis_port = free_port()
+    redis = start_redis(redis_port)
+    campaign = launched(workspace)
+    env = environment(f"redis://127.0.0.1:{redis_port}/0", sink)
+    name = f"redis-{uuid.uuid4().hex[:6]}"
+    beat = start_beat(name, env)
+    worker = start_worker("default,sends", name, env, concurrency=2)
+    try:
+        wait_until(lambda: sink.count() >= AUDIENCE * 0.3, timeout=120, interval=0.02)
+        redis.kill()
+        redis.wait(10)
+        time.sleep(1.0)
+        redis = start_redis(redis_port)  # empty: the queued deliver tasks are gone
+        wait_for_status(campaign, Campaign.Status.SENT, timeout=240)
+        assert_exactly_once(campaign, sink)
+    finally:
+        kill_group(worker) if worker.poll() is None else None
+        stop_worker(beat)
+        redis.kill()
