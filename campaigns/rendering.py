@@ -13,6 +13,7 @@ from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 
+from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 
 from campaigns import tracking
@@ -73,6 +74,9 @@ def compile_variant(
             compiled[name] = ENGINE.from_string(source or "")
         except TemplateSyntaxError as exc:
             raise VariantError(f"{name}: {exc}") from exc
+    if body_html.strip() and "unsubscribe_url" not in body_html:
+        body_html = _with_footer(body_html)
+        compiled["body_html"] = ENGINE.from_string(body_html)
     text_source = body_text or html_to_text(body_html)
     try:
         text = ENGINE.from_string(text_source)
@@ -110,8 +114,23 @@ def _hidden_preheader(text: str) -> str:
     )
 
 
+FOOTER = (
+    '<p style="font-size:12px;color:#777">'
+    '<a href="{{ unsubscribe_url }}">Unsubscribe</a> &middot; '
+    '<a href="{{ preferences_url }}">Email preferences</a></p>'
+)
+
+
+def _with_footer(html: str) -> str:
+    """Every e-mail gets an unsubscribe link, even when its template forgot one."""
+    at = html.lower().rfind("</body>")
+    return html + FOOTER if at < 0 else html[:at] + FOOTER + html[at:]
+
+
 def _tracked_href(match: re.Match, message_token: str) -> str:
     url = unescape(match.group(1))
+    if url.startswith(settings.PUBLIC_URL):  # our own pages (unsubscribe) are not tracked
+        return match.group(0)
     return f'href="{tracking.click_url(message_token, url)}"'
 
 
@@ -119,7 +138,12 @@ TEXT_LINK = re.compile(r"\((https?://[^\s)]+)\)")
 
 
 def _track_text_links(text: str, message_token: str) -> str:
-    return TEXT_LINK.sub(lambda m: f"({tracking.click_url(message_token, m.group(1))})", text)
+    def tracked(m: re.Match) -> str:
+        url = m.group(1)
+        return m.group(0) if url.startswith(settings.PUBLIC_URL) else (
+            f"({tracking.click_url(message_token, url)})")  # fmt: skip
+
+    return TEXT_LINK.sub(tracked, text)
 
 
 def _with_pixel(html: str, url: str) -> str:

@@ -52,7 +52,7 @@ def campaign_launch(*, campaign: Campaign, user=None):
     """Freezes the campaign (status scheduled, seed drawn) and starts the run that writes the
     ledger and queues the first sends. Returns the TaskRun."""
     from workers.services import task_run_start
-    from workers.tasks.sends import launch
+    from workers.tasks.campaigns import launch
 
     errors = launch_problems(campaign)
     if errors:

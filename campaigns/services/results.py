@@ -63,7 +63,7 @@ def attribute_conversions(*, campaign: Campaign) -> int:
                              data={"message": m.token.hex, "campaign": campaign.pk,
                                    "variant": m.variant.name if m.variant else None,
                                    "customer": m.customer_id, "at": m.first.isoformat(),
-                                   "revenue": str(m.revenue)},
+                                   "revenue": f"{Decimal(m.revenue):.2f}"},
                              message_id=m.pk, endpoints=hooks)  # fmt: skip
     return len(converted)
 
@@ -81,10 +81,12 @@ def _group_figures(rows) -> dict:
         opens=Count("id", filter=Q(state=Message.State.SENT, opened_at__isnull=False)),
         clicks=Count("id", filter=Q(state=Message.State.SENT, clicked_at__isnull=False)),
         conversions=Count("id", filter=Q(converted_at__isnull=False)),
-        revenue=Coalesce(Sum("revenue"), Decimal(0)),
-        revenue_sq=Coalesce(Sum(F("revenue") * F("revenue")), Decimal(0)),
+        money=Coalesce(Sum("revenue"), Decimal(0)),
+        money_sq=Coalesce(Sum(F("revenue") * F("revenue")), Decimal(0)),
     )
-    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in agg.items()}
+    figures = {k: (float(v) if isinstance(v, Decimal) else v) for k, v in agg.items()}
+    figures["revenue"], figures["revenue_sq"] = figures.pop("money"), figures.pop("money_sq")
+    return figures
 
 
 def _shape(fig: dict, *, measured_on: str) -> dict:

@@ -17,7 +17,7 @@ from tests.conftest import ROOT, _port_open, free_port, wait_until
 from tests.smtp_sink import read_log
 
 HTML = (
-    '<html><body><h1>Hello {{ customer.first_name }}</h1>'
+    "<html><body><h1>Hello {{ customer.first_name }}</h1>"
     '<p>Our <a href="https://shop.example.com/new?a=1&amp;b=2">new collection</a> is here.</p>'
     "</body></html>"
 )

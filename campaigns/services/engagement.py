@@ -1,0 +1,81 @@
+"""What a recipient does with a message: opens, clicks, unsubscribes, changes preferences.
+
+Each first open and first click is stamped on the ledger row and added to the customer's
+timeline as an event (so segments can use "opened campaign X"); unsubscribing withdraws consent
+for the campaign's channel and tells subscribed integrations.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.models import Message
+from campaigns.services.delivery import CONSENT_CHANNEL
+from campaigns.services.webhooks import webhook_emit
+from crm.models import Channel, Consent, Event
+from crm.services.customers import consent_set
+
+
+def _event(message: Message, kind: str, **properties) -> None:
+    Event.objects.bulk_create(
+        [Event(workspace_id=message.campaign.workspace_id, customer_id=message.customer_id,
+               type=kind, occurred_at=timezone.now(),
+               properties={"campaign": message.campaign_id,
+                           "variant": message.variant.name if message.variant else None,
+                           **properties},
+               idempotency_key=f"{kind}:{message.token.hex}")],
+        ignore_conflicts=True,
+    )  # fmt: skip
+
+
+def message_opened(*, message: Message) -> bool:
+    now = timezone.now()
+    first = Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)
+    if first:
+        _event(message, "email_open")
+    return bool(first)
+
+
+def message_clicked(*, message: Message, url: str) -> bool:
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)
+    first = Message.objects.filter(pk=message.pk, clicked_at__isnull=True).update(clicked_at=now)
+    if first:
+        _event(message, "email_click", url=url[:500])
+    return bool(first)
+
+
+@transaction.atomic
+def message_unsubscribe(*, message: Message, source: str) -> bool:
+    """Withdraws consent for the message's channel; False if it was already withdrawn."""
+    channel = CONSENT_CHANNEL[message.campaign.channel]
+    current = Consent.objects.filter(customer_id=message.customer_id, channel=channel).first()
+    if current and current.status == Consent.Status.UNSUBSCRIBED:
+        return False
+    consent_set(customer=message.customer, channel=channel, status=Consent.Status.UNSUBSCRIBED,
+                source=f"{source}: campaign {message.campaign_id}")  # fmt: skip
+    _event(message, "unsubscribe", channel=channel)
+    webhook_emit(workspace_id=message.campaign.workspace_id, event="customer.unsubscribed",
+                 data={"customer": message.customer_id, "channel": channel,
+                       "campaign": message.campaign_id, "message": message.token.hex,
+                       "at": timezone.now().isoformat()})  # fmt: skip
+    return True
+
+
+def preferences_of(message: Message) -> dict[str, bool]:
+    statuses = dict(
+        Consent.objects.filter(customer_id=message.customer_id).values_list("channel", "status")
+    )
+    return {c: statuses.get(c) == Consent.Status.SUBSCRIBED for c in Channel.values}
+
+
+@transaction.atomic
+def preferences_save(*, message: Message, wanted: dict[str, bool]) -> None:
+    current = preferences_of(message)
+    for channel, on in wanted.items():
+        if channel in current and current[channel] != on:
+            if not on and channel == CONSENT_CHANNEL[message.campaign.channel]:
+                message_unsubscribe(message=message, source="preference page")
+                continue
+            status = Consent.Status.SUBSCRIBED if on else Consent.Status.UNSUBSCRIBED
+            consent_set(customer=message.customer, channel=channel, status=status,
+                        source="preference page")  # fmt: skip
