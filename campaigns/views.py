@@ -5,8 +5,13 @@ Every URL carries a signed token (campaigns.tracking); a bad one gets 404/400 an
 
 import base64
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.http import HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt

@@ -204,8 +204,14 @@ def test_approval_catches_template_errors(workspace):
 def test_email_is_multipart_with_one_click_unsubscribe_headers(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     channel = EmailChannel()
-    outgoing = Outgoing(message_id=1, token="ab" * 16, address="ann@example.com",
-                        subject="Zoë’s picks", html="<p>Hi <b>Ann</b></p>", text="Hi Ann")  # fmt: skip
+    outgoing = Outgoing(
+        message_id=1,
+        token="ab" * 16,
+        address="ann@example.com",
+        subject="Zoë’s picks",
+        html="<p>Hi <b>Ann</b></p>",
+        text="Hi Ann",
+    )
     headers = channel.headers(outgoing)
     data = mime.build(sender="Shop <shop@example.com>", to=outgoing.address,
                       subject=outgoing.subject, text=outgoing.text, html=outgoing.html,

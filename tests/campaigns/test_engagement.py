@@ -43,11 +43,12 @@ def test_rendered_email_has_tracked_links_pixel_and_unsubscribe(workspace):
     message_token = "cd" * 16
     variant = campaign.variants.get()
     customer = campaign.include_segments.get().memberships.get().customer
-    rendered = rendering.compiled(variant).render(
-        rendering.customer_context(customer, unsubscribe_url=tracking.unsubscribe_url(message_token),
-                                   preferences_url=tracking.preferences_url(message_token)),
-        message_token=message_token,
-    )  # fmt: skip
+    context = rendering.customer_context(
+        customer,
+        unsubscribe_url=tracking.unsubscribe_url(message_token),
+        preferences_url=tracking.preferences_url(message_token),
+    )
+    rendered = rendering.compiled(variant).render(context, message_token=message_token)
     assert rendered.subject == f"Variant 0: for {customer.first_name}"
     assert "https://shop.example.com" not in rendered.html  # every link goes through /t/c/
     assert "/t/c/" in rendered.html and "/t/o/" in rendered.html and "/u/" in rendered.html
@@ -130,8 +131,15 @@ def test_conversions_and_lift_over_the_holdout(workspace):
 
 
 def test_ab_test_sends_the_winner_to_the_rest(workspace):
-    campaign = make_campaign(workspace, make_audience(workspace, 300), variants=2,
-                             ab_test_percent=30, ab_metric="click", ab_wait_hours=0, seed=9)  # fmt: skip
+    campaign = make_campaign(
+        workspace,
+        make_audience(workspace, 300),
+        variants=2,
+        ab_test_percent=30,
+        ab_metric="click",
+        ab_wait_hours=0,
+        seed=9,
+    )
     Campaign.objects.filter(pk=campaign.pk).update(status="sending")
     counts = build_ledger(campaign=campaign)
     assert 50 < counts["ab_test"] < 130
