@@ -11,6 +11,7 @@ admin.site.index_title = "Marketing automation"
 api_v1 = [
     path("", include("workers.api.urls")),
     path("", include("crm.api.urls")),
+    path("", include("campaigns.api.urls")),
 ]
 
 urlpatterns = [

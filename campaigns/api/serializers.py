@@ -1,0 +1,96 @@
+"""Request/response shapes of the campaign API (DRF serializers: field-level 400s, OpenAPI)."""
+
+from django.utils.crypto import get_random_string
+from rest_framework import serializers
+
+from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
+from crm.models import Segment
+
+
+class WorkspaceSegments(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self):
+        return Segment.objects.filter(workspace=self.context["workspace"])
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    include_segments = WorkspaceSegments(many=True, required=False)
+    exclude_segments = WorkspaceSegments(many=True, required=False)
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id", "name", "channel", "status", "include_segments", "exclude_segments",
+            "consent_rule", "goal_event", "attribution_days", "holdout_percent", "timing",
+            "send_at", "local_date", "local_time", "quiet_start", "quiet_end", "frequency_cap",
+            "frequency_days", "ab_test_percent", "ab_metric", "ab_wait_hours", "winner",
+            "ab_result", "from_email", "seed", "launched_at", "finished_at", "created_at",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["status", "winner", "ab_result", "launched_at", "finished_at",
+                            "created_at", "updated_at"]  # fmt: skip
+
+    def validate_name(self, value: str) -> str:
+        others = Campaign.objects.filter(workspace=self.context["workspace"], name=value)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise serializers.ValidationError("a campaign with this name exists")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        if self.instance is not None and self.instance.status != Campaign.Status.DRAFT:
+            raise serializers.ValidationError(
+                {"status": [f"a {self.instance.status} campaign cannot be edited"]}
+            )
+        return attrs
+
+
+class VariantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Variant
+        fields = ["id", "name", "subject", "preheader", "body_html", "body_text", "weight",
+                  "status", "approved_at", "provenance", "created_at", "updated_at"]  # fmt: skip
+        read_only_fields = ["status", "approved_at", "created_at", "updated_at"]
+
+    def validate_name(self, value: str) -> str:
+        campaign = self.context["campaign"]
+        others = Variant.objects.filter(campaign=campaign, name=value)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise serializers.ValidationError("this campaign has a variant with this name")
+        return value
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    token = serializers.CharField(source="token.hex", read_only=True)
+    variant = serializers.CharField(source="variant.name", default=None, read_only=True)
+
+    class Meta:
+        model = Message
+        fields = ["id", "token", "customer", "variant", "holdout", "ab_test", "state", "reason",
+                  "attempts", "send_at", "sent_at", "address", "provider_id", "opened_at",
+                  "clicked_at", "converted_at", "revenue"]  # fmt: skip
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEndpoint.EVENTS), required=False
+    )
+    secret = serializers.CharField(required=False, max_length=100, min_length=16)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "secret", "events", "active", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def create(self, validated_data: dict) -> WebhookEndpoint:
+        validated_data.setdefault("secret", get_random_string(40))
+        return super().create(validated_data)
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "event", "event_id", "payload", "state", "attempts", "next_attempt_at",
+                  "status_code", "error", "created_at", "delivered_at"]  # fmt: skip

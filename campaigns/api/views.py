@@ -1,0 +1,223 @@
+"""Campaign API: campaigns and variants CRUD, launch / pause / resume / cancel / resend-failed,
+stats and the ledger; webhook endpoints and their delivery log. Scopes campaigns:read/write."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from campaigns.api.serializers import (
+    CampaignSerializer,
+    MessageSerializer,
+    VariantSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointSerializer,
+)
+from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
+from campaigns.services import control
+from campaigns.services.results import campaign_stats
+from crm.api.base import WorkspaceApi, idempotent
+
+
+class CampaignsApi(WorkspaceApi):
+    read_scope = "campaigns:read"
+    write_scope = "campaigns:write"
+
+    def campaign(self, pk) -> Campaign:
+        return get_object_or_404(Campaign, workspace=self.workspace, pk=pk)
+
+    def context(self, **extra) -> dict:
+        return {"workspace": self.workspace, "request": self.request, **extra}
+
+
+class CampaignListApi(CampaignsApi):
+    @extend_schema(responses=CampaignSerializer(many=True))
+    def get(self, request):
+        rows = Campaign.objects.filter(workspace=self.workspace).prefetch_related(
+            "include_segments", "exclude_segments"
+        )
+        status_filter = request.query_params.get("status")
+        if status_filter:
+            rows = rows.filter(status=status_filter)
+        return self.paginate(rows, lambda page: CampaignSerializer(page, many=True).data)
+
+    @extend_schema(request=CampaignSerializer, responses={201: CampaignSerializer})
+    def post(self, request):
+        def run():
+            serializer = CampaignSerializer(data=request.data, context=self.context())
+            serializer.is_valid(raise_exception=True)
+            campaign = serializer.save(workspace=self.workspace)
+            return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, self.workspace, run)
+
+
+class CampaignDetailApi(CampaignsApi):
+    @extend_schema(responses=CampaignSerializer)
+    def get(self, request, pk):
+        return Response(CampaignSerializer(self.campaign(pk)).data)
+
+    @extend_schema(request=CampaignSerializer, responses=CampaignSerializer)
+    def patch(self, request, pk):
+        serializer = CampaignSerializer(
+            self.campaign(pk), data=request.data, partial=True, context=self.context()
+        )
+        serializer.is_valid(raise_exception=True)
+        return Response(CampaignSerializer(serializer.save()).data)
+
+    @extend_schema(responses=None)
+    def delete(self, request, pk):
+        campaign = self.campaign(pk)
+        if campaign.status != Campaign.Status.DRAFT:
+            raise ValidationError({"status": ["only a draft can be deleted; cancel it instead"]})
+        campaign.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _action(fn, result_key: str | None = None):
+    """POST /campaigns/<id>/<action>: runs a control service; 400 with its reasons."""
+
+    class ActionApi(CampaignsApi):
+        @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+        def post(self, request, pk):
+            campaign = self.campaign(pk)
+            try:
+                outcome = fn(campaign=campaign)
+            except control.CampaignError as exc:
+                raise ValidationError(exc.errors) from exc
+            campaign.refresh_from_db()
+            body = {"campaign": CampaignSerializer(campaign).data}
+            if result_key:
+                body[result_key] = outcome if not hasattr(outcome, "pk") else str(outcome.pk)
+            return Response(body, status=status.HTTP_202_ACCEPTED if result_key == "task" else 200)
+
+    ActionApi.__name__ = f"Campaign{fn.__name__.title().replace('_', '')}Api"
+    return ActionApi
+
+
+CampaignLaunchApi = _action(lambda *, campaign: control.campaign_launch(campaign=campaign), "task")
+CampaignLaunchApi.__name__ = "CampaignLaunchApi"
+CampaignPauseApi = _action(control.campaign_pause)
+CampaignResumeApi = _action(control.campaign_resume)
+CampaignCancelApi = _action(control.campaign_cancel, "skipped")
+CampaignResendApi = _action(control.campaign_resend_failed, "queued")
+
+
+class CampaignStatsApi(CampaignsApi):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk):
+        return Response(campaign_stats(campaign=self.campaign(pk)))
+
+
+class CampaignMessagesApi(CampaignsApi):
+    @extend_schema(responses=MessageSerializer(many=True))
+    def get(self, request, pk):
+        rows = Message.objects.filter(campaign=self.campaign(pk)).select_related("variant")
+        state = request.query_params.get("state")
+        if state:
+            if state not in Message.State.values:
+                raise ValidationError({"state": [f"one of {', '.join(Message.State.values)}"]})
+            rows = rows.filter(state=state)
+        return self.paginate(rows, lambda page: MessageSerializer(page, many=True).data)
+
+
+class VariantListApi(CampaignsApi):
+    @extend_schema(responses=VariantSerializer(many=True))
+    def get(self, request, pk):
+        rows = self.campaign(pk).variants.order_by("name")
+        return Response(VariantSerializer(rows, many=True).data)
+
+    @extend_schema(request=VariantSerializer, responses={201: VariantSerializer})
+    def post(self, request, pk):
+        campaign = self.campaign(pk)
+        if campaign.status != Campaign.Status.DRAFT:
+            raise ValidationError({"status": ["variants can be added to a draft only"]})
+        serializer = VariantSerializer(data=request.data, context=self.context(campaign=campaign))
+        serializer.is_valid(raise_exception=True)
+        variant = serializer.save(campaign=campaign)
+        return Response(VariantSerializer(variant).data, status=status.HTTP_201_CREATED)
+
+
+class VariantDetailApi(CampaignsApi):
+    def variant(self, pk, variant_pk) -> Variant:
+        return get_object_or_404(Variant, campaign=self.campaign(pk), pk=variant_pk)
+
+    @extend_schema(responses=VariantSerializer)
+    def get(self, request, pk, variant_pk):
+        return Response(VariantSerializer(self.variant(pk, variant_pk)).data)
+
+    @extend_schema(request=VariantSerializer, responses=VariantSerializer)
+    def patch(self, request, pk, variant_pk):
+        variant = self.variant(pk, variant_pk)
+        if variant.campaign.status != Campaign.Status.DRAFT:
+            raise ValidationError({"status": ["the campaign is launched; its copy is frozen"]})
+        serializer = VariantSerializer(
+            variant, data=request.data, partial=True,
+            context=self.context(campaign=variant.campaign),
+        )  # fmt: skip
+        serializer.is_valid(raise_exception=True)
+        # Changed copy needs approving again.
+        variant = serializer.save(status=Variant.Status.DRAFT, approved_at=None)
+        return Response(VariantSerializer(variant).data)
+
+    @extend_schema(responses=None)
+    def delete(self, request, pk, variant_pk):
+        variant = self.variant(pk, variant_pk)
+        if variant.campaign.status != Campaign.Status.DRAFT:
+            raise ValidationError({"status": ["the campaign is launched; its variants stay"]})
+        variant.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VariantApproveApi(VariantDetailApi):
+    @extend_schema(request=None, responses=VariantSerializer)
+    def post(self, request, pk, variant_pk):
+        variant = self.variant(pk, variant_pk)
+        try:
+            control.variant_approve(variant=variant)
+        except control.CampaignError as exc:
+            raise ValidationError(exc.errors) from exc
+        return Response(VariantSerializer(variant).data)
+
+
+class WebhookListApi(CampaignsApi):
+    @extend_schema(responses=WebhookEndpointSerializer(many=True))
+    def get(self, request):
+        rows = WebhookEndpoint.objects.filter(workspace=self.workspace).order_by("id")
+        return Response(WebhookEndpointSerializer(rows, many=True).data)
+
+    @extend_schema(request=WebhookEndpointSerializer, responses={201: WebhookEndpointSerializer})
+    def post(self, request):
+        serializer = WebhookEndpointSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = serializer.save(workspace=self.workspace)
+        return Response(WebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailApi(CampaignsApi):
+    def endpoint(self, pk) -> WebhookEndpoint:
+        return get_object_or_404(WebhookEndpoint, workspace=self.workspace, pk=pk)
+
+    @extend_schema(responses=WebhookEndpointSerializer)
+    def get(self, request, pk):
+        return Response(WebhookEndpointSerializer(self.endpoint(pk)).data)
+
+    @extend_schema(request=WebhookEndpointSerializer, responses=WebhookEndpointSerializer)
+    def patch(self, request, pk):
+        serializer = WebhookEndpointSerializer(self.endpoint(pk), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return Response(WebhookEndpointSerializer(serializer.save()).data)
+
+    @extend_schema(responses=None)
+    def delete(self, request, pk):
+        self.endpoint(pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookDeliveriesApi(WebhookDetailApi):
+    @extend_schema(responses=WebhookDeliverySerializer(many=True))
+    def get(self, request, pk):
+        rows = self.endpoint(pk).deliveries.all()
+        return self.paginate(rows, lambda page: WebhookDeliverySerializer(page, many=True).data)

@@ -1,0 +1,83 @@
+"""The campaign API end to end: a real worker launches and sends (file e-mail backend)."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from campaigns.models import Campaign, Message
+from crm import services
+from crm.models import Segment, Workspace
+from tests.campaigns.conftest import make_audience, wait_for_status
+
+SCOPES = ["campaigns:read", "campaigns:write", "tasks:read"]
+
+
+def client_for(workspace: Workspace, scopes=SCOPES) -> APIClient:
+    _, secret = services.api_key_create(workspace=workspace, name="test", scopes=scopes)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.mark.django_db
+def test_bad_campaigns_get_field_errors_and_foreign_segments_are_refused(workspace):
+    other = Workspace.objects.create(slug="other", name="Other")
+    foreign = Segment.objects.create(workspace=other, name="theirs", kind="static")
+    api = client_for(workspace)
+    body = {"name": "", "holdout_percent": 80, "channel": "fax", "include_segments": [foreign.pk]}
+    response = api.post("/api/v1/campaigns", body)
+    assert response.status_code == 400
+    assert {"name", "holdout_percent", "channel", "include_segments"} <= set(response.json())
+    readonly = client_for(workspace, ["campaigns:read"])
+    assert readonly.post("/api/v1/campaigns", {"name": "x"}).status_code == 403
+    assert client_for(workspace, ["crm:read"]).get("/api/v1/campaigns").status_code == 403
+    theirs = Campaign.objects.create(workspace=other, name="theirs")
+    assert api.get(f"/api/v1/campaigns/{theirs.pk}").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_approve_launch_send_and_read_results(workspace, live_worker):
+    segment = make_audience(workspace, 40)
+    api = client_for(workspace)
+    created = api.post("/api/v1/campaigns", {"name": "Autumn", "include_segments": [segment.pk],
+                                             "holdout_percent": 10, "seed": 4})  # fmt: skip
+    assert created.status_code == 201, created.json()
+    base = f"/api/v1/campaigns/{created.json()['id']}"
+    assert api.post(f"{base}/launch").status_code == 400  # nothing approved yet
+    variant = api.post(f"{base}/variants", {"name": "A", "subject": "Hi {{ customer.first_name }}",
+                                            "body_html": "<p>{% if %}</p>"})  # fmt: skip
+    assert variant.status_code == 201
+    vbase = f"{base}/variants/{variant.json()['id']}"
+    refused = api.post(f"{vbase}/approve")
+    assert refused.status_code == 400 and "body_html" in refused.json()
+    api.patch(
+        vbase, {"body_html": '<p>Hello {{ first_name }}, <a href="https://x.example/">look</a></p>'}
+    )
+    assert api.post(f"{vbase}/approve").json()["status"] == "approved"
+    launched = api.post(f"{base}/launch")
+    assert launched.status_code == 202
+    task = launched.json()["task"]
+    assert api.get(f"/api/v1/tasks/{task}").status_code == 200
+    campaign = wait_for_status(Campaign.objects.get(pk=created.json()["id"]), "sent", timeout=60)
+    stats = api.get(f"{base}/stats").json()
+    held = Message.objects.filter(campaign=campaign, holdout=True).count()
+    assert stats["sent"] == 40 - held and stats["audience"] == 40
+    assert stats["holdout"]["recipients"] == held
+    assert stats["variants"][0]["sent"] == 40 - held
+    messages = api.get(f"{base}/messages", {"state": "sent"}).json()
+    assert len(messages["results"]) == 40 - held
+    assert api.post(f"{base}/pause").status_code == 400
+    assert api.patch(base, {"name": "renamed"}).status_code == 400  # launched: frozen
+
+
+@pytest.mark.django_db
+def test_webhook_endpoints_and_their_delivery_log(workspace):
+    api = client_for(workspace)
+    bad = api.post("/api/v1/webhooks", {"url": "not a url", "events": ["message.exploded"]})
+    assert bad.status_code == 400 and {"url", "events"} <= set(bad.json())
+    made = api.post("/api/v1/webhooks", {"url": "https://crm.example.com/hook",
+                                         "events": ["message.sent"]})  # fmt: skip
+    assert made.status_code == 201 and len(made.json()["secret"]) == 40
+    hook = made.json()["id"]
+    assert api.get(f"/api/v1/webhooks/{hook}/deliveries").json()["results"] == []
+    assert api.patch(f"/api/v1/webhooks/{hook}", {"active": False}).json()["active"] is False
+    assert api.delete(f"/api/v1/webhooks/{hook}").status_code == 204
