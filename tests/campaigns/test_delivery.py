@@ -19,6 +19,17 @@ from tests.campaigns.conftest import expected_recipients, make_audience, make_ca
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def sends_in_this_process():
+    """Tasks that state changes queue (resume, resend) run here, against this test's SMTP server,
+    not in the suite's shared worker (which has no way to reach it)."""
+    from workers.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 def launch_now(campaign: Campaign) -> dict:
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
     return build_ledger(campaign=campaign)
@@ -141,10 +152,10 @@ def test_pause_resume_cancel_and_resend_failed(workspace, sink_factory, smtp_set
     assert sink.count() == 0
     with pytest.raises(control.CampaignError):
         control.campaign_pause(campaign=campaign)
-    control.campaign_resume(campaign=campaign)
     Message.objects.filter(campaign=campaign, customer__email="person0@example.com").update(
         state="failed", reason="simulated outage"
     )
+    control.campaign_resume(campaign=campaign)
     deliver_until_done(campaign)
     assert sink.count() == 29
     assert control.campaign_resend_failed(campaign=campaign) == 1

@@ -1,0 +1,1 @@
+from campaigns.admin import campaigns, webhooks  # noqa: F401

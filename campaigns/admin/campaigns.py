@@ -1,0 +1,269 @@
+"""Campaign admin: editor with variants, approval, preview and test send, launch and the other
+state changes, live delivery progress and the results page with charts."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.mail import get_connection
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from campaigns import charts, rendering
+from campaigns.channels import Outgoing
+from campaigns.channels.email import EmailChannel
+from campaigns.models import Campaign, Message, Variant
+from campaigns.services import control
+from campaigns.services.results import campaign_stats
+from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
+from crm.models import Customer, Segment
+
+CONTENT = ("subject", "preheader", "body_html", "body_text")
+ACTIONS = {
+    "approve": "Approve variants",
+    "launch": "Launch",
+    "pause": "Pause",
+    "resume": "Resume",
+    "cancel": "Cancel",
+    "resend": "Resend to failed",
+}
+
+
+def available_actions(campaign: Campaign) -> list[tuple[str, str]]:
+    status = campaign.status
+    names = {
+        Campaign.Status.DRAFT: ["approve", "launch", "cancel"],
+        Campaign.Status.SCHEDULED: ["pause", "cancel"],
+        Campaign.Status.SENDING: ["pause", "cancel", "resend"],
+        Campaign.Status.PAUSED: ["resume", "cancel"],
+        Campaign.Status.SENT: ["resend"],
+    }.get(status, [])
+    return [(n, ACTIONS[n]) for n in names]
+
+
+class VariantInline(admin.StackedInline):
+    model = Variant
+    extra = 0
+    fields = ["name", "subject", "preheader", "body_html", "body_text", "weight", "status",
+              "approved_at"]  # fmt: skip
+    readonly_fields = ["status", "approved_at"]
+
+    def _draft(self, obj) -> bool:
+        return obj is None or obj.status == Campaign.Status.DRAFT
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        return 1 if obj is None else 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._draft(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._draft(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._draft(obj) and super().has_delete_permission(request, obj)
+
+
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = [
+            "workspace", "name", "channel", "from_email", "include_segments", "exclude_segments",
+            "consent_rule", "frequency_cap", "frequency_days", "timing", "send_at", "local_date",
+            "local_time", "quiet_start", "quiet_end", "goal_event", "attribution_days",
+            "holdout_percent", "seed", "ab_test_percent", "ab_metric", "ab_wait_hours",
+        ]  # fmt: skip
+        widgets = {"from_email": forms.TextInput(attrs={"size": 50})}
+
+    def clean(self):
+        data = super().clean()
+        workspace = data.get("workspace")
+        for field in ("include_segments", "exclude_segments"):
+            if workspace and any(s.workspace_id != workspace.pk for s in data.get(field) or []):
+                self.add_error(field, "choose segments of the campaign's workspace")
+        return data
+
+
+@admin.register(Campaign)
+class CampaignAdmin(WorkspaceScopedAdmin):
+    form = CampaignForm
+    list_display = ["name", "channel", "status", "progress", "launched_at", "workspace"]
+    list_filter = ["status", "channel", "workspace"]
+    search_fields = ["name"]
+    inlines = [VariantInline]
+    change_form_template = "admin/campaigns/campaign/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["workspace", "name", "channel", "status", "from_email"]}),
+        ("Audience", {"fields": ["include_segments", "exclude_segments", "consent_rule",
+                                 "frequency_cap", "frequency_days"]}),
+        ("Schedule", {"fields": ["timing", "send_at", "local_date", "local_time", "quiet_start",
+                                 "quiet_end"]}),
+        ("Measurement", {"fields": ["goal_event", "attribution_days", "holdout_percent", "seed"]}),
+        ("A/B test", {"fields": ["ab_test_percent", "ab_metric", "ab_wait_hours", "winner"],
+                      "classes": ["collapse"]}),
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None or obj.status == Campaign.Status.DRAFT:
+            return ["status", "winner"]
+        return [f.name for f in Campaign._meta.fields] + ["include_segments", "exclude_segments"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.related_model is Segment:
+            kwargs["queryset"] = Segment.objects.filter(workspace__in=visible_workspaces(request))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        for variant_form in formset.forms:
+            instance = variant_form.instance
+            if instance.pk and set(CONTENT) & set(variant_form.changed_data):
+                instance.status, instance.approved_at = Variant.Status.DRAFT, None
+        super().save_formset(request, form, formset, change)
+
+    @admin.display(description="Delivery")
+    def progress(self, obj: Campaign) -> str:
+        counts = dict(
+            Message.objects.filter(campaign=obj).values_list("state").annotate(n=Count("id")).order_by()
+        )
+        total = sum(counts.values())
+        if not total:
+            return "-"
+        done = total - counts.get("queued", 0) - counts.get("sending", 0)
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {} sent, {} failed',
+            done, total, counts.get("sent", 0), counts.get("failed", 0),
+        )  # fmt: skip
+
+    # --- extra pages ------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/act/<str:action>/", view(self.act), name="campaigns_campaign_act"),
+            path("<int:pk>/preview/", view(self.preview), name="campaigns_campaign_preview"),
+            path("<int:pk>/results/", view(self.results), name="campaigns_campaign_results"),
+            *super().get_urls(),
+        ]
+
+    def _campaign(self, request: HttpRequest, pk: int) -> Campaign:
+        return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = extra_context or {}
+        campaign = self.get_queryset(request).filter(pk=object_id).first()
+        if campaign is not None:
+            extra["campaign_actions"] = available_actions(campaign)
+            extra["delivery"] = self.progress(campaign)
+        return super().change_view(request, object_id, form_url, extra)
+
+    def act(self, request: HttpRequest, pk: int, action: str):
+        campaign = self._campaign(request, pk)
+        back = reverse("admin:campaigns_campaign_change", args=[pk])
+        if request.method != "POST" or action not in dict(available_actions(campaign)):
+            messages.error(request, f"{ACTIONS.get(action, action)} is not possible now.")
+            return HttpResponseRedirect(back)
+        try:
+            if action == "approve":
+                self._approve_all(request, campaign)
+            elif action == "launch":
+                run = control.campaign_launch(campaign=campaign, user=request.user)
+                messages.success(request, f"Launched: writing the send list (task {run.pk}).")
+            elif action == "pause":
+                control.campaign_pause(campaign=campaign)
+                messages.success(request, "Paused: messages in flight finish, the rest wait.")
+            elif action == "resume":
+                control.campaign_resume(campaign=campaign)
+                messages.success(request, "Resumed.")
+            elif action == "cancel":
+                n = control.campaign_cancel(campaign=campaign)
+                messages.success(request, f"Cancelled; {n} unsent messages skipped.")
+            elif action == "resend":
+                n = control.campaign_resend_failed(campaign=campaign)
+                messages.success(request, f"{n} failed messages queued again.")
+        except control.CampaignError as exc:
+            for field, problems in exc.errors.items():
+                for problem in problems:
+                    messages.error(request, f"{field.replace('_', ' ')}: {problem}")
+        return HttpResponseRedirect(back)
+
+    def _approve_all(self, request: HttpRequest, campaign: Campaign) -> None:
+        drafts = campaign.variants.filter(status=Variant.Status.DRAFT)
+        if not drafts:
+            messages.info(request, "Every variant is approved already.")
+        for variant in drafts:
+            try:
+                control.variant_approve(variant=variant, user=request.user)
+                messages.success(request, f"Variant {variant.name} approved.")
+            except control.CampaignError as exc:
+                messages.error(request, f"Variant {variant.name}: {exc}")
+
+    def preview(self, request: HttpRequest, pk: int):
+        campaign = self._campaign(request, pk)
+        variants = list(campaign.variants.order_by("name"))
+        variant = next((v for v in variants if str(v.pk) == request.GET.get("variant")),
+                       variants[0] if variants else None)  # fmt: skip
+        who = (request.GET.get("customer") or "").strip()
+        customers = Customer.objects.filter(workspace=campaign.workspace, erased_at__isnull=True)
+        customer = (customers.filter(pk=who).first() if who.isdigit()
+                    else customers.filter(email=who.lower()).first() if who
+                    else customers.exclude(email=None).order_by("pk").first())  # fmt: skip
+        rendered, error = None, ""
+        if variant and customer:
+            try:
+                rendered = rendering.compiled(variant).render(
+                    rendering.customer_context(customer, unsubscribe_url="#", preferences_url="#")
+                )
+            except Exception as exc:  # shown to staff, who are fixing the template
+                error = f"{type(exc).__name__}: {exc}"
+        if request.method == "POST" and rendered is not None:
+            self._test_send(request, campaign, rendered, request.POST.get("address", ""))
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": f"Preview: {campaign.name}", "campaign": campaign, "variants": variants,
+            "variant": variant, "customer": customer, "who": who, "rendered": rendered,
+            "error": error,
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
+
+    def _test_send(self, request, campaign: Campaign, rendered, address: str) -> None:
+        address = address.strip()
+        if "@" not in address:
+            messages.error(request, "Give an e-mail address for the test send.")
+            return
+        outgoing = Outgoing(message_id=0, token="test-send", address=address,  # noqa: S106
+                            subject=f"[TEST] {rendered.subject}", html=rendered.html,
+                            text=rendered.text, from_email=campaign.from_email)  # fmt: skip
+        try:
+            EmailChannel().build(outgoing).send(fail_silently=False)
+        except Exception as exc:  # the mail server's answer is what staff need to see
+            messages.error(request, f"Test send failed: {exc}")
+            return
+        get_connection().close()
+        messages.success(request, f"Test sent to {address}.")
+
+    def results(self, request: HttpRequest, pk: int):
+        campaign = self._campaign(request, pk)
+        stats = campaign_stats(campaign=campaign)
+        chart_rows = {"opens": [], "clicks": [], "conversions": []}
+        for v in stats["variants"]:
+            for key in chart_rows:
+                chart_rows[key].append((f"Variant {v['name']}", v[key]["rate"], v[key]["ci95"]))
+        if stats["holdout"]:
+            h = stats["holdout"]["conversions"]
+            chart_rows["conversions"].append(("Holdout", h["rate"], h["ci95"]))
+        svg = {key: charts.rate_bars(rows, title=f"{key.title()} rate (95% interval)")
+               for key, rows in chart_rows.items()}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": f"Results: {campaign.name}", "campaign": campaign, "stats": stats,
+            "charts": [svg["conversions"], svg["clicks"], svg["opens"]],
+            "refresh": campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.SENDING),
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/campaigns/campaign/results.html", context)

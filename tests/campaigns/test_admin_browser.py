@@ -1,0 +1,110 @@
+"""The campaign admin in a real browser (headless Chromium through Selenium): create a campaign
+with a variant, preview it for a customer, approve, launch; a real worker sends it; the results
+page shows it sent. Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
+
+import shutil
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from campaigns.models import Campaign
+from tests.campaigns.conftest import make_audience
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed"),
+]
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1400,1000"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def click_and_load(b, element) -> None:
+    """Clicks and waits until the browser has left the current page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC  # noqa: N812
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = b.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(b, 15).until(EC.staleness_of(page))
+
+
+def notice(b) -> str:
+    """The admin's message list of the page that the last click loaded (waits for it)."""
+    from selenium.webdriver.common.by import By
+
+    return b.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+
+
+def test_marketer_creates_previews_approves_launches_and_reads_results(
+    live_server, browser, workspace, live_worker
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    segment = make_audience(workspace, 25, name="Newsletter")
+    get_user_model().objects.create_superuser("marketer", "m@example.com", "pw-for-tests-1")
+    b = browser
+    b.get(f"{live_server.url}/admin/login/")
+    b.find_element(By.NAME, "username").send_keys("marketer")
+    b.find_element(By.NAME, "password").send_keys("pw-for-tests-1")
+    click_and_load(b, b.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+
+    b.get(f"{live_server.url}/admin/campaigns/campaign/add/")
+    Select(b.find_element(By.ID, "id_workspace")).select_by_visible_text(workspace.name)
+    b.find_element(By.ID, "id_name").send_keys("Winter sale")
+    Select(b.find_element(By.ID, "id_include_segments")).select_by_visible_text(segment.name)
+    b.find_element(By.ID, "id_holdout_percent").clear()
+    b.find_element(By.ID, "id_holdout_percent").send_keys("20")
+    b.find_element(By.ID, "id_variants-0-name").clear()
+    b.find_element(By.ID, "id_variants-0-name").send_keys("A")
+    b.find_element(By.ID, "id_variants-0-subject").send_keys("{{ first_name }}, winter is here")
+    b.find_element(By.ID, "id_variants-0-body_html").send_keys(
+        '<p>Hello {{ customer.first_name }}! <a href="https://shop.example.com/">Shop now</a></p>'
+    )
+    click_and_load(b, b.find_element(By.NAME, "_continue"))
+    assert "was added successfully" in notice(b)
+    campaign = Campaign.objects.get(name="Winter sale")
+
+    click_and_load(b, b.find_element(By.CSS_SELECTOR, "a[href$='/preview/']"))
+    b.find_element(By.NAME, "customer").send_keys("person3@example.com")
+    click_and_load(b, b.find_element(By.CSS_SELECTOR, "form[method=get] button"))
+    assert b.find_element(By.ID, "preview-subject").text == "P3, winter is here"
+    assert "Hello P3!" in b.find_element(By.ID, "preview-text").text
+
+    b.get(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")
+    click_and_load(b, b.find_element(By.XPATH, "//button[text()='Approve variants']"))
+    assert "Variant A approved." in notice(b)
+    click_and_load(b, b.find_element(By.XPATH, "//button[text()='Launch']"))
+    assert "Launched" in notice(b)
+
+    b.get(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/results/")
+    deadline = time.monotonic() + 60
+    while b.find_element(By.ID, "results-status").text != "sent":
+        assert time.monotonic() < deadline, "the campaign did not finish sending"
+        time.sleep(1)
+        b.refresh()
+    campaign.refresh_from_db()
+    sent = int(b.find_element(By.ID, "results-sent").text)
+    held = campaign.messages.filter(holdout=True).count()
+    assert sent == campaign.messages.filter(state="sent").count() == 25 - held > 0
+    assert "Holdout" in b.find_element(By.ID, "results-variants").text
+    assert b.find_elements(By.CSS_SELECTOR, "svg[role=img]")
