@@ -44,9 +44,12 @@ class EmailChannel(Channel):
         return (customer.email or "").strip().lower()
 
     def headers(self, outgoing: Outgoing) -> dict:
+        unsubscribe = outgoing.metadata.get("unsubscribe_url") or tracking.unsubscribe_url(
+            outgoing.token
+        )
         return {
             "Message-ID": f"<{outgoing.token}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>",
-            "List-Unsubscribe": f"<{tracking.unsubscribe_url(outgoing.token)}>",
+            "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
             **outgoing.headers,
         }
@@ -93,7 +96,8 @@ class EmailChannel(Channel):
                 text=outgoing.text, html=outgoing.html, message_id=message_id,
                 boundary=outgoing.token, headers=headers,
             )  # fmt: skip
-            recipient = sanitize_address(outgoing.address, "utf-8")
+            recipient = (outgoing.address if mime.PLAIN.fullmatch(outgoing.address)
+                         else sanitize_address(outgoing.address, "utf-8"))  # fmt: skip
         except ValueError as exc:  # a line break in a header, an unusable address
             return Outcome("failed", f"cannot build the message: {exc}")
         return self.backend.send_bytes(sender=envelope_from, recipients=[recipient], data=data,

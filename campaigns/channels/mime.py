@@ -7,6 +7,7 @@ quoted-printable never produces, so it cannot occur inside a part.
 """
 
 import binascii
+import re
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
@@ -23,8 +24,13 @@ def _header(value: str) -> str:
     return Header(value, "utf-8").encode(linesep="\r\n")
 
 
+PLAIN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
 def address(value: str) -> str:
     """An address header value: non-ASCII display names encoded, the address kept as is."""
+    if PLAIN.fullmatch(value):
+        return value
     if "\r" in value or "\n" in value:
         raise HeaderInjection(f"line break in address {value[:40]!r}")
     name, addr = parseaddr(value)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from campaigns import ledger, rendering, tracking
 from campaigns.channels import Channel, Outcome, Outgoing, channel_for
-from campaigns.models import Campaign, Message, Suppression
+from campaigns.models import Campaign, Message, Suppression, Variant
 from campaigns.ratelimit import RateLimiter
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
 from crm.models import Consent
@@ -23,6 +23,10 @@ from crm.models import Consent
 logger = logging.getLogger(__name__)
 
 ACTIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
+MESSAGE_FIELDS = ("id", "token", "campaign_id", "customer_id", "variant_id", "attempts")
+# What a template may use of its recipient (and what the channels need).
+CUSTOMER_FIELDS = ("id", "workspace_id", "email", "phone", "first_name", "last_name", "locale",
+                   "time_zone", "country", "attributes", "erased_at")  # fmt: skip
 CONSENT_CHANNEL = {"email": "email", "sms": "sms", "webhook": "push"}
 OPTED_OUT = {Consent.Status.UNSUBSCRIBED, Consent.Status.BOUNCED, Consent.Status.COMPLAINED}
 
@@ -93,8 +97,12 @@ class _Run:
     def chunk(self, claim, ids: list[int]) -> Counter:
         rows = list(
             Message.objects.filter(pk__in=ids, claim=claim, state=Message.State.SENDING)
-            .select_related("customer", "variant").order_by("id")
+            .select_related("customer").order_by("id")
+            .only(*MESSAGE_FIELDS, *(f"customer__{f}" for f in CUSTOMER_FIELDS))
         )  # fmt: skip
+        variants = {v.pk: v for v in Variant.objects.filter(pk__in={m.variant_id for m in rows})}
+        for m in rows:
+            m.variant = variants[m.variant_id]
         customer_ids = [m.customer_id for m in rows]
         consent = dict(
             Consent.objects.filter(customer_id__in=customer_ids, channel=self.consent_channel)
@@ -134,11 +142,12 @@ class _Run:
 
     def send_one(self, message: Message, claim, address: str) -> str:
         token = message.token.hex
+        unsubscribe_url = tracking.unsubscribe_url(token)
         try:
             rendered = rendering.compiled(message.variant).render(
                 rendering.customer_context(
                     message.customer,
-                    unsubscribe_url=tracking.unsubscribe_url(token),
+                    unsubscribe_url=unsubscribe_url,
                     preferences_url=tracking.preferences_url(token),
                 ),
                 message_token=token if self.campaign.channel == "email" else None,
@@ -150,7 +159,8 @@ class _Run:
         outgoing = Outgoing(
             message_id=message.pk, token=token, address=address, subject=rendered.subject,
             html=rendered.html, text=rendered.text, from_email=self.campaign.from_email,
-            metadata={"campaign": self.campaign.pk, "variant": message.variant.name},
+            metadata={"campaign": self.campaign.pk, "variant": message.variant.name,
+                      "unsubscribe_url": unsubscribe_url},
         )  # fmt: skip
         provider_id = f"<{token}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
         now = timezone.now()
