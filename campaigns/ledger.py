@@ -96,7 +96,9 @@ def hand_off(
         if connection.vendor == "postgresql":
             _commit_then(point_of_no_return)
         else:
-            cursor.execute("COMMIT")
+            # Straight on the sqlite3 connection, so no Python runs between the commit and the
+            # point of no return but the two calls themselves.
+            connection.connection.execute("COMMIT")
             point_of_no_return()
 
 

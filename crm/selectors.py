@@ -1,6 +1,7 @@
 """Reads from the CRM, shaped as plain dicts for the API, the admin and privacy export."""
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from django.http import Http404
 
@@ -96,6 +97,12 @@ def event_data(event_id: int) -> dict:
     return Event.objects.values(*EVENT_VALUES).get(pk=event_id)
 
 
+# Apps that keep their own data about a person (campaigns: the messages sent to them) add it
+# here in their AppConfig.ready(), so exports and the timeline cover it without crm importing them.
+EXPORT_SECTIONS: dict[str, Callable[[Customer], list]] = {}
+TIMELINE_SOURCES: list[Callable[[Customer, int], list[dict]]] = []
+
+
 def customer_timeline(*, customer: Customer, limit: int = 200) -> list[dict]:
     """The customer's history, newest first: orders, events (purchases appear as orders) and
     model scores with their reasons. Each item has `at`, `kind` and its own fields."""
@@ -117,6 +124,8 @@ def customer_timeline(*, customer: Customer, limit: int = 200) -> list[dict]:
         "kind", "value", "reasons", "computed_at", "model_version_id"
     ):
         items.append({"at": score["computed_at"], **score, "score": score["kind"], "kind": "score"})
+    for source in TIMELINE_SOURCES:
+        items.extend(source(customer, limit))
     items.sort(key=lambda item: item["at"], reverse=True)
     return items[:limit]
 
@@ -138,6 +147,7 @@ def customer_export(*, customer: Customer) -> dict:
                 "segment_id", "segment__name", "added_at"
             )
         ),
+        **{name: section(customer) for name, section in EXPORT_SECTIONS.items()},
     }
 
 

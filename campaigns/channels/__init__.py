@@ -39,7 +39,8 @@ class Outcome:
     retry_after: float | None = None  # seconds the provider asked us to wait
 
 
-HandOff = Callable[[Callable[[], None]], None]
+# hand_off(point_of_no_return, provider_id="") -> None
+HandOff = Callable[..., None]
 
 
 class Channel:

@@ -80,7 +80,7 @@ class EmailChannel(Channel):
             return Outcome("retry", "the backend sent nothing")
         anymail = getattr(message, "anymail_status", None)
         provider_id = str(getattr(anymail, "message_id", "") or "")
-        hand_off(lambda: None)
+        hand_off(lambda: None, provider_id)
         return Outcome("sent", provider_id=provider_id)
 
     def _send_smtp(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:

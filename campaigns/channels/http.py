@@ -58,8 +58,9 @@ class HttpChannel(Channel):
             return Outcome("retry", f"{type(exc).__name__}: {exc}"[:300])
         code = response.status_code
         if 200 <= code < 300:
-            hand_off(lambda: None)
-            return Outcome("sent", provider_id=_provider_id(response))
+            provider_id = _provider_id(response)
+            hand_off(lambda: None, provider_id)
+            return Outcome("sent", provider_id=provider_id)
         reason = f"HTTP {code}: {response.text[:200]}"
         if code in RETRYABLE or code >= 500:
             return Outcome("retry", reason, retry_after=_retry_after(response))

@@ -173,9 +173,10 @@ class _Run:
                     payload={"type": "message.sent", "created": now.isoformat(), "data": data},
                 )  # fmt: skip
 
-        def hand_off(point_of_no_return) -> None:
+        def hand_off(point_of_no_return, known_id: str = "") -> None:
             ledger.hand_off(message_id=message.pk, claim=claim, sent_at=now, address=address,
-                            provider_id=provider_id, point_of_no_return=point_of_no_return,
+                            provider_id=known_id or provider_id,
+                            point_of_no_return=point_of_no_return,
                             also=outbox if self.on_sent else None)  # fmt: skip
 
         try:

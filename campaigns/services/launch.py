@@ -102,8 +102,11 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
             )  # fmt: skip
         return zones[tz_name]
 
-    # Read whole before writing: on PostgreSQL the rows go in by COPY on the same connection.
+    # Read whole before writing: on PostgreSQL the rows go in by COPY on the same connection,
+    # which can run no other statement (progress reports included) until the COPY ends.
     records = list(audience(campaign))
+    if progress:
+        progress(40, f"writing {len(records):,} recipients")
 
     def rows():
         for record in records:
@@ -144,8 +147,6 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
             token = uuid.uuid4()
             yield (token.hex if sqlite else token, campaign.pk, customer_id, variant, holdout,
                    ab_test, state, reason, 0, due_for(tz_name or ""), address, "", 0)  # fmt: skip
-            if progress and counts["audience"] % 20000 == 0:
-                progress(50, f"{counts['audience']:,} recipients written")
 
     with transaction.atomic():
         insert_rows(Message, COLUMNS, rows())

@@ -45,6 +45,9 @@ def click_and_load(b, element) -> None:
     page = b.find_element(By.TAG_NAME, "html")
     element.click()
     WebDriverWait(b, 15).until(EC.staleness_of(page))
+    WebDriverWait(b, 15).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
 
 
 def notice(b) -> str:

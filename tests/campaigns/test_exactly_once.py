@@ -62,7 +62,12 @@ def assert_exactly_once(campaign: Campaign, sink) -> None:
     lost = expected - set(received)
     strangers = set(received) - expected
     assert not duplicates, f"{len(duplicates)} recipients got more than one message"
-    assert not lost, f"{len(lost)} recipients got nothing"
+    rows = list(
+        Message.objects.filter(campaign=campaign, address__in=lost).values(
+            "address", "state", "attempts", "reason", "sent_at", "claimed_at"
+        )
+    )
+    assert not lost, f"{len(lost)} recipients got nothing: {rows}"
     assert not strangers, f"messages went to {len(strangers)} addresses outside the audience"
     sent = Message.objects.filter(campaign=campaign, state=Message.State.SENT).count()
     assert sent == len(expected) > AUDIENCE * 0.8
