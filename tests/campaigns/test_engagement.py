@@ -231,3 +231,51 @@ def test_messages_are_in_the_export_and_timeline_and_erasure_blanks_them(workspa
     assert audit.details["messages_anonymised"] == 1
     message.refresh_from_db()
     assert message.address == "" and message.state == "sent"  # totals unchanged, person gone
+
+
+def test_variant_renders_the_customers_recommendations(workspace, sink_factory, smtp_settings):
+    from campaigns.services.delivery import deliver
+    from crm.models import Product, Recommendation
+
+    lamp = Product.objects.create(workspace=workspace, sku="L1", name="Brass lamp", price=30)
+    mug = Product.objects.create(workspace=workspace, sku="M1", name="Owl mug", price=8)
+    gone = Product.objects.create(workspace=workspace, sku="X1", name="Retired vase", active=False)
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    customer = campaign.include_segments.get().memberships.get().customer
+    Recommendation.objects.create(
+        workspace=workspace,
+        customer=customer,
+        computed_at=timezone.now(),
+        products=[[mug.pk, 0.9], [gone.pk, 0.8], [lamp.pk, 0.7]],
+    )
+    variant = campaign.variants.get()
+    variant.body_html = (
+        "<p>Picked for you:</p>{% recommend customer 3 as picks %}"
+        "<ul>{% for p in picks %}<li>{{ p.name }}</li>{% endfor %}</ul>"
+    )
+    variant.save()
+    text = rendering.compiled(variant).render(rendering.customer_context(customer)).text
+    assert "- Owl mug" in text and "- Brass lamp" in text and "Retired vase" not in text
+    # ... and the same in the message that goes out.
+    sink = sink_factory()
+    smtp_settings(sink)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    build_ledger(campaign=campaign)
+    deliver(campaign_id=campaign.pk, budget_seconds=10)
+    assert sink.count() == 1
+
+
+def test_rate_limit_is_shared_through_redis(settings):
+    import time as clock
+
+    from campaigns.ratelimit import RateLimiter
+
+    settings.CAMPAIGN_RATE_LIMITS = {"sms": 20}
+    limiter = RateLimiter(channel="sms", workspace_id=987654)
+    other = RateLimiter(channel="sms", workspace_id=987654)  # a second worker, same bucket
+    started = clock.monotonic()
+    for _ in range(30):
+        assert limiter.take(clock.monotonic() + 10)
+        assert other.take(clock.monotonic() + 10)
+    elapsed = clock.monotonic() - started
+    assert elapsed > (60 - 20 - 16 * 2) / 20  # 60 sends at 20/s after a 1-second burst
