@@ -6,6 +6,9 @@ from django.utils.html import format_html
 from workers import queues, services
 from workers.models import ModelVersion, TaskRun
 
+# Training runs the "Train model" button offers besides the recommenders.
+NAMED_RUNS = ("churn", "clv", "rfm", "clusters")
+
 
 def progress_bar(run: TaskRun) -> str:
     # data-run lets the changelist script poll /api/v1/tasks/<id> and move the bar live.
@@ -159,7 +162,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         from marketing_ai.ml import recommend
 
         extra_context = {**(extra_context or {}), "train_workspaces": user_workspaces(request),
-                         "train_models": [*recommend.names(), "churn", "clv", "rfm"]}  # fmt: skip
+                         "train_models": [*recommend.names(), *NAMED_RUNS]}  # fmt: skip
         return super().changelist_view(request, extra_context)
 
     def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
@@ -167,19 +170,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
         from crm.admin.scope import user_workspaces
         from marketing_ai.ml import recommend
         from workers.tasks.ml import train_churn, train_clv, train_recommender
-        from workers.tasks.segments import rfm
+        from workers.tasks.segments import clusters, rfm
 
         target = reverse("admin:workers_taskrun_changelist")
         if request.method != "POST":
             return HttpResponseRedirect(target)
         workspace = user_workspaces(request).filter(pk=request.POST.get("workspace")).first()
         model = request.POST.get("model")
-        if workspace is None or model not in [*recommend.names(), "churn", "clv", "rfm"]:
+        if workspace is None or model not in [*recommend.names(), *NAMED_RUNS]:
             messages.error(request, "Pick one of your workspaces and a model.")
             return HttpResponseRedirect(reverse("admin:workers_modelversion_changelist"))
-        task, params = {"churn": (train_churn, {}), "clv": (train_clv, {}), "rfm": (rfm, {})}.get(
-            model, (train_recommender, {"model": model})
-        )
+        named = {"churn": (train_churn, {}), "clv": (train_clv, {}), "rfm": (rfm, {}),
+                 "clusters": (clusters, {})}  # fmt: skip
+        task, params = named.get(model, (train_recommender, {"model": model}))
         services.task_run_start(task=task, params=params, workspace=workspace, user=request.user)
         messages.success(request, f"Training {model} on {workspace.name}; follow it below.")
         return HttpResponseRedirect(target)

@@ -45,6 +45,15 @@ def refresh_all() -> int:
 
 
 @tracked_task()
+def clusters(run: TaskRun, progress: Progress) -> dict:
+    """Clusters customers by behaviour and taste into described segments."""
+    from crm.services.clusters import cluster_segments_refresh
+
+    progress(5, "reading orders")
+    return cluster_segments_refresh(workspace=run.workspace, progress=progress)
+
+
+@tracked_task()
 def rfm(run: TaskRun, progress: Progress) -> dict:
     """Builds (or rebuilds) the workspace's RFM segments."""
     from crm.services.rfm import rfm_segments_refresh

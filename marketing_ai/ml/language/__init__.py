@@ -1,0 +1,1 @@
+"""Language models: sentence embeddings (and, later, generation)."""
