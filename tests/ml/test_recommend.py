@@ -104,3 +104,32 @@ def test_k_larger_than_the_catalogue():
     model = recommend.create("popular").fit(split.train.matrix())
     m = evaluate.evaluate(model, split.train.matrix(), split.test, k=50)
     assert m.recall == pytest.approx(1.0)  # everything unseen is ranked
+
+
+def test_sasrec_learns_an_order_the_matrix_models_cannot_see():
+    """Every user walks the catalogue in steps of one from a random start: the next item is
+    fully determined by the last one, which only a sequential model can use."""
+    import numpy as np
+
+    from marketing_ai.ml import datasets, evaluate
+    from marketing_ai.ml.recommend import SEQUENTIAL, create
+
+    rng = np.random.default_rng(0)
+    n_items, users, items, times = 30, [], [], []
+    for u in range(200):
+        start, length = rng.integers(n_items), rng.integers(6, 12)
+        for step in range(length):
+            users.append(u)
+            items.append((start + step) % n_items)
+            times.append(step)
+    data = datasets.from_arrays(users, items, times)
+    split = evaluate.split_leave_one_out(data)
+    model = create("sasrec", hidden=32, layers=1, heads=1, max_len=12, epochs=30,
+                   batch_size=64, lr=5e-3, dropout=0.1, device="cpu")  # fmt: skip
+    model.fit(split.train)
+    model.history(split.train)
+    seen = split.train.matrix()
+    recall = evaluate.evaluate(model, seen, split.valid, k=1).recall
+    popular = evaluate.evaluate(create("popular").fit(seen), seen, split.valid, k=1).recall
+    assert "sasrec" in SEQUENTIAL and recall > 0.8 > popular * 4
+    assert model.log[-1]["loss"] < model.log[0]["loss"]

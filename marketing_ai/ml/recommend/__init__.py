@@ -9,7 +9,8 @@ import importlib
 from collections.abc import Callable
 
 _REGISTRY: dict[str, type] = {}
-_MODULES = {"popular": "popular", "itemknn": "itemknn", "ease": "ease", "als": "als"}
+_MODULES = {"popular": "popular", "itemknn": "itemknn", "ease": "ease", "als": "als",
+            "sasrec": "sasrec"}  # fmt: skip
 
 
 def register(name: str) -> Callable[[type], type]:
@@ -31,5 +32,10 @@ def create(name: str, **params):
     return _REGISTRY[name](**params)
 
 
+# Sequential models fit on ordered histories (Interactions), not on a users x items matrix.
+SEQUENTIAL = {"sasrec"}
+
+
 def names() -> list[str]:
-    return sorted(_MODULES)
+    """The matrix models (what the platform's purchase-matrix training runs can fit)."""
+    return sorted(set(_MODULES) - SEQUENTIAL)

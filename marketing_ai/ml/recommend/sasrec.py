@@ -1,0 +1,163 @@
+"""SASRec (Kang & McAuley 2018): causal self-attention over a customer's item history, a small
+"GPT over behaviour". Each position predicts the next item; the score of every item for a user is
+the dot product of the last position's output with the item embeddings (shared with the input).
+
+Trained with full softmax cross-entropy over the catalogue (as RecBole's SASRec does by default),
+on CPU in fp32 or on CUDA with bf16 autocast. Unlike the matrix models it reads the order of a
+user's interactions: `fit(data)` takes Interactions with times, and `history(data)` sets the
+sequences that `score(users)` continues.
+"""
+
+import time
+
+import numpy as np
+
+from marketing_ai.ml import device as devices
+from marketing_ai.ml.datasets import Interactions
+from marketing_ai.ml.recommend import register
+
+
+def sequences(data: Interactions) -> list[np.ndarray]:
+    """Each user's items in time order (item codes + 1: 0 is padding)."""
+    order = np.lexsort((np.arange(len(data)), data.times, data.users))
+    users, items = data.users[order], data.items[order] + 1
+    cuts = np.flatnonzero(np.diff(users)) + 1
+    out = [np.zeros(0, dtype=np.int64) for _ in range(data.n_users)]
+    for chunk_users, chunk_items in zip(np.split(users, cuts), np.split(items, cuts), strict=True):
+        if len(chunk_users):
+            out[int(chunk_users[0])] = chunk_items.astype(np.int64)
+    return out
+
+
+def _network(n_items: int, hidden: int, layers: int, heads: int, max_len: int, dropout: float):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.items = nn.Embedding(n_items + 1, hidden, padding_idx=0)
+            self.positions = nn.Embedding(max_len, hidden)
+            self.dropout = nn.Dropout(dropout)
+            block = nn.TransformerEncoderLayer(
+                hidden, heads, dim_feedforward=hidden * 4, dropout=dropout, activation="gelu",
+                batch_first=True, norm_first=True,
+            )  # fmt: skip
+            self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(hidden)
+            self.heads = heads
+            causal = torch.triu(torch.ones(max_len, max_len, dtype=torch.bool), diagonal=1)
+            self.register_buffer("causal", causal, persistent=False)
+            nn.init.normal_(self.items.weight, std=0.02)
+            nn.init.normal_(self.positions.weight, std=0.02)
+
+        def forward(self, seq):  # seq: (batch, length), left-padded with 0
+            length = seq.shape[1]
+            positions = torch.arange(length, device=seq.device)
+            x = self.items(seq) * (self.items.embedding_dim**0.5) + self.positions(positions)
+            x = self.dropout(x)
+            # Causal and padding masks as one additive float mask with a large negative value
+            # (not -inf): a padding position sees only padding and must not turn into NaN.
+            blocked = self.causal[:length, :length].unsqueeze(0) | (seq == 0).unsqueeze(1)
+            mask = torch.zeros(blocked.shape, dtype=x.dtype, device=seq.device)
+            mask = mask.masked_fill(blocked, -1e4).repeat_interleave(self.heads, dim=0)
+            return self.norm(self.encoder(x, mask=mask))
+
+        def logits(self, hidden_states):
+            return hidden_states @ self.items.weight[1:].T  # (…, n_items), padding excluded
+
+    return Net()
+
+
+def _left_pad(seqs: list[np.ndarray], max_len: int) -> np.ndarray:
+    out = np.zeros((len(seqs), max_len), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        s = s[-max_len:]
+        if len(s):
+            out[i, -len(s) :] = s
+    return out
+
+
+@register("sasrec")
+class SASRec:
+    sequential = True
+
+    def __init__(self, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 200,
+                 dropout: float = 0.2, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
+                 weight_decay: float = 0.0, seed: int = 0, device: str | None = None,
+                 patience: int = 5) -> None:  # fmt: skip
+        self.hidden, self.layers, self.heads, self.max_len = hidden, layers, heads, max_len
+        self.dropout, self.epochs, self.batch_size, self.lr = dropout, epochs, batch_size, lr
+        self.weight_decay, self.seed, self.prefer = weight_decay, seed, device
+        self.patience = patience
+        self.log: list[dict] = []
+
+    def fit(self, data: Interactions, valid=None, progress=None) -> "SASRec":
+        """Trains on `data`. With `valid` = (callable returning a validation score), keeps the
+        best epoch and stops after `patience` epochs without improvement."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.device = devices.choose(self.prefer)
+        self.n_items = data.n_items
+        self.net = _network(data.n_items, self.hidden, self.layers, self.heads, self.max_len,
+                            self.dropout).to(self.device.name)  # fmt: skip
+        train = [s for s in sequences(data) if len(s) >= 2]
+        # One training row per user: items 0..n-2 predict items 1..n-1 (the last max_len).
+        inputs = _left_pad([s[:-1] for s in train], self.max_len)
+        targets = _left_pad([s[1:] for s in train], self.max_len)
+        optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr,
+                                     weight_decay=self.weight_decay)  # fmt: skip
+        use_bf16 = self.device.name == "cuda"
+        best, best_state, stale = -1.0, None, 0
+        self.history(data)
+        for epoch in range(self.epochs):
+            self.net.train()
+            started, total, batches = time.perf_counter(), 0.0, 0
+            order = rng.permutation(len(train))
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                seq = torch.from_numpy(inputs[rows]).to(self.device.name)
+                target = torch.from_numpy(targets[rows]).to(self.device.name)
+                with torch.autocast(self.device.name, dtype=torch.bfloat16, enabled=use_bf16):
+                    out = self.net(seq)
+                    mask = target > 0
+                    logits = self.net.logits(out[mask])
+                    loss = torch.nn.functional.cross_entropy(logits.float(), target[mask] - 1)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total, batches = total + float(loss.detach()), batches + 1
+            entry = {"epoch": epoch + 1, "loss": total / max(batches, 1),
+                     "seconds": time.perf_counter() - started}  # fmt: skip
+            if valid is not None:
+                entry["valid"] = float(valid(self))
+                if entry["valid"] > best:
+                    best, stale = entry["valid"], 0
+                    best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+                else:
+                    stale += 1
+            self.log.append(entry)
+            if progress:
+                progress(epoch + 1, entry)
+            if valid is not None and stale >= self.patience:
+                break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        self.net.eval()
+        return self
+
+    def history(self, data: Interactions) -> "SASRec":
+        """The sequences `score` continues (e.g. train + validation items at test time)."""
+        self._sequences = sequences(data)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.net.eval()
+        seq = torch.from_numpy(_left_pad([self._sequences[u] for u in users], self.max_len))
+        with torch.inference_mode():
+            out = self.net(seq.to(self.device.name))[:, -1]
+            return self.net.logits(out).float().cpu().numpy()
