@@ -35,6 +35,14 @@ def _message(token_hex: str) -> Message:
     return message
 
 
+def _recipient_message(signed: str) -> Message:
+    """The message an unsubscribe / preference token names; 404 for any bad token."""
+    try:
+        return _message(tracking.read_unsubscribe(signed))
+    except tracking.BadToken as exc:
+        raise Http404("bad token") from exc
+
+
 @never_cache
 def open_pixel(request: HttpRequest, signed: str) -> HttpResponse:
     try:
@@ -62,10 +70,7 @@ def click(request: HttpRequest, signed: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, signed: str) -> HttpResponse:
-    try:
-        message = _message(tracking.read_unsubscribe(signed))
-    except tracking.BadToken as exc:
-        raise Http404("bad token") from exc
+    message = _recipient_message(signed)
     done = False
     if request.method == "POST":
         one_click = request.POST.get("List-Unsubscribe") == "One-Click"
@@ -82,10 +87,7 @@ def unsubscribe(request: HttpRequest, signed: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, signed: str) -> HttpResponse:
-    try:
-        message = _message(tracking.read_unsubscribe(signed))
-    except tracking.BadToken as exc:
-        raise Http404("bad token") from exc
+    message = _recipient_message(signed)
     saved = False
     if request.method == "POST":
         wanted = {c: request.POST.get(c) == "on" for c in Channel.values}

@@ -73,50 +73,57 @@ def assert_exactly_once(campaign: Campaign, sink) -> None:
     assert sent == len(expected) > AUDIENCE * 0.8
 
 
+class Platform:
+    """Its own Redis server, Celery beat and a worker (main process + 2 pool processes)."""
+
+    def __init__(self, sink, name: str) -> None:
+        self.redis_port = free_port()
+        self.redis = start_redis(self.redis_port)
+        self.env = environment(f"redis://127.0.0.1:{self.redis_port}/0", sink)
+        self.name = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.beat = start_beat(self.name, self.env)
+        self.worker = self.start_worker()
+
+    def start_worker(self):
+        return start_worker("default,sends", self.name, self.env, concurrency=2)
+
+    def stop(self) -> None:
+        if self.worker.poll() is None:
+            kill_group(self.worker)
+        stop_worker(self.beat)
+        self.redis.kill()
+
+
 def test_workers_killed_twice_mid_campaign_send_everything_exactly_once(workspace, sink_factory):
     sink = sink_factory(fail_rate=0.05, fail_at="rcpt")
-    redis_port = free_port()
-    redis = start_redis(redis_port)
     campaign = launched(workspace)
-    env = environment(f"redis://127.0.0.1:{redis_port}/0", sink)
-    name = f"kill-{uuid.uuid4().hex[:6]}"
-    beat = start_beat(name, env)
-    worker = start_worker("default,sends", name, env, concurrency=2)
+    platform = Platform(sink, "kill")
     try:
         for share in (0.25, 0.6):
             target = AUDIENCE * 0.9 * share
             wait_until(lambda t=target: sink.count() >= t, timeout=120, interval=0.02)
-            kill_group(worker)
+            kill_group(platform.worker)
             time.sleep(0.5)
-            worker = start_worker("default,sends", name, env, concurrency=2)
+            platform.worker = platform.start_worker()
         wait_for_status(campaign, Campaign.Status.SENT, timeout=240)
         assert_exactly_once(campaign, sink)
         retried = Message.objects.filter(campaign=campaign, attempts__gt=1).count()
         assert retried > 0, "the greylisted recipients were retried"
     finally:
-        kill_group(worker) if worker.poll() is None else None
-        stop_worker(beat)
-        redis.kill()
+        platform.stop()
 
 
 def test_redis_restart_mid_campaign_loses_and_duplicates_nothing(workspace, sink_factory):
     sink = sink_factory()
-    redis_port = free_port()
-    redis = start_redis(redis_port)
     campaign = launched(workspace)
-    env = environment(f"redis://127.0.0.1:{redis_port}/0", sink)
-    name = f"redis-{uuid.uuid4().hex[:6]}"
-    beat = start_beat(name, env)
-    worker = start_worker("default,sends", name, env, concurrency=2)
+    platform = Platform(sink, "redis")
     try:
         wait_until(lambda: sink.count() >= AUDIENCE * 0.3, timeout=120, interval=0.02)
-        redis.kill()
-        redis.wait(10)
+        platform.redis.kill()
+        platform.redis.wait(10)
         time.sleep(1.0)
-        redis = start_redis(redis_port)  # empty: the queued deliver tasks are gone
+        platform.redis = start_redis(platform.redis_port)  # empty: queued tasks are gone
         wait_for_status(campaign, Campaign.Status.SENT, timeout=240)
         assert_exactly_once(campaign, sink)
     finally:
-        kill_group(worker) if worker.poll() is None else None
-        stop_worker(beat)
-        redis.kill()
+        platform.stop()
