@@ -191,3 +191,20 @@ def test_concurrent_batches_about_the_same_people_create_each_once(workspace):
     assert errors == []
     assert Customer.objects.filter(workspace=workspace).count() == 300
     assert ExternalIdentity.objects.filter(workspace=workspace).count() == 300
+
+
+def test_demo_contacts_give_addresses_once(db):
+    from django.core.management import call_command
+
+    from crm.models import Consent, Customer, Segment, Workspace
+
+    ws = Workspace.objects.create(slug="demo", name="Demo")
+    Customer.objects.bulk_create([Customer(workspace=ws) for _ in range(50)])
+    Customer.objects.create(workspace=ws, email="real@example.com")
+    call_command("demo_contacts", workspace="demo", share=0.5)
+    call_command("demo_contacts", workspace="demo", share=0.5)
+    assert not Customer.objects.filter(workspace=ws, email=None).exists()
+    assert Customer.objects.filter(email__endswith="@example.invalid").count() == 50
+    consenting = Consent.objects.filter(customer__workspace=ws, status="subscribed").count()
+    assert 10 < consenting < 40
+    assert Segment.objects.get(workspace=ws, name__startswith="Demo:").member_count == consenting
