@@ -81,3 +81,16 @@ def test_webhook_endpoints_and_their_delivery_log(workspace):
     assert api.get(f"/api/v1/webhooks/{hook}/deliveries").json()["results"] == []
     assert api.patch(f"/api/v1/webhooks/{hook}", {"active": False}).json()["active"] is False
     assert api.delete(f"/api/v1/webhooks/{hook}").status_code == 204
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_with_nobody_to_send_to_finishes(workspace, live_worker):
+    empty = Segment.objects.create(workspace=workspace, name="nobody", kind="static")
+    api = client_for(workspace)
+    made = api.post("/api/v1/campaigns", {"name": "Empty", "include_segments": [empty.pk]}).json()
+    base = f"/api/v1/campaigns/{made['id']}"
+    variant = api.post(f"{base}/variants", {"name": "A", "subject": "Hi", "body_html": "<p>x</p>"})
+    api.post(f"{base}/variants/{variant.json()['id']}/approve")
+    assert api.post(f"{base}/launch").status_code == 202
+    campaign = wait_for_status(Campaign.objects.get(pk=made["id"]), "sent", timeout=60)
+    assert campaign.finished_at and api.get(f"{base}/stats").json()["audience"] == 0

@@ -8,7 +8,9 @@ from workers.tracking import tracked_task
 
 @tracked_task()
 def launch(run, progress) -> dict:
-    from campaigns.models import Campaign
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, Message
     from campaigns.services.control import campaign_finish_if_done
     from campaigns.services.launch import build_ledger
     from workers.tasks.sends import queue_deliveries
@@ -18,6 +20,17 @@ def launch(run, progress) -> dict:
         return {"cancelled": True}
     progress(5, "resolving the audience")
     counts = build_ledger(campaign=campaign, progress=progress)
+    campaign.refresh_from_db()
+    if campaign.status == Campaign.Status.CANCELLED:  # cancelled while the ledger was written
+        Message.objects.filter(campaign=campaign, state=Message.State.QUEUED).update(
+            state=Message.State.SKIPPED, reason="cancelled"
+        )
+        return counts
+    if not Message.objects.filter(campaign=campaign).exists():  # nobody to send to
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED).update(
+            status=Campaign.Status.SENT, finished_at=timezone.now()
+        )
+        return counts
     progress(95, "queueing sends")
     queue_deliveries(campaign.pk)
     campaign_finish_if_done(campaign_id=campaign.pk)
