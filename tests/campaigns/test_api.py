@@ -94,3 +94,30 @@ def test_a_campaign_with_nobody_to_send_to_finishes(workspace, live_worker):
     assert api.post(f"{base}/launch").status_code == 202
     campaign = wait_for_status(Campaign.objects.get(pk=made["id"]), "sent", timeout=60)
     assert campaign.finished_at and api.get(f"{base}/stats").json()["audience"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_the_broker_never_got_is_sent_again_by_the_sweeper(workspace, live_worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.models import Variant
+    from campaigns.services.control import variant_approve
+    from workers.models import TaskRun
+    from workers.tasks.campaigns import launch, sweep
+
+    segment = make_audience(workspace, 5)
+    campaign = Campaign.objects.create(
+        workspace=workspace, name="Lost", status="scheduled",
+        launched_at=timezone.now() - timedelta(minutes=5),
+    )  # fmt: skip
+    campaign.include_segments.add(segment)
+    variant = Variant.objects.create(campaign=campaign, name="A", subject="Hi", body_html="<p></p>")
+    variant_approve(variant=variant)
+    # What a launch leaves when its message never reached Redis: a queued run, no ledger.
+    TaskRun.objects.create(kind=launch.name, params={"campaign": campaign.pk}, queue="default",
+                           workspace=workspace)  # fmt: skip
+    assert sweep()["launches_requeued"] == 1
+    wait_for_status(campaign, "sent", timeout=60)
+    assert campaign.messages.filter(state="sent").count() == 5
