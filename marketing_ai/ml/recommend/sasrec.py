@@ -103,8 +103,15 @@ class SASRec:
         self.n_items = data.n_items
         self.net = _network(data.n_items, self.hidden, self.layers, self.heads, self.max_len,
                             self.dropout).to(self.device.name)  # fmt: skip
-        train = [s for s in sequences(data) if len(s) >= 2]
-        # One training row per user: items 0..n-2 predict items 1..n-1 (the last max_len).
+        # Training rows: each history cut from its end into windows of max_len + 1 items, in
+        # which items 0..n-2 predict items 1..n-1 — every interaction is a target once, however
+        # long the history (RecBole gets the same from one row per prefix, at more cost).
+        train = []
+        for seq in sequences(data):
+            for end in range(len(seq), 1, -self.max_len):
+                window = seq[max(0, end - self.max_len - 1) : end]
+                if len(window) >= 2:
+                    train.append(window)
         inputs = _left_pad([s[:-1] for s in train], self.max_len)
         targets = _left_pad([s[1:] for s in train], self.max_len)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr,
