@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns import ledger, rendering, tracking
@@ -67,10 +68,11 @@ def deliver(*, campaign_id: int, budget_seconds: float | None = None) -> dict:
             try:
                 counts.update(run.chunk(claim, ids))
             finally:
-                # Rows of this chunk not finished (deadline, error) go back to the queue now
-                # rather than waiting for their claim to go stale.
+                # Rows of this chunk not reached (deadline, error) go back to the queue now
+                # rather than waiting for their claim to go stale; the claim did not use up one
+                # of their attempts.
                 Message.objects.filter(claim=claim, state=Message.State.SENDING).update(
-                    state=Message.State.QUEUED, claim=None
+                    state=Message.State.QUEUED, claim=None, attempts=F("attempts") - 1
                 )
     from campaigns.services.control import campaign_finish_if_done
 
