@@ -130,7 +130,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     @admin.display(description="Delivery")
     def progress(self, obj: Campaign) -> str:
         counts = dict(
-            Message.objects.filter(campaign=obj).values_list("state").annotate(n=Count("id")).order_by()
+            Message.objects.filter(campaign=obj)
+            .values_list("state")
+            .annotate(n=Count("id"))
+            .order_by()
         )
         total = sum(counts.values())
         if not total:

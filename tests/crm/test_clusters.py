@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def test_clusters_become_described_segments(workspace):
     now = timezone.now()
+
     def products(prefix: str, names: list[str]) -> list[Product]:
         return [Product.objects.create(workspace=workspace, sku=f"{prefix}{i}", name=name)
                 for i, name in enumerate(names)]  # fmt: skip
