@@ -4,7 +4,7 @@ state changes, live delivery progress and the results page with charts."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.mail import get_connection
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -127,14 +127,21 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 instance.status, instance.approved_at = Variant.Status.DRAFT, None
         super().save_formset(request, form, formset, change)
 
+    def get_queryset(self, request):
+        # The list's delivery column, counted in the list query rather than once per row.
+        counted = {f"n_{state}": Count("messages", filter=Q(messages__state=state))
+                   for state in Message.State.values}  # fmt: skip
+        return super().get_queryset(request).annotate(**counted)
+
     @admin.display(description="Delivery")
     def progress(self, obj: Campaign) -> str:
-        counts = dict(
-            Message.objects.filter(campaign=obj)
-            .values_list("state")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
+        if hasattr(obj, "n_sent"):
+            counts = {state: getattr(obj, f"n_{state}") for state in Message.State.values}
+        else:
+            counts = dict(
+                Message.objects.filter(campaign=obj).values_list("state")
+                .annotate(n=Count("id")).order_by()
+            )  # fmt: skip
         total = sum(counts.values())
         if not total:
             return "-"

@@ -76,33 +76,48 @@ class CampaignDetailApi(CampaignsApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _action(fn, result_key: str | None = None):
+class CampaignActionApi(CampaignsApi):
     """POST /campaigns/<id>/<action>: runs a control service; 400 with its reasons."""
 
-    class ActionApi(CampaignsApi):
-        @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
-        def post(self, request, pk):
-            campaign = self.campaign(pk)
-            try:
-                outcome = fn(campaign=campaign)
-            except control.CampaignError as exc:
-                raise ValidationError(exc.errors) from exc
-            campaign.refresh_from_db()
-            body = {"campaign": CampaignSerializer(campaign).data}
-            if result_key:
-                body[result_key] = outcome if not hasattr(outcome, "pk") else str(outcome.pk)
-            return Response(body, status=status.HTTP_202_ACCEPTED if result_key == "task" else 200)
+    service = staticmethod(lambda *, campaign: None)
+    result_key: str | None = None  # where the service's answer goes in the body
 
-    ActionApi.__name__ = f"Campaign{fn.__name__.title().replace('_', '')}Api"
-    return ActionApi
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, pk):
+        campaign = self.campaign(pk)
+        try:
+            outcome = self.service(campaign=campaign)
+        except control.CampaignError as exc:
+            raise ValidationError(exc.errors) from exc
+        campaign.refresh_from_db()
+        body = {"campaign": CampaignSerializer(campaign).data}
+        if self.result_key:
+            body[self.result_key] = str(outcome.pk) if hasattr(outcome, "pk") else outcome
+        accepted = self.result_key == "task"  # the launch goes on in a worker
+        return Response(body, status=status.HTTP_202_ACCEPTED if accepted else status.HTTP_200_OK)
 
 
-CampaignLaunchApi = _action(lambda *, campaign: control.campaign_launch(campaign=campaign), "task")
-CampaignLaunchApi.__name__ = "CampaignLaunchApi"
-CampaignPauseApi = _action(control.campaign_pause)
-CampaignResumeApi = _action(control.campaign_resume)
-CampaignCancelApi = _action(control.campaign_cancel, "skipped")
-CampaignResendApi = _action(control.campaign_resend_failed, "queued")
+class CampaignLaunchApi(CampaignActionApi):
+    service = staticmethod(control.campaign_launch)
+    result_key = "task"
+
+
+class CampaignPauseApi(CampaignActionApi):
+    service = staticmethod(control.campaign_pause)
+
+
+class CampaignResumeApi(CampaignActionApi):
+    service = staticmethod(control.campaign_resume)
+
+
+class CampaignCancelApi(CampaignActionApi):
+    service = staticmethod(control.campaign_cancel)
+    result_key = "skipped"
+
+
+class CampaignResendApi(CampaignActionApi):
+    service = staticmethod(control.campaign_resend_failed)
+    result_key = "queued"
 
 
 class CampaignStatsApi(CampaignsApi):
