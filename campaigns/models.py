@@ -272,3 +272,35 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.endpoint_id} ({self.state})"
+
+
+class BrandRules(models.Model):
+    """A workspace's guardrails for generated copy (marketing_ai.ml.language.guardrails)."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="brand")
+    brand_name = models.CharField(max_length=100, blank=True)
+    tone = models.CharField(max_length=100, default="warm, plain-spoken")
+    language = models.CharField(max_length=8, default="en", help_text="ISO 639-1")
+    banned_words = models.TextField(blank=True, help_text="one per line")
+    banned_claims = models.TextField(
+        blank=True,
+        default="guaranteed\nrisk-free\nbest in the world\nmiracle\ncure\nclinically proven",
+        help_text="one phrase per line",
+    )
+    required_phrases = models.TextField(
+        blank=True, help_text="one per line; appended to every body (e.g. a legal line)"
+    )
+    allowed_terms = models.TextField(
+        blank=True, help_text="house words and names that copy may use, one per line"
+    )
+    max_subject = models.PositiveSmallIntegerField(default=70)
+    max_preheader = models.PositiveSmallIntegerField(default=110)
+    max_body = models.PositiveSmallIntegerField(default=1500)
+    max_sms = models.PositiveSmallIntegerField(default=160)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "brand rules"
+
+    def __str__(self) -> str:
+        return f"brand rules of {self.workspace}"

@@ -8,3 +8,6 @@ class CrmConfig(AppConfig):
     def ready(self) -> None:
         from crm import lookups  # noqa: F401  (registers field__any)
         from crm.api import schema  # noqa: F401  (registers the API key security scheme)
+        from crm.services import support
+
+        support.connect()

@@ -5,6 +5,7 @@ server (started by `manage.py up`) under MARKETING_AI_DATA_DIR. Every production
 environment variable; with MARKETING_AI_ENV=production the unsafe defaults are refused.
 """
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -279,6 +280,14 @@ CAMPAIGN_CLAIM_LEASE_SECONDS = env.float("CAMPAIGN_CLAIM_LEASE_SECONDS", default
 CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=60.0)
 CAMPAIGN_RETRY_MAX_SECONDS = env.float("CAMPAIGN_RETRY_MAX_SECONDS", default=3600.0)
 CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=6)
+
+# --- language models ------------------------------------------------------------------------
+# MARKETING_AI_LLM: a hub id, model folder or .gguf file (default: the packaged SmolLM2-135M);
+# converted GGUF checkpoints are cached under the data directory unless set elsewhere.
+os.environ.setdefault("MARKETING_AI_MODEL_CACHE", str(DATA_DIR / "models"))
+CHAT_USE_MODEL = env.bool("CHAT_USE_MODEL", default=True)  # False: extractive answers only
+CHAT_WAIT_SECONDS = env.float("CHAT_WAIT_SECONDS", default=30.0)  # web waits this for a reply
+CHAT_LINK_MAX_AGE = env.int("CHAT_LINK_MAX_AGE", default=60 * 60 * 24 * 60)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -171,6 +171,7 @@ def variant_approve(*, variant: Variant, user=None, sample: Customer | None = No
         raise CampaignError(
             {"body_html": [f"rendering failed: {type(exc).__name__}: {exc}"]}
         ) from exc
+    _check_generated_copy(variant)
     if variant.campaign.channel == "sms":
         text = (
             compiled.render(
@@ -187,3 +188,17 @@ def variant_approve(*, variant: Variant, user=None, sample: Customer | None = No
         status=Variant.Status.APPROVED, approved_at=timezone.now(), approved_by=user
     )
     variant.refresh_from_db()
+
+
+def _check_generated_copy(variant: Variant) -> None:
+    """Generated copy passes the brand rules as it stands now, edits included."""
+    from campaigns.services.copy import variant_copy_check
+
+    report = variant_copy_check(variant)
+    if report is not None and not report.passed:
+        errors: dict[str, list[str]] = {}
+        for failure in report.failures:
+            errors.setdefault(failure.field, []).append(
+                f"{failure.rule.replace('_', ' ')}: {failure.detail}"
+            )
+        raise CampaignError(errors)

@@ -1,0 +1,161 @@
+"""Copy written by the language model: a brief from the campaign and the catalogue, K variants
+checked by the workspace's brand rules, stored as draft variants with their provenance. Staff
+review, edit and approve them like any variant; approval checks generated copy again, so an
+edit cannot slip an invented fact past the rules."""
+
+import html
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.models import BrandRules, Campaign, Variant
+from crm.models import Customer, Product
+from marketing_ai.ml.language import copywriter, guardrails
+
+
+class BriefError(ValueError):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def brand_rules(workspace) -> tuple[guardrails.BrandRules, BrandRules]:
+    """The workspace's rules for the engine (defaults when it has none yet)."""
+    row = BrandRules.objects.filter(workspace=workspace).first() or BrandRules(workspace=workspace)
+    rules = guardrails.BrandRules(
+        banned_words=_lines(row.banned_words),
+        banned_claims=_lines(row.banned_claims),
+        required_phrases=_lines(row.required_phrases),
+        allowed_terms=_lines(row.allowed_terms) + ([row.brand_name] if row.brand_name else []),
+        language=row.language,
+    )
+    rules.max_length.update(subject=row.max_subject, preheader=row.max_preheader,
+                            body=row.max_body, text=row.max_sms)  # fmt: skip
+    return rules, row
+
+
+def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
+    """Params: products (SKUs or ids, 1–5), goal, tone, language, offer, show_prices."""
+    errors: dict[str, list[str]] = {}
+    refs = [str(r).strip() for r in params.get("products") or [] if str(r).strip()]
+    if not 1 <= len(refs) <= 5:
+        errors["products"] = ["name between 1 and 5 products (SKU or id)"]
+    catalogue = Product.objects.filter(workspace=campaign.workspace)
+    products = list(catalogue.filter(sku__in=refs)) + list(
+        catalogue.filter(pk__in=[int(r) for r in refs if r.isdigit()]).exclude(sku__in=refs)
+    )
+    missing = set(refs) - {p.sku for p in products} - {str(p.pk) for p in products}
+    if missing:
+        errors.setdefault("products", []).append(f"not in the catalogue: {sorted(missing)}")
+    goal = (params.get("goal") or campaign.name or "").strip()
+    if not goal:
+        errors["goal"] = ["say what the campaign should achieve"]
+    _, row = brand_rules(campaign.workspace)
+    language = (params.get("language") or row.language or "en").strip()
+    if language not in copywriter.LANGUAGES:
+        errors["language"] = [f"one of {', '.join(copywriter.LANGUAGES)}"]
+    if errors:
+        raise BriefError(errors)
+    segments = list(campaign.include_segments.all())
+    audience = "; ".join(s.description or s.name for s in segments)
+    return copywriter.Brief(
+        goal=goal,
+        products=[copywriter.Product(p.name, p.description or p.category,
+                                     float(p.price) if p.price is not None else None)
+                  for p in products],
+        segment=audience,
+        tone=(params.get("tone") or row.tone).strip(),
+        language=language,
+        channel="sms" if campaign.channel == "sms" else "email",
+        offer=(params.get("offer") or "").strip(),
+        brand=row.brand_name,
+        show_prices=bool(params.get("show_prices")),
+    )  # fmt: skip
+
+
+def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:
+    names = list(Product.objects.filter(workspace=workspace).values_list("name", flat=True))
+    people = [
+        f"{first} {last}"
+        for first, last in Customer.objects.filter(workspace=workspace, erased_at__isnull=True)
+        .exclude(first_name="")
+        .exclude(last_name="")
+        .values_list("first_name", "last_name")
+    ]
+    return names, people
+
+
+def variants_generate(*, campaign: Campaign, params: dict, model, progress=None) -> dict:
+    """Writes K variants (params: brief fields, k, seed, rounds) as draft variants."""
+    brief = copy_brief(campaign=campaign, params=params)
+    rules, _ = brand_rules(campaign.workspace)
+    k = max(1, min(int(params.get("k") or 4), 8))
+    seed = int(params.get("seed") or 0)
+    rounds = max(1, min(int(params.get("rounds") or 4), 8))
+    catalogue, people = _catalogue_and_people(campaign.workspace)
+    options = {"k": k, "rounds": rounds, "seed": seed, "temperature": 0.7, "top_p": 0.9}
+    drafts, stats = copywriter.write(model, brief, rules, catalogue=catalogue, people=people,
+                                     progress=progress, **options)  # fmt: skip
+    created = []
+    with transaction.atomic():
+        taken = set(campaign.variants.values_list("name", flat=True))
+        number = 1
+        for draft in drafts:
+            while f"AI {number}" in taken:
+                number += 1
+            taken.add(f"AI {number}")
+            created.append(_store(campaign, f"AI {number}", draft, brief, model, options))
+    passed = sum(d.passed for d in drafts)
+    return {"variants": [v.pk for v in created], "passed": passed, "failed": len(drafts) - passed,
+            "tokens": stats["tokens"], "seconds": round(stats["seconds"], 1)}  # fmt: skip
+
+
+def _store(campaign, name, draft, brief, model, options) -> Variant:
+    fields = draft.fields
+    provenance = {
+        "generated": True,
+        **model.describe(),
+        "prompts": draft.prompts,
+        "seed": draft.seed,
+        "parameters": options,
+        "attempts": draft.attempts,
+        "brief": brief.facts_text(),
+        "brief_products": [p.name for p in brief.products],
+        "fields": fields,
+        "guardrails": draft.report.as_dict(),
+        "at": timezone.now().isoformat(),
+    }
+    if "text" in fields:
+        values = {"body_text": fields["text"]}
+    else:
+        values = {"subject": fields["subject"], "preheader": fields["preheader"],
+                  "body_html": copywriter.as_html(fields["body"])}  # fmt: skip
+    return Variant.objects.create(campaign=campaign, name=name, weight=1, provenance=provenance,
+                                  **values)  # fmt: skip
+
+
+def variant_copy_check(variant: Variant) -> guardrails.Report | None:
+    """The brand rules over a generated variant as it is now (None for staff-written copy)."""
+    provenance = variant.provenance or {}
+    if not provenance.get("generated"):
+        return None
+    rules, _ = brand_rules(variant.campaign.workspace)
+    catalogue, people = _catalogue_and_people(variant.campaign.workspace)
+    facts = guardrails.Facts(provenance.get("brief", ""), provenance.get("brief_products", []),
+                             catalogue, people)  # fmt: skip
+    if variant.campaign.channel == "sms":
+        fields = {"text": variant.body_text}
+    else:
+        fields = {"subject": variant.subject, "preheader": variant.preheader,
+                  "body": _plain(variant.body_html)}  # fmt: skip
+    return guardrails.check(fields, rules, facts)
+
+
+def _plain(body_html: str) -> str:
+    paragraphs = re.findall(r"<p>(.*?)</p>", body_html or "", flags=re.S) or [body_html or ""]
+    return "\n\n".join(html.unescape(re.sub(r"<[^>]+>", "", p)).strip() for p in paragraphs)

