@@ -68,12 +68,9 @@ def converted(gguf: Path, cache: Path | None = None) -> Path:
 
     source_sha = sha256(gguf)
     folder = (cache or cache_root()) / f"{gguf.stem}-{source_sha[:16]}"
-    manifest = folder / "manifest.json"
-    if manifest.exists():
-        recorded = json.loads(manifest.read_text())
-        if (folder / WEIGHTS).exists() and sha256(folder / WEIGHTS) == recorded.get("weights"):
-            return folder
-        shutil.rmtree(folder)  # partial or altered: convert again
+    if valid(folder):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)  # partial or altered: convert again
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -92,6 +89,14 @@ def converted(gguf: Path, cache: Path | None = None) -> Path:
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # another process got there first
     return folder
+
+
+def valid(folder: Path) -> bool:
+    """A converted checkpoint whose weights still have the sha256 recorded at conversion."""
+    manifest = folder / "manifest.json"
+    if not manifest.exists() or not (folder / WEIGHTS).exists():
+        return False
+    return sha256(folder / WEIGHTS) == json.loads(manifest.read_text()).get("weights")
 
 
 class LanguageModel:
