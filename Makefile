@@ -27,6 +27,7 @@ demo: install
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py import_online_retail --workspace demo --name "Demo: Online Retail II" --if-empty
 	$(BIN)/python manage.py demo_contacts --workspace demo
+	$(BIN)/python manage.py load_knowledge --workspace demo
 	$(BIN)/python manage.py up
 
 ## Lint, the engine/framework boundary, and every test (against DATABASE_URL / REDIS_URL if set).

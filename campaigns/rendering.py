@@ -207,5 +207,20 @@ def html_to_text(html: str) -> str:
 
 
 def customer_context(customer, **extra) -> dict:
-    """What a variant template sees about its recipient (no other customer's data)."""
-    return {"customer": customer, "first_name": customer.first_name, **extra}
+    """What a variant template sees about its recipient (no other customer's data);
+    `{{ chat_url }}` opens the support chat signed in as them."""
+    # A callable: templates call it only where it is used, so sends that do not pay nothing.
+    return {"customer": customer, "first_name": customer.first_name,
+            "chat_url": lambda: _chat_url(customer), **extra}  # fmt: skip
+
+
+def _chat_url(customer) -> str:
+    from django.conf import settings
+    from django.urls import reverse
+
+    from crm.services.support import customer_chat_token
+
+    if customer.pk is None or customer.workspace_id is None:
+        return ""
+    path = reverse("chat", args=[customer.workspace.slug])
+    return f"{settings.PUBLIC_URL}{path}?c={customer_chat_token(customer)}"

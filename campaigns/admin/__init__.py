@@ -1,1 +1,1 @@
-from campaigns.admin import campaigns, webhooks  # noqa: F401
+from campaigns.admin import brand, campaigns, webhooks  # noqa: F401

@@ -1,6 +1,8 @@
 """Campaign admin: editor with variants, approval, preview and test send, launch and the other
 state changes, live delivery progress and the results page with charts."""
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.mail import get_connection
@@ -15,10 +17,14 @@ from campaigns import charts, rendering
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services import control
+from campaigns.services import control, copy
 from campaigns.services.results import campaign_stats
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer, Segment
+from marketing_ai.ml.language import copywriter
+from workers.models import TaskRun
+from workers.services import task_run_start
+from workers.tasks.language import generate_copy
 
 CONTENT = ("subject", "preheader", "body_html", "body_text")
 ACTIONS = {
@@ -47,8 +53,26 @@ class VariantInline(admin.StackedInline):
     model = Variant
     extra = 0
     fields = ["name", "subject", "preheader", "body_html", "body_text", "weight", "status",
-              "approved_at"]  # fmt: skip
-    readonly_fields = ["status", "approved_at"]
+              "approved_at", "written_by"]  # fmt: skip
+    readonly_fields = ["status", "approved_at", "written_by"]
+
+    @admin.display(description="written by")
+    def written_by(self, variant: Variant) -> str:
+        """For generated copy: the model and the brand rules' verdict when it was written."""
+        provenance = variant.provenance or {}
+        if not provenance.get("generated"):
+            return "staff"
+        report = provenance.get("guardrails") or {}
+        verdict = (
+            "passed the brand rules"
+            if report.get("passed")
+            else "FAILED: "
+            + "; ".join(
+                f"{f['rule']} ({f['field']}): {f['detail']}" for f in report.get("failures", [])
+            )
+        )
+        model = str(provenance.get("model", "")).rsplit("/", 1)[-1]
+        return f"{model}, attempt {provenance.get('attempts')}, {verdict}"
 
     def _draft(self, obj) -> bool:
         return obj is None or obj.status == Campaign.Status.DRAFT
@@ -64,6 +88,18 @@ class VariantInline(admin.StackedInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._draft(obj) and super().has_delete_permission(request, obj)
+
+
+class GenerateForm(forms.Form):
+    products = forms.CharField(help_text="SKUs or product ids, comma separated (1 to 5)")
+    goal = forms.CharField(max_length=500, help_text="what the campaign should achieve")
+    tone = forms.CharField(max_length=100, required=False, help_text="empty: the brand's tone")
+    language = forms.ChoiceField(choices=[(k, v) for k, v in copywriter.LANGUAGES.items()])
+    offer = forms.CharField(
+        max_length=300, required=False, help_text="the only discount, code or deadline to mention"
+    )
+    show_prices = forms.BooleanField(required=False, help_text="allow the catalogue prices")
+    k = forms.IntegerField(min_value=1, max_value=8, initial=4, label="variants")
 
 
 class CampaignForm(forms.ModelForm):
@@ -159,6 +195,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             path("<int:pk>/act/<str:action>/", view(self.act), name="campaigns_campaign_act"),
             path("<int:pk>/preview/", view(self.preview), name="campaigns_campaign_preview"),
             path("<int:pk>/results/", view(self.results), name="campaigns_campaign_results"),
+            path("<int:pk>/generate/", view(self.generate), name="campaigns_campaign_generate"),
             *super().get_urls(),
         ]
 
@@ -241,6 +278,41 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "error": error,
         }  # fmt: skip
         return TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
+
+    def generate(self, request: HttpRequest, pk: int):
+        """The brief for AI-written variants; they arrive as drafts in the editor to review."""
+        campaign = self._campaign(request, pk)
+        form = GenerateForm(request.POST or None, initial={"goal": campaign.name})
+        if request.method == "POST" and form.is_valid():
+            params = {**form.cleaned_data, "campaign": campaign.pk}
+            params["products"] = [p for p in re.split(r"[\s,]+", params["products"]) if p]
+            try:
+                if campaign.status != Campaign.Status.DRAFT:
+                    raise copy.BriefError({"campaign": ["only a draft campaign takes variants"]})
+                copy.copy_brief(campaign=campaign, params=params)
+            except copy.BriefError as exc:
+                for field, problems in exc.errors.items():
+                    for problem in problems:
+                        form.add_error(field if field in form.fields else None, problem)
+            else:
+                run = task_run_start(
+                    task=generate_copy, params=params, workspace=campaign.workspace,
+                    user=request.user,
+                )  # fmt: skip
+                note = f"Writing {params['k']} variants on a {run.queue} worker (task {run.pk})"
+                messages.success(request, f"{note}; they appear below as drafts.")
+                return HttpResponseRedirect(
+                    reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+                )
+        runs = TaskRun.objects.filter(
+            kind=generate_copy.name, workspace=campaign.workspace, params__campaign=campaign.pk
+        ).order_by("-created_at")[:5]
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": f"Generate variants: {campaign.name}", "campaign": campaign, "form": form,
+            "runs": runs,
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/campaigns/campaign/generate.html", context)
 
     def _test_send(self, request, campaign: Campaign, rendered, address: str) -> None:
         address = address.strip()

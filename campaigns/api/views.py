@@ -4,7 +4,7 @@ stats and the ledger; webhook endpoints and their delivery log. Scopes campaigns
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
@@ -17,8 +17,12 @@ from campaigns.api.serializers import (
 )
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
 from campaigns.services import control
+from campaigns.services.copy import BriefError, copy_brief
 from campaigns.services.results import campaign_stats
 from crm.api.base import WorkspaceApi, idempotent
+from marketing_ai.ml.language import copywriter
+from workers.services import task_run_start
+from workers.tasks.language import generate_copy
 
 
 class CampaignsApi(WorkspaceApi):
@@ -236,3 +240,37 @@ class WebhookDeliveriesApi(WebhookDetailApi):
     def get(self, request, pk):
         rows = self.endpoint(pk).deliveries.all()
         return self.paginate(rows, lambda page: WebhookDeliverySerializer(page, many=True).data)
+
+
+class ContentGenerateRequest(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    products = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1,
+                                     max_length=5, help_text="SKUs or product ids")  # fmt: skip
+    goal = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    tone = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    language = serializers.ChoiceField(choices=sorted(copywriter.LANGUAGES), required=False)
+    offer = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    show_prices = serializers.BooleanField(required=False, default=False)
+    k = serializers.IntegerField(required=False, min_value=1, max_value=8, default=4)
+    rounds = serializers.IntegerField(required=False, min_value=1, max_value=8, default=4)
+    seed = serializers.IntegerField(required=False, min_value=0, default=0)
+
+
+class ContentGenerateApi(CampaignsApi):
+    """POST /content/generate: writes K variants for a draft campaign on a `gpu` worker; 202
+    with the task run (GET /tasks/<id> for progress). Variants arrive as drafts to approve."""
+
+    @extend_schema(request=ContentGenerateRequest, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = ContentGenerateRequest(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = dict(data.validated_data)
+        campaign = self.campaign(params["campaign"])
+        if campaign.status != Campaign.Status.DRAFT:
+            raise ValidationError({"campaign": ["only a draft campaign takes new variants"]})
+        try:
+            copy_brief(campaign=campaign, params=params)  # the brief's problems, now, as 400s
+        except BriefError as exc:
+            raise ValidationError(exc.errors) from exc
+        run = task_run_start(task=generate_copy, params=params, workspace=self.workspace)
+        return Response({"task": str(run.pk), "queue": run.queue}, status=status.HTTP_202_ACCEPTED)

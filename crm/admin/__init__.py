@@ -1,3 +1,3 @@
 """The CRM in the Django admin, every view scoped to the user's workspaces."""
 
-from crm.admin import apikeys, catalogue, customers, segments, workspaces  # noqa: F401
+from crm.admin import apikeys, catalogue, customers, segments, support, workspaces  # noqa: F401

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from crm.api import segments, views
+from crm.api import segments, support, views
 
 # Customers are addressed by id, ext:<source>:<external id> or email:<address>.
 CUSTOMER = r"customers/(?P<ref>[^/]+)"
@@ -28,5 +28,7 @@ urlpatterns = [
     path("segments/<int:pk>/members", segments.SegmentMembersApi.as_view()),
     path("segments/<int:pk>/refresh", segments.SegmentRefreshApi.as_view()),
     path("privacy/export", views.PrivacyExportApi.as_view()),
+    path("chat", support.ChatApi.as_view()),
+    path("chat/<str:token>", support.ChatConversationApi.as_view()),
     path("privacy/erase", views.PrivacyEraseApi.as_view()),
 ]

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from crm import views
+
+urlpatterns = [
+    path("chat/<slug:workspace>/", views.chat_page, name="chat"),
+    path("chat/<slug:workspace>/messages", views.chat_messages, name="chat-messages"),
+    path("help/<slug:workspace>/<slug:slug>", views.help_article, name="help-article"),
+]
