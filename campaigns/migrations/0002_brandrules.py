@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('campaigns', '0001_initial'),
-        ('crm', '0007_conversation_chatmessage_knowledgearticle_and_more'),
+        ('crm', '0007_support_chat'),
     ]
 
     operations = [

@@ -223,6 +223,7 @@ def write_many(
     pending = [(b, i, task) for b in range(len(briefs)) for i in range(k)
                for task in fields_for(briefs[b])]  # fmt: skip
     first_try_failed: set[tuple[int, int]] = set()
+    first_try_invented: set[tuple[int, int]] = set()
     stats = {"tokens": 0, "seconds": 0.0, "first_try_passed": 0, "generations": 0}
     for attempt in range(1, rounds + 1):
         if not pending:
@@ -237,7 +238,10 @@ def write_many(
         for b, i, task in pending:
             candidates = [written[j] for j in jobs if j[:3] == (b, i, task)]
             for text in candidates:
-                ok = not guardrails.check_field(task, text, rules, facts[b])
+                failures = guardrails.check_field(task, text, rules, facts[b])
+                ok = not failures
+                if attempt == 1 and any(f.rule in guardrails.INVENTED for f in failures):
+                    first_try_invented.add((b, i))
                 if ok:
                     break
             fields.setdefault((b, i), {})[task] = text
@@ -261,6 +265,7 @@ def write_many(
             if report.passed and (b, i) not in first_try_failed:
                 stats["first_try_passed"] += 1
         drafts.append(row)
+    stats["first_try_invented"] = len(first_try_invented)
     return drafts, stats
 
 

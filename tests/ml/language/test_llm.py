@@ -10,12 +10,11 @@ from marketing_ai.ml.language.embeddings import ModelNotFound
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def folder():
     from pathlib import Path
 
-    gguf = Path(llm.default_location())
-    cache = tmp_path_factory.mktemp("models")
-    converted = llm.converted(gguf, cache)
+    # The shared cache (MARKETING_AI_MODEL_CACHE), as workers use it: converted once per checkout.
+    converted = llm.converted(Path(llm.default_location()))
     assert llm.valid(converted)
     return converted
 
