@@ -2,7 +2,10 @@
 language model with the guardrails (written again when they fail) against the template-only
 baseline a marketer has without a model, in the same run.
 
-    .venv/bin/python bench/copy.py        # BENCH_BRIEFS=10 for a quick look
+    .venv/bin/python bench/copywriting.py   # BENCH_BRIEFS=10 for a quick look
+
+(Not bench/copy.py: in this folder that name would hide the standard library's `copy` module
+from every other script.)
 
 Reported per arm: guardrail pass rate on the first try and after regeneration, invented facts
 (numbers, prices, discounts, dates, products or names the brief does not contain) in the first
@@ -10,17 +13,14 @@ drafts and in what passes, length compliance, distinct-2 over each brief's varia
 (cosine of the copy's MiniLM embedding to the products' text), tokens/s and variants/minute.
 """
 
+import io
+import lzma
+import os
 import sys
+import time
+from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, where its name would hide the
-# standard library's `copy` module: the project root takes its place.
-sys.path[0] = __file__.rsplit("/", 2)[0] if "/" in __file__ else ".."
-
-import io  # noqa: E402
-import lzma  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -151,7 +151,7 @@ def main() -> None:
     ]  # fmt: skip
     services.print_table(f"Copy: {len(batch)} briefs × {K} variants, {figures['model']} on "
                          f"{figures['device']} vs templates", rows)  # fmt: skip
-    print(services.write_results("copy", figures))
+    print(services.write_results("copywriting", figures))
 
 
 if __name__ == "__main__":
