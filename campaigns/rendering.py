@@ -215,12 +215,6 @@ def customer_context(customer, **extra) -> dict:
 
 
 def _chat_url(customer) -> str:
-    from django.conf import settings
-    from django.urls import reverse
+    from crm.services.support import customer_chat_url
 
-    from crm.services.support import customer_chat_token
-
-    if customer.pk is None or customer.workspace_id is None:
-        return ""
-    path = reverse("chat", args=[customer.workspace.slug])
-    return f"{settings.PUBLIC_URL}{path}?c={customer_chat_token(customer)}"
+    return customer_chat_url(customer) if customer.pk and customer.workspace_id else ""

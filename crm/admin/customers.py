@@ -54,7 +54,7 @@ class CustomerAdmin(WorkspaceScopedAdmin):
     list_display = ["__str__", "email", "country", "time_zone", "orders", "created_at"]
     list_filter = ["workspace", "country", ("erased_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "first_name", "last_name", "phone", "identities__external_id"]
-    readonly_fields = ["created_at", "updated_at", "erased_at"]
+    readonly_fields = ["created_at", "updated_at", "erased_at", "chat_link"]
     inlines = [IdentityInline, ConsentInline, ScoreInline]
     actions = ["erase"]
     change_form_template = "admin/crm/customer/change_form.html"
@@ -68,6 +68,19 @@ class CustomerAdmin(WorkspaceScopedAdmin):
     @admin.display(description="orders", ordering="order_count")
     def orders(self, customer: Customer) -> int:
         return customer.order_count
+
+    @admin.display(description="support chat as this customer")
+    def chat_link(self, customer: Customer) -> str:
+        """The signed link our e-mails carry ({{ chat_url }}): the chat knows who is asking."""
+        from django.utils.html import format_html
+
+        from crm.services.support import customer_chat_url
+
+        if customer.pk is None or customer.erased_at:
+            return "–"
+        return format_html(
+            '<a href="{}" target="_blank">open the chat</a>', customer_chat_url(customer)
+        )
 
     def save_formset(self, request, form, formset, change):
         instances = formset.save(commit=False)

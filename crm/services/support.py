@@ -39,6 +39,14 @@ def customer_chat_token(customer: Customer) -> str:
     return signing.dumps({"w": customer.workspace_id, "c": customer.pk}, salt=IDENTITY_SALT)
 
 
+def customer_chat_url(customer: Customer) -> str:
+    """The public chat page, signed in as `customer` (PUBLIC_URL + /chat/<workspace>/?c=...)."""
+    from django.urls import reverse
+
+    path = reverse("chat", args=[customer.workspace.slug])
+    return f"{settings.PUBLIC_URL}{path}?c={customer_chat_token(customer)}"
+
+
 def customer_from_token(token: str) -> Customer | None:
     max_age = getattr(settings, "CHAT_LINK_MAX_AGE", 60 * 60 * 24 * 60)
     try:

@@ -51,9 +51,9 @@ INJECTION = [
     r"(?:instructions|prompt|rules|configuration)",
     r"\byou are now\b|\bact as\b|\bpretend (?:to be|you)\b|\broleplay\b|\bjailbreak\b|\bdan\b",
     r"developer mode|\bsudo\b|admin(?:istrator)? (?:mode|access|password)",
-    r"(?:other|another|someone else'?s?|different) (?:customers?|users?|people|person|accounts?)",
+    r"(?:other|another|different) (?:customers?|users?|people|person|accounts?)|someone else",
     r"(?:all|every) (?:customers?|users?)'?s? (?:orders?|address|e-?mails?|details|data|names)",
-    r"\b(?:database|sql|select \*|api key|admin password|credentials|secret key)\b",
+    r"\bselect \* from\b|\b(?:database|sql|api key|admin password|credentials|secret key)\b",
     r"(?:orders?|address|e-?mail|phone)(?: number| details)? (?:of|belonging to) "
     r"(?:customer|user|mr|mrs|ms|miss|dr)\b",
     r"\b(?:customer|user|account) (?:#|number |id )?\d+",
@@ -131,7 +131,8 @@ class Assistant:
             text = "I've asked a member of our team to join this conversation; they'll reply here."
             return Reply(text, intent, handoff=True, source="fixed")
         if intent == "order_status":
-            return self._order_status(message, orders if identified else None)
+            reply = self._order_status(message, orders if identified else None)
+            return self._with_articles(message, reply)  # e.g. the article on tracking
         if intent == "unsubscribe":
             text = ("You can stop our e-mails with the unsubscribe link at the foot of any e-mail "
                     "from us, or from your preferences page; it takes effect at once.")  # fmt: skip
