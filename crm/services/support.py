@@ -172,7 +172,8 @@ def chat_answer(message_id: int, with_model: bool = True) -> ChatMessage | None:
     the message answered). A conversation waiting for staff gets no automatic reply."""
     with transaction.atomic():
         message = (
-            ChatMessage.objects.select_for_update()
+            # of=self: PostgreSQL cannot lock the nullable side of the join to the customer.
+            ChatMessage.objects.select_for_update(of=("self",))
             .select_related("conversation__customer")
             .filter(pk=message_id, role=ChatMessage.Role.CUSTOMER, answered=False)
             .first()
