@@ -121,7 +121,6 @@ def main() -> None:
     started = time.perf_counter()
     drafts, stats = copywriter.write_many(
         model, batch, RULES, k=K, rounds=4, oversample=3, catalogue=names,
-        batch_size=32 if model.device.name == "cuda" else 16,
         progress=lambda share, note: print(f"  {note}", flush=True),
     )  # fmt: skip
     seconds = time.perf_counter() - started

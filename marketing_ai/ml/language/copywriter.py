@@ -210,7 +210,7 @@ def write_many(
     people=(),
     temperature: float = 0.7,
     top_p: float = 0.9,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     progress=None,
 ) -> tuple[list[list[Draft]], dict]:
     """K drafts per brief. A field that fails its checks is written again — `oversample`
@@ -218,6 +218,7 @@ def write_many(
     passed are kept. Each draft is then checked whole; what still fails keeps its reasons.
     Returns the drafts and run statistics (tokens, seconds, first-try passes)."""
     facts = [b.facts(catalogue, people) for b in briefs]
+    batch_size = batch_size or getattr(model, "batch_size", 16)  # sized to the device
     fields: dict[tuple[int, int], dict[str, str]] = {}
     attempts: dict[tuple[int, int], int] = {}
     pending = [(b, i, task) for b in range(len(briefs)) for i in range(k)

@@ -131,6 +131,7 @@ class LanguageModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.name = getattr(self.model.config, "_name_or_path", "") or self.location
         self.torch = torch
+        self.batch_size = _batch_size(self.device.name, torch)
 
     def describe(self) -> dict:
         return {"model": self.location, "device": self.device.name, "dtype": self.device.dtype}
@@ -184,6 +185,18 @@ class LanguageModel:
             if text and predicate(text):
                 ids.append(token_id)
         return ids
+
+
+def _batch_size(device: str, torch) -> int:
+    """Prompts decoded together: on CPU a batch past ~16 only queues work behind the same cores;
+    on a GPU it grows with memory (a 135M–8B model leaves most of a large card to the KV cache)."""
+    configured = int(os.environ.get("MARKETING_AI_LLM_BATCH", 0))
+    if configured:
+        return configured
+    if device != "cuda":
+        return 16
+    free_gib = torch.cuda.mem_get_info()[0] / 2**30
+    return int(max(16, min(256, 8 * free_gib)))
 
 
 def _threads() -> int:
