@@ -120,7 +120,7 @@ def main() -> None:
     figures["device"] = model.device.name
     started = time.perf_counter()
     drafts, stats = copywriter.write_many(
-        model, batch, RULES, k=K, rounds=4, oversample=3, catalogue=names,
+        model, batch, RULES, k=K, rounds=6, oversample=3, catalogue=names,
         progress=lambda share, note: print(f"  {note}", flush=True),
     )  # fmt: skip
     seconds = time.perf_counter() - started

@@ -252,7 +252,7 @@ class ContentGenerateRequest(serializers.Serializer):
     offer = serializers.CharField(required=False, allow_blank=True, max_length=300)
     show_prices = serializers.BooleanField(required=False, default=False)
     k = serializers.IntegerField(required=False, min_value=1, max_value=8, default=4)
-    rounds = serializers.IntegerField(required=False, min_value=1, max_value=8, default=4)
+    rounds = serializers.IntegerField(required=False, min_value=1, max_value=8, default=6)
     seed = serializers.IntegerField(required=False, min_value=0, default=0)
 
 

@@ -96,7 +96,7 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     rules, _ = brand_rules(campaign.workspace)
     k = max(1, min(int(params.get("k") or 4), 8))
     seed = int(params.get("seed") or 0)
-    rounds = max(1, min(int(params.get("rounds") or 4), 8))
+    rounds = max(1, min(int(params.get("rounds") or 6), 8))
     catalogue, people = _catalogue_and_people(campaign.workspace)
     options = {"k": k, "rounds": rounds, "seed": seed, "temperature": 0.7, "top_p": 0.9}
     drafts, stats = copywriter.write(model, brief, rules, catalogue=catalogue, people=people,

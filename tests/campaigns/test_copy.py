@@ -4,6 +4,7 @@ writing variants with their provenance, and approval that checks generated copy 
 import pytest
 from rest_framework.test import APIClient
 
+from campaigns import rendering
 from campaigns.models import BrandRules, Campaign, Variant
 from campaigns.services import control
 from crm import services
@@ -104,3 +105,9 @@ def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worke
     )
     variant.save()
     control.variant_approve(variant=variant)
+    # What the recipient gets: the approved copy, personalised, with the footer.
+    customer = campaign.include_segments.get().memberships.first().customer
+    rendered = rendering.compiled(variant).render(
+        rendering.customer_context(customer, unsubscribe_url="#u", preferences_url="#p")
+    )
+    assert "brings roses to your table" in rendered.text and FOOTER in rendered.text

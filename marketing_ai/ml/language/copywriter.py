@@ -163,13 +163,21 @@ def _printable(ch: str) -> bool:
 
 
 def with_required(task: str, text: str, rules: BrandRules) -> str:
-    """Required phrases (a legal line) are appended, not left to the model."""
+    """Required phrases (a legal line) are appended, not left to the model; an SMS is cut at a
+    word to leave them room within its length."""
     if task not in ("body", "text"):
         return text
-    for phrase in rules.required_phrases:
-        if guardrails.normalise(phrase) not in guardrails.normalise(text):
-            text = f"{text}\n\n{phrase}" if task == "body" else f"{text} {phrase}"
-    return text
+    missing = [p for p in rules.required_phrases
+               if guardrails.normalise(p) not in guardrails.normalise(text)]  # fmt: skip
+    if not missing:
+        return text
+    if task == "body":
+        return "\n\n".join([text, *missing])
+    tail = " ".join(missing)
+    limit = rules.max_length.get("text")
+    if limit and len(text) + 1 + len(tail) > limit:
+        text = text[: max(0, limit - len(tail) - 1)].rsplit(" ", 1)[0].rstrip(",;:-")
+    return f"{text} {tail}".strip()
 
 
 def suppressed_tokens(model, brief: Brief) -> list[int]:
@@ -203,7 +211,7 @@ def write_many(
     briefs: list[Brief],
     rules: BrandRules,
     k: int = 4,
-    rounds: int = 4,
+    rounds: int = 6,
     oversample: int = 3,
     seed: int = 0,
     catalogue: list[str] = (),

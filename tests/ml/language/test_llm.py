@@ -77,3 +77,16 @@ def test_generated_text_cannot_run_template_code():
     html = copywriter.as_html("Hello {{ customer.email }} {% load x %}\n\n<b>bold</b>")
     assert "{{" not in html and "{%" not in html and "<b>" not in html
     assert html.count("<p>") == 2
+
+
+def test_sms_copy_is_one_text_within_the_limit(model):
+    brief = copywriter.Brief(
+        goal="Remind customers about our lanterns", channel="sms",
+        products=[copywriter.Product("MOROCCAN METAL LANTERN", "Metal lantern for candles")],
+    )  # fmt: skip
+    rules = guardrails.BrandRules(required_phrases=["STOP to opt out"])
+    drafts, _ = copywriter.write(model, brief, rules, k=1, rounds=1)
+    (draft,) = drafts
+    text = draft.fields["text"]
+    assert set(draft.fields) == {"text"} and text.endswith("STOP to opt out")
+    assert len(text) <= 160
