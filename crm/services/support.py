@@ -100,15 +100,22 @@ def knowledge_index(workspace_id: int):
 
 
 def assistant(workspace_id: int, with_model: bool = True):
+    """The workspace's assistant (kept per process until an article changes)."""
+    use_model = with_model and getattr(settings, "CHAT_USE_MODEL", True)
+    return _assistant(_articles_signature(workspace_id), use_model)
+
+
+@lru_cache(maxsize=16)
+def _assistant(signature: tuple, use_model: bool):
     from marketing_ai.ml.language.assistant import Assistant
     from marketing_ai.ml.language.embeddings import encoder
 
     model = None
-    if with_model and getattr(settings, "CHAT_USE_MODEL", True):
+    if use_model:
         from marketing_ai.ml.language.llm import language_model
 
         model = language_model()
-    return Assistant(knowledge_index(workspace_id), encoder(), model)
+    return Assistant(_index(signature), encoder(), model)
 
 
 # --- conversations ----------------------------------------------------------------------
