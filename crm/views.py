@@ -15,9 +15,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
-from crm.models import Conversation, KnowledgeArticle, Workspace
+from crm.models import ChatMessage, Conversation, KnowledgeArticle, Workspace
 from crm.services import support
 
 MAX_MESSAGES = 100  # per conversation, from the public page
@@ -37,11 +37,23 @@ def chat_page(request: HttpRequest, workspace: str) -> HttpResponse:
     return render(request, "crm/chat.html", context)
 
 
+def _shape(space: Workspace, reply) -> dict:
+    return {"id": reply.pk, "text": reply.text, "role": reply.role, "citations": [
+        {"title": c["title"], "url": reverse("help-article", args=[space.slug, c["slug"]])}
+        for c in reply.citations
+    ]}  # fmt: skip
+
+
 @csrf_exempt
-@require_POST
 @never_cache
 def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
+    """POST: a visitor's message, answered within CHAT_WAIT_SECONDS (else 202). GET
+    ?conversation=&after=<id>: replies since then (a slow answer, or staff writing back)."""
     space = get_object_or_404(Workspace, slug=workspace)
+    if request.method == "GET":
+        return _replies_since(request, space)
+    if request.method != "POST":
+        return JsonResponse({"errors": {"method": ["GET or POST"]}}, status=405)
     try:
         body = json.loads(request.body or b"{}")
         assert isinstance(body, dict)
@@ -63,16 +75,28 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
     except support.ChatError as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
     reply = support.chat_wait(message, settings.CHAT_WAIT_SECONDS)
-    shaped = None
-    if reply is not None:
-        shaped = {"text": reply.text, "role": reply.role, "citations": [
-            {"title": c["title"], "url": reverse("help-article", args=[space.slug, c["slug"]])}
-            for c in reply.citations
-        ]}  # fmt: skip
     conversation = message.conversation
     conversation.refresh_from_db(fields=["status"])
-    return JsonResponse({"conversation": conversation.token, "status": conversation.status,
-                         "reply": shaped}, status=200 if reply else 202)  # fmt: skip
+    body = {"conversation": conversation.token, "status": conversation.status, "after": message.pk,
+            "reply": _shape(space, reply) if reply else None}  # fmt: skip
+    return JsonResponse(body, status=200 if reply else 202)
+
+
+def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
+    # The conversation token (192 random bits, known only to the visitor's browser) is the key.
+    conversation = Conversation.objects.filter(
+        workspace=space, token=request.GET.get("conversation", "")
+    ).first()
+    if conversation is None:
+        return JsonResponse({"errors": {"conversation": ["no such conversation"]}}, status=404)
+    after = request.GET.get("after", "0")
+    replies = conversation.messages.exclude(role=ChatMessage.Role.CUSTOMER).filter(
+        pk__gt=int(after) if after.isdigit() else 0
+    )
+    shaped = [_shape(space, r) for r in replies.order_by("pk")]
+    return JsonResponse(
+        {"conversation": conversation.token, "status": conversation.status, "replies": shaped}
+    )
 
 
 @require_GET

@@ -114,6 +114,11 @@ def test_injection_is_refused_and_a_person_can_take_over(client, workspace, eage
                          "messages-TOTAL_FORMS": "0", "messages-INITIAL_FORMS": "0"})  # fmt: skip
     assert saved.status_code == 302
     assert conversation.messages.filter(role=ChatMessage.Role.STAFF, text__startswith="Hi Ada")
+    # The widget picks the staff reply up by polling.
+    since = {"conversation": conversation.token, "after": quiet.json()["after"]}
+    polled = client.get(f"/chat/{workspace.slug}/messages", since)
+    assert [r["role"] for r in polled.json()["replies"]] == ["staff"]
+    assert client.get(f"/chat/{workspace.slug}/messages", {"conversation": "x"}).status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,10 +1,16 @@
 """Language-model work, routed to the `gpu` queue: copy generation (a tracked run) and chat
 turns. The model is loaded once per worker process (llm.language_model caches it)."""
 
+import logging
+import threading
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 from workers.models import TaskRun
 from workers.tracking import Progress, tracked_task
+
+log = logging.getLogger(__name__)
 
 
 @tracked_task()
@@ -29,3 +35,30 @@ def chat_reply(message_id: int) -> None:
     from crm.services.support import chat_answer
 
     chat_answer(message_id)
+
+
+@worker_ready.connect
+def _prepare_model(sender=None, **_) -> None:
+    """A worker of the gpu queue converts the default GGUF model at start (half a minute, once
+    per cache), in the background, so the first chat turn only has to load it."""
+    from workers import queues
+
+    # The sender is the worker's consumer; its task consumer lists the queues it reads.
+    consumer = sender if hasattr(sender, "task_consumer") else getattr(sender, "consumer", None)
+    names = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
+    if names and queues.GPU not in names:
+        return
+
+    def convert() -> None:
+        from pathlib import Path
+
+        from marketing_ai.ml.language import llm
+
+        try:
+            location = llm.default_location()
+            if location.endswith(".gguf") and Path(location).is_file():
+                llm.converted(Path(location))
+        except Exception:  # the first task reports a real problem; this is only a head start
+            log.warning("could not prepare the language model", exc_info=True)
+
+    threading.Thread(target=convert, name="prepare-model", daemon=True).start()

@@ -158,7 +158,9 @@ class Assistant:
             order = found[0]
         else:
             order = orders[0]
-        text = f"Your order {order.number}, placed on {order.placed_at}, is {order.status}."
+        text = (
+            f"Your order {order.number}, placed on {order.placed_at}, has status: {order.status}."
+        )
         if order.lines:
             text += " It contains " + "; ".join(order.lines[:5]) + "."
         text += f" Total: {order.total}."
