@@ -1,0 +1,40 @@
+"""The public chat widget in a real browser (headless Chromium): a customer opens it from their
+signed link, asks about an order and a delivery question; a real worker answers (the language
+model for the question), the page shows the answers with their citations."""
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from crm.services import support
+from tests.campaigns.test_admin_browser import CHROMIUM, DRIVER, browser  # noqa: F401
+from tests.crm.test_support import shop
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed"),
+]
+
+
+def ask(b, text: str, count: int) -> str:
+    """Types a question and waits for the `count`-th answer in the log."""
+    b.find_element(By.ID, "message").send_keys(text)
+    b.find_element(By.CSS_SELECTOR, "#ask button").click()
+    WebDriverWait(b, 240).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "p.assistant"))
+                                >= count)  # fmt: skip
+    return b.find_elements(By.CSS_SELECTOR, "p.assistant")[count - 1].text
+
+
+def test_customer_asks_the_widget_about_an_order(live_server, browser, workspace, live_worker,  # noqa: F811
+                                                 settings):  # fmt: skip
+    settings.CHAT_WAIT_SECONDS = 2  # shorter than the model's answer: the page polls for it
+    ada, _ = shop(workspace)
+    browser.get(f"{live_server.url}/chat/{workspace.slug}/?c={support.customer_chat_token(ada)}")
+    assert "How can we help, Ada?" in browser.page_source
+
+    answer = ask(browser, "Where is my order 581001?", 1)
+    assert "581001" in answer and "Regency teacup" in answer
+    answer = ask(browser, "How much is next day delivery?", 2)
+    assert "Delivery costs" in answer  # the citation's link text
+    link = browser.find_elements(By.CSS_SELECTOR, "p.assistant a")[-1]
+    assert link.get_attribute("href").endswith(f"/help/{workspace.slug}/delivery-costs")
