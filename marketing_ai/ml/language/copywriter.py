@@ -226,6 +226,7 @@ def write_many(
     passed are kept. Each draft is then checked whole; what still fails keeps its reasons.
     Returns the drafts and run statistics (tokens, seconds, first-try passes)."""
     facts = [b.facts(catalogue, people) for b in briefs]
+    contexts = [guardrails.Context(f, rules) for f in facts]
     batch_size = batch_size or getattr(model, "batch_size", 16)  # sized to the device
     fields: dict[tuple[int, int], dict[str, str]] = {}
     attempts: dict[tuple[int, int], int] = {}
@@ -247,7 +248,7 @@ def write_many(
         for b, i, task in pending:
             candidates = [written[j] for j in jobs if j[:3] == (b, i, task)]
             for text in candidates:
-                failures = guardrails.check_field(task, text, rules, facts[b])
+                failures = guardrails.check_field(task, text, rules, facts[b], contexts[b])
                 ok = not failures
                 if attempt == 1 and any(f.rule in guardrails.INVENTED for f in failures):
                     first_try_invented.add((b, i))
@@ -268,7 +269,7 @@ def write_many(
         row = []
         for i in range(k):
             copy = {task: fields[(b, i)][task] for task in fields_for(brief)}
-            report = guardrails.check(copy, rules, facts[b])
+            report = guardrails.check(copy, rules, facts[b], contexts[b])
             prompts = {task: prompt(brief, task) for task in copy}
             row.append(Draft(copy, report, attempts[(b, i)], seed, prompts))
             if report.passed and (b, i) not in first_try_failed:

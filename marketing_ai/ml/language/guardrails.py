@@ -105,9 +105,10 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "").rstrip(".") for n in NUMBER.findall(text)}
 
 
-def check(fields: dict[str, str], rules: BrandRules, facts: Facts) -> Report:
+def check(fields: dict[str, str], rules: BrandRules, facts: Facts,
+          context: "Context | None" = None) -> Report:  # fmt: skip
     """Every rule over every field of the copy, then the rules over the whole of it."""
-    context = _Context(facts, rules)
+    context = context or Context(facts, rules)
     failures = [f for name in FIELDS if name in fields
                 for f in check_field(name, fields[name], rules, facts, context)]  # fmt: skip
     body_name = "text" if "text" in fields else "body"
@@ -119,19 +120,25 @@ def check(fields: dict[str, str], rules: BrandRules, facts: Facts) -> Report:
     return Report(failures)
 
 
-class _Context:
-    """What the checks derive from the facts once per copy, not once per field."""
+class Context:
+    """What the checks derive from the facts (the brief's numbers, the vocabulary of brief and
+    catalogue): built once per brief, not once per field checked."""
 
     def __init__(self, facts: Facts, rules: BrandRules) -> None:
         self.brief = normalise(facts.brief)
         self.numbers = _numbers(self.brief)
         self.vocabulary = _vocabulary(facts, rules)
+        given = {normalise(p) for p in facts.products}
+        self.other_products = [
+            (name, key) for name in facts.catalogue
+            if len(name) > 3 and (key := normalise(name)) not in given
+        ]  # fmt: skip
 
 
 def check_field(name: str, raw: str, rules: BrandRules, facts: Facts,
-                context: "_Context | None" = None) -> list[Failure]:  # fmt: skip
+                context: "Context | None" = None) -> list[Failure]:  # fmt: skip
     """The rules that concern one field alone (a writer can redo just that field)."""
-    context = context or _Context(facts, rules)
+    context = context or Context(facts, rules)
     raw = raw or ""
     text = normalise(raw)
     failures = _lengths(name, raw, rules)
@@ -144,7 +151,7 @@ def check_field(name: str, raw: str, rules: BrandRules, facts: Facts,
         if _contains(text, phrase):
             failures.append(Failure("banned_claims", name, phrase))
     failures += _invented_facts(name, text, context.brief, context.numbers)
-    failures += _products(name, text, facts)
+    failures += _products(name, text, context)
     failures += _names(name, raw, context.vocabulary)
     failures += _personal_data(name, raw, text, facts)
     if name in ("body", "text"):
@@ -182,12 +189,12 @@ def _invented_facts(name: str, text: str, brief: str, allowed: set[str]) -> list
     return out
 
 
-def _products(name: str, text: str, facts: Facts) -> list[Failure]:
-    given = {normalise(p) for p in facts.products}
+def _products(name: str, text: str, context: Context) -> list[Failure]:
+    # A plain substring test first: thousands of catalogue names, almost none present.
     return [
         Failure("products", name, product)
-        for product in facts.catalogue
-        if len(product) > 3 and normalise(product) not in given and _contains(text, product)
+        for product, key in context.other_products
+        if key in text and _contains(text, key)
     ]
 
 
