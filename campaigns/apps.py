@@ -6,6 +6,7 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
-        from campaigns.services import privacy
+        from campaigns.services import privacy, webhooks
 
         privacy.connect()
+        webhooks.connect()

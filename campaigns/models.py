@@ -218,7 +218,8 @@ class Suppression(models.Model):
 class WebhookEndpoint(models.Model):
     """An integrator's URL that receives signed events (message.sent, customer.unsubscribed...)."""
 
-    EVENTS = ("message.sent", "message.failed", "customer.unsubscribed", "message.converted")
+    EVENTS = ("message.sent", "message.failed", "customer.unsubscribed", "message.converted",
+              "conversation.waiting")  # fmt: skip
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=500)

@@ -103,3 +103,19 @@ def pending_exists() -> bool:
     return WebhookDelivery.objects.filter(
         Q(state=WebhookDelivery.State.PENDING) & Q(next_attempt_at__lte=timezone.now())
     ).exists()
+
+
+def _conversation_waiting(sender, conversation, message, **_) -> None:
+    webhook_emit(
+        workspace_id=conversation.workspace_id, event="conversation.waiting",
+        # Ids only (the text is personal data; GET /api/v1/chat/<token> has it while it exists).
+        data={"conversation": conversation.token, "customer": conversation.customer_id},
+    )  # fmt: skip
+
+
+def connect() -> None:
+    from crm.services.support import conversation_waiting
+
+    conversation_waiting.connect(
+        _conversation_waiting, dispatch_uid="campaigns.conversation_waiting"
+    )

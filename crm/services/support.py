@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.db.models import Count, Max
+from django.dispatch import Signal
 
 from crm import selectors
 from crm.models import ChatMessage, Conversation, Customer, KnowledgeArticle, Order, Workspace
@@ -22,6 +23,10 @@ from crm.services.privacy import customer_erased
 
 DEMO_KNOWLEDGE = Path(__file__).resolve().parent.parent / "demo" / "knowledge"
 IDENTITY_SALT = "marketing_ai.chat.customer"
+
+# Sent inside the turn's transaction when a customer asks for a person: the campaigns app turns
+# it into a `conversation.waiting` webhook, so a helpdesk outside can pick the chat up too.
+conversation_waiting = Signal()
 MAX_TEXT = 2000
 
 
@@ -209,9 +214,14 @@ def chat_answer(message_id: int, with_model: bool = True) -> ChatMessage | None:
             intent=reply.intent, citations=citations, refused=reply.refused,
             source=reply.source, answered=True,
         )  # fmt: skip
-        if reply.handoff:
-            conversation.status = Conversation.Status.WAITING
         conversation.save(update_fields=["status", "updated_at"])
+        if reply.handoff:
+            Conversation.objects.filter(pk=conversation.pk).update(
+                status=Conversation.Status.WAITING
+            )
+            conversation_waiting.send(
+                sender=Conversation, conversation=conversation, message=message
+            )
         return answer
 
 
