@@ -169,7 +169,7 @@ def clean(task: str, raw: str, rules: BrandRules) -> str:
 
 
 def _printable(ch: str) -> bool:
-    if ch in "\n ":
+    if ch in "\n +&":  # "+" and "&" live in product names ("Charlie+Lola", "Tea & Cake")
         return True
     category = unicodedata.category(ch)
     return category[0] in "LNPZ" and category != "Co" and (ord(ch) < 0x2000 or ch in "‘’“”–—…")

@@ -128,10 +128,12 @@ class Context:
         self.brief = normalise(facts.brief)
         self.numbers = _numbers(self.brief)
         self.vocabulary = _vocabulary(facts, rules)
-        given = {normalise(p) for p in facts.products}
+        given = [normalise(p) for p in facts.products]
+        # Not "other" when a given product's name contains it ("red spotty oven glove" inside
+        # "red spotty oven glove double").
         self.other_products = [
             (name, key) for name in facts.catalogue
-            if len(name) > 3 and (key := normalise(name)) not in given
+            if len(name) > 3 and not any((key := normalise(name)) in g for g in given)
         ]  # fmt: skip
 
 
