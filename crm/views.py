@@ -6,6 +6,7 @@ anonymously. There is no session: the signed link is the only credential, so no 
 """
 
 import json
+import time
 
 import markdown
 import nh3
@@ -17,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from crm.api.auth import ApiKeyThrottle, _parse_rate
 from crm.models import ChatMessage, Conversation, KnowledgeArticle, Workspace
 from crm.services import support
 
@@ -54,6 +56,12 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
         return _replies_since(request, space)
     if request.method != "POST":
         return JsonResponse({"errors": {"method": ["GET or POST"]}}, status=405)
+    wait = _rate_limited(request)
+    if wait:
+        response = JsonResponse({"errors": {"message": ["too many messages; wait a minute"]}},
+                                status=429)  # fmt: skip
+        response["Retry-After"] = str(int(wait) + 1)
+        return response
     try:
         body = json.loads(request.body or b"{}")
         assert isinstance(body, dict)
@@ -80,6 +88,19 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
     body = {"conversation": conversation.token, "status": conversation.status, "after": message.pk,
             "reply": _shape(space, reply) if reply else None}  # fmt: skip
     return JsonResponse(body, status=200 if reply else 202)
+
+
+def _rate_limited(request: HttpRequest) -> float:
+    """Seconds to wait when this address sent more than CHAT_RATE_LIMIT messages in the
+    current window (counted in Redis, shared by every web process), else 0."""
+    limit, period = _parse_rate(settings.CHAT_RATE_LIMIT)
+    now = time.time()
+    window = int(now // period)
+    key = f"mai:chat:{request.META.get('REMOTE_ADDR', '')}:{window}"
+    pipe = ApiKeyThrottle.client().pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, period + 5)
+    return 0.0 if pipe.execute()[0] <= limit else (window + 1) * period - now
 
 
 def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:

@@ -159,3 +159,13 @@ def test_a_real_worker_answers_with_the_language_model(workspace, live_worker, s
     order = api.post("/api/v1/chat", follow_up).json()
     assert "581001" in order["reply"]["text"]
     assert KnowledgeArticle.objects.filter(workspace=workspace).count() >= 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_widget_limits_messages_per_address(client, workspace, eager, settings):
+    settings.CHAT_RATE_LIMIT = "3/min"
+    support.knowledge_load(workspace=workspace)
+    # Seven messages in well under a minute: whichever way a minute boundary splits them, one
+    # window holds four, so at least one is refused.
+    codes = [widget(client, workspace, "Do you sell gift vouchers?").status_code for _ in range(7)]
+    assert codes[0] == 200 and 429 in codes and set(codes) <= {200, 429}
