@@ -28,6 +28,7 @@ def ask(b, text: str, count: int) -> str:
 def test_customer_asks_the_widget_about_an_order(live_server, browser, workspace, live_worker,  # noqa: F811
                                                  settings):  # fmt: skip
     settings.CHAT_WAIT_SECONDS = 2  # shorter than the model's answer: the page polls for it
+    settings.CHAT_RATE_LIMIT = "1000/min"
     ada, _ = shop(workspace)
     browser.get(f"{live_server.url}/chat/{workspace.slug}/?c={support.customer_chat_token(ada)}")
     assert "How can we help, Ada?" in browser.page_source
