@@ -3,6 +3,7 @@ those waiting for a person first — with a reply box for staff."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count
 
 from crm.admin.scope import WorkspaceScopedAdmin
 from crm.models import ChatMessage, Conversation, KnowledgeArticle
@@ -52,15 +53,16 @@ class ConversationAdmin(WorkspaceScopedAdmin):
             super()
             .get_queryset(request)
             .select_related("customer")
+            .annotate(message_count=Count("messages"))
             .order_by("-status", "-updated_at")
         )
 
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.display(description="messages")
+    @admin.display(description="messages", ordering="message_count")
     def messages_count(self, conversation: Conversation) -> int:
-        return conversation.messages.count()
+        return conversation.message_count
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
