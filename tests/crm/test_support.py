@@ -116,6 +116,8 @@ def test_injection_is_refused_and_a_person_can_take_over(client, workspace, eage
 
     workspace.members.add(admin_user)
     client.force_login(admin_user)
+    listed = client.get("/admin/crm/conversation/")
+    assert listed.status_code == 200 and b"waiting for staff" in listed.content
     page = client.get(f"/admin/crm/conversation/{conversation.pk}/change/")
     assert page.status_code == 200 and b"talk to a real person" in page.content
     saved = client.post(f"/admin/crm/conversation/{conversation.pk}/change/",
