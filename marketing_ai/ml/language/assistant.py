@@ -120,8 +120,8 @@ class Assistant:
         best = int(np.argmax(similarity))
         return str(self._example_intents[best]) if similarity[best] >= 0.55 else "question"
 
-    def reply(self, message: str, orders: list[Order] | None = None, identified: bool = False,
-              history: list[dict] | None = None) -> Reply:  # fmt: skip
+    def reply(self, message: str, orders: list[Order] | None = None,
+              identified: bool = False) -> Reply:  # fmt: skip
         """`orders` are the identified customer's own orders (None when nobody is identified)."""
         refused = screen(message)
         if refused:

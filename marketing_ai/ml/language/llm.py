@@ -129,7 +129,6 @@ class LanguageModel:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.name = getattr(self.model.config, "_name_or_path", "") or self.location
         self.torch = torch
         self.batch_size = _batch_size(self.device.name, torch)
 
