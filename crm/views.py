@@ -73,10 +73,9 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
         if customer is None or customer.workspace_id != space.pk:
             return JsonResponse({"errors": {"identity": ["this link is not valid"]}}, status=400)
     token = str(body.get("conversation") or "")
-    if token and Conversation.objects.filter(workspace=space, token=token).exists():
-        count = Conversation.objects.get(workspace=space, token=token).messages.count()
-        if count >= MAX_MESSAGES:
-            return JsonResponse({"errors": {"conversation": ["start a new chat"]}}, status=400)
+    sent = ChatMessage.objects.filter(conversation__workspace=space, conversation__token=token)
+    if token and sent.count() >= MAX_MESSAGES:  # one query, whether or not it exists
+        return JsonResponse({"errors": {"conversation": ["start a new chat"]}}, status=400)
     try:
         message = support.chat_post(workspace=space, text=str(body.get("message") or ""),
                                     conversation=token, customer=customer)  # fmt: skip

@@ -10,14 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import BrandRules, Campaign, Variant
+from campaigns.services.control import CampaignError
 from crm.models import Customer, Product
 from marketing_ai.ml.language import copywriter, guardrails
 
-
-class BriefError(ValueError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+# A brief's problems are reported like any other campaign problem: field -> messages.
+BriefError = CampaignError
 
 
 def _lines(text: str) -> list[str]:
