@@ -5,7 +5,8 @@ RecBole's published SASRec (Recall@10 0.2468, NDCG@10 0.1286).
     .venv/bin/python bench/sequential.py     # CUDA in bf16 when present, else CPU
 
 SASRec keeps the epoch with the best validation NDCG@10 and stops after `patience` epochs without
-improvement (BENCH_SASREC_EPOCHS caps the epochs, BENCH_SASREC_MAXLEN the history length). Scores
+improvement (BENCH_SASREC_EPOCHS caps the epochs, BENCH_SASREC_SECONDS the training time,
+BENCH_SASREC_MAXLEN the history length; BENCH_SASREC_LR, BENCH_SASREC_BATCH). Scores
 mask the user's earlier items (a film is rated once); the figures without that mask are written
 too, since RecBole does not mask for sequential models.
 """
@@ -27,6 +28,9 @@ from marketing_ai.ml.recommend import create  # noqa: E402
 DATA = services.ROOT.parent / "shared" / "data" / "movielens" / "ml-1m.inter.xz"
 EPOCHS = int(os.environ.get("BENCH_SASREC_EPOCHS", 200))
 MAX_LEN = int(os.environ.get("BENCH_SASREC_MAXLEN", 200))
+LR = float(os.environ.get("BENCH_SASREC_LR", 2e-3))
+BATCH = int(os.environ.get("BENCH_SASREC_BATCH", 64))
+SECONDS = float(os.environ.get("BENCH_SASREC_SECONDS", 0)) or None
 PUBLISHED = {"recall": 0.2468, "ndcg": 0.1286}
 
 
@@ -46,7 +50,8 @@ def main() -> None:
 
     started = time.perf_counter()
     model = create("sasrec", max_len=MAX_LEN, epochs=EPOCHS, hidden=64, layers=2, heads=2,
-                   dropout=0.2, lr=1e-3, batch_size=128, patience=10)  # fmt: skip
+                   dropout=0.2, lr=LR, batch_size=BATCH, patience=10,
+                   max_seconds=SECONDS)  # fmt: skip
     model.fit(train, valid=validation_ndcg,
               progress=lambda e, entry: print(entry, flush=True))  # fmt: skip
     fit_seconds = time.perf_counter() - started

@@ -32,6 +32,32 @@ def sequences(data: Interactions) -> list[np.ndarray]:
 def _network(n_items: int, hidden: int, layers: int, heads: int, max_len: int, dropout: float):
     import torch
     from torch import nn
+    from torch.nn import functional
+
+    class Block(nn.Module):
+        """Pre-norm self-attention + feed-forward. Written out rather than taken from
+        nn.TransformerEncoderLayer: that one drops out attention weights (a batch x heads x L x L
+        Bernoulli draw, a third of the step on CPU) and needs the mask repeated per head;
+        here dropout acts on the residual branches only and one boolean mask serves all heads."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+            self.qkv = nn.Linear(hidden, 3 * hidden)
+            self.out = nn.Linear(hidden, hidden)
+            self.feed = nn.Sequential(
+                nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden)
+            )
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x, mask):
+            batch, length, _ = x.shape
+            qkv = self.qkv(self.norm1(x)).view(batch, length, 3, heads, hidden // heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            attended = functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            attended = attended.transpose(1, 2).reshape(batch, length, hidden)
+            x = x + self.dropout(self.out(attended))
+            return x + self.dropout(self.feed(self.norm2(x)))
 
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -39,14 +65,9 @@ def _network(n_items: int, hidden: int, layers: int, heads: int, max_len: int, d
             self.items = nn.Embedding(n_items + 1, hidden, padding_idx=0)
             self.positions = nn.Embedding(max_len, hidden)
             self.dropout = nn.Dropout(dropout)
-            block = nn.TransformerEncoderLayer(
-                hidden, heads, dim_feedforward=hidden * 4, dropout=dropout, activation="gelu",
-                batch_first=True, norm_first=True,
-            )  # fmt: skip
-            self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+            self.blocks = nn.ModuleList(Block() for _ in range(layers))
             self.norm = nn.LayerNorm(hidden)
-            self.heads = heads
-            causal = torch.triu(torch.ones(max_len, max_len, dtype=torch.bool), diagonal=1)
+            causal = torch.tril(torch.ones(max_len, max_len, dtype=torch.bool))
             self.register_buffer("causal", causal, persistent=False)
             nn.init.normal_(self.items.weight, std=0.02)
             nn.init.normal_(self.positions.weight, std=0.02)
@@ -56,12 +77,14 @@ def _network(n_items: int, hidden: int, layers: int, heads: int, max_len: int, d
             positions = torch.arange(length, device=seq.device)
             x = self.items(seq) * (self.items.embedding_dim**0.5) + self.positions(positions)
             x = self.dropout(x)
-            # Causal and padding masks as one additive float mask with a large negative value
-            # (not -inf): a padding position sees only padding and must not turn into NaN.
-            blocked = self.causal[:length, :length].unsqueeze(0) | (seq == 0).unsqueeze(1)
-            mask = torch.zeros(blocked.shape, dtype=x.dtype, device=seq.device)
-            mask = mask.masked_fill(blocked, -1e4).repeat_interleave(self.heads, dim=0)
-            return self.norm(self.encoder(x, mask=mask))
+            # A position sees itself and the real items before it; a padding position sees
+            # only itself (a row with nothing to attend to would turn into NaN).
+            causal = self.causal[:length, :length]
+            mask = (causal.unsqueeze(0) & (seq > 0).unsqueeze(1)) | causal.diagonal().diag()
+            mask = mask.unsqueeze(1)  # one mask for every head
+            for block in self.blocks:
+                x = block(x, mask)
+            return self.norm(x)
 
         def logits(self, hidden_states):
             return hidden_states @ self.items.weight[1:].T  # (…, n_items), padding excluded
@@ -85,16 +108,17 @@ class SASRec:
     def __init__(self, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 200,
                  dropout: float = 0.2, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, seed: int = 0, device: str | None = None,
-                 patience: int = 5) -> None:  # fmt: skip
+                 patience: int = 5, max_seconds: float | None = None) -> None:  # fmt: skip
         self.hidden, self.layers, self.heads, self.max_len = hidden, layers, heads, max_len
         self.dropout, self.epochs, self.batch_size, self.lr = dropout, epochs, batch_size, lr
         self.weight_decay, self.seed, self.prefer = weight_decay, seed, device
-        self.patience = patience
+        self.patience, self.max_seconds = patience, max_seconds
         self.log: list[dict] = []
 
     def fit(self, data: Interactions, valid=None, progress=None) -> "SASRec":
         """Trains on `data`. With `valid` = (callable returning a validation score), keeps the
-        best epoch and stops after `patience` epochs without improvement."""
+        best epoch and stops after `patience` epochs without improvement. `max_seconds` bounds
+        the training time (checked between epochs)."""
         import torch
 
         torch.manual_seed(self.seed)
@@ -119,6 +143,7 @@ class SASRec:
         use_bf16 = self.device.name == "cuda"
         best, best_state, stale = -1.0, None, 0
         self.history(data)
+        began = time.perf_counter()
         for epoch in range(self.epochs):
             self.net.train()
             started, total, batches = time.perf_counter(), 0.0, 0
@@ -149,6 +174,8 @@ class SASRec:
             if progress:
                 progress(epoch + 1, entry)
             if valid is not None and stale >= self.patience:
+                break
+            if self.max_seconds and time.perf_counter() - began > self.max_seconds:
                 break
         if best_state is not None:
             self.net.load_state_dict(best_state)
