@@ -9,6 +9,8 @@ import time
 import redis
 from django.conf import settings
 
+from marketing_ai import kv
+
 # KEYS[1] bucket; ARGV: rate per second, burst, wanted, now (s). Returns tokens granted.
 _TAKE = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -24,14 +26,9 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return granted
 """
 
-_client = None
-
 
 def _redis():
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    return _client
+    return kv.client()
 
 
 class RateLimiter:

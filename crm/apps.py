@@ -8,6 +8,7 @@ class CrmConfig(AppConfig):
     def ready(self) -> None:
         from crm import lookups  # noqa: F401  (registers field__any)
         from crm.api import schema  # noqa: F401  (registers the API key security scheme)
-        from crm.services import support
+        from crm.services import serving, support
 
         support.connect()
+        serving.connect()

@@ -288,6 +288,8 @@ os.environ.setdefault("MARKETING_AI_MODEL_CACHE", str(DATA_DIR / "models"))
 CHAT_USE_MODEL = env.bool("CHAT_USE_MODEL", default=True)  # False: extractive answers only
 CHAT_WAIT_SECONDS = env.float("CHAT_WAIT_SECONDS", default=30.0)  # web waits this for a reply
 CHAT_LINK_MAX_AGE = env.int("CHAT_LINK_MAX_AGE", default=60 * 60 * 24 * 60)
+# Cached recommendation answers live this long at most (any change invalidates them sooner).
+RECOMMENDATION_CACHE_SECONDS = env.int("RECOMMENDATION_CACHE_SECONDS", default=600)
 CHAT_RATE_LIMIT = env.str("CHAT_RATE_LIMIT", default="20/min")  # widget messages per address
 
 # --- API ------------------------------------------------------------------------------------

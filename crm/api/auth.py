@@ -9,12 +9,12 @@ import threading
 import time
 from datetime import timedelta
 
-import redis
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from crm.models import ApiKey
+from marketing_ai import kv
 
 
 class ApiKeyUser:
@@ -121,21 +121,15 @@ class ApiKeyThrottle(throttling.BaseThrottle):
     sliding window that rewrites a list of every recent request's time.
     """
 
-    _client = None
-
     def __init__(self) -> None:
         self.limit, self.period = _parse_rate(
             settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["api_key"]
         )
         self.retry_after = 0.0
 
-    @classmethod
-    def client(cls):
-        url = settings.REDIS_URL
-        if cls._client is None or cls._client_url != url:
-            cls._client = redis.Redis.from_url(url, socket_timeout=2)
-            cls._client_url = url
-        return cls._client
+    @staticmethod
+    def client():
+        return kv.client()
 
     def allow_request(self, request, view) -> bool:
         if not isinstance(request.auth, ApiKey):

@@ -1,6 +1,7 @@
 """CRM endpoints under /api/v1/: validate, call a service or selector, shape dicts."""
 
 from django.db.models import ProtectedError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -155,14 +156,14 @@ class CustomerRecommendationsApi(WorkspaceApi):
         summary="The customer's recommended products (most popular ones for a new customer)",
     )
     def get(self, request, ref):
-        from crm.services.recommendations import recommendations_for
+        from crm.services.serving import recommendations_body
 
-        customer = selectors.customer_get(workspace=self.workspace, ref=ref)
         try:
             limit = max(1, min(int(request.query_params.get("limit", 10)), 50))
         except ValueError:
             return Response({"limit": ["an integer from 1 to 50"]}, status=400)
-        return Response(recommendations_for(customer=customer, limit=limit))
+        body = recommendations_body(workspace=self.workspace, ref=ref, limit=limit)
+        return HttpResponse(body, content_type="application/json")
 
 
 class CustomerTimelineApi(WorkspaceApi):

@@ -37,6 +37,7 @@ from crm.bulk import insert_rows
 from crm.models import Event, ExternalIdentity, Order, OrderLine, Product, Workspace
 from crm.services import customer_bulk_upsert
 from crm.services.orders import purchase_event
+from crm.services.serving import recommendations_changed
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def import_file(
         progress("products", 1, 1)
         customers = _import_customers(workspace, frame, summary, progress)
         _import_orders(workspace, frame, products, customers, summary, progress)
+        recommendations_changed(workspace_id=workspace.pk)
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
 

@@ -9,6 +9,7 @@ from crm import refs
 from crm import validation as v
 from crm.models import Event, Order, OrderLine, Product, Workspace
 from crm.services.refresh import after_behaviour_change
+from crm.services.serving import recommendations_changed
 
 
 def _clean_line(raw: Any, position: int, errors: v.RowErrors) -> dict | None:
@@ -166,6 +167,8 @@ def order_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
     after_behaviour_change(
         workspace=workspace, customer_ids={o.customer_id for _, _, o in accepted if o.customer_id}
     )
+    if accepted:
+        recommendations_changed(workspace_id=workspace.pk)
     return result
 
 

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from crm import validation as v
 from crm.models import Product, Workspace
+from crm.services.serving import recommendations_changed
 
 PRODUCT_FIELDS = {
     "name": (v.text, {"max_length": 300, "required": True}),
@@ -79,4 +80,6 @@ def product_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
     result.created = len(to_create)
     if to_update:
         Product.objects.bulk_update(to_update, [*fields_changed, "updated_at"], batch_size=2000)
+    if to_create or to_update:
+        recommendations_changed(workspace_id=workspace.pk)
     return result

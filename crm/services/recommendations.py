@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from crm import selectors
 from crm.models import Customer, Product, Recommendation, Workspace
+from crm.services.serving import recommendations_changed
 from marketing_ai.ml import datasets, evaluate, recommend, registry
 from workers import services as run_services
 from workers.models import ModelVersion, TaskRun
@@ -117,6 +118,7 @@ def recommendations_write(
         progress(
             100 * min(start + batch, len(codes)) / max(len(codes), 1), "writing recommendations"
         )
+    recommendations_changed(workspace_id=workspace.pk)
     return written
 
 

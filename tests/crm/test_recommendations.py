@@ -87,3 +87,56 @@ def test_template_tag_renders_a_customers_picks(workspace):
         )
         == "0"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_served_answers_are_cached_until_something_changes_them(
+    workspace, django_assert_num_queries, settings
+):
+    from crm.models import Product
+    from crm.services.recommendations import recommender_train
+    from crm.services.serving import recommendations_body
+
+    groups = seed_two_tastes(workspace)
+    recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
+    api = client_for(workspace)
+    tea = groups["T"][0]
+    url = f"/api/v1/customers/{tea}/recommendations?limit=2"
+    first = api.get(url).json()
+    with django_assert_num_queries(0):  # the answer and the API key both come from caches
+        assert api.get(url).json() == first
+
+    # An edited product (a single save, as in the admin) reaches the next answer.
+    top = Product.objects.get(pk=first["results"][0]["id"])
+    top.active = False
+    top.save()
+    after = api.get(url).json()
+    assert after["results"] and top.pk not in [p["id"] for p in after["results"]]
+    # So does a bulk upsert.
+    renamed = after["results"][0]["sku"]
+    services.product_bulk_upsert(
+        workspace=workspace, rows=[{"sku": renamed, "name": "Renamed tea", "price": 5}]
+    )
+    assert api.get(url).json()["results"][0]["name"] == "Renamed tea"
+
+    # A newcomer's popular picks leave out what they go on to buy.
+    newcomer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "n@x.io"}]).ids[0]
+    popular_url = f"/api/v1/customers/{newcomer}/recommendations?limit=3"
+    picks = api.get(popular_url).json()
+    assert picks["source"] == "popular"
+    bought = picks["results"][0]
+    services.order_bulk_upsert(workspace=workspace, rows=[{
+        "external_id": "new-1", "customer": newcomer, "placed_at": "2026-04-01T10:00:00Z",
+        "lines": [{"sku": bought["sku"], "quantity": 1, "unit_price": 5}],
+    }])  # fmt: skip
+    assert bought["id"] not in [p["id"] for p in api.get(popular_url).json()["results"]]
+
+    # An erased customer is not served from the cache.
+    services.privacy_erase(customer=Customer.objects.get(pk=tea), actor="test")
+    assert api.get(url).status_code == 404
+
+    # Without Redis the answer still comes, from the database.
+    coffee = groups["C"][0]
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"
+    body = recommendations_body(workspace=workspace, ref=str(coffee), limit=2)
+    assert b'"source":"personal"' in body and b'"sku":"C' in body
