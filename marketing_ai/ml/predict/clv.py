@@ -114,11 +114,10 @@ class ParetoNBD:
 
     @staticmethod
     def _log_a0(r, alpha, s, beta, x, t_x, T) -> np.ndarray:
-        if alpha >= beta:
-            big, second = alpha, s + 1
-        else:
-            big, second = beta, r + x
-        d = abs(alpha - beta)
+        # alpha and beta may be per-customer arrays (ParetoNBDCovariates)
+        big = np.maximum(alpha, beta)
+        second = np.where(np.asarray(alpha) >= beta, s + 1, r + x)
+        d = np.abs(alpha - beta)
         n = r + s + x
 
         def term(t):
@@ -161,3 +160,58 @@ class ParetoNBD:
         alive = self.probability_alive(x, t_x, T)
         rate = (r + x) * (beta + T) / ((alpha + T) * (s - 1))
         return alive * rate * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
+
+
+@dataclass
+class ParetoNBDCovariates:
+    """Pareto/NBD whose rates depend on what is known of each customer when they arrive (the
+    first order's value and size, the channel...), as in Fader & Hardie's note on time-invariant
+    covariates: α_i = α·exp(-z_i·γ_purchase) and β_i = β·exp(-z_i·γ_dropout), so a positive
+    effect means more purchases or an earlier end. Covariates are standardised internally."""
+
+    base: ParetoNBD | None = None
+    purchase_effects: np.ndarray | None = None
+    dropout_effects: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    def fit(self, x, t_x, T, z) -> "ParetoNBDCovariates":
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        z = np.asarray(z, dtype=float).reshape(len(x), -1)
+        self.mean, self.scale = z.mean(axis=0), z.std(axis=0) + 1e-12
+        z = (z - self.mean) / self.scale
+        k = z.shape[1]
+        plain = ParetoNBD().fit(x, t_x, T)
+
+        def negative(p):
+            r, alpha, s, beta = np.exp(p[:4])
+            alphas, betas = alpha * np.exp(-z @ p[4 : 4 + k]), beta * np.exp(-z @ p[4 + k :])
+            value = -ParetoNBD.log_likelihood((r, alphas, s, betas), x, t_x, T).sum()
+            return value if np.isfinite(value) else 1e12
+
+        # From the plain model's estimate, no effects; Powell copes with the mixed signs.
+        start = np.r_[np.log([plain.r, plain.alpha, plain.s, plain.beta]), np.zeros(2 * k)]
+        options = {"xtol": 1e-6, "ftol": 1e-10, "maxiter": 50000}
+        result = optimize.minimize(negative, start, method="Powell", options=options)
+        self.base = ParetoNBD(*np.exp(result.x[:4]))
+        self.purchase_effects, self.dropout_effects = result.x[4 : 4 + k], result.x[4 + k :]
+        return self
+
+    def _for(self, z) -> ParetoNBD:
+        """The Pareto/NBD of customers with covariates z (α and β per customer)."""
+        z = (np.asarray(z, dtype=float).reshape(len(z), -1) - self.mean) / self.scale
+        base = self.base
+        return ParetoNBD(base.r, base.alpha * np.exp(-z @ self.purchase_effects),
+                         base.s, base.beta * np.exp(-z @ self.dropout_effects))  # fmt: skip
+
+    def log_likelihood(self, x, t_x, T, z) -> float:
+        model = self._for(z)
+        params = (model.r, model.alpha, model.s, model.beta)
+        return float(ParetoNBD.log_likelihood(params, *(np.asarray(v, dtype=float)
+                                                        for v in (x, t_x, T))).sum())  # fmt: skip
+
+    def probability_alive(self, x, t_x, T, z) -> np.ndarray:
+        return self._for(z).probability_alive(x, t_x, T)
+
+    def expected_purchases(self, t, x, t_x, T, z) -> np.ndarray:
+        return self._for(z).expected_purchases(t, x, t_x, T)
