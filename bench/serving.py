@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
+
 from bench import services  # noqa: E402
 from bench.crm import manage  # noqa: E402
 
@@ -52,6 +54,11 @@ function delay() return math.random(0, 2 * %(pace)d) end
 """
 RANDOM = "ids[math.random(#ids)]"
 IN_TURN = "ids[(function() step = step + 2; return (step - 2) % #ids + 1 end)()]"
+
+
+def _lines(path: Path) -> list[str]:
+    time.sleep(0.5)  # gunicorn writes its log lines after each response
+    return path.read_text().split() if path.exists() else []
 
 
 def wrk(port: int, script: Path) -> dict[str, float]:
@@ -111,14 +118,21 @@ def main() -> None:
         web = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "marketing_ai.wsgi:application",
              "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-             "--no-control-socket", "--log-level", "warning"],
+             "--no-control-socket", "--log-level", "warning",
+             # as `manage.py up` logs each request; here with its duration in microseconds
+             "--access-logfile", str(work / "access.log"), "--access-logformat", "%(D)s"],
             cwd=services.ROOT, env=env,
         )  # fmt: skip
         try:
             services.wait_for_port(port)
             time.sleep(1)
             wrk(port, scripts["plain"])  # warm-up: imports, connections, the API key cache
+            logged = _lines(work / "access.log")
             first = wrk(port, scripts["first"])
+            # The pass opens with all 50 clients asking at once; the server's own time for
+            # each answer once that has passed (after its first 100 requests).
+            server = np.array(_lines(work / "access.log")[len(logged) + 100 :], dtype=float)
+            first["server_p99_after_100_ms"] = float(np.percentile(server / 1000, 99))
             wrk(port, scripts["repeat"])  # the 2,000 customers' answers cached
             repeat = wrk(port, scripts["repeat"])
             plain = wrk(port, scripts["plain"])
@@ -138,7 +152,8 @@ def main() -> None:
              f"plain view {plain['p50_ms']:.1f} / {plain['p99_ms']:.1f}",
              f"target p99 < 20 ms ({run['rps']:.0f} req/s, {run['errors']:.0f} errors)")
             for label, run in (("first request", first), ("repeat requests", repeat))
-        ],
+        ] + [("first request, server's p99 after its first 100 requests, ms",
+              f"{first['server_p99_after_100_ms']:.1f}", "", "gunicorn's access log")],
     )  # fmt: skip
     print(f"\nwrote {services.write_results('serving', figures)}")
 
