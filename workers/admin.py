@@ -166,10 +166,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
-        """POST workspace + model: starts a training run (a recommender, or churn) on `ml`."""
+        """POST workspace + model: starts a training run (on `gpu` for a sequential recommender,
+        else on `ml`)."""
         from crm.admin.scope import user_workspaces
         from marketing_ai.ml import recommend
-        from workers.tasks.ml import train_churn, train_clv, train_recommender
+        from workers.tasks.ml import recommender_task, train_churn, train_clv
         from workers.tasks.segments import clusters, rfm
 
         target = reverse("admin:workers_taskrun_changelist")
@@ -182,7 +183,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:workers_modelversion_changelist"))
         named = {"churn": (train_churn, {}), "clv": (train_clv, {}), "rfm": (rfm, {}),
                  "clusters": (clusters, {})}  # fmt: skip
-        task, params = named.get(model, (train_recommender, {"model": model}))
+        task, params = named.get(model, (recommender_task(model), {"model": model}))
         services.task_run_start(task=task, params=params, workspace=workspace, user=request.user)
         messages.success(request, f"Training {model} on {workspace.name}; follow it below.")
         return HttpResponseRedirect(target)

@@ -25,6 +25,12 @@ def _interactions(workspace: Workspace) -> datasets.Interactions:
     return datasets.from_arrays(np.array(customers), np.array(products), times)
 
 
+def _fit(model: str, params: dict, data: datasets.Interactions):
+    """Matrix models learn from who bought what; sequential ones from the order of purchases."""
+    created = recommend.create(model, **params)
+    return created.fit(data) if model in recommend.SEQUENTIAL else created.fit(data.matrix())
+
+
 def recommender_train(
     *,
     workspace: Workspace,
@@ -47,14 +53,14 @@ def recommender_train(
     progress(20, f"evaluating on the last {holdout_days} days")
     metrics = {"customers": data.n_users, "products": data.n_items, "purchases": len(data)}
     if len(train) and len(test):
-        fitted = recommend.create(model, **params).fit(train.matrix())
+        fitted = _fit(model, params, train)
         # Test customers who had no history before the cut-off cannot be ranked: left out.
         known = np.isin(test.users, np.unique(train.users))
         result = evaluate.evaluate(fitted, train.matrix(), test.subset(known), k=k)
         metrics.update({f"recall@{k}": round(result.recall, 4), f"ndcg@{k}": round(result.ndcg, 4),
                         "test_customers": result.users})  # fmt: skip
     progress(55, "fitting on all purchases")
-    fitted = recommend.create(model, **params).fit(data.matrix())
+    fitted = _fit(model, params, data)
     popular = np.argsort(-np.asarray(data.matrix().sum(axis=0)).ravel())[:100]
     artifact = {"model": fitted, "customers": data.user_labels, "products": data.item_labels,
                 "seen": data.matrix()}  # fmt: skip

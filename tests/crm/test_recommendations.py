@@ -147,3 +147,33 @@ def test_served_answers_are_cached_until_something_changes_them(
     settings.REDIS_URL = "redis://127.0.0.1:9/0"
     body = recommendations_body(workspace=workspace, ref=str(coffee), limit=2)
     assert b'"source":"personal"' in body and b'"sku":"C' in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_trains_the_sequential_recommender_on_the_gpu_queue(workspace, live_worker):
+    from marketing_ai.ml import registry
+    from workers.tasks.ml import recommender_task
+
+    groups = seed_two_tastes(workspace)
+    task = recommender_task("sasrec")
+    run = task_run_start(
+        task=task, workspace=workspace,
+        params={"model": "sasrec", "holdout_days": 30,
+                "params": {"hidden": 16, "layers": 1, "heads": 1, "max_len": 8, "epochs": 40,
+                           "dropout": 0.0, "lr": 0.01, "batch_size": 8}},
+    )  # fmt: skip
+    assert run.queue == "gpu"
+    wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=120)
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.SUCCEEDED, run.error
+    version = ModelVersion.objects.get(pk=run.result["model_version"])
+    assert version.family == "recommend.sasrec" and "ndcg@20" in version.metrics
+    # The stored artifact loads back (settings + weights) and scores like the trained model.
+    model = registry.load(version.artifact_path)["model"]
+    assert model.score([0]).shape == (1, 12)
+
+    api = client_for(workspace)
+    for group in ("T", "C"):
+        picks = api.get(f"/api/v1/customers/{groups[group][0]}/recommendations?limit=2").json()
+        assert picks["source"] == "personal"
+        assert all(p["sku"].startswith(group) for p in picks["results"]), picks

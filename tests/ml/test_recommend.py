@@ -95,7 +95,7 @@ def test_popular_ranks_by_count_and_evaluates():
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match="unknown recommender"):
         recommend.create("magic")
-    assert recommend.names() == ["als", "ease", "itemknn", "popular"]
+    assert recommend.names() == ["als", "ease", "itemknn", "popular", "sasrec"]
 
 
 def test_k_larger_than_the_catalogue():

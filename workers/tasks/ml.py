@@ -16,9 +16,21 @@ def _version(run: TaskRun) -> ModelVersion:
     return ModelVersion.objects.get(pk=run.params["model_version"])
 
 
+def recommender_task(model: str):
+    """The training task for `model`: sequential recommenders train on the gpu queue."""
+    from marketing_ai.ml import recommend
+    from workers.tasks.gpu import train_sequential_recommender
+
+    return train_sequential_recommender if model in recommend.SEQUENTIAL else train_recommender
+
+
 @tracked_task()
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
     """Params: model (ease, itemknn, als, popular), params (dict), holdout_days (int)."""
+    return recommender_train(run, progress)
+
+
+def recommender_train(run: TaskRun, progress: Progress) -> dict:
     from crm.services import recommendations
 
     version = recommendations.recommender_train(
@@ -117,9 +129,10 @@ def retrain_recommenders_nightly() -> int:
         family__startswith="recommend.", status=ModelVersion.Status.ACTIVE
     ).select_related("workspace"):
         params = {k: v for k, v in version.params.items() if k not in ("model", "popular")}
+        model = version.params.get("model", "ease")
         task_run_start(
-            task=train_recommender, workspace=version.workspace,
-            params={"model": version.params.get("model", "ease"), "params": params},
+            task=recommender_task(model), workspace=version.workspace,
+            params={"model": model, "params": params},
         )  # fmt: skip
         started += 1
     return started

@@ -9,11 +9,11 @@ from crm.models import Workspace
 from marketing_ai.ml import recommend
 from workers.models import TaskRun
 from workers.services import task_run_start
-from workers.tasks.ml import train_recommender
+from workers.tasks.ml import recommender_task
 
 
 class Command(BaseCommand):
-    help = "Starts a recommender training run on the ml queue (a worker must be running)."
+    help = "Starts a recommender training run (ml queue; sasrec on gpu; a worker must run)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--workspace", required=True)
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         except json.JSONDecodeError as exc:
             raise CommandError(f"--params is not JSON: {exc}") from exc
         run = task_run_start(
-            task=train_recommender, workspace=workspace,
+            task=recommender_task(opts["model"]), workspace=workspace,
             params={"model": opts["model"], "params": params},
         )  # fmt: skip
         self.stdout.write(f"task run {run.pk} queued on {run.queue}")

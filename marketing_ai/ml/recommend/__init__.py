@@ -37,5 +37,5 @@ SEQUENTIAL = {"sasrec"}
 
 
 def names() -> list[str]:
-    """The matrix models (what the platform's purchase-matrix training runs can fit)."""
-    return sorted(set(_MODULES) - SEQUENTIAL)
+    """Every model the platform can train (sequential ones fit on ordered histories)."""
+    return sorted(_MODULES)

@@ -182,6 +182,23 @@ class SASRec:
         self.net.eval()
         return self
 
+    def __getstate__(self) -> dict:
+        """Pickled as settings + weights (the network's classes are built at fit time)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("net", "device")}
+        if "net" in self.__dict__:
+            state["weights"] = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        weights = state.pop("weights", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            self.device = devices.choose(self.prefer)
+            self.net = _network(self.n_items, self.hidden, self.layers, self.heads,
+                                self.max_len, self.dropout)  # fmt: skip
+            self.net.load_state_dict(weights)
+            self.net.to(self.device.name).eval()
+
     def history(self, data: Interactions) -> "SASRec":
         """The sequences `score` continues (e.g. train + validation items at test time)."""
         self._sequences = sequences(data)
