@@ -25,10 +25,19 @@ def _interactions(workspace: Workspace) -> datasets.Interactions:
     return datasets.from_arrays(np.array(customers), np.array(products), times)
 
 
-def _fit(model: str, params: dict, data: datasets.Interactions):
-    """Matrix models learn from who bought what; sequential ones from the order of purchases."""
+def _fit(model: str, params: dict, data: datasets.Interactions, progress, start: float, end: float):
+    """Matrix models learn from who bought what; sequential ones from the order of purchases,
+    epoch by epoch (reported between `start` and `end` percent)."""
     created = recommend.create(model, **params)
-    return created.fit(data) if model in recommend.SEQUENTIAL else created.fit(data.matrix())
+    if model not in recommend.SEQUENTIAL:
+        return created.fit(data.matrix())
+    epochs = created.epochs
+
+    def epoch_done(epoch: int, entry: dict) -> None:
+        share = start + (end - start) * epoch / epochs
+        progress(share, f"epoch {epoch} of {epochs}, loss {entry['loss']:.3f}")
+
+    return created.fit(data, progress=epoch_done)
 
 
 def recommender_train(
@@ -53,14 +62,14 @@ def recommender_train(
     progress(20, f"evaluating on the last {holdout_days} days")
     metrics = {"customers": data.n_users, "products": data.n_items, "purchases": len(data)}
     if len(train) and len(test):
-        fitted = _fit(model, params, train)
+        fitted = _fit(model, params, train, progress, 20, 50)
         # Test customers who had no history before the cut-off cannot be ranked: left out.
         known = np.isin(test.users, np.unique(train.users))
         result = evaluate.evaluate(fitted, train.matrix(), test.subset(known), k=k)
         metrics.update({f"recall@{k}": round(result.recall, 4), f"ndcg@{k}": round(result.ndcg, 4),
                         "test_customers": result.users})  # fmt: skip
     progress(55, "fitting on all purchases")
-    fitted = _fit(model, params, data)
+    fitted = _fit(model, params, data, progress, 55, 60)
     popular = np.argsort(-np.asarray(data.matrix().sum(axis=0)).ravel())[:100]
     artifact = {"model": fitted, "customers": data.user_labels, "products": data.item_labels,
                 "seen": data.matrix()}  # fmt: skip
