@@ -3,13 +3,15 @@
 Reading a customer's list the general way takes three queries and most of a request's CPU
 (measured in bench/serving.py); a cached body takes one Redis round trip, and an answer not yet
 cached one query (the customer and their list together), with the product rows kept in each
-process for as long as the generation lasts. Anything that can
-change an answer — new lists written, a promoted or rolled-back version, a product edited or
-deactivated, an order (the popularity fallback leaves out what the customer bought), an erased
-or deleted customer — moves the workspace's generation on, after its transaction commits, so
-the next read misses and recomputes from the database. Old entries are never read again and
-expire after RECOMMENDATION_CACHE_SECONDS. While Redis is unreachable every read goes to the
-database.
+process for as long as the generation lasts. Answers are keyed by customer id, so a reference by
+e-mail or external id is resolved first and always names the customer it names now.
+
+Anything that can change an answer — new lists written, a promoted or rolled-back version, a
+product edited or deactivated, an order (the popularity fallback leaves out what the customer
+bought), an erased or deleted customer — moves the workspace's generation on, after its
+transaction commits, so the next read misses and recomputes from the database. Old entries are
+never read again and expire after RECOMMENDATION_CACHE_SECONDS. While Redis is unreachable every
+read goes to the database.
 """
 
 import functools
@@ -49,7 +51,14 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     from crm.services.recommendations import recommendations_for
 
     global _lookup
-    key = f"{PREFIX}:{workspace.pk}:{ref}:{limit}"
+    try:
+        parsed = refs.parse(ref)
+    except Invalid:
+        raise Http404("no such customer") from None
+    pk = parsed[1] if parsed[0] == "id" else refs.resolve(workspace, {parsed}).get(parsed)
+    if pk is None:
+        raise Http404("no such customer")
+    key = f"{PREFIX}:{workspace.pk}:{pk}:{limit}"
     generation = None
     try:
         if _lookup is None or _lookup.registered_client is not kv.client():
@@ -59,10 +68,10 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
             return body
     except redis.RedisError as exc:
         log.warning("recommendation cache unavailable: %s", exc)
-    answer = _answer(workspace, ref, limit, generation)
+    answer = _answer(workspace, pk, limit, generation)
     if answer is None:  # no list of their own: the popularity fallback, the general way
         answer = recommendations_for(
-            customer=selectors.customer_get(workspace=workspace, ref=ref), limit=limit
+            customer=selectors.customer_get(workspace=workspace, ref=str(pk)), limit=limit
         )
     body = JSONRenderer().render(answer)
     if generation is not None:
@@ -75,16 +84,9 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     return body
 
 
-def _answer(workspace: Workspace, ref: str, limit: int, generation: bytes | None) -> dict | None:
+def _answer(workspace: Workspace, pk: int, limit: int, generation: bytes | None) -> dict | None:
     """recommendations_for's answer for a customer with a list of their own, in one query; None
     for a customer without one."""
-    try:
-        key = refs.parse(ref)
-    except Invalid:
-        raise Http404("no such customer") from None
-    pk = key[1] if key[0] == "id" else refs.resolve(workspace, {key}).get(key)
-    if pk is None:
-        raise Http404("no such customer")
     # Written out: the ORM spent more time building this statement than the database running it.
     with connection.cursor() as cursor:
         cursor.execute(_LIST_SQL(), [pk, workspace.pk])

@@ -138,6 +138,16 @@ def test_served_answers_are_cached_until_something_changes_them(
     }])  # fmt: skip
     assert bought["id"] not in [p["id"] for p in api.get(popular_url).json()["results"]]
 
+    # A reference by e-mail names whoever has that address now.
+    coffee_drinker = Customer.objects.get(pk=groups["C"][1])
+    by_email = f"/api/v1/customers/email:{coffee_drinker.email}/recommendations?limit=2"
+    assert (
+        api.get(by_email).json()
+        == api.get(f"/api/v1/customers/{coffee_drinker.pk}/recommendations?limit=2").json()
+    )
+    assert not services.customer_update(customer=coffee_drinker, data={"email": "moved@x.io"})
+    assert api.get(by_email).status_code == 404
+
     # An erased customer is not served from the cache.
     services.privacy_erase(customer=Customer.objects.get(pk=tea), actor="test")
     assert api.get(url).status_code == 404
