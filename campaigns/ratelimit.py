@@ -27,10 +27,6 @@ return granted
 """
 
 
-def _redis():
-    return kv.client()
-
-
 class RateLimiter:
     def __init__(self, *, channel: str, workspace_id: int) -> None:
         self.rate = float(settings.CAMPAIGN_RATE_LIMITS.get(channel, 0) or 0)
@@ -47,7 +43,7 @@ class RateLimiter:
                 return False
             try:
                 self.tokens = int(
-                    _redis().eval(_TAKE, 1, self.key, self.rate, self.burst, 16, time.time())
+                    kv.client().eval(_TAKE, 1, self.key, self.rate, self.burst, 16, time.time())
                 )
             except redis.RedisError:
                 self.tokens = 0

@@ -18,9 +18,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from crm.api.auth import ApiKeyThrottle, _parse_rate
+from crm.api.auth import _parse_rate
 from crm.models import ChatMessage, Conversation, KnowledgeArticle, Workspace
 from crm.services import support
+from marketing_ai import kv
 
 MAX_MESSAGES = 100  # per conversation, from the public page
 
@@ -96,7 +97,7 @@ def _rate_limited(request: HttpRequest) -> float:
     now = time.time()
     window = int(now // period)
     key = f"mai:chat:{request.META.get('REMOTE_ADDR', '')}:{window}"
-    pipe = ApiKeyThrottle.client().pipeline(transaction=False)
+    pipe = kv.client().pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, period + 5)
     return 0.0 if pipe.execute()[0] <= limit else (window + 1) * period - now

@@ -127,17 +127,13 @@ class ApiKeyThrottle(throttling.BaseThrottle):
         )
         self.retry_after = 0.0
 
-    @staticmethod
-    def client():
-        return kv.client()
-
     def allow_request(self, request, view) -> bool:
         if not isinstance(request.auth, ApiKey):
             return True
         now = time.time()
         window = int(now // self.period)
         key = f"mai:throttle:{request.auth.prefix}:{window}"
-        pipe = self.client().pipeline(transaction=False)
+        pipe = kv.client().pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, self.period + 5)
         count = pipe.execute()[0]

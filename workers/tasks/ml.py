@@ -27,10 +27,11 @@ def recommender_task(model: str):
 @tracked_task()
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
     """Params: model (ease, itemknn, als, popular), params (dict), holdout_days (int)."""
-    return recommender_train(run, progress)
+    return run_recommender_training(run, progress)
 
 
-def recommender_train(run: TaskRun, progress: Progress) -> dict:
+def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
+    """The body of both recommender tasks (ml and gpu queues): train, register, report."""
     from crm.services import recommendations
 
     version = recommendations.recommender_train(
