@@ -141,7 +141,8 @@ def _commit_then(action: Callable[[], None]) -> None:
 
 def _cork(fd: int, on: bool) -> bool:
     """Holds (or releases) what is written to a TCP socket; False where it is not TCP."""
-    sock = socket.socket(fileno=fd)
+    # Family and type given, so wrapping the descriptor costs no system calls of its own.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fileno=fd)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
         return True
