@@ -1,5 +1,10 @@
-"""Lifetime value on the platform: BG/NBD for purchases to come and whether the customer is still
-active, Gamma-Gamma for what each purchase is worth; `clv_12m` and `p_alive` scores per customer."""
+"""Lifetime value on the platform: a purchase model for purchases to come and whether the customer
+is still active (BG/NBD, Pareto/NBD, or Pareto/NBD with what the first order said about the
+customer), Gamma-Gamma for what each purchase is worth; `clv_12m` and `p_alive` per customer.
+
+With `model="auto"` (the default) every purchase model is refitted on the history before the
+last weeks and the one that predicted those weeks best (per-customer MAE) is kept; the version's
+metrics list each one's check figures, so staff see why."""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -9,26 +14,27 @@ from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from crm.models import CustomerScore, Order, Workspace
+from crm.models import CustomerScore, Order, OrderLine, Workspace
 from crm.services.churn import reference_time
 from crm.services.scores import scores_upsert
 from marketing_ai.ml import registry
-from marketing_ai.ml.predict.clv import BetaGeoNBD, GammaGamma
+from marketing_ai.ml.predict.clv import BetaGeoNBD, GammaGamma, ParetoNBD, ParetoNBDCovariates
 from workers import services as run_services
 from workers.models import ModelVersion, TaskRun
 
 FAMILY = "predict.clv"
 WEEK = 7 * 86400
+# Purchase models, in the order `auto` prefers them on a tie.
+MODELS = ("bgnbd", "pareto_nbd", "pareto_nbd_covariates")
+CHOICES = ("auto", *MODELS)
 
 
 def purchase_summary(workspace: Workspace, at: datetime) -> dict[str, np.ndarray]:
     """Per live customer with an order before `at`: x (repeat purchase days), t_x and T (weeks
-    from the first purchase to the last one and to `at`), m (mean value of repeat days)."""
+    from the first purchase to the last one and to `at`), m (mean value of repeat days), and
+    what the first day's orders said: z = [log(1 + value), log(1 + items)]."""
     days = (
-        Order.objects.filter(
-            workspace=workspace, kind=Order.Kind.ORDER, status=Order.Status.PLACED,
-            customer__isnull=False, customer__erased_at__isnull=True, placed_at__lt=at,
-        )
+        Order.objects.filter(**_placed(workspace, at))
         .annotate(day=TruncDate("placed_at"))
         .values("customer_id", "day")
         .annotate(value=Sum("total"))
@@ -38,7 +44,8 @@ def purchase_summary(workspace: Workspace, at: datetime) -> dict[str, np.ndarray
     by_customer: dict[int, list[tuple]] = {}
     for customer_id, day, value in days:
         by_customer.setdefault(customer_id, []).append((day, float(value)))
-    ids, x, t_x, T, m = [], [], [], [], []
+    items = _items_by_day(workspace, at)
+    ids, x, t_x, T, m, z = [], [], [], [], [], []
     at_day = at.date()
     for customer_id, visits in by_customer.items():
         first, last = visits[0][0], visits[-1][0]
@@ -48,53 +55,122 @@ def purchase_summary(workspace: Workspace, at: datetime) -> dict[str, np.ndarray
         t_x.append((last - first).days / 7)
         T.append((at_day - first).days / 7)
         m.append(float(np.mean(repeats)) if repeats else 0.0)
-    return {k: np.array(v, dtype=float) for k, v in
-            {"ids": ids, "x": x, "t_x": t_x, "T": T, "m": m}.items()}  # fmt: skip
+        z.append([np.log1p(max(visits[0][1], 0.0)),
+                  np.log1p(max(items.get((customer_id, first), 0), 0))])  # fmt: skip
+    summary = {k: np.array(v, dtype=float) for k, v in
+               {"ids": ids, "x": x, "t_x": t_x, "T": T, "m": m}.items()}  # fmt: skip
+    summary["z"] = np.array(z, dtype=float).reshape(len(ids), 2)
+    return summary
+
+
+def _placed(workspace: Workspace, at: datetime, prefix: str = "") -> dict:
+    """Filters for the orders that count: placed before `at` by customers not erased."""
+    return {f"{prefix}{k}": v for k, v in {
+        "workspace": workspace, "kind": Order.Kind.ORDER, "status": Order.Status.PLACED,
+        "customer__isnull": False, "customer__erased_at__isnull": True, "placed_at__lt": at,
+    }.items()}  # fmt: skip
+
+
+def _items_by_day(workspace: Workspace, at: datetime) -> dict[tuple, int]:
+    """Units bought per (customer, day), from the order lines (returns not counted)."""
+    lines = (
+        OrderLine.objects.filter(**_placed(workspace, at, "order__"), quantity__gt=0)
+        .annotate(day=TruncDate("order__placed_at"))
+        .values("order__customer_id", "day")
+        .annotate(units=Sum("quantity"))
+        .values_list("order__customer_id", "day", "units")
+    )  # fmt: skip
+    return {(customer_id, day): units for customer_id, day, units in lines}
+
+
+def _fit(name: str, data: dict):
+    x, t_x, T = data["x"], data["t_x"], data["T"]
+    if name == "bgnbd":
+        return BetaGeoNBD().fit(x, t_x, T)
+    if name == "pareto_nbd":
+        return ParetoNBD().fit(x, t_x, T)
+    return ParetoNBDCovariates().fit(x, t_x, T, data["z"])
+
+
+def _predict(model, weeks: float, data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Expected purchases in the next `weeks` and probability alive, per customer."""
+    args = (data["x"], data["t_x"], data["T"])
+    if isinstance(model, ParetoNBDCovariates):
+        args = (*args, data["z"])
+    return model.expected_purchases(weeks, *args), model.probability_alive(*args)
 
 
 def clv_train(
     *,
     workspace: Workspace,
     horizon_weeks: float = 52.0,
+    model: str = "auto",
     task_run: TaskRun | None = None,
     progress: Callable[[float, str], None] = lambda pct, msg: None,
 ) -> ModelVersion:
-    """Fits both models on everything up to the reference time. The metrics come from a refit
-    on the history before the last `horizon_weeks / 4` weeks, predicting those weeks' purchases."""
-    at = reference_time(workspace)
+    """Fits the purchase model (`model`, or with "auto" the one that best predicted the check
+    weeks) and Gamma-Gamma on everything up to the reference time. The check: a refit on the
+    history before the last `horizon_weeks / 4` weeks, predicting those weeks' purchases."""
+    if model not in CHOICES:
+        raise ValueError(f"model must be one of {', '.join(CHOICES)}, not {model!r}")
+    requested, at = model, reference_time(workspace)
     check = horizon_weeks / 4
     progress(10, "checking on the latest weeks")
     before = purchase_summary(workspace, at - timedelta(weeks=check))
     after = purchase_summary(workspace, at)
     metrics: dict = {"horizon_weeks": horizon_weeks, "reference_time": at.isoformat()}
+    candidates = MODELS if model == "auto" else (model,)
     if len(before["ids"]) >= 50:
-        trial = BetaGeoNBD().fit(before["x"], before["t_x"], before["T"])
-        expected = trial.expected_purchases(check, before["x"], before["t_x"], before["T"])
         later = dict(zip(after["ids"].astype(int), after["x"], strict=True))
         actual = np.array([later.get(int(pk), x) - x for pk, x in
                            zip(before["ids"], before["x"], strict=True)])  # fmt: skip
-        metrics.update({
-            "check_weeks": check, "check_customers": int(len(actual)),
-            "check_actual": float(actual.sum()), "check_predicted": round(float(expected.sum()), 1),
-            "check_mae": round(float(np.abs(expected - actual).mean()), 4),
-        })  # fmt: skip
-    progress(40, "fitting")
+        metrics.update({"check_weeks": check, "check_customers": int(len(actual)),
+                        "check_actual": float(actual.sum())})  # fmt: skip
+        checked = {}
+        for i, name in enumerate(candidates):
+            progress(10 + 30 * i / len(candidates), f"checking {name} on the latest weeks")
+            expected, _ = _predict(_fit(name, before), check, before)
+            checked[name] = {
+                "check_predicted": round(float(expected.sum()), 1),
+                "check_mae": round(float(np.abs(expected - actual).mean()), 4),
+            }
+        if model == "auto":
+            model = min(candidates, key=lambda name: checked[name]["check_mae"])
+        metrics.update(checked[model])
+        metrics["candidates"] = checked
+    elif model == "auto":
+        model = "bgnbd"  # too little history to check: the simplest model
+    progress(40, f"fitting {model}")
     data = after
     if len(data["ids"]) < 50:
         raise ValueError(f"only {len(data['ids'])} customers have bought: too few")
-    frequency = BetaGeoNBD().fit(data["x"], data["t_x"], data["T"])
+    frequency = _fit(model, data)
     value = GammaGamma().fit(data["x"], data["m"])
     metrics.update({
+        "model": model,
         "customers": int(len(data["ids"])),
-        "bgnbd": {k: round(float(getattr(frequency, k)), 4) for k in ("r", "alpha", "a", "b")},
         "gamma_gamma": {k: round(float(getattr(value, k)), 6) for k in ("p", "q", "v")},
     })  # fmt: skip
+    if isinstance(frequency, BetaGeoNBD):
+        metrics["bgnbd"] = {
+            k: round(float(getattr(frequency, k)), 4) for k in ("r", "alpha", "a", "b")
+        }
+    else:
+        base = frequency.base if isinstance(frequency, ParetoNBDCovariates) else frequency
+        metrics["pareto_nbd"] = {
+            k: round(float(getattr(base, k)), 4) for k in ("r", "alpha", "s", "beta")
+        }
+    if isinstance(frequency, ParetoNBDCovariates):
+        metrics["first_order_effects"] = {
+            "purchase": [round(float(v), 4) for v in frequency.purchase_effects],
+            "dropout": [round(float(v), 4) for v in frequency.dropout_effects],
+        }
     version = run_services.model_version_register(
         workspace=workspace,
         family=FAMILY,
-        artifact={"bgnbd": frequency, "gg": value},
+        artifact={"frequency": frequency, "gg": value},
         metrics=metrics,
-        params={"horizon_weeks": horizon_weeks},
+        params={"horizon_weeks": horizon_weeks, "model": requested},  # nightly: choose again
         task_run=task_run,
     )
     if version.status == ModelVersion.Status.ACTIVE:
@@ -108,12 +184,12 @@ def clv_score(
     """Writes `clv_12m` (expected value of the next horizon, in the shop's currency) and
     `p_alive` for every buying customer, each with the figures behind it."""
     models = registry.load(version.artifact_path)
-    frequency, value = models["bgnbd"], models["gg"]
+    frequency = models.get("frequency") or models["bgnbd"]  # "bgnbd": versions before the choice
+    value = models["gg"]
     horizon = float(version.params.get("horizon_weeks", 52.0))
     workspace = version.workspace
     data = purchase_summary(workspace, reference_time(workspace))
-    purchases = frequency.expected_purchases(horizon, data["x"], data["t_x"], data["T"])
-    alive = frequency.probability_alive(data["x"], data["t_x"], data["T"])
+    purchases, alive = _predict(frequency, horizon, data)
     spend = value.expected_value(data["x"], data["m"])
     now = timezone.now()
     scores = []

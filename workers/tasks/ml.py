@@ -77,12 +77,13 @@ def score_churn(run: TaskRun, progress: Progress) -> dict:
 
 @tracked_task()
 def train_clv(run: TaskRun, progress: Progress) -> dict:
-    """Params: horizon_weeks (float, default 52)."""
+    """Params: horizon_weeks (float, default 52), model ("auto" (default): the purchase model
+    that best predicted the latest weeks; or bgnbd, pareto_nbd, pareto_nbd_covariates)."""
     from crm.services import clv
 
     version = clv.clv_train(
         workspace=run.workspace, horizon_weeks=float(run.params.get("horizon_weeks", 52)),
-        task_run=run, progress=progress,
+        model=str(run.params.get("model", "auto")), task_run=run, progress=progress,
     )  # fmt: skip
     return _trained(version)
 
