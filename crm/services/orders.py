@@ -9,7 +9,7 @@ from crm import refs
 from crm import validation as v
 from crm.models import Event, Order, OrderLine, Product, Workspace
 from crm.services.refresh import after_behaviour_change
-from crm.services.serving import recommendations_changed
+from crm.services.serving import customers_ordered
 
 
 def _clean_line(raw: Any, position: int, errors: v.RowErrors) -> dict | None:
@@ -164,11 +164,9 @@ def order_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
             events.append(purchase_event(order, len(row["lines"])))
     OrderLine.objects.bulk_create(lines, batch_size=5000)
     Event.objects.bulk_create(events, batch_size=2000, ignore_conflicts=True)
-    after_behaviour_change(
-        workspace=workspace, customer_ids={o.customer_id for _, _, o in accepted if o.customer_id}
-    )
-    if accepted:
-        recommendations_changed(workspace_id=workspace.pk)
+    customer_ids = {o.customer_id for _, _, o in accepted if o.customer_id}
+    after_behaviour_change(workspace=workspace, customer_ids=customer_ids)
+    customers_ordered(workspace_id=workspace.pk, customer_ids=customer_ids)
     return result
 
 

@@ -6,12 +6,13 @@ cached one query (the customer and their list together), with the product rows k
 process for as long as the generation lasts. Answers are keyed by customer id, so a reference by
 e-mail or external id is resolved first and always names the customer it names now.
 
-Anything that can change an answer — new lists written, a promoted or rolled-back version, a
-product edited or deactivated, an order (the popularity fallback leaves out what the customer
-bought), an erased or deleted customer — moves the workspace's generation on, after its
-transaction commits, so the next read misses and recomputes from the database. Old entries are
-never read again and expire after RECOMMENDATION_CACHE_SECONDS. While Redis is unreachable every
-read goes to the database.
+Anything that can change many answers — new lists written, a promoted or rolled-back version, a
+product edited or deactivated, an erased or deleted customer — moves the workspace's generation
+on, after its transaction commits, so the next read misses and recomputes from the database. An
+order changes only its customer's answer (the popularity fallback leaves out what they bought), so
+it moves that customer's own stamp instead: a shop taking orders all day keeps everyone else's
+answers cached. Old entries are never read again and expire after RECOMMENDATION_CACHE_SECONDS.
+While Redis is unreachable every read goes to the database.
 """
 
 import functools
@@ -34,16 +35,18 @@ from marketing_ai.fastjson import JSONRenderer
 log = logging.getLogger(__name__)
 
 PREFIX = "mai:recs"
-# KEYS[1]: the workspace's generation; ARGV[1]: the answer's key without it.
-# Returns {generation, body or false} in one round trip.
+# KEYS: the workspace's generation, the customer's stamp; ARGV[1]: the answer's key without them.
+# Returns {"generation:stamp", body or false} in one round trip.
 _LOOKUP = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-return {generation, redis.call('GET', ARGV[1] .. ':' .. generation)}
+local current = (redis.call('GET', KEYS[1]) or '0') .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+return {current, redis.call('GET', ARGV[1] .. ':' .. current)}
 """
 _lookup = None
 # workspace id -> (generation, {product id: row}); bounded, rebuilt when the generation moves
 _products: dict[int, tuple[bytes, dict[int, dict]]] = {}
 PRODUCTS_KEPT = 50_000
+# An order write naming more customers than this (an import) invalidates the whole workspace.
+ORDERING_CUSTOMERS_KEPT_APART = 1000
 
 
 def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes:
@@ -59,25 +62,27 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     if pk is None:
         raise Http404("no such customer")
     key = f"{PREFIX}:{workspace.pk}:{pk}:{limit}"
-    generation = None
+    current = None  # b"generation:stamp"
     try:
         if _lookup is None or _lookup.registered_client is not kv.client():
             _lookup = kv.client().register_script(_LOOKUP)
-        generation, body = _lookup(keys=[_generation_key(workspace.pk)], args=[key])
+        keys = [_generation_key(workspace.pk), _stamp_key(workspace.pk, pk)]
+        current, body = _lookup(keys=keys, args=[key])
         if body:
             return body
     except redis.RedisError as exc:
         log.warning("recommendation cache unavailable: %s", exc)
+    generation = current.split(b":", 1)[0] if current is not None else None
     answer = _answer(workspace, pk, limit, generation)
     if answer is None:  # no list of their own: the popularity fallback, the general way
         answer = recommendations_for(
             customer=selectors.customer_get(workspace=workspace, ref=str(pk)), limit=limit
         )
     body = JSONRenderer().render(answer)
-    if generation is not None:
+    if current is not None:
         try:
             kv.client().set(
-                f"{key}:{generation.decode()}", body, ex=settings.RECOMMENDATION_CACHE_SECONDS
+                f"{key}:{current.decode()}", body, ex=settings.RECOMMENDATION_CACHE_SECONDS
             )
         except redis.RedisError as exc:
             log.warning("recommendation cache unavailable: %s", exc)
@@ -140,8 +145,35 @@ def recommendations_changed(*, workspace_id: int) -> None:
     transaction.on_commit(bump)
 
 
+def customers_ordered(*, workspace_id: int, customer_ids: set[int]) -> None:
+    """The answers of these customers are stale once the current transaction commits (their
+    popular picks leave out what they bought); everyone else's stay cached."""
+    if len(customer_ids) > ORDERING_CUSTOMERS_KEPT_APART:  # an import: start the workspace over
+        recommendations_changed(workspace_id=workspace_id)
+        return
+
+    def stamp() -> None:
+        try:
+            with kv.client().pipeline(transaction=False) as pipe:
+                for customer_id in customer_ids:
+                    key = _stamp_key(workspace_id, customer_id)
+                    pipe.incr(key)
+                    # Outlives every entry written under an older stamp, so none is read again.
+                    pipe.expire(key, settings.RECOMMENDATION_CACHE_SECONDS + 60)
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not invalidate cached recommendations: %s", exc)
+
+    if customer_ids:
+        transaction.on_commit(stamp)
+
+
 def _generation_key(workspace_id: int) -> str:
     return f"{PREFIX}:generation:{workspace_id}"
+
+
+def _stamp_key(workspace_id: int, customer_id: int) -> str:
+    return f"{PREFIX}:stamp:{workspace_id}:{customer_id}"
 
 
 def _changed(sender, instance, **kwargs) -> None:

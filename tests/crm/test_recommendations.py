@@ -132,11 +132,15 @@ def test_served_answers_are_cached_until_something_changes_them(
     picks = api.get(popular_url).json()
     assert picks["source"] == "popular"
     bought = picks["results"][0]
+    other_url = f"/api/v1/customers/{groups['C'][0]}/recommendations?limit=2"
+    other = api.get(other_url).json()
     services.order_bulk_upsert(workspace=workspace, rows=[{
         "external_id": "new-1", "customer": newcomer, "placed_at": "2026-04-01T10:00:00Z",
         "lines": [{"sku": bought["sku"], "quantity": 1, "unit_price": 5}],
     }])  # fmt: skip
     assert bought["id"] not in [p["id"] for p in api.get(popular_url).json()["results"]]
+    with django_assert_num_queries(0):  # someone else's order leaves this answer cached
+        assert api.get(other_url).json() == other
 
     # A reference by e-mail names whoever has that address now.
     coffee_drinker = Customer.objects.get(pk=groups["C"][1])
