@@ -76,3 +76,32 @@ def test_pareto_nbd_with_covariates_recovers_a_known_effect():
     newcomers = np.zeros(2), np.zeros(2), np.zeros(2)  # just arrived: only z tells them apart
     low, high = model.expected_purchases(10.0, *newcomers, np.array([[-1.0], [1.0]]))
     assert high > 2 * low  # e^(0.5 * 2) = 2.7 times the rate
+
+
+@pytest.mark.parametrize(
+    "params, x, t_x, T",
+    [
+        ((0.55, 10.6, 0.61, 11.7), 2, 30.0, 39.0),  # CDNOW's estimate, an ordinary customer
+        ((0.73, 10.0, 5.0, 3000.0), 254, 100.0, 101.0),  # a heavy buyer, β far above α
+        ((0.73, 3000.0, 5.0, 10.0), 40, 60.0, 90.0),  # α far above β
+    ],
+)
+def test_pareto_nbd_dropout_term_equals_its_integral(params, x, t_x, T):
+    """A0 = (r+s+x) ∫ (α+τ)^-(r+x) (β+τ)^-(s+1) dτ over [t_x, T]: the closed form stays finite
+    and right where ₂F₁'s own series overflows."""
+    from scipy import integrate
+
+    from marketing_ai.ml.predict.clv import ParetoNBD
+
+    r, alpha, s, beta = params
+    n = r + s + x
+    # scaled by the integrand's value at t_x, so that it does not underflow
+    scale = -(r + x) * np.log(alpha + t_x) - (s + 1) * np.log(beta + t_x)
+
+    def integrand(tau):
+        return np.exp(-(r + x) * np.log(alpha + tau) - (s + 1) * np.log(beta + tau) - scale)
+
+    integral, _ = integrate.quad(integrand, t_x, T, epsabs=0, epsrel=1e-12, limit=200)
+    expected = np.log(n) + scale + np.log(integral)
+    got = ParetoNBD._log_a0(r, alpha, s, beta, np.array([x]), np.array([t_x]), np.array([T]))
+    assert np.isfinite(got[0]) and got[0] == pytest.approx(expected, abs=1e-6)
