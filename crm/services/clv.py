@@ -83,13 +83,15 @@ def _items_by_day(workspace: Workspace, at: datetime) -> dict[tuple, int]:
     return {(customer_id, day): units for customer_id, day, units in lines}
 
 
-def _fit(name: str, data: dict):
+def _fit(name: str, data: dict, fitted: dict | None = None):
+    """`fitted`: models already fitted to `data` by name (the covariate model starts from the
+    plain Pareto/NBD's estimate)."""
     x, t_x, T = data["x"], data["t_x"], data["T"]
     if name == "bgnbd":
         return BetaGeoNBD().fit(x, t_x, T)
     if name == "pareto_nbd":
         return ParetoNBD().fit(x, t_x, T)
-    return ParetoNBDCovariates().fit(x, t_x, T, data["z"])
+    return ParetoNBDCovariates().fit(x, t_x, T, data["z"], (fitted or {}).get("pareto_nbd"))
 
 
 def _predict(model, weeks: float, data: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -126,10 +128,11 @@ def clv_train(
                            zip(before["ids"], before["x"], strict=True)])  # fmt: skip
         metrics.update({"check_weeks": check, "check_customers": int(len(actual)),
                         "check_actual": float(actual.sum())})  # fmt: skip
-        checked = {}
+        checked, fitted = {}, {}
         for i, name in enumerate(candidates):
             progress(10 + 30 * i / len(candidates), f"checking {name} on the latest weeks")
-            expected, _ = _predict(_fit(name, before), check, before)
+            fitted[name] = _fit(name, before, fitted)
+            expected, _ = _predict(fitted[name], check, before)
             checked[name] = {
                 "check_predicted": round(float(expected.sum()), 1),
                 "check_mae": round(float(np.abs(expected - actual).mean()), 4),

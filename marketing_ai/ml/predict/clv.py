@@ -207,13 +207,14 @@ class ParetoNBDCovariates:
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
 
-    def fit(self, x, t_x, T, z) -> "ParetoNBDCovariates":
+    def fit(self, x, t_x, T, z, plain: ParetoNBD | None = None) -> "ParetoNBDCovariates":
+        """`plain`: the Pareto/NBD already fitted to the same customers, if there is one."""
         x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
         z = np.asarray(z, dtype=float).reshape(len(x), -1)
         self.mean, self.scale = z.mean(axis=0), z.std(axis=0) + 1e-12
         z = (z - self.mean) / self.scale
         k = z.shape[1]
-        plain = ParetoNBD().fit(x, t_x, T)
+        plain = plain or ParetoNBD().fit(x, t_x, T)
 
         def negative(p):
             r, alpha, s, beta = _capped(p[:4])
