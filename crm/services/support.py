@@ -229,16 +229,18 @@ def chat_wait(message: ChatMessage, timeout: float) -> ChatMessage | None:
     """The reply that follows `message`, waiting up to `timeout` seconds for the worker."""
     deadline = time.monotonic() + timeout
     while True:
+        # The flag first: the worker commits it with the reply, so once it reads true the
+        # reply read next is there if there is one (read the other way round, a commit landing
+        # between the two reads looked like an answer of silence).
+        answered = ChatMessage.objects.filter(pk=message.pk, answered=True).exists()
         reply = (
             ChatMessage.objects.filter(conversation_id=message.conversation_id, pk__gt=message.pk)
             .exclude(role=ChatMessage.Role.CUSTOMER)
             .order_by("pk")
             .first()
         )
-        if reply is not None or time.monotonic() >= deadline:
-            return reply
-        if ChatMessage.objects.filter(pk=message.pk, answered=True).exists():
-            return None  # answered with silence: staff have the conversation
+        if reply is not None or answered or time.monotonic() >= deadline:
+            return reply  # None when answered with silence: staff have the conversation
         time.sleep(0.05)
 
 
