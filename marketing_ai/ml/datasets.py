@@ -49,9 +49,10 @@ def from_arrays(users, items, times=None) -> Interactions:
     )  # fmt: skip
 
 
-def load_recbole_inter(path: str | Path) -> Interactions:
-    """A RecBole atomic `.inter` file (tab separated, typed header), plain or .xz: all rows are
-    taken as implicit feedback, as RecBole's general-recommendation benchmarks do."""
+def load_recbole_inter(path: str | Path, min_rating: float | None = None) -> Interactions:
+    """A RecBole atomic `.inter` file (tab separated, typed header), plain or .xz, as implicit
+    feedback. RecBole's published MovieLens-1M benchmarks keep ratings of 3 and above
+    (`val_interval: rating: "[3,inf)"`: 836,478 of 1,000,209); pass min_rating=3 to match."""
     import pandas as pd
 
     path = Path(path)
@@ -59,5 +60,7 @@ def load_recbole_inter(path: str | Path) -> Interactions:
     with opener(path, "rt", encoding="utf-8") as f:
         frame = pd.read_csv(f, sep="\t", dtype=str, quoting=3)
     frame.columns = [c.split(":")[0] for c in frame.columns]
+    if min_rating is not None:
+        frame = frame[frame["rating"].astype(float) >= min_rating]
     times = frame["timestamp"].astype(float) if "timestamp" in frame else None
     return from_arrays(frame["user_id"].to_numpy(), frame["item_id"].to_numpy(), times)

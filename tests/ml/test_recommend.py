@@ -68,7 +68,12 @@ def test_leave_one_out_takes_the_latest():
 
 @pytest.mark.parametrize(
     "name,params",
-    [("ease", {"l2": 10.0}), ("itemknn", {"k": 5}), ("als", {"factors": 4, "iterations": 10})],
+    [
+        ("ease", {"l2": 10.0}),
+        ("dlae", {"l2": 5.0, "dropout": 0.3}),
+        ("itemknn", {"k": 5}),
+        ("als", {"factors": 4, "iterations": 10}),
+    ],  # fmt: skip
 )
 def test_models_recommend_from_the_users_own_taste(name, params):
     data = two_tastes()
@@ -95,41 +100,46 @@ def test_popular_ranks_by_count_and_evaluates():
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match="unknown recommender"):
         recommend.create("magic")
-    assert recommend.names() == ["als", "ease", "itemknn", "popular", "sasrec"]
+    assert recommend.names() == ["als", "dlae", "ease", "itemknn", "popular", "sasrec"]
+    with pytest.raises(ValueError, match="dropout"):
+        recommend.create("dlae", dropout=1.0)
 
 
-def test_k_larger_than_the_catalogue():
-    data = two_tastes()
-    split = evaluate.split_random(data)
-    model = recommend.create("popular").fit(split.train.matrix())
-    m = evaluate.evaluate(model, split.train.matrix(), split.test, k=50)
-    assert m.recall == pytest.approx(1.0)  # everything unseen is ranked
+def test_dlae_is_ease_trained_on_histories_with_items_dropped():
+    """The closed form equals least squares over many copies of the histories, each item
+    dropped with probability p (survivors scaled by 1/(1-p)) and predicted back."""
+    X = two_tastes().matrix().toarray().astype(float)
+    p, l2, copies = 0.4, 5.0, 3000
+    rng = np.random.default_rng(1)
+    kept = rng.random((copies, *X.shape)) >= p
+    inputs = (X[None] * kept / (1 - p)).reshape(-1, X.shape[1])
+    targets = np.tile(X, (copies, 1))
+    gram = inputs.T @ inputs / copies + l2 * np.eye(X.shape[1])
+    expected = np.linalg.solve(gram, inputs.T @ targets / copies)
+    model = recommend.create("dlae", l2=l2, dropout=p).fit(two_tastes().matrix())
+    np.testing.assert_allclose(model.B, expected, atol=0.02)
 
 
-def test_sasrec_learns_an_order_the_matrix_models_cannot_see():
-    """Every user walks the catalogue in steps of one from a random start: the next item is
-    fully determined by the last one, which only a sequential model can use."""
-    import numpy as np
+def test_dlae_holds_popular_items_back_more_than_ease():
+    """With EASE's zero diagonal and no dropout DLAE is EASE; with dropout, the penalty on item
+    j's row grows with j's count, so a popular item's weights shrink more than a rare one's."""
+    X = two_tastes().matrix()
+    ease = recommend.create("ease", l2=10.0).fit(X)
+    same = recommend.create("dlae", l2=10.0, dropout=0.0, zero_diagonal=True).fit(X)
+    np.testing.assert_allclose(same.B, ease.B)
+    dropped = recommend.create("dlae", l2=10.0, dropout=0.5, zero_diagonal=True).fit(X)
+    counts = np.asarray(X.sum(axis=0)).ravel()
+    shrink = np.abs(dropped.B).sum(axis=1) / np.abs(ease.B).sum(axis=1)
+    assert np.all(shrink < 1.0)
+    assert np.corrcoef(counts, shrink)[0, 1] < -0.5
 
-    from marketing_ai.ml import datasets, evaluate
-    from marketing_ai.ml.recommend import SEQUENTIAL, create
 
-    rng = np.random.default_rng(0)
-    n_items, users, items, times = 30, [], [], []
-    for u in range(200):
-        start, length = rng.integers(n_items), rng.integers(6, 12)
-        for step in range(length):
-            users.append(u)
-            items.append((start + step) % n_items)
-            times.append(step)
-    data = datasets.from_arrays(users, items, times)
-    split = evaluate.split_leave_one_out(data)
-    model = create("sasrec", hidden=32, layers=1, heads=1, max_len=12, epochs=30,
-                   batch_size=64, lr=5e-3, dropout=0.1, device="cpu")  # fmt: skip
-    model.fit(split.train)
-    model.history(split.train)
-    seen = split.train.matrix()
-    recall = evaluate.evaluate(model, seen, split.valid, k=1).recall
-    popular = evaluate.evaluate(create("popular").fit(seen), seen, split.valid, k=1).recall
-    assert "sasrec" in SEQUENTIAL and recall > 0.8 > popular * 4
-    assert model.log[-1]["loss"] < model.log[0]["loss"]
+def test_recbole_file_keeps_ratings_from_min_rating(tmp_path):
+    path = tmp_path / "tiny.inter"
+    path.write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "u1\tA\t5\t1\nu1\tB\t2\t2\nu2\tA\t3\t3\nu2\tC\t1\t4\n"
+    )
+    assert len(datasets.load_recbole_inter(path)) == 4
+    kept = datasets.load_recbole_inter(path, min_rating=3)
+    assert len(kept) == 2 and list(kept.item_labels[kept.items]) == ["A", "A"]

@@ -9,8 +9,8 @@ import importlib
 from collections.abc import Callable
 
 _REGISTRY: dict[str, type] = {}
-_MODULES = {"popular": "popular", "itemknn": "itemknn", "ease": "ease", "als": "als",
-            "sasrec": "sasrec"}  # fmt: skip
+_MODULES = {"popular": "popular", "itemknn": "itemknn", "ease": "ease", "dlae": "ease",
+            "als": "als", "sasrec": "sasrec"}  # fmt: skip
 
 
 def register(name: str) -> Callable[[type], type]:
