@@ -92,6 +92,18 @@ def test_template_tag_renders_a_customers_picks(workspace):
     )
 
 
+@pytest.mark.django_db
+def test_dlae_is_trained_when_no_model_is_named(workspace):
+    from crm.services.recommendations import recommender_train
+
+    groups = seed_two_tastes(workspace)
+    version = recommender_train(workspace=workspace, params={"l2": 1.0})
+    assert version.family == "recommend.dlae" and version.params["model"] == "dlae"
+    picks = client_for(workspace).get(f"/api/v1/customers/{groups['C'][0]}/recommendations")
+    results = picks.json()["results"]
+    assert results and all(p["sku"].startswith("C") for p in results[:2])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_served_answers_are_cached_until_something_changes_them(
     workspace, django_assert_num_queries, settings

@@ -26,7 +26,7 @@ def recommender_task(model: str):
 
 @tracked_task()
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
-    """Params: model (ease, itemknn, als, popular), params (dict), holdout_days (int)."""
+    """Params: model (dlae, ease, itemknn, als, popular), params (dict), holdout_days (int)."""
     return run_recommender_training(run, progress)
 
 
@@ -36,7 +36,7 @@ def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
 
     version = recommendations.recommender_train(
         workspace=run.workspace,
-        model=run.params.get("model", "ease"),
+        model=run.params.get("model", recommendations.DEFAULT_MODEL),
         params=run.params.get("params") or {},
         holdout_days=int(run.params.get("holdout_days", 30)),
         task_run=run,
@@ -131,7 +131,7 @@ def retrain_recommenders_nightly() -> int:
         family__startswith="recommend.", status=ModelVersion.Status.ACTIVE
     ).select_related("workspace"):
         params = {k: v for k, v in version.params.items() if k not in ("model", "popular")}
-        model = version.params.get("model", "ease")
+        model = version.params.get("model", "ease")  # versions from before params named it
         task_run_start(
             task=recommender_task(model), workspace=version.workspace,
             params={"model": model, "params": params},

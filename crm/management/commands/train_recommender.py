@@ -1,4 +1,4 @@
-"""`python manage.py train_recommender --workspace SLUG [--model ease] [--wait]`"""
+"""`python manage.py train_recommender --workspace SLUG [--model dlae] [--wait]`"""
 
 import json
 import time
@@ -6,6 +6,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Workspace
+from crm.services.recommendations import DEFAULT_MODEL
 from marketing_ai.ml import recommend
 from workers.models import TaskRun
 from workers.services import task_run_start
@@ -17,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--workspace", required=True)
-        parser.add_argument("--model", default="ease", choices=recommend.names())
+        parser.add_argument("--model", default=DEFAULT_MODEL, choices=recommend.names())
         parser.add_argument("--params", default="{}", help='JSON, e.g. {"l2": 500}')
         parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
 
