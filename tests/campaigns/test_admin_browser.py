@@ -37,16 +37,21 @@ def browser():
 
 
 def click_and_load(b, element) -> None:
-    """Clicks and waits until the browser has left the current page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC  # noqa: N812
+    """Clicks and waits until the browser has left the current page and loaded the next.
+
+    The old page is marked and the wait is for a complete document without the mark. (Waiting
+    for the old <html> element to go stale raced with Chrome's navigation: asked about an element
+    of the page being torn down, chromedriver answered "Node with given id does not belong to
+    the document" instead of "stale", and the test failed once in CI.)"""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = b.find_element(By.TAG_NAME, "html")
+    b.execute_script("window.__leaving = true")
     element.click()
-    WebDriverWait(b, 15).until(EC.staleness_of(page))
-    WebDriverWait(b, 15).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
+    WebDriverWait(b, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__leaving === undefined && document.readyState === 'complete'"
+        )
     )
 
 
