@@ -121,7 +121,9 @@ def web_service(*, host: str, port: int, workers: int) -> Service:
         gunicorn, "marketing_ai.wsgi:application",
         "--bind", f"{host}:{port}",
         "--workers", str(workers),
-        "--threads", "4",
+        # Two threads a process: with four, threads waiting for the interpreter lock made the
+        # latency's tail (bench/serving.py: the server's own p99 18 ms at 2 x 4, 12 ms at 4 x 2).
+        "--threads", "2",
         "--access-logfile", "-",
         "--graceful-timeout", "10",
         "--no-control-socket",  # one per user by default: two installations would collide

@@ -124,6 +124,9 @@ def test_served_answers_are_cached_until_something_changes_them(
     assert first == json.loads(JSONRenderer().render(general))  # the one-query path agrees
     with django_assert_num_queries(0):  # the answer and the API key both come from caches
         assert api.get(url).json() == first
+    # The first answer read the whole (small) catalogue: another customer's costs one query.
+    with django_assert_num_queries(1):
+        assert api.get(url.replace(str(tea), str(groups["T"][1]))).json()["source"] == "personal"
 
     # An edited product (a single save, as in the admin) reaches the next answer.
     top = Product.objects.get(pk=first["results"][0]["id"])

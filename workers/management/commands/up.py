@@ -26,7 +26,7 @@ class Command(BaseCommand):
             help="queues the worker consumes (default: all of them)",
         )
         parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
-        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--web-workers", type=int, default=4)
         parser.add_argument("--no-worker", action="store_true", help="do not start a worker")
         parser.add_argument("--no-beat", action="store_true", help="do not start Celery beat")
         parser.add_argument("--no-migrate", action="store_true", help="skip `migrate` first")
