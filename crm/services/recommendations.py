@@ -74,6 +74,7 @@ def recommender_train(
                         "test_customers": result.users})  # fmt: skip
     progress(55, "fitting on all purchases")
     fitted = _fit(model, params, data, progress, 55, 60)
+    metrics.update(getattr(fitted, "trained_on", {}))  # sequential models: device and precision
     popular = np.argsort(-np.asarray(data.matrix().sum(axis=0)).ravel())[:100]
     artifact = {"model": fitted, "customers": data.user_labels, "products": data.item_labels,
                 "seen": data.matrix()}  # fmt: skip

@@ -197,6 +197,8 @@ def test_a_worker_trains_the_sequential_recommender_on_the_gpu_queue(workspace, 
     assert run.status == TaskRun.Status.SUCCEEDED, run.error
     version = ModelVersion.objects.get(pk=run.result["model_version"])
     assert version.family == "recommend.sasrec" and "ndcg@20" in version.metrics
+    # No GPU here: fp32 on the CPU, and the version says so (bf16 when a worker has CUDA).
+    assert (version.metrics["device"], version.metrics["precision"]) == ("cpu", "fp32")
     # The stored artifact loads back (settings + weights) and scores like the trained model.
     model = registry.load(version.artifact_path)["model"]
     assert model.score([0]).shape == (1, 12)

@@ -3,9 +3,9 @@
 the dot product of the last position's output with the item embeddings (shared with the input).
 
 Trained with full softmax cross-entropy over the catalogue (as RecBole's SASRec does by default),
-on CPU in fp32 or on CUDA with bf16 autocast. Unlike the matrix models it reads the order of a
-user's interactions: `fit(data)` takes Interactions with times, and `history(data)` sets the
-sequences that `score(users)` continues.
+on CPU in fp32 or on CUDA with bf16 autocast (either on request). Unlike the matrix models it
+reads the order of a user's interactions: `fit(data)` takes Interactions with times, and
+`history(data)` sets the sequences that `score(users)` continues.
 """
 
 import time
@@ -108,11 +108,15 @@ class SASRec:
     def __init__(self, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 200,
                  dropout: float = 0.2, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, seed: int = 0, device: str | None = None,
-                 patience: int = 5, max_seconds: float | None = None) -> None:  # fmt: skip
+                 patience: int = 5, max_seconds: float | None = None,
+                 precision: str | None = None) -> None:  # fmt: skip
+        """`precision`: "bf16" (autocast) or "fp32"; by default bf16 on CUDA, fp32 elsewhere."""
+        if precision not in (None, "bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', not {precision!r}")
         self.hidden, self.layers, self.heads, self.max_len = hidden, layers, heads, max_len
         self.dropout, self.epochs, self.batch_size, self.lr = dropout, epochs, batch_size, lr
         self.weight_decay, self.seed, self.prefer = weight_decay, seed, device
-        self.patience, self.max_seconds = patience, max_seconds
+        self.patience, self.max_seconds, self.precision = patience, max_seconds, precision
         self.log: list[dict] = []
 
     def fit(self, data: Interactions, valid=None, progress=None) -> "SASRec":
@@ -140,7 +144,9 @@ class SASRec:
         targets = _left_pad([s[1:] for s in train], self.max_len)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr,
                                      weight_decay=self.weight_decay)  # fmt: skip
-        use_bf16 = self.device.name == "cuda"
+        precision = self.precision or ("bf16" if self.device.name == "cuda" else "fp32")
+        use_bf16 = precision == "bf16"
+        self.trained_on = {"device": self.device.name, "precision": precision}
         best, best_state, stale = -1.0, None, 0
         self.history(data)
         began = time.perf_counter()
