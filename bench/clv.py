@@ -2,6 +2,7 @@
 likelihood on the 39-week calibration summary, checked against Fader, Hardie & Lee's published
 parameters, then predicting repeat purchases in weeks 40-78 against what the customers did.
 Ours: Pareto/NBD with the first order's value and number of CDs as covariates of both rates.
+The `lifetimes` library fits the same three models in the same run as a cross-check.
 
     .venv/bin/python bench/clv.py
 """
@@ -50,6 +51,33 @@ def first_orders(ids: pd.Series) -> np.ndarray:
     first = sample[sample["date"] == sample.groupby("id")["date"].transform("min")]
     day = first.groupby("id")[["amount", "cds"]].sum().reindex(ids)
     return np.column_stack([np.log1p(day["amount"]), np.log(day["cds"])])
+
+
+def lifetimes_check(summary: pd.DataFrame, actual: np.ndarray) -> dict[str, float]:
+    """The same fits by the `lifetimes` library (requirements-dev.txt), as a same-run cross-check;
+    empty where it is not installed."""
+    try:
+        import lifetimes
+    except ImportError:
+        return {}
+    x, t_x, T = summary["x"], summary["t_x"], summary["T"]
+    figures = {}
+    for name, fitter in (("bgnbd", lifetimes.BetaGeoFitter()),
+                         ("pnbd", lifetimes.ParetoNBDFitter())):  # fmt: skip
+        started = time.perf_counter()
+        fitter.fit(x, t_x, T)
+        figures[f"lifetimes_{name}_fit_seconds"] = round(time.perf_counter() - started, 3)
+        figures.update({f"lifetimes_{name}_{k}": round(float(v), 4)
+                        for k, v in fitter.params_.items()})  # fmt: skip
+        predicted = fitter.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T)
+        errors = np.asarray(predicted) - actual
+        figures[f"lifetimes_{name}_holdout"] = round(float(errors.sum() + actual.sum()), 1)
+        figures[f"lifetimes_{name}_mae"] = round(float(np.abs(errors).mean()), 4)
+        figures[f"lifetimes_{name}_rmse"] = round(float(np.sqrt((errors**2).mean())), 4)
+    repeat = summary[summary["x"] > 0]
+    spend = lifetimes.GammaGammaFitter().fit(repeat["x"], repeat["zbar"])
+    figures.update({f"lifetimes_gg_{k}": round(float(v), 3) for k, v in spend.params_.items()})
+    return figures
 
 
 def main() -> None:
@@ -118,6 +146,29 @@ def main() -> None:
          f"target MAE < 0.755, RMSE < 1.60, total ±5%; log-lik +{gained:.1f}, "
          f"fit {ours_seconds:.1f} s"),
     ]  # fmt: skip
+    checked = lifetimes_check(summary, actual)
+    figures.update(checked)
+    if checked:
+        for name, keys, ours_model in (("BG/NBD", PUBLISHED_BGNBD, model),
+                                       ("Pareto/NBD", PUBLISHED_PNBD, pareto)):  # fmt: skip
+            tag = "bgnbd" if name == "BG/NBD" else "pnbd"
+            theirs = [checked[f"lifetimes_{tag}_{k}"] for k in keys]
+            gap = max(abs(t - getattr(ours_model, k)) for t, k in zip(theirs, keys, strict=True))
+            figures[f"lifetimes_{tag}_max_parameter_gap"] = round(float(gap), 4)
+            holdout = checked[f"lifetimes_{tag}_holdout"]
+            errors_text = (f"{checked[f'lifetimes_{tag}_mae']:.4f} / "
+                           f"{checked[f'lifetimes_{tag}_rmse']:.4f}")  # fmt: skip
+            rows.append((
+                f"lifetimes {name}: parameters; holdout; MAE / RMSE",
+                ", ".join(f"{v:.3f}" for v in theirs) + f"; {holdout:,.0f}; {errors_text}",
+                f"ours: largest parameter gap {gap:.4f}",
+                f"fit {checked[f'lifetimes_{tag}_fit_seconds']:.2f} s",
+            ))  # fmt: skip
+        theirs_gg = ", ".join(f"{checked[f'lifetimes_gg_{k}']:.2f}" for k in PUBLISHED_GG)
+        ours_gg = ", ".join(f"{getattr(spend, k):.2f}" for k in PUBLISHED_GG)
+        rows.append(("lifetimes Gamma-Gamma p, q, v", theirs_gg, f"ours {ours_gg}", "-"))
+    else:
+        rows.append(("lifetimes cross-check", "not installed", "pip install lifetimes", "-"))
     services.print_table("CDNOW 1/10 sample, 39-week calibration", rows)
     print(f"\nwrote {services.write_results('clv', figures)}")
 
