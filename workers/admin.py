@@ -159,10 +159,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         from crm.admin.scope import user_workspaces
+        from crm.services.recommendations import DEFAULT_MODEL
         from marketing_ai.ml import recommend
 
         extra_context = {**(extra_context or {}), "train_workspaces": user_workspaces(request),
-                         "train_models": [*recommend.names(), *NAMED_RUNS]}  # fmt: skip
+                         "train_models": [*recommend.names(), *NAMED_RUNS],
+                         "train_default": DEFAULT_MODEL}  # fmt: skip
         return super().changelist_view(request, extra_context)
 
     def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
@@ -183,7 +185,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:workers_modelversion_changelist"))
         named = {"churn": (train_churn, {}), "clv": (train_clv, {}), "rfm": (rfm, {}),
                  "clusters": (clusters, {})}  # fmt: skip
-        task, params = named.get(model, (recommender_task(model), {"model": model}))
+        recommender = {
+            "model": model,
+            "repeat_purchases": bool(request.POST.get("repeat_purchases")),
+        }
+        task, params = named.get(model, (recommender_task(model), recommender))
         services.task_run_start(task=task, params=params, workspace=workspace, user=request.user)
         messages.success(request, f"Training {model} on {workspace.name}; follow it below.")
         return HttpResponseRedirect(target)

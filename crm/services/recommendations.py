@@ -51,13 +51,16 @@ def recommender_train(
     params: dict | None = None,
     holdout_days: int = 30,
     k: int = 20,
+    repeat_purchases: bool = False,
     task_run: TaskRun | None = None,
     progress: Callable[[float, str], None] = lambda pct, msg: None,
 ) -> ModelVersion:
     """Evaluates `model` on the last `holdout_days` of purchases (trained on what came before,
     full ranking, Recall@k / NDCG@k), then fits it on everything and registers a version with
     those metrics. The first version of a family becomes active; later ones wait as shadows
-    for staff to compare and promote."""
+    for staff to compare and promote. `repeat_purchases`: lists may hold products the customer
+    already bought (consumables: tea, coffee, refills); by default they are left out, and the
+    evaluation then ranks only products new to each customer."""
     params = params or {}
     progress(5, "reading purchases")
     data = _interactions(workspace)
@@ -69,7 +72,10 @@ def recommender_train(
         fitted = _fit(model, params, train, progress, 20, 50)
         # Test customers who had no history before the cut-off cannot be ranked: left out.
         known = np.isin(test.users, np.unique(train.users))
-        result = evaluate.evaluate(fitted, train.matrix(), test.subset(known), k=k)
+        # Repeat purchases allowed: nothing is taken out of the ranking, and buying again counts.
+        seen = train.matrix()
+        seen = seen[:, :0].tocsr() if repeat_purchases else seen
+        result = evaluate.evaluate(fitted, seen, test.subset(known), k=k)
         metrics.update({f"recall@{k}": round(result.recall, 4), f"ndcg@{k}": round(result.ndcg, 4),
                         "test_customers": result.users})  # fmt: skip
     progress(55, "fitting on all purchases")
@@ -81,7 +87,8 @@ def recommender_train(
     version = run_services.model_version_register(
         workspace=workspace, family=FAMILY_PREFIX + model, artifact=artifact, metrics=metrics,
         # the fallback for customers the model has not seen, kept where serving reads fast
-        params={"model": model, **params, "popular": data.item_labels[popular].tolist()},
+        params={"model": model, **params, "popular": data.item_labels[popular].tolist(),
+                "repeat_purchases": repeat_purchases},
         task_run=task_run, slot=FAMILY_PREFIX,
     )  # fmt: skip
     if version.status == ModelVersion.Status.ACTIVE:
@@ -97,8 +104,10 @@ def recommendations_write(
     progress: Callable[[float, str], None] = lambda pct, msg: None,
 ) -> int:
     """Writes every known customer's top `top_n` active products from `version` (items they
-    bought are left out); returns how many customers got a list."""
+    bought are left out unless the version allows repeat purchases); returns how many customers
+    got a list."""
     artifact = registry.load(version.artifact_path)
+    repeat_purchases = bool(version.params.get("repeat_purchases"))
     model, customers, products = artifact["model"], artifact["customers"], artifact["products"]
     seen = artifact["seen"]
     workspace = version.workspace
@@ -118,8 +127,9 @@ def recommendations_write(
         chunk = codes[start : start + batch]
         scores = np.asarray(model.score(chunk), dtype=np.float64)
         scores[:, ~usable] = -np.inf
-        rows = seen[chunk]
-        scores[np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)), rows.indices] = -np.inf
+        if not repeat_purchases:
+            rows = seen[chunk]
+            scores[np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)), rows.indices] = -np.inf
         top = np.argsort(-scores, axis=1)[:, :top_n]
         objs = [
             Recommendation(
@@ -144,11 +154,13 @@ def recommendations_write(
 
 def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
     """The customer's precomputed products, or the active version's most popular ones for a
-    customer it has never seen (new customers, no purchases yet)."""
+    customer it has never seen (new customers, no purchases yet) — less what they have bought,
+    unless the version allows repeat purchases."""
     row = Recommendation.objects.filter(customer=customer).first()
+    bought: set[int] = set()
     if row is not None:
         ids = [pid for pid, _ in row.products[:limit]]
-        source, version = "personal", row.model_version_id
+        source, version_id = "personal", row.model_version_id
     else:
         version = ModelVersion.objects.filter(
             workspace_id=customer.workspace_id, family__startswith=FAMILY_PREFIX,
@@ -157,13 +169,12 @@ def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
         if version is None:
             return {"source": "none", "model_version": None, "results": []}
         ids = version.params.get("popular", [])
-        source, version = "popular", version.pk
-    bought = (
-        set(selectors.purchased_product_ids(customer=customer)) if source == "popular" else set()
-    )
+        source, version_id = "popular", version.pk
+        if not version.params.get("repeat_purchases"):
+            bought = set(selectors.purchased_product_ids(customer=customer))
     rows = {
         row["id"]: row
         for row in Product.objects.filter(pk__in=ids, active=True).values(*selectors.PRODUCT_VALUES)
     }  # one query for the list, in the model's order
     results = [rows[pid] for pid in ids if pid in rows and pid not in bought][:limit]
-    return {"source": source, "model_version": version, "results": results}
+    return {"source": source, "model_version": version_id, "results": results}

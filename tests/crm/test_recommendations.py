@@ -105,6 +105,45 @@ def test_dlae_is_trained_when_no_model_is_named(workspace):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_repeat_purchases_keep_what_customers_bought_in_their_lists(workspace):
+    from crm import selectors
+    from crm.services.recommendations import (
+        recommendations_for,
+        recommendations_write,
+        recommender_train,
+    )
+    from workers.services import model_version_promote
+
+    groups = seed_two_tastes(workspace)
+    tea = Customer.objects.get(pk=groups["T"][0])
+    bought = set(selectors.purchased_product_ids(customer=tea))
+    plain = recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
+    assert plain.params["repeat_purchases"] is False
+    listed = {pid for pid, _ in Recommendation.objects.get(customer=tea).products}
+    assert listed and not listed & bought
+    # A newcomer who has bought the most popular product is not offered it again...
+    newcomer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "n@x.io"}]).ids[0]
+    top = recommendations_for(customer=Customer.objects.get(pk=newcomer), limit=1)["results"][0]
+    services.order_bulk_upsert(workspace=workspace, rows=[{
+        "external_id": "new-1", "customer": newcomer, "placed_at": "2026-04-01T10:00:00Z",
+        "lines": [{"sku": top["sku"], "quantity": 1, "unit_price": 5}],
+    }])  # fmt: skip
+    newcomer = Customer.objects.get(pk=newcomer)
+    assert top["id"] not in [p["id"] for p in recommendations_for(customer=newcomer)["results"]]
+
+    # ...until a version that allows repeat purchases (tea runs out) is promoted.
+    repeat = recommender_train(
+        workspace=workspace, model="ease", params={"l2": 1.0}, repeat_purchases=True
+    )
+    # evaluated on every purchase of the last 30 days, buying again included
+    assert repeat.params["repeat_purchases"] is True and repeat.metrics["test_customers"] == 24
+    recommendations_write(version=model_version_promote(version=repeat))
+    listed = [pid for pid, _ in Recommendation.objects.get(customer=tea).products]
+    assert set(listed[:4]) == bought  # what they buy is what they like most
+    assert top["id"] in [p["id"] for p in recommendations_for(customer=newcomer)["results"]]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_served_answers_are_cached_until_something_changes_them(
     workspace, django_assert_num_queries, settings
 ):
@@ -208,3 +247,19 @@ def test_a_worker_trains_the_sequential_recommender_on_the_gpu_queue(workspace, 
         picks = api.get(f"/api/v1/customers/{groups[group][0]}/recommendations?limit=2").json()
         assert picks["source"] == "personal"
         assert all(p["sku"].startswith(group) for p in picks["results"]), picks
+
+
+@pytest.mark.django_db
+def test_nightly_retrain_keeps_each_active_versions_model_and_settings(
+    workspace, django_capture_on_commit_callbacks
+):
+    from crm.services.recommendations import recommender_train
+    from workers.tasks.ml import retrain_recommenders_nightly
+
+    seed_two_tastes(workspace)
+    recommender_train(workspace=workspace, model="dlae", params={"l2": 5.0}, repeat_purchases=True)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert retrain_recommenders_nightly() == 1
+    run = TaskRun.objects.get(kind="workers.tasks.ml.train_recommender")
+    assert run.workspace == workspace and run.queue == "ml"
+    assert run.params == {"model": "dlae", "params": {"l2": 5.0}, "repeat_purchases": True}

@@ -54,11 +54,14 @@ def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_c
     workspace = Workspace.objects.create(slug="w", name="W")
     page = admin_client.get("/admin/workers/modelversion/").content.decode()
     assert "Train model" in page and '<option value="churn">' in page
+    assert '<option value="dlae" selected>' in page  # the platform's default recommender
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = admin_client.post(
-            "/admin/workers/modelversion/train/", {"workspace": workspace.pk, "model": "ease"}
+            "/admin/workers/modelversion/train/",
+            {"workspace": workspace.pk, "model": "ease", "repeat_purchases": "1"},
         )
     assert response.status_code == 302
     run = TaskRun.objects.get()
     assert run.kind == "workers.tasks.ml.train_recommender" and run.queue == "ml"
     assert run.workspace == workspace and len(callbacks) == 1
+    assert run.params == {"model": "ease", "repeat_purchases": True}

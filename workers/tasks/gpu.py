@@ -7,5 +7,6 @@ from workers.tracking import Progress, tracked_task
 
 @tracked_task()
 def train_sequential_recommender(run: TaskRun, progress: Progress) -> dict:
-    """Params: model (sasrec), params (dict: epochs, max_len, hidden...), holdout_days (int)."""
+    """Params: model (sasrec), params (dict: epochs, max_len, hidden...), holdout_days (int),
+    repeat_purchases (bool)."""
     return run_recommender_training(run, progress)

@@ -26,7 +26,8 @@ def recommender_task(model: str):
 
 @tracked_task()
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
-    """Params: model (dlae, ease, itemknn, als, popular), params (dict), holdout_days (int)."""
+    """Params: model (dlae, ease, itemknn, als, popular), params (dict), holdout_days (int),
+    repeat_purchases (bool: lists may hold products the customer already bought)."""
     return run_recommender_training(run, progress)
 
 
@@ -39,6 +40,7 @@ def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
         model=run.params.get("model", recommendations.DEFAULT_MODEL),
         params=run.params.get("params") or {},
         holdout_days=int(run.params.get("holdout_days", 30)),
+        repeat_purchases=bool(run.params.get("repeat_purchases", False)),
         task_run=run,
         progress=progress,
     )
@@ -130,11 +132,13 @@ def retrain_recommenders_nightly() -> int:
     for version in ModelVersion.objects.filter(
         family__startswith="recommend.", status=ModelVersion.Status.ACTIVE
     ).select_related("workspace"):
-        params = {k: v for k, v in version.params.items() if k not in ("model", "popular")}
+        settings = ("model", "popular", "repeat_purchases")
+        params = {k: v for k, v in version.params.items() if k not in settings}
         model = version.params.get("model", "ease")  # versions from before params named it
         task_run_start(
             task=recommender_task(model), workspace=version.workspace,
-            params={"model": model, "params": params},
+            params={"model": model, "params": params,
+                    "repeat_purchases": bool(version.params.get("repeat_purchases"))},
         )  # fmt: skip
         started += 1
     return started

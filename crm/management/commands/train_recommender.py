@@ -20,6 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", required=True)
         parser.add_argument("--model", default=DEFAULT_MODEL, choices=recommend.names())
         parser.add_argument("--params", default="{}", help='JSON, e.g. {"l2": 500}')
+        parser.add_argument(
+            "--repeat-purchases", action="store_true",
+            help="lists may hold products the customer already bought (consumables)",
+        )  # fmt: skip
         parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
 
     def handle(self, *args, **opts) -> None:
@@ -32,7 +36,8 @@ class Command(BaseCommand):
             raise CommandError(f"--params is not JSON: {exc}") from exc
         run = task_run_start(
             task=recommender_task(opts["model"]), workspace=workspace,
-            params={"model": opts["model"], "params": params},
+            params={"model": opts["model"], "params": params,
+                    "repeat_purchases": opts["repeat_purchases"]},
         )  # fmt: skip
         self.stdout.write(f"task run {run.pk} queued on {run.queue}")
         while opts["wait"]:
