@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from crm.admin.scope import WorkspaceScopedAdmin
 from crm.models import Product
+from crm.services import products_set_active
 
 
 @admin.register(Product)
@@ -14,8 +15,10 @@ class ProductAdmin(WorkspaceScopedAdmin):
 
     @admin.action(description="Mark inactive (never recommended)")
     def deactivate(self, request, queryset) -> None:
-        self.message_user(request, f"Deactivated {queryset.update(active=False)} product(s).")
+        changed = products_set_active(products=queryset, active=False)
+        self.message_user(request, f"Deactivated {changed} product(s).")
 
     @admin.action(description="Mark active")
     def activate(self, request, queryset) -> None:
-        self.message_user(request, f"Activated {queryset.update(active=True)} product(s).")
+        changed = products_set_active(products=queryset, active=True)
+        self.message_user(request, f"Activated {changed} product(s).")

@@ -206,7 +206,7 @@ def import_file(
         progress("products", 1, 1)
         customers = _import_customers(workspace, frame, summary, progress)
         _import_orders(workspace, frame, products, customers, summary, progress)
-        recommendations_changed(workspace_id=workspace.pk)
+        recommendations_changed(workspace_id=workspace.pk, products=True)
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
 

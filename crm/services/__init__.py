@@ -5,7 +5,7 @@ from crm.services.customers import consent_set, customer_bulk_upsert, customer_u
 from crm.services.events import event_bulk_create
 from crm.services.orders import order_bulk_upsert
 from crm.services.privacy import customer_erased, privacy_erase, privacy_export
-from crm.services.products import product_bulk_upsert
+from crm.services.products import product_bulk_upsert, products_set_active
 
 __all__ = [
     "api_key_create",
@@ -19,4 +19,5 @@ __all__ = [
     "privacy_erase",
     "privacy_export",
     "product_bulk_upsert",
+    "products_set_active",
 ]

@@ -1,8 +1,10 @@
-"""Product writes: bulk upsert by SKU."""
+"""Product writes: bulk upsert by SKU, marking products (in)active."""
 
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from crm import validation as v
 from crm.models import Product, Workspace
@@ -81,5 +83,15 @@ def product_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
     if to_update:
         Product.objects.bulk_update(to_update, [*fields_changed, "updated_at"], batch_size=2000)
     if to_create or to_update:
-        recommendations_changed(workspace_id=workspace.pk)
+        recommendations_changed(workspace_id=workspace.pk, products=True)
     return result
+
+
+def products_set_active(*, products: QuerySet[Product], active: bool) -> int:
+    """Marks `products` active or inactive in one UPDATE (which sends no signals, so the served
+    recommendations are told here); returns how many rows changed."""
+    workspaces = set(products.values_list("workspace_id", flat=True).distinct())
+    changed = products.update(active=active, updated_at=timezone.now())
+    for workspace_id in workspaces:
+        recommendations_changed(workspace_id=workspace_id, products=True)
+    return changed

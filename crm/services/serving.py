@@ -3,8 +3,9 @@
 Reading a customer's list the general way takes three queries and most of a request's CPU
 (measured in bench/serving.py); a cached body takes one Redis round trip, and an answer not yet
 cached one query (the customer and their list together), with the product rows kept in each
-process for as long as the generation lasts. Answers are keyed by customer id, so a reference by
-e-mail or external id is resolved first and always names the customer it names now.
+process until a product is written (a catalogue stamp beside the generation). Answers are keyed
+by customer id, so a reference by e-mail or external id is resolved first and always names the
+customer it names now.
 
 Anything that can change many answers — new lists written, a promoted or rolled-back version, a
 product edited or deactivated, an erased or deleted customer — moves the workspace's generation
@@ -36,17 +37,18 @@ from marketing_ai.fastjson import JSONRenderer
 log = logging.getLogger(__name__)
 
 PREFIX = "mai:recs"
-# KEYS: the workspace's generation, the customer's stamp; ARGV[1]: the answer's key without them.
-# Returns {"generation:stamp", body or false} in one round trip.
+# KEYS: the workspace's generation, the customer's stamp, the workspace's catalogue stamp;
+# ARGV[1]: the answer's key without them. Returns {"generation:stamp", body or false, catalogue
+# stamp} in one round trip.
 _LOOKUP = """
 local current = (redis.call('GET', KEYS[1]) or '0') .. ':' .. (redis.call('GET', KEYS[2]) or '0')
-return {current, redis.call('GET', ARGV[1] .. ':' .. current)}
+return {current, redis.call('GET', ARGV[1] .. ':' .. current), redis.call('GET', KEYS[3]) or '0'}
 """
 _lookup = None
-# workspace id -> (generation, {product id: row}); bounded, rebuilt when the generation moves
+# workspace id -> (catalogue stamp, {product id: row}); bounded, rebuilt when a product changes
 _products: dict[int, tuple[bytes, dict[int, dict]]] = {}
 PRODUCTS_KEPT = 50_000
-CATALOGUE_LOADED_WHOLE = 10_000  # ~50 ms to read once per process and generation
+CATALOGUE_LOADED_WHOLE = 10_000  # ~50 ms to read once per process and catalogue stamp
 _catalogue_lock = threading.Lock()
 # An order write naming more customers than this (an import) invalidates the whole workspace.
 ORDERING_CUSTOMERS_KEPT_APART = 1000
@@ -65,18 +67,18 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     if pk is None:
         raise Http404("no such customer")
     key = f"{PREFIX}:{workspace.pk}:{pk}:{limit}"
-    current = None  # b"generation:stamp"
+    current = catalogue = None  # b"generation:stamp", b"catalogue stamp"
     try:
         if _lookup is None or _lookup.registered_client is not kv.client():
             _lookup = kv.client().register_script(_LOOKUP)
-        keys = [_generation_key(workspace.pk), _stamp_key(workspace.pk, pk)]
-        current, body = _lookup(keys=keys, args=[key])
+        keys = [_generation_key(workspace.pk), _stamp_key(workspace.pk, pk),
+                _catalogue_key(workspace.pk)]  # fmt: skip
+        current, body, catalogue = _lookup(keys=keys, args=[key])
         if body:
             return body
     except redis.RedisError as exc:
         log.warning("recommendation cache unavailable: %s", exc)
-    generation = current.split(b":", 1)[0] if current is not None else None
-    answer = _answer(workspace, pk, limit, generation)
+    answer = _answer(workspace, pk, limit, catalogue)
     if answer is None:  # no list of their own: the popularity fallback, the general way
         answer = recommendations_for(
             customer=selectors.customer_get(workspace=workspace, ref=str(pk)), limit=limit
@@ -92,7 +94,7 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     return body
 
 
-def _answer(workspace: Workspace, pk: int, limit: int, generation: bytes | None) -> dict | None:
+def _answer(workspace: Workspace, pk: int, limit: int, catalogue: bytes | None) -> dict | None:
     """recommendations_for's answer for a customer with a list of their own, in one query; None
     for a customer without one."""
     # Written out: the ORM spent more time building this statement than the database running it.
@@ -106,7 +108,7 @@ def _answer(workspace: Workspace, pk: int, limit: int, generation: bytes | None)
         return None
     products = orjson.loads(products) if isinstance(products, str | bytes) else products
     ids = [pid for pid, _ in products[:limit]]
-    rows = _product_rows(workspace.pk, generation, ids)
+    rows = _product_rows(workspace.pk, catalogue, ids)
     results = [rows[pid] for pid in ids if pid in rows and rows[pid]["active"]]
     return {"source": "personal", "model_version": version, "results": results}
 
@@ -120,27 +122,27 @@ def _LIST_SQL() -> str:  # noqa: N802 - a constant, built once the models are re
     return f"SELECT r.products, r.model_version_id FROM {joined} WHERE {where}"  # noqa: S608
 
 
-def _product_rows(workspace_id: int, generation: bytes | None, ids: list[int]) -> dict:
-    """Product rows by id; kept per process while the workspace's generation stands (any
-    product change moves it on). A catalogue of up to CATALOGUE_LOADED_WHOLE products is read
-    in one query when the generation is new: otherwise the first few hundred answers of each
-    process each paid an ORM query for the products not seen yet."""
-    kept_generation, rows = _products.get(workspace_id, (None, {}))
-    if generation is None or kept_generation != generation or len(rows) > PRODUCTS_KEPT:
+def _product_rows(workspace_id: int, catalogue: bytes | None, ids: list[int]) -> dict:
+    """Product rows by id; kept per process while the workspace's catalogue stamp stands (every
+    product write moves it on). A catalogue of up to CATALOGUE_LOADED_WHOLE products is read in
+    one query when the stamp is new: otherwise the first few hundred answers of each process each
+    paid an ORM query for the products not seen yet."""
+    kept, rows = _products.get(workspace_id, (None, {}))
+    if catalogue is None or kept != catalogue or len(rows) > PRODUCTS_KEPT:
         rows = {}
-        if generation is not None:
+        if catalogue is not None:
             with _catalogue_lock:  # one thread of the process reads it; the others wait for it
-                kept_generation, rows = _products.get(workspace_id, (None, {}))
-                if kept_generation != generation or len(rows) > PRODUCTS_KEPT:
+                kept, rows = _products.get(workspace_id, (None, {}))
+                if kept != catalogue or len(rows) > PRODUCTS_KEPT:
                     rows = _catalogue(workspace_id)
-                    _products[workspace_id] = (generation, rows)
+                    _products[workspace_id] = (catalogue, rows)
     # With the whole catalogue read, only a product deleted since its list was written is missing.
     missing = [pid for pid in ids if pid not in rows]
     if missing:
         query = Product.objects.filter(workspace_id=workspace_id, pk__in=missing)
         rows = {**rows, **{row["id"]: row for row in query.values(*selectors.PRODUCT_VALUES)}}
-    if generation is not None:
-        _products[workspace_id] = (generation, rows)
+    if catalogue is not None:
+        _products[workspace_id] = (catalogue, rows)
     return rows
 
 
@@ -151,12 +153,18 @@ def _catalogue(workspace_id: int) -> dict:
     return {row["id"]: row for row in loaded} if len(loaded) <= CATALOGUE_LOADED_WHOLE else {}
 
 
-def recommendations_changed(*, workspace_id: int) -> None:
-    """Every cached answer of the workspace is stale once the current transaction commits."""
+def recommendations_changed(*, workspace_id: int, products: bool = False) -> None:
+    """Every cached answer of the workspace is stale once the current transaction commits; with
+    `products`, so are the product rows each process keeps (new lists or a promoted version leave
+    them standing)."""
 
     def bump() -> None:
         try:
-            kv.client().incr(_generation_key(workspace_id))
+            with kv.client().pipeline(transaction=False) as pipe:
+                pipe.incr(_generation_key(workspace_id))
+                if products:
+                    pipe.incr(_catalogue_key(workspace_id))
+                pipe.execute()
         except redis.RedisError as exc:
             # Entries written before the outage may outlive it until they expire.
             log.warning("could not invalidate cached recommendations: %s", exc)
@@ -191,6 +199,10 @@ def _generation_key(workspace_id: int) -> str:
     return f"{PREFIX}:generation:{workspace_id}"
 
 
+def _catalogue_key(workspace_id: int) -> str:
+    return f"{PREFIX}:catalogue:{workspace_id}"
+
+
 def _stamp_key(workspace_id: int, customer_id: int) -> str:
     return f"{PREFIX}:stamp:{workspace_id}:{customer_id}"
 
@@ -199,7 +211,7 @@ def _changed(sender, instance, **kwargs) -> None:
     if sender.__name__ == "ModelVersion" and not instance.family.startswith("recommend."):
         return
     if instance.workspace_id is not None:
-        recommendations_changed(workspace_id=instance.workspace_id)
+        recommendations_changed(workspace_id=instance.workspace_id, products=sender is Product)
 
 
 def _erased(sender, customer, **kwargs) -> None:

@@ -145,7 +145,7 @@ def test_repeat_purchases_keep_what_customers_bought_in_their_lists(workspace):
 
 @pytest.mark.django_db(transaction=True)
 def test_served_answers_are_cached_until_something_changes_them(
-    workspace, django_assert_num_queries, settings
+    workspace, django_assert_num_queries, settings, admin_client
 ):
     from crm.models import Product
     from crm.services.recommendations import recommender_train
@@ -165,7 +165,8 @@ def test_served_answers_are_cached_until_something_changes_them(
         assert api.get(url).json() == first
     # The first answer read the whole (small) catalogue: another customer's costs one query.
     with django_assert_num_queries(1):
-        assert api.get(url.replace(str(tea), str(groups["T"][1]))).json()["source"] == "personal"
+        other_tea = f"/api/v1/customers/{groups['T'][1]}/recommendations?limit=2"
+        assert api.get(other_tea).json()["source"] == "personal"
 
     # An edited product (a single save, as in the admin) reaches the next answer.
     top = Product.objects.get(pk=first["results"][0]["id"])
@@ -179,6 +180,13 @@ def test_served_answers_are_cached_until_something_changes_them(
         workspace=workspace, rows=[{"sku": renamed, "name": "Renamed tea", "price": 5}]
     )
     assert api.get(url).json()["results"][0]["name"] == "Renamed tea"
+    # And the admin's bulk action (one UPDATE, which sends no signals).
+    response = admin_client.post(
+        "/admin/crm/product/",
+        {"action": "deactivate", "_selected_action": [after["results"][0]["id"]]},
+    )
+    assert response.status_code == 302
+    assert after["results"][0]["id"] not in [p["id"] for p in api.get(url).json()["results"]]
 
     # A newcomer's popular picks leave out what they go on to buy.
     newcomer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "n@x.io"}]).ids[0]
