@@ -15,7 +15,7 @@ After a warm-up (the plain view, then 200 customers' recommendations: imports, c
 process's copy of the catalogue): *first request* walks the other customers in order, each
 asked once, so every answer is read from the database and put in the cache; then the anchor, a
 plain view serving 10 customer rows by `.values()` with no authentication; both three times, the
-cache made stale between rounds as a product edit makes it (the table gives the medians). Last,
+cache made stale between rounds as new lists make it (the table gives the medians). Last,
 *repeat requests* draws 2,000 customers at random after a pass that caches their answers. The
 load generator, PostgreSQL and Redis share the same two cores with the server.
 """
@@ -159,7 +159,7 @@ def main() -> None:
             wrk(port, scripts["warm"], seconds=5)
             firsts, plains = [], []
             for n in range(PASSES):
-                if n:  # every cached answer stale, as after a product edit
+                if n:  # every cached answer stale, as after new lists or a promotion
                     recommendations_changed(workspace_id=workspace.pk)
                 logged = _lines(work / "access.log")
                 # short enough that no customer is asked twice at the offered rate
