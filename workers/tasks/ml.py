@@ -132,8 +132,8 @@ def retrain_recommenders_nightly() -> int:
     for version in ModelVersion.objects.filter(
         family__startswith="recommend.", status=ModelVersion.Status.ACTIVE
     ).select_related("workspace"):
-        settings = ("model", "popular", "repeat_purchases")
-        params = {k: v for k, v in version.params.items() if k not in settings}
+        not_model_params = ("model", "popular", "repeat_purchases")
+        params = {k: v for k, v in version.params.items() if k not in not_model_params}
         model = version.params.get("model", "ease")  # versions from before params named it
         task_run_start(
             task=recommender_task(model), workspace=version.workspace,
