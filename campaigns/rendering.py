@@ -1,10 +1,13 @@
-"""Variant templates: compiled once per variant, rendered per recipient.
+"""Variant templates: compiled once per variant, rendered per recipient from plain data.
 
-A variant's subject, preheader and HTML body are Django templates with the customer in the
-context (`{{ customer.first_name }}`) and the recommendation tag available without a `{% load %}`.
-The plain-text part is made from the HTML *template* once (HTML -> text, template tags kept), so
-each message renders two templates instead of parsing its own HTML again. Links are rewritten
-to signed click-tracking URLs and an open pixel is added when tracking is on.
+A variant's subject, preheader and HTML body are templates in the fenced engine of
+`campaigns.sandbox` (allow-listed tags, a time/size/loop budget per message). They see only what
+`recipient_context` prepares: the recipient's own fields as a read-only record, the products the
+`{% recommend %}` tag will show (worked out before rendering), and the message's links; never a
+model object, so no template reaches another row. The plain-text part is made from the HTML
+*template* once (HTML -> text, template tags kept), so each message renders two templates
+instead of parsing its own HTML again. Links are rewritten to signed click-tracking URLs and an
+open pixel is added when tracking is on.
 """
 
 import re
@@ -14,22 +17,26 @@ from html import unescape
 from html.parser import HTMLParser
 
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, TemplateSyntaxError
 
 from campaigns import tracking
-
-ENGINE = Engine(
-    builtins=["crm.templatetags.recommendations"],
-    libraries={},
-    autoescape=True,
-    string_if_invalid="",
+from campaigns.sandbox import (
+    RECOMMENDATIONS,
+    Record,
+    RenderLimit,
+    VariantError,
+    check_plain,
+    compile_template,
+    literal,
+    plain,
+    recommendation_count,
 )
+from campaigns.sandbox import budget as sandbox_budget
+
+__all__ = ["VariantError", "RenderLimit", "CompiledVariant", "compile_variant", "compiled",
+           "recipient_context", "html_to_text"]  # fmt: skip
 
 LINK = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
-
-
-class VariantError(ValueError):
-    """A variant whose template cannot compile or render; carries a message for staff."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,21 @@ class CompiledVariant:
     preheader: object
     html: object | None
     text: object
+    recommendations: int = 0  # products the templates' {% recommend %} tags ask for
+    chat_url: bool = False  # whether a template mentions {{ chat_url }}
 
     def render(self, context: dict, *, message_token: str | None = None) -> Rendered:
+        """Renders from `recipient_context`'s plain data; raises RenderLimit past the budget."""
+        check_plain(context)
+        with sandbox_budget():
+            return self._render(context, message_token)
+
+    def render_for(self, customer, *, message_token: str | None = None, **links: str) -> Rendered:
+        """Renders for one recipient: `recipient_context` then `render`."""
+        context = recipient_context(customer, self, **links)
+        return self.render(context, message_token=message_token)
+
+    def _render(self, context: dict, message_token: str | None) -> Rendered:
         ctx = Context(context, autoescape=False)
         subject = " ".join(self.subject.render(ctx).split())
         text = self.text.render(ctx).strip()
@@ -71,22 +91,25 @@ def compile_variant(
     compiled = {}
     for name, source in fields.items():
         try:
-            compiled[name] = ENGINE.from_string(source or "")
+            compiled[name] = compile_template(source)
         except TemplateSyntaxError as exc:
             raise VariantError(f"{name}: {exc}") from exc
     if body_html.strip() and "unsubscribe_url" not in body_html:
         body_html = _with_footer(body_html)
-        compiled["body_html"] = ENGINE.from_string(body_html)
+        compiled["body_html"] = compile_template(body_html)
     text_source = body_text or html_to_text(body_html)
     try:
-        text = ENGINE.from_string(text_source)
+        text = compile_template(text_source)
     except TemplateSyntaxError as exc:
         raise VariantError(f"body_text: {exc}") from exc
+    sources = (subject, preheader, body_html, text_source)
     return CompiledVariant(
         subject=compiled["subject"],
         preheader=compiled["preheader"],
         html=compiled["body_html"] if body_html.strip() else None,
         text=text,
+        recommendations=recommendation_count([*compiled.values(), text]),
+        chat_url=any("chat_url" in (source or "") for source in sources),
     )
 
 
@@ -159,7 +182,9 @@ class _TextMaker(HTMLParser):
     BLOCK = {"p", "div", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "section"}
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        # Character references are ours to decode: a brace written as `&#123;` (generated copy is
+        # escaped so) must stay text in the plain-text *template*, not become template code.
+        super().__init__(convert_charrefs=False)
         self.parts: list[str] = []
         self.hrefs: list[str | None] = []
         self.skip = 0
@@ -196,6 +221,17 @@ class _TextMaker(HTMLParser):
         if not self.skip:
             self.parts.append(re.sub(r"\s+", " ", data))
 
+    def handle_charref(self, name: str) -> None:
+        self._reference(f"&#{name};")
+
+    def handle_entityref(self, name: str) -> None:
+        self._reference(f"&{name};")
+
+    def _reference(self, reference: str) -> None:
+        if not self.skip:
+            char = unescape(reference)
+            self.parts.append(" " if char.isspace() else literal(char))
+
 
 def html_to_text(html: str) -> str:
     maker = _TextMaker()
@@ -206,12 +242,40 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def customer_context(customer, **extra) -> dict:
-    """What a variant template sees about its recipient (no other customer's data);
-    `{{ chat_url }}` opens the support chat signed in as them."""
-    # A callable: templates call it only where it is used, so sends that do not pay nothing.
-    return {"customer": customer, "first_name": customer.first_name,
-            "chat_url": lambda: _chat_url(customer), **extra}  # fmt: skip
+CUSTOMER_FIELDS = ("first_name", "last_name", "email", "phone", "country", "locale", "time_zone",
+                   "attributes")  # fmt: skip
+
+
+def customer_record(customer) -> dict:
+    """The recipient's own fields, as a template sees them (`{{ customer.first_name }}`)."""
+    fields = {name: getattr(customer, name) for name in CUSTOMER_FIELDS}
+    fields["email"] = fields["email"] or ""
+    fields["attributes"] = fields["attributes"] if isinstance(fields["attributes"], dict) else {}
+    fields["name"] = f"{customer.first_name} {customer.last_name}".strip()
+    return fields
+
+
+def recipient_context(customer, compiled: CompiledVariant, **links: str) -> dict:
+    """Everything a variant may show its recipient, as plain data: their fields, the products
+    its `{% recommend %}` tags will list (looked up here, only when a template asks), the chat
+    link when a template mentions it, and `links` (unsubscribe_url, preferences_url)."""
+    fields = customer_record(customer)
+    record = Record(fields, label=fields["name"] or fields["email"] or "")
+    context = {"customer": record, "first_name": fields["first_name"], **links}
+    if compiled.recommendations:
+        context[RECOMMENDATIONS] = _recommendations(customer, compiled.recommendations)
+    if compiled.chat_url:
+        context["chat_url"] = _chat_url(customer)
+    return {key: plain(value) for key, value in context.items()}
+
+
+def _recommendations(customer, count: int) -> list[dict]:
+    # Imported here: the recommendation service brings numpy, which sends without picks skip.
+    from crm.services.recommendations import recommendations_for
+
+    if not customer.pk:
+        return []
+    return recommendations_for(customer=customer, limit=count)["results"]
 
 
 def _chat_url(customer) -> str:

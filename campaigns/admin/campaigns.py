@@ -264,8 +264,8 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         rendered, error = None, ""
         if variant and customer:
             try:
-                rendered = rendering.compiled(variant).render(
-                    rendering.customer_context(customer, unsubscribe_url="#", preferences_url="#")
+                rendered = rendering.compiled(variant).render_for(
+                    customer, unsubscribe_url="#", preferences_url="#"
                 )
             except Exception as exc:  # shown to staff, who are fixing the template
                 error = f"{type(exc).__name__}: {exc}"

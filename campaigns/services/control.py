@@ -162,9 +162,7 @@ def variant_approve(*, variant: Variant, user=None, sample: Customer | None = No
             .first()
         )
         if sample is not None:
-            compiled.render(
-                rendering.customer_context(sample, unsubscribe_url="#", preferences_url="#")
-            )
+            compiled.render_for(sample, unsubscribe_url="#", preferences_url="#")
     except rendering.VariantError as exc:
         raise CampaignError({"body_html": [str(exc)]}) from exc
     except Exception as exc:
@@ -174,9 +172,7 @@ def variant_approve(*, variant: Variant, user=None, sample: Customer | None = No
     _check_generated_copy(variant)
     if variant.campaign.channel == "sms":
         text = (
-            compiled.render(
-                rendering.customer_context(sample, unsubscribe_url="", preferences_url="")
-            ).text
+            compiled.render_for(sample, unsubscribe_url="", preferences_url="").text
             if sample
             else variant.body_text
         )

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import BrandRules, Campaign, Variant
+from campaigns.sandbox import literal, unliteral
 from campaigns.services.control import CampaignError
 from crm.models import Customer, Product
 from marketing_ai.ml.language import copywriter, guardrails
@@ -128,10 +129,13 @@ def _store(campaign, name, draft, brief, model, options) -> Variant:
         "guardrails": draft.report.as_dict(),
         "at": timezone.now().isoformat(),
     }
+    # Every generated field goes in as literal text (the body's braces are escaped by as_html):
+    # the model writes product names an integration chose, and none of it may run as a template.
     if "text" in fields:
-        values = {"body_text": fields["text"]}
+        values = {"body_text": literal(fields["text"])}
     else:
-        values = {"subject": fields["subject"], "preheader": fields["preheader"],
+        values = {"subject": literal(fields["subject"]),
+                  "preheader": literal(fields["preheader"]),
                   "body_html": copywriter.as_html(fields["body"])}  # fmt: skip
     return Variant.objects.create(campaign=campaign, name=name, weight=1, provenance=provenance,
                                   **values)  # fmt: skip
@@ -147,9 +151,9 @@ def variant_copy_check(variant: Variant) -> guardrails.Report | None:
     facts = guardrails.Facts(provenance.get("brief", ""), provenance.get("brief_products", []),
                              catalogue, people)  # fmt: skip
     if variant.campaign.channel == "sms":
-        fields = {"text": variant.body_text}
+        fields = {"text": unliteral(variant.body_text)}
     else:
-        fields = {"subject": variant.subject, "preheader": variant.preheader,
+        fields = {"subject": unliteral(variant.subject), "preheader": unliteral(variant.preheader),
                   "body": _plain(variant.body_html)}  # fmt: skip
     return guardrails.check(fields, rules, facts)
 

@@ -146,12 +146,10 @@ class _Run:
         token = message.token.hex
         unsubscribe_url = tracking.unsubscribe_url(token)
         try:
-            rendered = rendering.compiled(message.variant).render(
-                rendering.customer_context(
-                    message.customer,
-                    unsubscribe_url=unsubscribe_url,
-                    preferences_url=tracking.preferences_url(token),
-                ),
+            rendered = rendering.compiled(message.variant).render_for(
+                message.customer,
+                unsubscribe_url=unsubscribe_url,
+                preferences_url=tracking.preferences_url(token),
                 message_token=token if self.campaign.channel == "email" else None,
             )
         except Exception as exc:  # a template that fails for this customer fails this message

@@ -107,7 +107,7 @@ def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worke
     control.variant_approve(variant=variant)
     # What the recipient gets: the approved copy, personalised, with the footer.
     customer = campaign.include_segments.get().memberships.first().customer
-    rendered = rendering.compiled(variant).render(
-        rendering.customer_context(customer, unsubscribe_url="#u", preferences_url="#p")
+    rendered = rendering.compiled(variant).render_for(
+        customer, unsubscribe_url="#u", preferences_url="#p"
     )
     assert "brings roses to your table" in rendered.text and FOOTER in rendered.text

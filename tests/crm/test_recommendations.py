@@ -71,25 +71,22 @@ def test_worker_trains_and_customers_get_recommendations(workspace, live_worker)
 
 @pytest.mark.django_db
 def test_template_tag_renders_a_customers_picks(workspace):
-    from django.template import Context, Template
-
+    from campaigns import rendering
     from crm.services.recommendations import recommender_train
 
     groups = seed_two_tastes(workspace)
     recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
     customer = Customer.objects.get(pk=groups["C"][0])
-    page = Template(
-        "{% load recommendations %}{% recommend customer 2 as picks %}"
-        "{% for p in picks %}[{{ p.sku }}]{% endfor %}"
-    ).render(Context({"customer": customer}))
-    skus = page.strip("[]").split("][")
+    compiled = rendering.compile_variant(
+        subject="{% load recommendations %}{% recommend customer 2 as picks %}"
+        "{% for p in picks %}[{{ p.sku }}]{% endfor %}",
+        preheader="", body_html="", body_text="{% recommend nobody 3 as p %}{{ p|length }}",
+    )  # fmt: skip
+    assert compiled.recommendations == 3  # the most any tag asks for
+    rendered = compiled.render_for(customer)
+    skus = rendered.subject.strip("[]").split("][")
     assert len(skus) == 2 and all(s.startswith("C") for s in skus)
-    assert (
-        Template("{% load recommendations %}{% recommend nobody 3 as p %}{{ p|length }}").render(
-            Context({"nobody": None})
-        )
-        == "0"
-    )
+    assert rendered.text == "0"  # anyone but the recipient gets no picks
 
 
 @pytest.mark.django_db

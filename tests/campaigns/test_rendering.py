@@ -1,0 +1,195 @@
+"""Variant templates run in a fence: plain data in, allow-listed tags, a budget per message.
+Each test here reproduces a hole an outside review found (issue 14, findings 1 and 3)."""
+
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from campaigns import rendering, sandbox
+from campaigns.models import Variant
+from campaigns.services import copy
+from crm import services
+from crm.models import Customer, Product, Workspace
+from marketing_ai.ml.language import copywriter, guardrails
+from tests.campaigns.conftest import make_audience, make_campaign
+
+WALK = (
+    "{% for u in customer.workspace.members.all %}{{ u.password }}"
+    "{% for w in u.workspaces.all %}{% for c in w.customers.all %}[{{ c.email }}]"
+    "{% endfor %}{% endfor %}{% endfor %}"
+    "{{ customer.workspace.name }}{{ customer.identities.all }}pk=[{{ customer.pk }}]"
+)
+
+
+def compile_body(body: str, **fields) -> rendering.CompiledVariant:
+    return rendering.compile_variant(subject=fields.get("subject", "Hi"), preheader="",
+                                     body_html=body, body_text=fields.get("text", ""))  # fmt: skip
+
+
+@pytest.fixture
+def two_shops(db):
+    """Workspace A with a recipient; its staff member also belongs to B, which has customers."""
+    a = Workspace.objects.create(slug="a", name="Shop A")
+    b = Workspace.objects.create(slug="b", name="Shop B")
+    staff = User.objects.create_user("both", password="a-long-password-1", is_staff=True)
+    a.members.add(staff)
+    b.members.add(staff)
+    Customer.objects.create(workspace=b, email="secret@b.example", first_name="Bea")
+    segment = make_audience(a, 1)
+    return a, b, staff, segment
+
+
+def test_a_template_cannot_walk_from_its_recipient_to_other_workspaces(two_shops):
+    a, _, staff, segment = two_shops
+    campaign = make_campaign(a, segment)
+    # Written through the API, as anyone with a campaigns:write key could.
+    _, secret = services.api_key_create(workspace=a, name="w", scopes=["campaigns:write"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    variant = campaign.variants.get()
+    answer = api.patch(f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}",
+                       {"body_html": f"<p>Hi {{{{ customer.first_name }}}}</p>{WALK}"})  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    variant.refresh_from_db()
+    recipient = segment.memberships.get().customer
+
+    rendered = rendering.compiled(variant).render_for(recipient)  # what a send renders
+    assert f"Hi {recipient.first_name}" in rendered.html
+    for leaked in ("secret@b.example", "pbkdf2", "Shop A", f"pk=[{recipient.pk}]"):
+        assert leaked not in rendered.html and leaked not in rendered.text
+
+    # The admin's preview renders the same way.
+    client = APIClient()
+    client.force_login(User.objects.create_superuser("boss", password="a-long-password-2"))
+    a.members.add(User.objects.get(username="boss"))
+    page = client.get(reverse("admin:campaigns_campaign_preview", args=[campaign.pk]))
+    assert page.status_code == 200
+    assert b"secret@b.example" not in page.content and b"pbkdf2" not in page.content
+
+
+def test_the_context_holds_plain_data_only(two_shops):
+    a, _, _, segment = two_shops
+    recipient = segment.memberships.get().customer
+    compiled = compile_body("<p>{{ customer }}</p>")
+    context = rendering.recipient_context(recipient, compiled, unsubscribe_url="#")
+    assert isinstance(context["customer"], sandbox.Record)
+    assert context["customer"]["email"] == recipient.email
+    with pytest.raises(TypeError, match="plain data only"):
+        compiled.render({**context, "customer": recipient})  # a model object is refused
+    with pytest.raises(TypeError, match="plain data only"):
+        compiled.render({**context, "them": Customer.objects.all()})
+    assert recipient.first_name in compiled.render(context).html  # str() of the record: a name
+
+
+def test_records_are_read_only():
+    record = sandbox.plain({"tags": ["a", "b"], "nested": {"x": 1}})
+    compiled = compile_body("{{ customer.nested.clear }}{{ customer.tags.pop }}")
+    with pytest.raises(TypeError):
+        record["tags"] = []  # type: ignore[index]
+    assert isinstance(record["tags"], tuple) and record["nested"]["x"] == 1
+    compiled.render({"customer": record})
+    assert record["nested"]["x"] == 1 and record["tags"] == ("a", "b")
+
+
+@pytest.mark.parametrize("source", [
+    "{% debug %}", "{% include 'admin/base.html' %}", "{% extends 'admin/base.html' %}",
+    "{% load static %}", "{% url 'admin:index' %}", "{% lorem 100000 w %}", "{% csrf_token %}",
+    "{{ customer|pprint }}",
+])  # fmt: skip
+def test_tags_that_reach_outside_the_message_do_not_compile(source):
+    with pytest.raises(rendering.VariantError):
+        compile_body(source)
+
+
+def test_old_variants_with_load_recommendations_still_compile():
+    compiled = compile_body("{% load recommendations %}{% recommend customer 3 as p %}x")
+    assert compiled.recommendations == 3
+
+
+@pytest.mark.parametrize("body, reason", [
+    # The review's 3,000 x 3,000 loop took 22 s in a web request.
+    ("{% for a in customer.attributes.big %}{% for b in customer.attributes.big %}"
+     "{% endfor %}{% endfor %}", "loops ran"),
+    ("{% for a in customer.attributes.big %}{{ customer.attributes.text }}{% endfor %}",
+     "longer than"),
+    ("{{ customer.first_name|ljust:'100000000' }}", "width"),
+    ("{{ customer.attributes.big|join:customer.attributes.text }}", "longer than"),
+    ("{{ 1.5|floatformat:'100000' }}", "decimals"),
+    ("{{ 'x'|stringformat:'100000000s' }}", "width"),
+])  # fmt: skip
+def test_renders_stop_at_the_budget(body, reason):
+    customer = sandbox.plain({"first_name": "Ann", "attributes": {
+        "big": list(range(3000)), "text": "y" * 2000}})  # fmt: skip
+    compiled = compile_body(f"<p>{body}</p>")
+    started = time.monotonic()
+    with pytest.raises(rendering.RenderLimit, match=reason):
+        compiled.render({"customer": customer, "unsubscribe_url": "#"})
+    assert time.monotonic() - started < 3
+
+
+def test_the_time_budget_stops_a_slow_render(settings):
+    settings.CAMPAIGN_RENDER_SECONDS = 0.05
+    customer = sandbox.plain({"attributes": {"rows": ["x" * 50_000] * 300}})
+    compiled = compile_body(
+        "{% for r in customer.attributes.rows %}{{ r|title|slugify|length }}{% endfor %}"
+    )
+    with pytest.raises(rendering.RenderLimit, match="took longer"):
+        compiled.render({"customer": customer, "unsubscribe_url": "#"})
+
+
+def test_a_template_over_budget_fails_its_message_at_approval(two_shops):
+    a, _, _, segment = two_shops
+    campaign = make_campaign(a, segment)
+    variant = campaign.variants.get()
+    variant.body_html = (
+        '{% for a in "'
+        + "x" * 3000
+        + '"|make_list %}'
+        + ('{% for b in "' + "x" * 3000 + '"|make_list %}{% endfor %}{% endfor %}')
+    )
+    variant.status = Variant.Status.DRAFT
+    variant.save()
+    from campaigns.services import control
+
+    with pytest.raises(control.CampaignError, match="loops ran"):
+        control.variant_approve(variant=variant)
+
+
+@pytest.mark.django_db
+def test_generated_fields_are_text_not_template_code(two_shops, monkeypatch):
+    """Every generated field (the SMS text starts with a product name an integration wrote)
+    comes out as the text it is, braces and all."""
+    a, _, _, segment = two_shops
+    name = "{{ customer.workspace.name }}{% debug %}"
+    Product.objects.create(workspace=a, sku="EVIL", name=name, price=3)
+    recipient = segment.memberships.get().customer
+    for channel in ("email", "sms"):
+        campaign = make_campaign(a, segment, name=f"c-{channel}", channel=channel)
+        draft = copywriter.Draft(
+            fields=({"text": f"{name} is back. Reply STOP to opt out."} if channel == "sms" else
+                    {"subject": f"{name} for you", "preheader": f"Only {name}",
+                     "body": f"{name} is here."}),
+            report=guardrails.Report(failures=[]),
+            prompts={}, seed=1, attempts=1,
+        )  # fmt: skip
+        brief = copy.copy_brief(campaign=campaign, params={"products": ["EVIL"], "goal": "x"})
+
+        class Model:
+            def describe(self) -> dict:
+                return {"model": "test"}
+
+        variant = copy._store(campaign, "AI 1", draft, brief, Model(), {})
+        rendered = rendering.compiled(variant).render_for(recipient, unsubscribe_url="#")
+        if channel == "sms":
+            assert rendered.text == f"{name} is back. Reply STOP to opt out."
+        else:
+            assert rendered.subject == f"{name} for you"
+            assert f"Only {name}" in rendered.html and f"{name} is here." in rendered.text
+        assert "Shop A" not in rendered.text + rendered.html + rendered.subject
+        # The brand rules read the copy as words, not as escaped template code.
+        stored = variant.body_text if channel == "sms" else variant.subject
+        assert "{{" not in stored and name in sandbox.unliteral(stored)
+        assert copy.variant_copy_check(variant) is not None
