@@ -264,6 +264,11 @@ CAMPAIGN_HTTP_CHANNELS = {
     }
     for kind in ("sms", "webhook")
 }
+# Outbound HTTP (webhooks, the SMS and webhook channels; campaigns.outbound) calls public https
+# addresses only. Local integrations and tests opt in, in every mode alike: a default that
+# differed in development would hide the refusal until production.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 # Messages per second per workspace and channel, shared by all workers (0 = no limit).
 CAMPAIGN_RATE_LIMITS = {
     "email": env.float("CAMPAIGN_EMAIL_RATE", default=0),
@@ -280,9 +285,6 @@ CAMPAIGN_CLAIM_LEASE_SECONDS = env.float("CAMPAIGN_CLAIM_LEASE_SECONDS", default
 CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=60.0)
 CAMPAIGN_RETRY_MAX_SECONDS = env.float("CAMPAIGN_RETRY_MAX_SECONDS", default=3600.0)
 CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=6)
-# A variant's render (subject, text and HTML of one message) stops past these (campaigns.sandbox).
-CAMPAIGN_RENDER_SECONDS = env.float("CAMPAIGN_RENDER_SECONDS", default=2.0)
-CAMPAIGN_RENDER_MAX_CHARS = env.int("CAMPAIGN_RENDER_MAX_CHARS", default=1_000_000)
 
 # --- language models ------------------------------------------------------------------------
 # MARKETING_AI_LLM: a hub id, model folder or .gguf file (default: the packaged SmolLM2-135M);

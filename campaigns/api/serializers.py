@@ -3,6 +3,7 @@
 from django.utils.crypto import get_random_string
 from rest_framework import serializers
 
+from campaigns import outbound
 from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
 from crm.models import Segment
 
@@ -83,6 +84,12 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         model = WebhookEndpoint
         fields = ["id", "url", "secret", "events", "active", "created_at"]
         read_only_fields = ["created_at"]
+
+    def validate_url(self, value: str) -> str:
+        problem = outbound.url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def create(self, validated_data: dict) -> WebhookEndpoint:
         validated_data.setdefault("secret", get_random_string(40))

@@ -5,6 +5,10 @@ signature of the body (`X-Marketing-AI-Signature: sha256=<hex>`). A 2xx answer i
 429 and 5xx (and timeouts) are retried later (honouring Retry-After); other 4xx fail for good.
 An HTTP call cannot be split like SMTP, so the ledger commits after the 2xx: a worker killed in
 between repeats the call with the same Idempotency-Key.
+
+The gateway URL goes through campaigns.outbound like a webhook's: public https addresses unless
+the operator allows others (WEBHOOK_ALLOW_HTTP, WEBHOOK_ALLOW_PRIVATE_NETWORKS), no redirects,
+and the reason logged on the message is the status code, not the gateway's body.
 """
 
 import hashlib
@@ -14,6 +18,7 @@ import json
 import requests
 from django.conf import settings
 
+from campaigns import outbound
 from campaigns.channels import Channel, HandOff, Outcome, Outgoing
 
 RETRYABLE = {408, 425, 429}
@@ -31,7 +36,7 @@ class HttpChannel(Channel):
         self.url = config.get("url") or ""
         self.secret = config.get("secret") or ""
         self.timeout = float(config.get("timeout", 10))
-        self.session = requests.Session()
+        self.session = outbound.session()
 
     def close(self) -> None:
         self.session.close()
@@ -53,15 +58,17 @@ class HttpChannel(Channel):
             "X-Marketing-AI-Signature": signature(self.secret, body),
         }
         try:
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+            response = outbound.post(
+                self.session, self.url, data=body, headers=headers, timeout=self.timeout
+            )
         except requests.RequestException as exc:
-            return Outcome("retry", f"{type(exc).__name__}: {exc}"[:300])
+            return Outcome("retry", outbound.failure_reason(exc))
         code = response.status_code
         if 200 <= code < 300:
             provider_id = _provider_id(response)
             hand_off(lambda: None, provider_id)
             return Outcome("sent", provider_id=provider_id)
-        reason = f"HTTP {code}: {response.text[:200]}"
+        reason = outbound.response_reason(response)
         if code in RETRYABLE or code >= 500:
             return Outcome("retry", reason, retry_after=_retry_after(response))
         return Outcome("failed", reason)

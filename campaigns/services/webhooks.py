@@ -1,5 +1,9 @@
 """Outbound webhooks: an outbox of deliveries written in the same transaction as the change they
-report, then posted (signed, retried with backoff) by a worker."""
+report, then posted (signed, retried with backoff) by a worker.
+
+The URL is an integrator's, so every attempt goes through campaigns.outbound (public addresses
+only, checked on the address actually connected to, no redirects) and the log keeps the status
+code and a short fixed reason, never the answer's body."""
 
 import json
 from datetime import timedelta
@@ -8,6 +12,7 @@ import requests
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns import outbound
 from campaigns.channels.http import signature
 from campaigns.models import WebhookDelivery, WebhookEndpoint
 
@@ -53,7 +58,7 @@ def deliver_due(*, limit: int = 200, timeout: float = 10.0) -> dict:
         .filter(next_attempt_at__lte=now).select_related("endpoint").order_by("next_attempt_at")[:limit]
     )  # fmt: skip
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    with requests.Session() as session:
+    with outbound.session() as session:
         for delivery in due:
             # Claim by pushing the next attempt out; a parallel runner skips it.
             claimed = WebhookDelivery.objects.filter(
@@ -75,7 +80,9 @@ def _attempt(session: requests.Session, delivery: WebhookDelivery, timeout: floa
     }
     code, error = None, ""
     try:
-        response = session.post(delivery.endpoint.url, data=body, headers=headers, timeout=timeout)
+        response = outbound.post(
+            session, delivery.endpoint.url, data=body, headers=headers, timeout=timeout
+        )
         code = response.status_code
         if 200 <= code < 300:
             WebhookDelivery.objects.filter(pk=delivery.pk).update(
@@ -83,9 +90,9 @@ def _attempt(session: requests.Session, delivery: WebhookDelivery, timeout: floa
                 status_code=code, error="", delivered_at=timezone.now(),
             )  # fmt: skip
             return "delivered"
-        error = f"HTTP {code}: {response.text[:200]}"
+        error = outbound.response_reason(response)
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = outbound.failure_reason(exc)
     attempts = delivery.attempts + 1
     if attempts >= MAX_ATTEMPTS:
         state, result = WebhookDelivery.State.FAILED, "failed"

@@ -1,6 +1,7 @@
 """Campaign fixtures: an audience with consent, a campaign with an approved variant, and a local
 SMTP server (tests/smtp_sink.py, aiosmtpd) in its own process that counts what it accepts."""
 
+import socket
 import subprocess
 import sys
 import time
@@ -136,3 +137,26 @@ def workspace(db):
 
 def settle(seconds: float = 0.3) -> None:
     time.sleep(seconds)
+
+
+PUBLIC = "93.184.216.34"  # a global address (example.com's, once); nothing here answers on it
+_real_getaddrinfo = socket.getaddrinfo
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """name -> list of answers, one used per lookup (the last one repeats); other names go to
+    the real resolver, as do the IP literals urllib3 looks up when it connects."""
+    table: dict[str, list[str]] = {}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        answers = table.get(host.lower() if isinstance(host, str) else host)
+        if answers is None:
+            return _real_getaddrinfo(host, port, *args, **kwargs)
+        address = answers.pop(0) if len(answers) > 1 else answers[0]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sockaddr = (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table

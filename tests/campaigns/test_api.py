@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 from campaigns.models import Campaign, Message
 from crm import services
 from crm.models import Segment, Workspace
-from tests.campaigns.conftest import make_audience, wait_for_status
+from tests.campaigns.conftest import PUBLIC, make_audience, wait_for_status
 
 SCOPES = ["campaigns:read", "campaigns:write", "tasks:read"]
 
@@ -70,7 +70,8 @@ def test_create_approve_launch_send_and_read_results(workspace, live_worker):
 
 
 @pytest.mark.django_db
-def test_webhook_endpoints_and_their_delivery_log(workspace):
+def test_webhook_endpoints_and_their_delivery_log(workspace, dns):
+    dns["crm.example.com"] = [PUBLIC]  # registration resolves the name (tests/.../test_outbound)
     api = client_for(workspace)
     bad = api.post("/api/v1/webhooks", {"url": "not a url", "events": ["message.exploded"]})
     assert bad.status_code == 400 and {"url", "events"} <= set(bad.json())
