@@ -285,6 +285,9 @@ CAMPAIGN_CLAIM_LEASE_SECONDS = env.float("CAMPAIGN_CLAIM_LEASE_SECONDS", default
 CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=60.0)
 CAMPAIGN_RETRY_MAX_SECONDS = env.float("CAMPAIGN_RETRY_MAX_SECONDS", default=3600.0)
 CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=6)
+# A variant's render (subject, text and HTML of one message) stops past these (campaigns.sandbox).
+CAMPAIGN_RENDER_SECONDS = env.float("CAMPAIGN_RENDER_SECONDS", default=2.0)
+CAMPAIGN_RENDER_MAX_CHARS = env.int("CAMPAIGN_RENDER_MAX_CHARS", default=1_000_000)
 
 # --- language models ------------------------------------------------------------------------
 # MARKETING_AI_LLM: a hub id, model folder or .gguf file (default: the packaged SmolLM2-135M);

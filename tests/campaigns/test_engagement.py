@@ -43,12 +43,12 @@ def test_rendered_email_has_tracked_links_pixel_and_unsubscribe(workspace):
     message_token = "cd" * 16
     variant = campaign.variants.get()
     customer = campaign.include_segments.get().memberships.get().customer
-    context = rendering.customer_context(
+    rendered = rendering.compiled(variant).render_for(
         customer,
         unsubscribe_url=tracking.unsubscribe_url(message_token),
         preferences_url=tracking.preferences_url(message_token),
+        message_token=message_token,
     )
-    rendered = rendering.compiled(variant).render(context, message_token=message_token)
     assert rendered.subject == f"Variant 0: for {customer.first_name}"
     assert "https://shop.example.com" not in rendered.html  # every link goes through /t/c/
     assert "/t/c/" in rendered.html and "/t/o/" in rendered.html and "/u/" in rendered.html
@@ -256,7 +256,7 @@ def test_variant_renders_the_customers_recommendations(workspace, sink_factory, 
         "<ul>{% for p in picks %}<li>{{ p.name }}</li>{% endfor %}</ul>"
     )
     variant.save()
-    text = rendering.compiled(variant).render(rendering.customer_context(customer)).text
+    text = rendering.compiled(variant).render_for(customer).text
     assert "- Owl mug" in text and "- Brass lamp" in text and "Retired vase" not in text
     # ... and the same in the message that goes out.
     sink = sink_factory()
