@@ -2,8 +2,11 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django_celery_beat import admin as beat_admin
+from django_celery_beat.models import PeriodicTask
 
 from workers import queues, services
+from workers.admin_access import ModelPermissionAdmin, user_has
 from workers.models import ModelVersion, TaskRun
 
 # Training runs the "Train model" button offers besides the recommenders.
@@ -24,7 +27,7 @@ def progress_bar(run: TaskRun) -> str:
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(admin.ModelAdmin):
+class TaskRunAdmin(ModelPermissionAdmin):
     list_display = ["kind", "status", "bar", "message", "queue", "created_at", "duration"]
     list_filter = ["status", "queue", "kind"]
     search_fields = ["kind", "message", "id"]
@@ -77,16 +80,21 @@ class TaskRunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: TaskRun | None = None) -> bool:
         return False
 
-    @admin.action(description="Cancel selected runs")
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        # The form stays read-only for everyone; cancelling is what change_taskrun grants.
+        return user_has(request, self.opts, "change")
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
     def cancel_runs(self, request: HttpRequest, queryset) -> None:
         cancelled = sum(services.task_run_cancel(run=run) for run in queryset)
         self.message_user(request, f"Cancelled {cancelled} run(s).")
 
     def get_urls(self):
         custom = [
+            # A self-check starts a run on every worker: it needs add_taskrun.
             path(
                 "selfcheck/",
-                self.admin_site.admin_view(self.selfcheck_view),
+                self.guarded_view(self.selfcheck_view, "add"),
                 name="workers_taskrun_selfcheck",
             )
         ]
@@ -97,7 +105,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         from workers.tasks.system import selfcheck
 
         target = reverse("admin:workers_taskrun_changelist")
-        if request.method != "POST" or not self.has_view_permission(request):
+        if request.method != "POST":
             return HttpResponseRedirect(target)
         wanted = request.POST.get("queue") or "all"
         names = queues.ALL if wanted == "all" else [wanted]
@@ -117,7 +125,7 @@ class TaskRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ModelPermissionAdmin):
     list_display = [
         "family", "version", "workspace", "status", "metrics_summary", "created_at", "promoted_at"
     ]  # fmt: skip
@@ -152,8 +160,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return versions.filter(Q(workspace__in=visible_workspaces(request)) | Q(workspace=None))
 
     def get_urls(self):
+        # Training writes a new version: add_modelversion (promoting one is change_modelversion).
         train = path(
-            "train/", self.admin_site.admin_view(self.train_view), name="workers_modelversion_train"
+            "train/", self.guarded_view(self.train_view, "add"), name="workers_modelversion_train"
         )
         return [train, *super().get_urls()]
 
@@ -199,7 +208,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         items = list(version.metrics.items())[:4]
         return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
-    @admin.action(description="Promote to active (retires the current active version)")
+    @admin.action(
+        description="Promote to active (retires the current active version)", permissions=["change"]
+    )
     def promote(self, request: HttpRequest, queryset) -> None:
         families = set(queryset.values_list("workspace", "family"))
         if len(families) != queryset.count():
@@ -218,17 +229,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 )  # fmt: skip
         self.message_user(request, f"Promoted {len(families)} version(s).")
 
-    @admin.action(description="Set to shadow")
+    @admin.action(description="Set to shadow", permissions=["change"])
     def make_shadow(self, request: HttpRequest, queryset) -> None:
         for version in queryset:
             services.model_version_set_status(version=version, status=ModelVersion.Status.SHADOW)
 
-    @admin.action(description="Retire")
+    @admin.action(description="Retire", permissions=["change"])
     def retire(self, request: HttpRequest, queryset) -> None:
         for version in queryset:
             services.model_version_set_status(version=version, status=ModelVersion.Status.RETIRED)
 
-    @admin.action(description="Roll back the selected families to their previous version")
+    @admin.action(
+        description="Roll back the selected families to their previous version",
+        permissions=["change"],
+    )
     def roll_back(self, request: HttpRequest, queryset) -> None:
         pairs = set(queryset.values_list("workspace", "family"))
         for workspace_id, family in sorted(pairs, key=lambda p: (p[0] or 0, p[1])):
@@ -237,3 +251,28 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{family}: nothing to roll back to.", messages.WARNING)
             else:
                 self.message_user(request, f"{family}: v{restored.version} is active again.")
+
+
+# django-celery-beat's own actions ask for nothing beyond staff status: a user allowed only to
+# view the schedule could switch off the nightly retraining or run any task now. The same
+# actions here, each needing change_periodictask.
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
+    @admin.action(description="Enable selected tasks", permissions=["change"])
+    def enable_tasks(self, request: HttpRequest, queryset) -> None:
+        super().enable_tasks(request, queryset)
+
+    @admin.action(description="Disable selected tasks", permissions=["change"])
+    def disable_tasks(self, request: HttpRequest, queryset) -> None:
+        super().disable_tasks(request, queryset)
+
+    @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
+    def toggle_tasks(self, request: HttpRequest, queryset) -> None:
+        super().toggle_tasks(request, queryset)
+
+    @admin.action(description="Run selected tasks", permissions=["change"])
+    def run_tasks(self, request: HttpRequest, queryset) -> None:
+        super().run_tasks(request, queryset)

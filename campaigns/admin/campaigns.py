@@ -190,14 +190,20 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     # --- extra pages ------------------------------------------------------------------------
 
     def get_urls(self):
-        view = self.admin_site.admin_view
+        view = self.guarded_view
+        # Launch, pause, cancel, approve... and generating variants change the campaign; the
+        # preview shows for view but its test send (POST) needs change.
         return [
-            path("<int:pk>/act/<str:action>/", view(self.act), name="campaigns_campaign_act"),
-            path("<int:pk>/preview/", view(self.preview), name="campaigns_campaign_preview"),
-            path("<int:pk>/results/", view(self.results), name="campaigns_campaign_results"),
-            path("<int:pk>/generate/", view(self.generate), name="campaigns_campaign_generate"),
+            path("<int:pk>/act/<str:action>/", view(self.act, "change"),
+                 name="campaigns_campaign_act"),
+            path("<int:pk>/preview/", view(self.preview, "view", write_action="change"),
+                 name="campaigns_campaign_preview"),
+            path("<int:pk>/results/", view(self.results, "view"),
+                 name="campaigns_campaign_results"),
+            path("<int:pk>/generate/", view(self.generate, "change"),
+                 name="campaigns_campaign_generate"),
             *super().get_urls(),
-        ]
+        ]  # fmt: skip
 
     def _campaign(self, request: HttpRequest, pk: int) -> Campaign:
         return get_object_or_404(self.get_queryset(request), pk=pk)
@@ -206,7 +212,9 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         extra = extra_context or {}
         campaign = self.get_queryset(request).filter(pk=object_id).first()
         if campaign is not None:
-            extra["campaign_actions"] = available_actions(campaign)
+            # The state buttons only for those who may press them (the view answers 403 anyway).
+            can_change = self.has_change_permission(request, campaign)
+            extra["campaign_actions"] = available_actions(campaign) if can_change else []
             extra["delivery"] = self.progress(campaign)
         return super().change_view(request, object_id, form_url, extra)
 

@@ -46,7 +46,7 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
             request, f"Copy this key now; it is not shown again: {secret}", extra_tags="safe"
         )
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
         for key in queryset.filter(revoked_at__isnull=True):
             services.api_key_revoke(key=key)

@@ -13,12 +13,12 @@ class ProductAdmin(WorkspaceScopedAdmin):
     list_editable = ["active"]
     actions = ["deactivate", "activate"]
 
-    @admin.action(description="Mark inactive (never recommended)")
+    @admin.action(description="Mark inactive (never recommended)", permissions=["change"])
     def deactivate(self, request, queryset) -> None:
         changed = products_set_active(products=queryset, active=False)
         self.message_user(request, f"Deactivated {changed} product(s).")
 
-    @admin.action(description="Mark active")
+    @admin.action(description="Mark active", permissions=["change"])
     def activate(self, request, queryset) -> None:
         changed = products_set_active(products=queryset, active=True)
         self.message_user(request, f"Activated {changed} product(s).")

@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -105,14 +104,12 @@ class CustomerAdmin(WorkspaceScopedAdmin):
 
     def get_urls(self):
         upload = path(
-            "import/", self.admin_site.admin_view(self.import_view), name="crm_customer_import"
+            "import/", self.guarded_view(self.import_view, "add"), name="crm_customer_import"
         )
         return [upload, *super().get_urls()]
 
     def import_view(self, request: HttpRequest) -> TemplateResponse:
         """Upload a CSV of customers; the page shows the row report."""
-        if not self.has_add_permission(request):
-            raise PermissionDenied
         report = None
         form = ImportForm(request.POST or None, request.FILES or None, request=request)
         if request.method == "POST" and form.is_valid():
@@ -125,7 +122,10 @@ class CustomerAdmin(WorkspaceScopedAdmin):
                    "opts": self.model._meta, "title": "Import customers from CSV"}  # fmt: skip
         return TemplateResponse(request, "admin/crm/customer/import.html", context)
 
-    @admin.action(description="Erase selected customers (privacy erasure, cannot be undone)")
+    @admin.action(
+        description="Erase selected customers (privacy erasure, cannot be undone)",
+        permissions=["delete"],  # erasure deletes the person everywhere
+    )
     def erase(self, request: HttpRequest, queryset) -> None:
         count = 0
         for customer in queryset.filter(erased_at__isnull=True):

@@ -1,10 +1,10 @@
 """Admin scoping: staff see the workspaces they are members of (superusers see all), narrowed
 to the one they picked in the header's workspace switcher."""
 
-from django.contrib import admin
 from django.http import HttpRequest
 
 from crm.models import Workspace
+from workers.admin_access import ModelPermissionAdmin
 
 SESSION_KEY = "crm_workspace"
 
@@ -29,7 +29,7 @@ def visible_workspaces(request: HttpRequest):
     return workspaces.filter(pk=current.pk) if current else workspaces
 
 
-class WorkspaceScopedAdmin(admin.ModelAdmin):
+class WorkspaceScopedAdmin(ModelPermissionAdmin):
     """Rows of the user's (current) workspaces only; new rows go to the current workspace."""
 
     workspace_path = "workspace"  # how the model reaches its workspace

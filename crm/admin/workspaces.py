@@ -5,10 +5,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from crm.admin.scope import SESSION_KEY, user_workspaces
 from crm.models import AuditEntry, Workspace
+from workers.admin_access import STAFF_ONLY, ModelPermissionAdmin
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ModelPermissionAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -22,7 +23,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         switch = path(
-            "switch/", self.admin_site.admin_view(self.switch_view), name="crm_workspace_switch"
+            # Every staff member picks among their own workspaces; it changes only the session.
+            "switch/",
+            self.guarded_view(self.switch_view, STAFF_ONLY),
+            name="crm_workspace_switch",
         )
         return [switch, *super().get_urls()]
 
