@@ -98,7 +98,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class HasScope(permissions.BasePermission):
-    """Requires the view's `read_scope` for safe methods and `write_scope` for the rest."""
+    """Requires the view's `read_scope` for safe methods and `write_scope` for the rest, plus
+    any the view's `extra_scopes` names for the method (a customer's DELETE is an erasure)."""
 
     message = "this API key lacks the scope this endpoint needs"
 
@@ -107,9 +108,11 @@ class HasScope(permissions.BasePermission):
         if not isinstance(key, ApiKey):
             return False
         needed = view.read_scope if request.method in permissions.SAFE_METHODS else view.write_scope
-        if needed not in key.scopes:
-            self.message = f"this API key lacks the scope {needed!r}"
-            return False
+        extra = getattr(view, "extra_scopes", {}).get(request.method, ())
+        for scope in (needed, *extra):
+            if scope not in key.scopes:
+                self.message = f"this API key lacks the scope {scope!r}"
+                return False
         return True
 
 

@@ -127,6 +127,9 @@ class CustomerBulkApi(BulkApi):
 class CustomerDetailApi(WorkspaceApi):
     """A customer by id, `ext:<source>:<external id>` or `email:<address>`."""
 
+    # DELETE erases the person everywhere, as POST /privacy/erase does: it needs that scope too.
+    extra_scopes = {"DELETE": ("privacy",)}
+
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, ref):
         customer = selectors.customer_get(workspace=self.workspace, ref=ref)
@@ -142,7 +145,10 @@ class CustomerDetailApi(WorkspaceApi):
 
     put = patch
 
-    @extend_schema(summary="Erase the customer everywhere (privacy erasure)", responses=None)
+    @extend_schema(
+        summary="Erase the customer everywhere (privacy erasure; needs crm:write and privacy)",
+        responses=None,
+    )
     def delete(self, request, ref):
         customer = selectors.customer_get(workspace=self.workspace, ref=ref)
         services.privacy_erase(customer=customer, actor=actor(request))

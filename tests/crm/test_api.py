@@ -153,6 +153,21 @@ def test_auth_errors(workspace, two_workspaces):
     assert revoked.get("/api/v1/customers").status_code == 401
 
 
+def test_delete_of_a_customer_is_an_erasure_and_needs_the_privacy_scope(workspace, two_workspaces):
+    mine, _ = two_workspaces
+    writer = client_for(workspace, ["crm:read", "crm:write"])
+    refused = writer.delete(f"/api/v1/customers/{mine['customer']}")
+    assert refused.status_code == 403 and "privacy" in refused.json()["detail"]
+    assert Customer.objects.get(pk=mine["customer"]).erased_at is None
+    assert Event.objects.filter(customer_id=mine["customer"]).exists()
+    privacy_only = client_for(workspace, ["privacy"])
+    assert privacy_only.delete(f"/api/v1/customers/{mine['customer']}").status_code == 403
+    both = client_for(workspace, ["crm:write", "privacy"])
+    assert both.delete(f"/api/v1/customers/{mine['customer']}").status_code == 204
+    assert Customer.objects.get(pk=mine["customer"]).erased_at is not None
+    assert AuditEntry.objects.filter(action="privacy.erase", customer_id=mine["customer"]).exists()
+
+
 def test_bulk_is_idempotent_by_key_and_by_external_id(workspace):
     api = client_for(workspace)
     rows = [{"source": "shop", "external_id": str(i), "email": f"u{i}@x.io"} for i in range(50)]
