@@ -2,7 +2,9 @@
 
 Every URL carries the message's token and an HMAC (keyed by SECRET_KEY, one key per purpose),
 so a tampered token or a click URL pointing somewhere we did not write is refused: the redirect
-goes only to the exact URL that was signed into the e-mail (no open redirect).
+goes only to the exact URL that was signed into the e-mail (no open redirect). Links are signed
+with SECRET_KEY and accepted under it or any of SECRET_KEY_FALLBACKS, so the links in e-mails
+already sent keep working through a key rotation.
 """
 
 import base64
@@ -28,18 +30,20 @@ class _Signer:
     def _key(self, secret: str) -> bytes:
         return hashlib.sha256(f"marketing_ai.{self.salt}:{secret}".encode()).digest()
 
-    def _signature(self, value: str) -> str:
-        digest = hmac.new(self._key(settings.SECRET_KEY), value.encode(), hashlib.sha256).digest()
+    def _signature(self, value: str, secret: str) -> str:
+        digest = hmac.new(self._key(secret), value.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
     def sign(self, value: str) -> str:
-        return f"{value}:{self._signature(value)}"
+        return f"{value}:{self._signature(value, settings.SECRET_KEY)}"
 
     def unsign(self, signed: str) -> str:
         value, _, signature = signed.rpartition(":")
-        if not value or not hmac.compare_digest(signature, self._signature(value)):
-            raise BadToken("bad signature")
-        return value
+        if value:
+            for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
+                if hmac.compare_digest(signature, self._signature(value, secret)):
+                    return value
+        raise BadToken("bad signature")
 
 
 _OPEN = _Signer("campaigns.open")

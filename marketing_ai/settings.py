@@ -53,6 +53,10 @@ else:
         "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]
     )
 
+# Rotating the key: put the old one here (comma-separated) and a new SECRET_KEY. New links are
+# signed with SECRET_KEY; links already sent (tracking, unsubscribe, chat) still verify under
+# these until they are removed.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
 SESSION_COOKIE_SECURE = PRODUCTION
