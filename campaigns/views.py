@@ -94,5 +94,7 @@ def preferences(request: HttpRequest, signed: str) -> HttpResponse:
         engagement.preferences_save(message=message, wanted=wanted)
         saved = True
     choices = engagement.preferences_of(message)
-    context = {"saved": saved, "choices": [(c, Channel(c).label, on) for c, on in choices.items()]}
+    locked = engagement.preferences_locked(message)
+    context = {"saved": saved, "choices": [(c, Channel(c).label, on, c in locked)
+                                           for c, on in choices.items()]}  # fmt: skip
     return render(request, "campaigns/preferences.html", context)

@@ -61,17 +61,37 @@ def message_unsubscribe(*, message: Message, source: str) -> bool:
     return True
 
 
-def preferences_of(message: Message) -> dict[str, bool]:
-    statuses = dict(
+# Set by the mail system, not by the person: a bounced address does not exist, a complaint is a
+# spam report. The public preference page (anyone holding a forwarded e-mail's link) can change
+# neither; only staff or an integration, deliberately, can.
+LOCKED = (Consent.Status.BOUNCED, Consent.Status.COMPLAINED)
+
+
+def _statuses(message: Message) -> dict[str, str]:
+    return dict(
         Consent.objects.filter(customer_id=message.customer_id).values_list("channel", "status")
     )
+
+
+def preferences_of(message: Message) -> dict[str, bool]:
+    statuses = _statuses(message)
     return {c: statuses.get(c) == Consent.Status.SUBSCRIBED for c in Channel.values}
+
+
+def preferences_locked(message: Message) -> set[str]:
+    """The channels the preference page shows but cannot change (bounced or complained)."""
+    return {c for c, status in _statuses(message).items() if status in LOCKED}
 
 
 @transaction.atomic
 def preferences_save(*, message: Message, wanted: dict[str, bool]) -> None:
+    """Applies the preference page's choices; channels in `preferences_locked` are left as
+    they are whatever was posted."""
     current = preferences_of(message)
+    locked = preferences_locked(message)
     for channel, on in wanted.items():
+        if channel in locked:
+            continue
         if channel in current and current[channel] != on:
             if not on and channel == CONSENT_CHANNEL[message.campaign.channel]:
                 message_unsubscribe(message=message, source="preference page")

@@ -1,0 +1,36 @@
+"""The public pages reached from messages (campaigns/views.py), posted as a browser would."""
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from campaigns import tracking
+from campaigns.models import Message
+from campaigns.services.launch import build_ledger
+from crm.models import Consent
+from tests.campaigns.conftest import make_audience, make_campaign
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("status", ["bounced", "complained"])
+def test_the_preference_page_cannot_resubscribe_a_bounced_or_complained_address(
+    client, workspace, status
+):
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    build_ledger(campaign=campaign)
+    message = Message.objects.get(campaign=campaign)
+    Consent.objects.filter(customer=message.customer, channel="email").update(status=status)
+    page = urlsplit(tracking.preferences_url(message.token.hex)).path
+    shown = client.get(page)
+    assert b'name="email" disabled' in shown.content and b"Paused" in shown.content
+    # A forged form ticks the box anyway; the state stays, other channels still change.
+    saved = client.post(page, {"email": "on", "sms": "on"})
+    assert saved.status_code == 200
+    statuses = dict(
+        Consent.objects.filter(customer=message.customer).values_list("channel", "status")
+    )
+    assert statuses == {"email": status, "sms": "subscribed"}
+    # Unticking it does not turn the bounce or complaint into a plain unsubscribe either.
+    client.post(page, {"sms": "on"})
+    assert Consent.objects.get(customer=message.customer, channel="email").status == status
