@@ -146,7 +146,11 @@ def _metered_render(node: Node):
 
     def metered(context):
         output = render(context)
-        _spend(chars=len(output))
+        current = _budget.get()
+        if current is not None:  # inlined spend(): this runs for every piece of every message
+            current.chars_left -= len(output)
+            if current.chars_left < 0 or time.monotonic() > current.deadline:
+                current.spend()
         return output
 
     return metered

@@ -153,8 +153,12 @@ def b_paths(b: dict) -> dict[str, list[str]]:
 
 
 BODIES = {
-    "GET": None,"PATCH": {"name": "mine now", "first_name": "x", "subject": "x", "url": "https://a.example/h"},
-          "PUT": {"name": "mine now"}, "POST": {}, "DELETE": None}  # fmt: skip
+    "GET": None,
+    "PATCH": {"name": "mine now", "first_name": "x", "subject": "x", "url": "https://a.example/h"},
+    "PUT": {"name": "mine now"},
+    "POST": {},
+    "DELETE": None,
+}
 
 
 def assert_sealed(response, where: str, allowed=(404,)) -> None:
