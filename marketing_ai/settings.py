@@ -233,6 +233,16 @@ CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {
     "task": "workers.tasks.campaigns.sweep",
     "schedule": env.float("CAMPAIGN_SWEEP_SECONDS", default=15.0),
 }
+# The run sweeper (workers.sweeper): a run silent for TASK_RUN_STALE_SECONDS lost its worker; a
+# run queued for TASK_RUN_QUEUED_SECONDS on an idle queue lost its message; either is queued
+# again, up to TASK_RUN_MAX_ATTEMPTS times, then failed with the reason.
+CELERY_BEAT_SCHEDULE["task-runs-sweep"] = {
+    "task": "workers.tasks.system.sweep_runs",
+    "schedule": env.float("TASK_RUN_SWEEP_SECONDS", default=60.0),
+}
+TASK_RUN_STALE_SECONDS = env.float("TASK_RUN_STALE_SECONDS", default=120.0)
+TASK_RUN_QUEUED_SECONDS = env.float("TASK_RUN_QUEUED_SECONDS", default=600.0)
+TASK_RUN_MAX_ATTEMPTS = env.int("TASK_RUN_MAX_ATTEMPTS", default=3)
 CELERY_BEAT_SCHEDULE["campaigns-attribute"] = {
     "task": "workers.tasks.campaigns.attribute_recent",
     "schedule": crontab(minute="*/10"),

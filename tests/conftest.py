@@ -179,3 +179,48 @@ def live_worker(django_db_setup, django_db_blocker, redis_url):
         yield name
     finally:
         stop_worker(process)
+
+
+class OwnRedis:
+    """A Redis server of one test's own on a fixed port, which the test stops and starts again
+    (without persistence: what was queued is gone after a stop)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = start_redis(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def own_redis(settings):
+    """Points settings (cache, shared client, broker) and the Celery app at a Redis server of
+    this test's own, which it may stop to see the platform without Redis."""
+    from workers.celery import app
+
+    server = OwnRedis()
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = server.url
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    previous = app.conf.broker_url
+    _point_celery_at(app, server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _point_celery_at(app, previous)
+
+
+def _point_celery_at(app, url: str) -> None:
+    app.conf.broker_url = url
+    # The app keeps its broker connections and producers per process, made for the old URL;
+    # Celery has no public reset of the producer pool (its own after-fork hook clears it so).
+    app.close()
+    app.amqp._producer_pool = None

@@ -51,6 +51,11 @@ class TaskRun(models.Model):
     # Refreshed by every progress report: a redelivered task takes over a run only when the
     # previous attempt has stopped reporting (its worker died).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the broker last took a message for this run; None while no message could be sent
+    # (Redis down). `sends` counts the messages it took. The run sweeper (workers.sweeper) reads
+    # both to send a lost message again, and gives up after TASK_RUN_MAX_ATTEMPTS.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    sends = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,14 +1,23 @@
 """Writes to the run ledger: starting and cancelling task runs, registering and promoting models."""
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from workers import queues
 from workers.models import ModelVersion, TaskRun
+
+log = logging.getLogger(__name__)
+
+# What a send raises while the broker is unreachable (kombu wraps most of them in its own).
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 
 
 def task_run_start(
@@ -34,9 +43,49 @@ def task_run_start(
         queue=queue,
         workspace=workspace,
         created_by=user if getattr(user, "is_authenticated", False) else None,
+        # Not None while the message is on its way, so the sweeper does not send it too.
+        enqueued_at=timezone.now(),
     )
-    transaction.on_commit(lambda: task.apply_async(args=[str(run.pk)], queue=queue))
+    transaction.on_commit(lambda: task_run_send(run=run))
     return run
+
+
+def task_run_send(*, run: TaskRun) -> bool:
+    """Hands `run`'s message to the broker; returns whether the broker took it.
+
+    With the broker down the run stays `queued`, marked as not sent (enqueued_at None), and the
+    caller carries on: the run sweeper sends it once the broker is back.
+    """
+    from workers.celery import app
+
+    task = app.tasks.get(run.kind)  # the task itself where known, so eager mode applies
+    try:
+        if task is not None:
+            task.apply_async(args=[str(run.pk)], queue=run.queue or None)
+        else:
+            app.send_task(run.kind, args=[str(run.pk)], queue=run.queue or None)
+    except BROKER_ERRORS as exc:
+        log.warning("task run %s not queued, the broker is unreachable: %s", run.pk, exc)
+        TaskRun.objects.filter(pk=run.pk).update(enqueued_at=None)
+        return False
+    TaskRun.objects.filter(pk=run.pk).update(enqueued_at=timezone.now(), sends=F("sends") + 1)
+    return True
+
+
+def send_on_commit(send: Callable[[], Any], *, what: str) -> None:
+    """Runs `send` (a Celery task's delay or apply_async) once the transaction commits.
+
+    For nudges whose work the database can redo later (a nightly refresh, a sweeper): with the
+    broker down the write that asked for it still succeeds, and the lost nudge is logged.
+    """
+
+    def guarded() -> None:
+        try:
+            send()
+        except BROKER_ERRORS as exc:
+            log.warning("%s not queued, the broker is unreachable: %s", what, exc)
+
+    transaction.on_commit(guarded)
 
 
 def task_run_cancel(*, run: TaskRun) -> bool:

@@ -16,6 +16,7 @@ its heartbeat has gone stale (the worker that had it died).
 
 import functools
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
+from django.db import connection
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -32,9 +35,18 @@ from workers.models import TaskRun
 logger = logging.getLogger(__name__)
 
 # A running task reports at least this often (Progress writes a heartbeat at least every
-# HEARTBEAT_SECONDS); a delivery that finds a run silent for longer takes it over.
+# HEARTBEAT_SECONDS); a run silent for TASK_RUN_STALE_SECONDS (settings, default 120) has lost
+# its worker: a delivery that finds it takes it over, and the run sweeper queues it again.
 HEARTBEAT_SECONDS = 10
-STALE_AFTER = timedelta(seconds=120)
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=settings.TASK_RUN_STALE_SECONDS)
+
+
+def _beat_seconds() -> float:
+    # Several heartbeats fit in the stale window even where a test shortens it to seconds.
+    return settings.TASK_RUN_STALE_SECONDS / 4
 
 
 class RunCancelled(Exception):
@@ -58,7 +70,7 @@ class Progress:
         percent = max(0, min(99, int(percent)))  # 100 is written only on success
         now = time.monotonic()
         changed = percent != self._percent or (message is not None and message != self._message)
-        if not changed and now - self._beat < HEARTBEAT_SECONDS:
+        if not changed and now - self._beat < min(HEARTBEAT_SECONDS, _beat_seconds()):
             return
         fields: dict[str, Any] = {"progress": percent, "heartbeat_at": timezone.now()}
         if message is not None:
@@ -85,6 +97,34 @@ class _SubProgress(Progress):
         self.parent(self.start + (self.end - self.start) * percent / 100, message)
 
 
+class _Heartbeat:
+    """Beats for a run from a thread of its own while the task body works, so a long step that
+    reports no progress (one model fit) is not taken for a dead worker. Only this attempt's
+    claim is refreshed: once the sweeper queues the run again, this thread beats for nothing."""
+
+    def __init__(self, run: TaskRun) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(run.pk, run.attempts), name=f"heartbeat-{run.pk}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        # Not joined: a beat waiting on a busy database must not hold up the task's own finish.
+        self._stopped.set()
+
+    def _beat(self, run_id: Any, attempt: int) -> None:
+        try:
+            while not self._stopped.wait(min(HEARTBEAT_SECONDS, _beat_seconds())):
+                TaskRun.objects.filter(
+                    pk=run_id, status=TaskRun.Status.RUNNING, attempts=attempt
+                ).update(heartbeat_at=timezone.now())
+        except Exception:  # the next beat or the sweeper copes; a task must not die of this
+            logger.warning("heartbeat of task run %s stopped", run_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
 def claim(run_id: Any) -> TaskRun | None:
     """Marks the run RUNNING for this delivery, or returns None when it must not run."""
     now = timezone.now()
@@ -92,7 +132,7 @@ def claim(run_id: Any) -> TaskRun | None:
         TaskRun.objects.filter(pk=run_id)
         .filter(
             Q(status=TaskRun.Status.QUEUED)
-            | Q(status=TaskRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+            | Q(status=TaskRun.Status.RUNNING, heartbeat_at__lt=now - stale_after())
         )
         .update(
             status=TaskRun.Status.RUNNING,
@@ -104,8 +144,9 @@ def claim(run_id: Any) -> TaskRun | None:
     return TaskRun.objects.get(pk=run_id) if claimed else None
 
 
-def _finish(run_id: Any, **fields: Any) -> None:
-    TaskRun.objects.filter(pk=run_id, status=TaskRun.Status.RUNNING).update(
+def _finish(run: TaskRun, **fields: Any) -> None:
+    # This attempt's own claim only: after a takeover the newer attempt reports the outcome.
+    TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING, attempts=run.attempts).update(
         finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
     )
 
@@ -114,7 +155,8 @@ def tracked_task(**options: Any) -> Callable:
     """Declares `fn(run, progress) -> dict | None` as a Celery task taking a TaskRun id.
 
     Celery options pass through (queue routing comes from settings by module). Every tracked
-    task acknowledges late and is re-queued if its worker process dies.
+    task acknowledges late and is re-queued if its worker process dies; while the body runs a
+    thread keeps the run's heartbeat fresh, so silence means a dead worker (workers.sweeper).
     """
 
     def decorate(fn: Callable[[TaskRun, Progress], dict | None]) -> Any:
@@ -131,6 +173,7 @@ def tracked_task(**options: Any) -> Callable:
             if run is None:
                 logger.info("task run %s is finished, cancelled or taken; skipping", run_id)
                 return
+            beating = None if self.request.is_eager else _Heartbeat(run)
             try:
                 result = fn(run, Progress(run.pk))
             except RunCancelled:
@@ -139,14 +182,17 @@ def tracked_task(**options: Any) -> Callable:
             except Exception as exc:
                 logger.exception("task run %s failed", run_id)
                 _finish(
-                    run_id,
+                    run,
                     status=TaskRun.Status.FAILED,
                     message=f"{type(exc).__name__}: {exc}"[:500],
                     error=traceback.format_exc(),
                 )
                 return
+            finally:
+                if beating is not None:
+                    beating.stop()
             _finish(
-                run_id,
+                run,
                 status=TaskRun.Status.SUCCEEDED,
                 progress=100,
                 message="done",

@@ -5,16 +5,20 @@ A key belongs to one workspace and carries scopes; every query an API view makes
 """
 
 import hmac
+import logging
 import threading
 import time
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from crm.models import ApiKey
 from marketing_ai import kv
+
+log = logging.getLogger(__name__)
 
 
 class ApiKeyUser:
@@ -122,7 +126,13 @@ class ApiKeyThrottle(throttling.BaseThrottle):
     A fixed one-minute window kept as one counter (INCR + EXPIRE in a single round trip), so
     every web process shares the count and the cost does not grow with the rate, unlike DRF's
     sliding window that rewrites a list of every recent request's time.
+
+    While Redis is unreachable the limit fails open: an outage of the counter must not take the
+    API down with it. The process says so once per OUTAGE_LOG_SECONDS, not once per request.
     """
+
+    OUTAGE_LOG_SECONDS = 60.0
+    _outage_logged_at = -OUTAGE_LOG_SECONDS
 
     def __init__(self) -> None:
         self.limit, self.period = _parse_rate(
@@ -136,10 +146,14 @@ class ApiKeyThrottle(throttling.BaseThrottle):
         now = time.time()
         window = int(now // self.period)
         key = f"mai:throttle:{request.auth.prefix}:{window}"
-        pipe = kv.client().pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, self.period + 5)
-        count = pipe.execute()[0]
+        try:
+            pipe = kv.client().pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, self.period + 5)
+            count = pipe.execute()[0]
+        except redis.RedisError as exc:
+            self._outage(exc)
+            return True
         if count <= self.limit:
             return True
         self.retry_after = (window + 1) * self.period - now
@@ -147,6 +161,13 @@ class ApiKeyThrottle(throttling.BaseThrottle):
 
     def wait(self) -> float:
         return self.retry_after
+
+    @classmethod
+    def _outage(cls, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - cls._outage_logged_at >= cls.OUTAGE_LOG_SECONDS:
+            cls._outage_logged_at = now
+            log.warning("API rate limit not enforced: Redis is unreachable (%s)", exc)
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:

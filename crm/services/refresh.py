@@ -1,8 +1,7 @@
 """Hands changed customers to the incremental segment refresh once the write commits."""
 
-from django.db import transaction
-
 from crm.models import Segment, Workspace
+from workers.services import send_on_commit
 
 
 def after_behaviour_change(*, workspace: Workspace, customer_ids: set[int]) -> None:
@@ -20,4 +19,5 @@ def after_behaviour_change(*, workspace: Workspace, customer_ids: set[int]) -> N
         for start in range(0, len(ids), 5000):
             refresh_for_customers.delay(workspace.pk, ids[start : start + 5000])
 
-    transaction.on_commit(enqueue)
+    # With Redis down the write still succeeds; the nightly refresh_all catches the segments up.
+    send_on_commit(enqueue, what=f"segment refresh for {len(ids)} customers")

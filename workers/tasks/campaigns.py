@@ -46,35 +46,9 @@ def sweep() -> dict:
     result = run_sweep()
     for campaign_id in result["due"]:
         queue_deliveries(campaign_id)
-    result["launches_requeued"] = _requeue_lost_launches()
     if pending_exists():
         deliver_webhooks.delay()
     return result
-
-
-def _requeue_lost_launches() -> int:
-    """Launch runs whose message never reached a worker (the broker was down, or lost it) are
-    sent again; a run that did start is not run twice (see workers.tracking.claim)."""
-    from datetime import timedelta
-
-    from django.db.models import Exists, OuterRef
-    from django.utils import timezone
-
-    from campaigns.models import Campaign, Message
-    from workers.models import TaskRun
-
-    waiting = Campaign.objects.filter(
-        status=Campaign.Status.SCHEDULED, launched_at__lt=timezone.now() - timedelta(seconds=60)
-    ).exclude(Exists(Message.objects.filter(campaign=OuterRef("pk"))))
-    count = 0
-    for campaign_id in waiting.values_list("pk", flat=True):
-        runs = TaskRun.objects.filter(
-            kind=launch.name, params__campaign=campaign_id, status=TaskRun.Status.QUEUED
-        )
-        for run in runs:
-            launch.apply_async(args=[str(run.pk)], queue=run.queue or None)
-            count += 1
-    return count
 
 
 @worker_ready.connect

@@ -1,12 +1,19 @@
-"""Platform self-check: proves a worker on a queue can reach the database and report progress."""
+"""Platform tasks: the self-check (a worker on a queue reaches the database and reports progress)
+and the run sweeper."""
 
+import logging
 import platform
 import time
 
+from celery import shared_task
+from celery.signals import worker_ready
 from django.db import connection
 
 from workers.models import TaskRun
+from workers.services import BROKER_ERRORS
 from workers.tracking import Progress, tracked_task
+
+log = logging.getLogger(__name__)
 
 
 @tracked_task()
@@ -32,3 +39,20 @@ def selfcheck(run: TaskRun, progress: Progress) -> dict:
 
         report["device"] = describe()
     return report
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_runs() -> dict:
+    """Beat (TASK_RUN_SWEEP_SECONDS) and worker start: lost and orphaned runs queued again."""
+    from workers.sweeper import sweep_runs as run_sweep
+
+    return run_sweep()
+
+
+@worker_ready.connect
+def _sweep_runs_on_start(sender=None, **_) -> None:
+    # A worker that starts after a crash queues its predecessor's runs without waiting for beat.
+    try:
+        sweep_runs.delay()
+    except BROKER_ERRORS:
+        log.warning("run sweep not queued at worker start: the broker is unreachable")
