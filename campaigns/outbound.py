@@ -77,7 +77,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     otherwise reach the internal one whenever the resolver's order changes."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # gaierror; an unencodable or NUL name
         raise Refused("host name does not resolve") from exc
     addresses = []
     for *_, sockaddr in infos:
