@@ -308,3 +308,47 @@ def test_tls_keeps_the_name_for_sni_and_the_certificate(settings, dns, tls_serve
 )
 def test_address_problem(address, problem):
     assert outbound.address_problem(ipaddress.ip_address(address)) == problem
+
+
+# --- what older versions stored --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_upgrade_scrubs_bodies_logged_before(workspace):
+    """campaigns/migrations/0003 run on rows in the form older versions wrote."""
+    import importlib
+
+    from django.apps import apps
+
+    from campaigns.models import Campaign, Message
+    from crm.models import Customer
+
+    scrub = importlib.import_module("campaigns.migrations.0003_outbound_reasons").scrub
+    endpoint = WebhookEndpoint.objects.create(workspace=workspace, url="https://h.example/",
+                                              secret="s" * 20)  # fmt: skip
+    old = {
+        "HTTP 500: root:x:0:0:internal-secret-page": "HTTP 500",
+        "ReadTimeout: HTTPConnectionPool(host='10.0.0.5', port=80): Read timed out.": "timeout",
+        "ConnectionError: HTTPConnectionPool(host='10.0.0.5', port=80): Max retries": (
+            "connection failed"
+        ),
+        "refused: loopback address": "refused: loopback address",
+    }
+    for error in old:
+        WebhookDelivery.objects.create(endpoint=endpoint, event="message.sent", payload={},
+                                       next_attempt_at=timezone.now(), error=error)  # fmt: skip
+    person = Customer.objects.create(workspace=workspace, phone="+447000000001")
+    sms = Campaign.objects.create(workspace=workspace, name="sms", channel="sms")
+    email = Campaign.objects.create(workspace=workspace, name="mail", channel="email")
+    now = timezone.now()
+    texted = Message.objects.create(
+        campaign=sms, customer=person, send_at=now,
+        reason="gave up after 6 attempts: HTTP 503: internal-secret",
+    )  # fmt: skip
+    mailed = Message.objects.create(campaign=email, customer=person, send_at=now,
+                                    reason="SMTP 550: no such user")  # fmt: skip
+    scrub(apps, None)
+    assert sorted(WebhookDelivery.objects.values_list("error", flat=True)) == sorted(old.values())
+    texted.refresh_from_db(), mailed.refresh_from_db()
+    assert texted.reason == "gave up after 6 attempts: HTTP 503"
+    assert mailed.reason == "SMTP 550: no such user"
