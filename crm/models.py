@@ -438,6 +438,11 @@ class ChatMessage(models.Model):
     source = models.CharField(max_length=10, blank=True)
     # The assistant's answer to this customer message is pending / done (for polling).
     answered = models.BooleanField(default=False)
+    # When its reply task was last queued, and how often: the chat sweep queues an unanswered
+    # message again (a worker died, the broker lost the task) and hands over to staff after
+    # CHAT_REPLY_MAX_ATTEMPTS.
+    reply_queued_at = models.DateTimeField(null=True, blank=True)
+    reply_attempts = models.PositiveSmallIntegerField(default=0)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -445,6 +450,14 @@ class ChatMessage(models.Model):
 
     class Meta:
         ordering = ["conversation", "id"]
+        indexes = [
+            # The sweep's question ("which customer messages still wait for a reply?") reads
+            # only the few unanswered rows.
+            models.Index(
+                fields=["reply_queued_at"], name="crm_chat_unanswered",
+                condition=models.Q(answered=False, role="customer"),
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:40]}"

@@ -1,8 +1,11 @@
 """Public support pages: the chat widget and the help articles it cites.
 
-The widget posts JSON to /chat/<workspace>/messages. A visitor who opened it from a signed link
-(`?c=...`, in our e-mails) is identified and may ask about their own orders; anyone else chats
-anonymously. There is no session: the signed link is the only credential, so no CSRF token.
+The widget posts JSON to /chat/<workspace>/messages and is answered 202 at once (the message is
+stored, the reply queued for a worker); it then polls for the reply, so no web worker waits on
+the language model. A visitor who opened it from a signed link (`?c=...`, in our e-mails) is
+identified and may ask about their own orders, with every message and every poll carrying the
+link; anyone else chats anonymously. There is no session: the signed link is the only
+credential, so no CSRF token.
 """
 
 import json
@@ -19,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from crm.api.auth import _parse_rate
+from crm.client_address import client_address
 from crm.models import ChatMessage, Conversation, KnowledgeArticle, Workspace
 from crm.services import support
 from marketing_ai import kv
@@ -50,8 +54,9 @@ def _shape(space: Workspace, reply) -> dict:
 @csrf_exempt
 @never_cache
 def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
-    """POST: a visitor's message, answered within CHAT_WAIT_SECONDS (else 202). GET
-    ?conversation=&after=<id>: replies since then (a slow answer, or staff writing back)."""
+    """POST: a visitor's message; 202 with the conversation and the message's id (`after`).
+    GET ?conversation=&after=<id>[&identity=]: replies since then, and whether one is still
+    being written (`pending`)."""
     space = get_object_or_404(Workspace, slug=workspace)
     if request.method == "GET":
         return _replies_since(request, space)
@@ -70,8 +75,8 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
         return JsonResponse({"errors": {"body": ["send a JSON object"]}}, status=400)
     customer = None
     if body.get("identity"):
-        customer = support.customer_from_token(str(body["identity"]))
-        if customer is None or customer.workspace_id != space.pk:
+        customer = _identified(space, str(body["identity"]))
+        if customer is None:
             return JsonResponse({"errors": {"identity": ["this link is not valid"]}}, status=400)
     token = str(body.get("conversation") or "")
     sent = ChatMessage.objects.filter(conversation__workspace=space, conversation__token=token)
@@ -82,21 +87,24 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
                                     conversation=token, customer=customer)  # fmt: skip
     except support.ChatError as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
-    reply = support.chat_wait(message, settings.CHAT_WAIT_SECONDS)
     conversation = message.conversation
-    conversation.refresh_from_db(fields=["status"])
-    body = {"conversation": conversation.token, "status": conversation.status, "after": message.pk,
-            "reply": _shape(space, reply) if reply else None}  # fmt: skip
-    return JsonResponse(body, status=200 if reply else 202)
+    return JsonResponse({"conversation": conversation.token, "status": conversation.status,
+                         "after": message.pk}, status=202)  # fmt: skip
+
+
+def _identified(space: Workspace, identity: str):
+    customer = support.customer_from_token(identity)
+    return customer if customer is not None and customer.workspace_id == space.pk else None
 
 
 def _rate_limited(request: HttpRequest) -> float:
-    """Seconds to wait when this address sent more than CHAT_RATE_LIMIT messages in the
-    current window (counted in Redis, shared by every web process), else 0."""
+    """Seconds to wait when this client sent more than CHAT_RATE_LIMIT messages in the
+    current window (counted in Redis, shared by every web process), else 0. The client is
+    the address the trusted proxies report (crm.client_address), not what it says itself."""
     limit, period = _parse_rate(settings.CHAT_RATE_LIMIT)
     now = time.time()
     window = int(now // period)
-    key = f"mai:chat:{request.META.get('REMOTE_ADDR', '')}:{window}"
+    key = f"mai:chat:{client_address(request)}:{window}"
     pipe = kv.client().pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, period + 5)
@@ -104,20 +112,26 @@ def _rate_limited(request: HttpRequest) -> float:
 
 
 def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
-    # The conversation token (192 random bits, known only to the visitor's browser) is the key.
+    # The conversation token (192 random bits, known only to the visitor's browser) is the key
+    # to an anonymous chat; an identified one also needs the signed link that opened it.
     conversation = Conversation.objects.filter(
         workspace=space, token=request.GET.get("conversation", "")
     ).first()
-    if conversation is None:
+    identity = request.GET.get("identity", "")
+    customer = _identified(space, identity) if identity and conversation else None
+    if conversation is None or not support.conversation_readable(conversation, customer):
         return JsonResponse({"errors": {"conversation": ["no such conversation"]}}, status=404)
     after = request.GET.get("after", "0")
-    replies = conversation.messages.exclude(role=ChatMessage.Role.CUSTOMER).filter(
-        pk__gt=int(after) if after.isdigit() else 0
-    )
-    shaped = [_shape(space, r) for r in replies.order_by("pk")]
-    return JsonResponse(
-        {"conversation": conversation.token, "status": conversation.status, "replies": shaped}
-    )
+    since = min(int(after), 2**63 - 1) if after.isascii() and after.isdigit() else 0
+    replies = conversation.messages.exclude(role=ChatMessage.Role.CUSTOMER).filter(pk__gt=since)
+    # The flag before the replies: a worker commits both at once, so a reply committed between
+    # the two reads shows up with pending still true (one poll more), never pending false with
+    # the reply missing (the widget would stop polling before it).
+    pending = support.conversation_pending(conversation)
+    shaped = [_shape(space, r) for r in replies.order_by("pk")[:MAX_MESSAGES]]
+    conversation.refresh_from_db(fields=["status"])
+    return JsonResponse({"conversation": conversation.token, "status": conversation.status,
+                         "pending": pending, "replies": shaped})  # fmt: skip
 
 
 @require_GET

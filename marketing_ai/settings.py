@@ -308,11 +308,25 @@ CAMPAIGN_RENDER_MAX_CHARS = env.int("CAMPAIGN_RENDER_MAX_CHARS", default=1_000_0
 # converted GGUF checkpoints are cached under the data directory unless set elsewhere.
 os.environ.setdefault("MARKETING_AI_MODEL_CACHE", str(DATA_DIR / "models"))
 CHAT_USE_MODEL = env.bool("CHAT_USE_MODEL", default=True)  # False: extractive answers only
-CHAT_WAIT_SECONDS = env.float("CHAT_WAIT_SECONDS", default=30.0)  # web waits this for a reply
+# A signed chat link (and with it the identified conversation) is honoured this long (seconds).
 CHAT_LINK_MAX_AGE = env.int("CHAT_LINK_MAX_AGE", default=60 * 60 * 24 * 60)
+# A customer message without a reply this long after its task was queued is queued again (the
+# chat-sweep beat entry), CHAT_REPLY_MAX_ATTEMPTS times in all; then staff are asked to answer.
+CHAT_REQUEUE_SECONDS = env.float("CHAT_REQUEUE_SECONDS", default=300.0)
+CHAT_REPLY_MAX_ATTEMPTS = env.int("CHAT_REPLY_MAX_ATTEMPTS", default=3)
+CELERY_BEAT_SCHEDULE["chat-sweep"] = {
+    "task": "workers.tasks.chat.sweep",
+    "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),
+}
 # Cached recommendation answers live this long at most (any change invalidates them sooner).
 RECOMMENDATION_CACHE_SECONDS = env.int("RECOMMENDATION_CACHE_SECONDS", default=600)
 CHAT_RATE_LIMIT = env.str("CHAT_RATE_LIMIT", default="20/min")  # widget messages per address
+# Addresses or networks of the reverse proxies in front of the web server (e.g. 10.0.0.0/8). Only
+# from these is X-Forwarded-For believed, read from the right; without them REMOTE_ADDR is the
+# client (a client's own X-Forwarded-For would otherwise pick its rate-limit bucket).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:  # a typo fails at start, not in every chat request
+    __import__("ipaddress").ip_network(_proxy.strip(), strict=False)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

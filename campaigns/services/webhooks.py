@@ -115,8 +115,9 @@ def pending_exists() -> bool:
 def _conversation_waiting(sender, conversation, message, **_) -> None:
     webhook_emit(
         workspace_id=conversation.workspace_id, event="conversation.waiting",
-        # Ids only (the text is personal data; GET /api/v1/chat/<token> has it while it exists).
-        data={"conversation": conversation.token, "customer": conversation.customer_id},
+        # Ids only: the text is personal data (GET /api/v1/chat/conversations/<id> has it while
+        # it exists), and the token is the visitor's handle to the chat, not for a helpdesk log.
+        data={"conversation": conversation.pk, "customer": conversation.customer_id},
     )  # fmt: skip
 
 

@@ -1,8 +1,8 @@
-"""Chat API for integrators (scope `chat`): post a customer's message, get the assistant's
-reply with its citations; read a conversation. A caller that names a customer (`customer`:
-id, ext:<source>:<id> or email:<address>) gets answers about that customer's orders only."""
+"""Chat API for integrators (scope `chat`): post a customer's message (202 at once: a worker
+writes the reply), then read the conversation for the assistant's reply with its citations
+(`pending` is true until it is there). A caller that names a customer (`customer`: id,
+ext:<source>:<id> or email:<address>) gets answers about that customer's orders only."""
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -31,29 +31,27 @@ class ChatMessageOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class ChatReplyOut(serializers.Serializer):
+class ChatPostedOut(serializers.Serializer):
     conversation = serializers.CharField()
     status = serializers.CharField()
-    reply = ChatMessageOut(allow_null=True)
+    message = serializers.IntegerField(help_text="the stored message; its reply follows it")
 
 
-def _reply_body(message, reply) -> dict:
-    conversation = message.conversation
-    conversation.refresh_from_db(fields=["status"])
-    shaped = None
-    if reply is not None:
-        shaped = {k: getattr(reply, k) for k in ("id", "role", "text", "intent", "citations",
-                                                 "refused", "created_at")}  # fmt: skip
-    return {"conversation": conversation.token, "status": conversation.status, "reply": shaped}
+class ChatConversationOut(serializers.Serializer):
+    conversation = serializers.CharField()
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    pending = serializers.BooleanField(help_text="a reply is still being written")
+    messages = ChatMessageOut(many=True)
 
 
 class ChatApi(WorkspaceApi):
     read_scope = write_scope = "chat"
 
-    @extend_schema(request=ChatRequest, responses={200: ChatReplyOut, 202: ChatReplyOut})
+    @extend_schema(request=ChatRequest, responses={202: ChatPostedOut})
     def post(self, request):
-        """200 with the reply; 202 when the worker has not answered within CHAT_WAIT_SECONDS
-        (read the conversation later) or when staff hold the conversation."""
+        """202 at once: the message is stored and its reply queued; read the conversation
+        (GET /chat/<conversation>) for it. No reply comes while staff hold the conversation."""
         data = ChatRequest(data=request.data)
         data.is_valid(raise_exception=True)
         ref = (data.validated_data.get("customer") or "").strip()
@@ -62,19 +60,25 @@ class ChatApi(WorkspaceApi):
             message = support.chat_post(
                 workspace=self.workspace, text=data.validated_data["message"],
                 conversation=data.validated_data.get("conversation") or "", customer=customer,
+                speaks_for_customer=True,  # the key vouches for this workspace's customers
             )  # fmt: skip
         except support.ChatError as exc:
             raise ValidationError(exc.errors) from exc
-        reply = support.chat_wait(message, settings.CHAT_WAIT_SECONDS)
-        code = status.HTTP_200_OK if reply is not None else status.HTTP_202_ACCEPTED
-        return Response(_reply_body(message, reply), status=code)
+        conversation = message.conversation
+        body = {"conversation": conversation.token, "status": conversation.status,
+                "message": message.pk}  # fmt: skip
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class ChatConversationApi(WorkspaceApi):
     read_scope = write_scope = "chat"
 
-    @extend_schema(responses=ChatMessageOut(many=True))
-    def get(self, request, token):
-        conversation = get_object_or_404(Conversation, workspace=self.workspace, token=token)
-        return Response({"conversation": token, "status": conversation.status,
+    @extend_schema(responses=ChatConversationOut)
+    def get(self, request, token: str = "", pk: int | None = None):
+        """By the token a POST answered, or by the id a `conversation.waiting` webhook names."""
+        found = {"token": token} if pk is None else {"pk": pk}
+        conversation = get_object_or_404(Conversation, workspace=self.workspace, **found)
+        pending = support.conversation_pending(conversation)  # before the messages, as the widget
+        return Response({"conversation": conversation.token, "id": conversation.pk,
+                         "status": conversation.status, "pending": pending,
                          "messages": support.conversation_messages(conversation)})  # fmt: skip

@@ -29,6 +29,7 @@ urlpatterns = [
     path("segments/<int:pk>/refresh", segments.SegmentRefreshApi.as_view()),
     path("privacy/export", views.PrivacyExportApi.as_view()),
     path("chat", support.ChatApi.as_view()),
+    path("chat/conversations/<int:pk>", support.ChatConversationApi.as_view()),
     path("chat/<str:token>", support.ChatConversationApi.as_view()),
     path("privacy/erase", views.PrivacyEraseApi.as_view()),
 ]

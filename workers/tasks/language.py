@@ -31,7 +31,8 @@ def generate_copy(run: TaskRun, progress: Progress) -> dict:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def chat_reply(message_id: int) -> None:
-    """Answers one customer message; a second delivery finds it answered and does nothing."""
+    """Answers one customer message; a second delivery (or one the chat sweep queued again)
+    finds it answered and does nothing, or loses the claim to write the reply."""
     from crm.services.support import chat_answer
 
     chat_answer(message_id)
