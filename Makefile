@@ -22,6 +22,9 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## Set up (virtual environment, packages, database, admin login) and start the platform.
+# The demo is development mode (DEBUG, SQLite, embedded Redis), chosen here on purpose: an
+# unset MARKETING_AI_ENV stops every command (marketing_ai/mode.py).
+demo: export MARKETING_AI_ENV ?= development
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin

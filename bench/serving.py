@@ -111,7 +111,8 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                "MARKETING_AI_DATA_DIR": tempfile.mkdtemp(prefix="bench-serving-"),
                "MARKETING_AI_URLCONF": "bench.urls", "API_RATE_LIMIT": "1000000/min",
-               "DEBUG": "False", "DJANGO_SETTINGS_MODULE": "marketing_ai.settings"}  # fmt: skip
+               "DEBUG": "False", "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
+               "MARKETING_AI_ENV": "development"}  # fmt: skip
         os.environ.update(env)
         manage("migrate", "--noinput", env=env)
         manage("import_online_retail", "--workspace", "retail", env=env)

@@ -1,9 +1,13 @@
 """GET /healthz: database, broker and worker reachability as JSON, for load balancers.
 
 503 when the database or the broker is unreachable (this node cannot serve); 200 with status
-"degraded" when no worker answers (pages work, background jobs wait).
+"degraded" when no worker answers (pages work, background jobs wait). The public gets only
+{"status": ...} and the code; which checks failed, their errors (host names, ports), timings
+and worker names go to logged-in staff, or to a monitor that sends the X-Healthz-Token header
+matching the HEALTHZ_TOKEN setting.
 """
 
+import hmac
 import time
 
 import redis
@@ -50,6 +54,16 @@ def _workers() -> dict:
     return {"answered": [name for reply in replies for name in reply]}
 
 
+def may_see_details(request: HttpRequest) -> bool:
+    """Staff signed in to the admin, or the monitoring token (when one is configured)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    token = settings.HEALTHZ_TOKEN
+    given = request.headers.get("X-Healthz-Token", "")
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -57,4 +71,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks["workers"] = _timed(_workers) if checks["broker"]["ok"] else {"ok": False}
     serving = checks["database"]["ok"] and checks["broker"]["ok"]
     status = "ok" if serving and checks["workers"]["ok"] else "degraded" if serving else "down"
-    return JsonResponse({"status": status, **checks}, status=200 if serving else 503)
+    body = {"status": status, **checks} if may_see_details(request) else {"status": status}
+    return JsonResponse(body, status=200 if serving else 503)

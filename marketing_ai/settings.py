@@ -2,7 +2,8 @@
 
 The defaults run on one machine with nothing else installed: a SQLite file and an embedded Redis
 server (started by `manage.py up`) under MARKETING_AI_DATA_DIR. Every production knob is an
-environment variable; with MARKETING_AI_ENV=production the unsafe defaults are refused.
+environment variable; with MARKETING_AI_ENV=production the unsafe defaults are refused, and
+MARKETING_AI_ENV must be set (development, production or test) outside the test tooling.
 """
 
 import os
@@ -13,7 +14,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from marketing_ai import embedded
+from marketing_ai import embedded, mode
 from workers import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,11 +22,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-MARKETING_AI_ENV = env.str("MARKETING_AI_ENV", default="development")
-if MARKETING_AI_ENV not in ("development", "production", "test"):
-    raise ImproperlyConfigured(
-        f"MARKETING_AI_ENV must be development, production or test, not {MARKETING_AI_ENV!r}"
-    )
+# Set on purpose, never defaulted: unset refuses to start, except under pytest / manage.py test
+# (then "test"); see marketing_ai/mode.py.
+MARKETING_AI_ENV, MARKETING_AI_ENV_SOURCE = mode.resolve(env.str("MARKETING_AI_ENV", default=""))
 PRODUCTION = MARKETING_AI_ENV == "production"
 
 DATA_DIR = Path(env.str("MARKETING_AI_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
@@ -72,6 +71,9 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=PRODUCTION):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The load balancer's health probe speaks plain HTTP to the app.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# /healthz shows its checks' details to staff and to requests sending this X-Healthz-Token
+# (a monitor's); everyone else gets the status alone. Empty: no token accepted.
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
 X_FRAME_OPTIONS = "DENY"
 
 # --- applications ---------------------------------------------------------------------------

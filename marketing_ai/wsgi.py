@@ -25,3 +25,7 @@ def _settle() -> None:
 
 
 _settle()
+
+from marketing_ai import mode  # noqa: E402 - after Django is set up, which configures logging
+
+mode.log_banner("web")

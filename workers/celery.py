@@ -3,9 +3,24 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init, celeryd_after_setup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
 
 app = Celery("marketing_ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+@celeryd_after_setup.connect
+def _worker_says_its_mode(sender, **kwargs) -> None:
+    from marketing_ai import mode
+
+    mode.log_banner(f"worker {sender}")
+
+
+@beat_init.connect
+def _beat_says_its_mode(sender, **kwargs) -> None:
+    from marketing_ai import mode
+
+    mode.log_banner("beat")

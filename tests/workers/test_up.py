@@ -50,9 +50,14 @@ def alive(pid: int) -> bool:
     return state[state.rindex(")") + 2] != "Z"
 
 
+HEALTHZ_TOKEN = "up-test-monitor-token"
+
+
 def get_json(url: str) -> dict | None:
+    # The token shows /healthz's details (database vendor...), not only the status.
+    request = urllib.request.Request(url, headers={"X-Healthz-Token": HEALTHZ_TOKEN})
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(request, timeout=3) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         return json.loads(error.read())
@@ -68,6 +73,7 @@ class Up:
             MARKETING_AI_DATA_DIR=str(tmp_path / "data"),
             MARKETING_AI_REDIS_PORT=str(free_port()),
             PYTHONUNBUFFERED="1",
+            HEALTHZ_TOKEN=HEALTHZ_TOKEN,
             **env,
         )
         self.log_path = tmp_path / "up.log"
@@ -116,9 +122,15 @@ def up_factory(tmp_path):
 
 
 def test_up_starts_everything_and_ctrl_c_stops_it_all(up_factory):
-    up = up_factory()
+    up = up_factory(MARKETING_AI_ENV="development")
     health = up.wait_healthy()
     assert health["database"]["vendor"] == "sqlite"
+    # The mode, first thing in the log, and again from each service it started.
+    said = "marketing_ai running in development mode (MARKETING_AI_ENV=development): DEBUG on"
+    assert up.log().splitlines()[0].startswith(f"[up] {said}"), up.log()[:2000]
+    for process in ("web: ", "worker all@", "beat: "):
+        lines = lambda p=process: [x for x in up.log().splitlines() if p in x and said in x]  # noqa: E731
+        wait_until(lines, timeout=30)
 
     procs = descendants(up.process.pid)
     commands = " | ".join(procs.values())

@@ -32,6 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="skip `migrate` first")
 
     def handle(self, *args, **opts) -> None:
+        from marketing_ai import mode
+
+        self.stdout.write(f"[up] {mode.banner()}")
+        # The services started below run in this same mode, given to them explicitly.
+        os.environ["MARKETING_AI_ENV"] = settings.MARKETING_AI_ENV
         wanted = [q for q in opts["queues"].split(",") if q]
         unknown = set(wanted) - set(queues.ALL)
         if unknown:
