@@ -31,6 +31,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from workers.models import TaskRun
+from workers.retry import retrying
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,9 @@ def tracked_task(**options: Any) -> Callable:
                 return
             beating = None if self.request.is_eager else _Heartbeat(run)
             try:
-                result = fn(run, Progress(run.pk))
+                # A deadlock or serialisation failure runs the body again (tasks are safe to run
+                # twice) before the run is failed.
+                result = retrying(lambda: fn(run, Progress(run.pk)), atomic=False)
             except RunCancelled:
                 logger.info("task run %s was cancelled", run_id)
                 return

@@ -5,7 +5,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from crm import validation
 from crm.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasScope
 from crm.models import IdempotencyRecord, Workspace
+from workers.retry import retrying
 
 
 class Cursor(CursorPagination):
@@ -72,18 +73,23 @@ def idempotent(request: Request, workspace: Workspace, run: Callable[[], Respons
     record = IdempotencyRecord.objects.filter(workspace=workspace, key=key).first()
     if record is not None:
         return _replay(record, digest, endpoint)
+
+    def write_and_record() -> Response:
+        response = run()
+        if response.status_code < 500:
+            IdempotencyRecord.objects.create(
+                workspace=workspace,
+                key=key,
+                endpoint=endpoint,
+                request_hash=digest,
+                status_code=response.status_code,
+                response=json.loads(json.dumps(response.data, default=str)),
+            )
+        return response
+
     try:
-        with transaction.atomic():
-            response = run()
-            if response.status_code < 500:
-                IdempotencyRecord.objects.create(
-                    workspace=workspace,
-                    key=key,
-                    endpoint=endpoint,
-                    request_hash=digest,
-                    status_code=response.status_code,
-                    response=json.loads(json.dumps(response.data, default=str)),
-                )
+        # One transaction, re-run whole after a deadlock or serialisation failure.
+        response = retrying(write_and_record)
     except IntegrityError:
         # The same key was being processed concurrently and the other request won.
         record = IdempotencyRecord.objects.filter(workspace=workspace, key=key).first()

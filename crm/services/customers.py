@@ -9,6 +9,7 @@ from django.utils import timezone
 from crm import bulk
 from crm import validation as v
 from crm.models import Channel, Consent, Customer, ExternalIdentity, Workspace
+from workers.retry import atomic_with_retry
 
 # field -> (cleaner, kwargs); only the fields a row carries are written (partial update).
 CUSTOMER_FIELDS = {
@@ -102,7 +103,8 @@ def _merge(earlier: dict, later: dict) -> dict:
     return merged
 
 
-@transaction.atomic
+# A deadlock or serialisation failure re-runs the whole batch (workers.retry).
+@atomic_with_retry
 def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api") -> v.BatchResult:
     """Creates or updates customers; returns counts, ids by row index and rejected rows.
 

@@ -2,12 +2,11 @@
 
 from typing import Any
 
-from django.db import transaction
-
 from crm import refs
 from crm import validation as v
 from crm.models import Event, Workspace
 from crm.services.refresh import after_behaviour_change
+from workers.retry import atomic_with_retry
 
 
 def _clean_event_row(raw: Any) -> tuple[dict, dict]:
@@ -40,7 +39,8 @@ def _clean_event_row(raw: Any) -> tuple[dict, dict]:
     return row, errors.errors
 
 
-@transaction.atomic
+# A deadlock or serialisation failure re-runs the whole batch (workers.retry).
+@atomic_with_retry
 def event_bulk_create(*, workspace: Workspace, rows: list) -> v.BatchResult:
     """Appends events. A row whose idempotency key was seen before is counted as unchanged.
 

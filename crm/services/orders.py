@@ -3,13 +3,12 @@
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-
 from crm import refs
 from crm import validation as v
 from crm.models import Event, Order, OrderLine, Product, Workspace
 from crm.services.refresh import after_behaviour_change
 from crm.services.serving import customers_ordered
+from workers.retry import atomic_with_retry
 
 
 def _clean_line(raw: Any, position: int, errors: v.RowErrors) -> dict | None:
@@ -79,7 +78,8 @@ def _clean_order_row(raw: Any) -> tuple[dict, dict]:
     return row, errors.errors
 
 
-@transaction.atomic
+# A deadlock or serialisation failure re-runs the whole batch (workers.retry).
+@atomic_with_retry
 def order_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
     """Creates or replaces orders by external id; returns counts, ids and rejected rows.
 

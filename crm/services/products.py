@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from crm import validation as v
 from crm.models import Product, Workspace
 from crm.services.serving import recommendations_changed
+from workers.retry import atomic_with_retry
 
 PRODUCT_FIELDS = {
     "name": (v.text, {"max_length": 300, "required": True}),
@@ -34,7 +34,8 @@ def _clean_product_row(raw: Any) -> tuple[dict, dict]:
     return row, errors.errors
 
 
-@transaction.atomic
+# A deadlock or serialisation failure re-runs the whole batch (workers.retry).
+@atomic_with_retry
 def product_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
     """Creates or updates products by SKU; fields a row leaves out are kept.
 

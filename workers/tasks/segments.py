@@ -5,6 +5,7 @@ from celery import shared_task
 from crm.models import Segment, Workspace
 from crm.services import segments as segment_services
 from workers.models import TaskRun
+from workers.retry import retrying
 from workers.tracking import Progress, tracked_task
 
 
@@ -23,8 +24,12 @@ def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
     workspace = Workspace.objects.filter(pk=workspace_id).first()
     if workspace is None:
         return 0
-    return segment_services.segments_refresh_for_customers(
-        workspace=workspace, customer_ids=customer_ids
+    # Concurrent refreshes of overlapping customers can deadlock: the loser runs again.
+    return retrying(
+        lambda: segment_services.segments_refresh_for_customers(
+            workspace=workspace, customer_ids=customer_ids
+        ),
+        atomic=False,
     )
 
 

@@ -1,5 +1,5 @@
-"""Platform tasks: the self-check (a worker on a queue reaches the database and reports progress)
-and the run sweeper."""
+"""Platform tasks: the self-check (a worker on a queue reaches the database and reports progress),
+the run sweeper and the purge of stored Idempotency-Key answers."""
 
 import logging
 import platform
@@ -10,6 +10,7 @@ from celery.signals import worker_ready
 from django.db import connection
 
 from workers.models import TaskRun
+from workers.retry import retrying
 from workers.services import BROKER_ERRORS
 from workers.tracking import Progress, tracked_task
 
@@ -56,3 +57,11 @@ def _sweep_runs_on_start(sender=None, **_) -> None:
         sweep_runs.delay()
     except BROKER_ERRORS:
         log.warning("run sweep not queued at worker start: the broker is unreachable")
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def purge_idempotency_records() -> int:
+    """Beat, hourly: stored Idempotency-Key answers past IDEMPOTENCY_KEY_TTL_HOURS."""
+    from crm.services.idempotency import idempotency_records_purge
+
+    return retrying(idempotency_records_purge, atomic=False)

@@ -1,0 +1,61 @@
+"""Index migrations on the big tables, built without locking out writes.
+
+The rule (tests/test_migrations.py holds it for every migration written from now on): an index
+on a table in BIG_TABLES is added with `AddIndexConcurrently` from this module, in a migration
+with `atomic = False`, one index per migration. On PostgreSQL it runs CREATE INDEX CONCURRENTLY:
+the table takes reads and writes while the index builds (a plain CREATE INDEX blocks every write
+to a ten-million-row events table for minutes). Elsewhere (SQLite) it is a plain AddIndex.
+The same holds for a new field with an index (a ForeignKey has one unless db_index=False): add
+the field without it, then the index with AddIndexConcurrently.
+
+If a concurrent build fails (a duplicate in a unique index, a cancelled statement), PostgreSQL
+leaves an INVALID index behind: drop it (`DROP INDEX CONCURRENTLY name`) and migrate again.
+"""
+
+from django.contrib.postgres import operations as postgres
+from django.db.migrations import AddIndex, RemoveIndex
+
+# app_label.model_name of the tables that grow with the customer base and its history.
+BIG_TABLES = frozenset({
+    "crm.customer", "crm.externalidentity", "crm.consent", "crm.event", "crm.order",
+    "crm.orderline", "crm.segmentmembership", "crm.customerscore", "crm.recommendation",
+    "campaigns.message",
+})  # fmt: skip
+
+
+def _postgres(schema_editor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
+
+
+class AddIndexConcurrently(postgres.AddIndexConcurrently):
+    """CREATE INDEX CONCURRENTLY on PostgreSQL (the migration needs `atomic = False`); a plain
+    index elsewhere."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if _postgres(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if _postgres(schema_editor):
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class RemoveIndexConcurrently(postgres.RemoveIndexConcurrently):
+    """DROP INDEX CONCURRENTLY on PostgreSQL (the migration needs `atomic = False`); a plain
+    drop elsewhere."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if _postgres(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if _postgres(schema_editor):
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
