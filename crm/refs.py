@@ -7,25 +7,35 @@ from django.db import connection
 
 from crm import bulk
 from crm.models import Customer, ExternalIdentity, Workspace
-from crm.validation import Invalid
+from crm.validation import NUL, Invalid, identifier
 
 
 def parse(ref: Any) -> tuple:
-    """A hashable key for a reference: ("id", 5), ("ext", source, id) or ("email", address)."""
+    """A hashable key for a reference: ("id", 5), ("ext", source, id) or ("email", address).
+
+    Raises Invalid for anything no customer could have: ids beyond bigint or written in other
+    scripts' digits ("²", "١٢"), NUL characters (which PostgreSQL refuses in a query)."""
+    key = _parse(ref)
+    if any(isinstance(part, str) and NUL in part for part in key):
+        raise Invalid("may not contain NUL (\\u0000) characters")
+    return key
+
+
+def _parse(ref: Any) -> tuple:
     if isinstance(ref, bool):
         raise Invalid("not a customer reference")
     if isinstance(ref, int):
-        return ("id", ref)
+        return ("id", identifier(ref))
     if isinstance(ref, dict):
         if "source" in ref and "external_id" in ref:
             return ("ext", str(ref["source"]), str(ref["external_id"]))
         if "email" in ref:
             return ("email", str(ref["email"]).strip().lower())
         if "id" in ref:
-            return parse(ref["id"])
+            return _parse(ref["id"])
     if isinstance(ref, str):
-        if ref.isdigit():
-            return ("id", int(ref))
+        if ref.isdigit():  # any script's digits: identifier() takes ASCII ones only
+            return ("id", identifier(ref))
         if ref.startswith("ext:") and ref.count(":") >= 2:
             _, source, external_id = ref.split(":", 2)
             if source and external_id:

@@ -73,6 +73,10 @@ def compile_rules(
     """A Q over Customer for the rule tree; raises RuleError naming the bad node."""
     if not isinstance(rules, dict) or not rules:
         raise RuleError("rules must be a non-empty JSON object")
+    try:  # NUL in a value, integers beyond bigint: they would reach the SQL
+        v.json_value(rules)
+    except v.Invalid as exc:
+        raise RuleError(f"rules: {exc}") from None
     rules = dict(rules)
     if "as_of" in rules:
         try:
@@ -185,7 +189,10 @@ class _Compiler:
             return None
         if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 36500:
             raise RuleError(f"{path}.within_days: a number of days between 1 and 36500")
-        return self.now - timedelta(days=days)
+        try:
+            return self.now - timedelta(days=days)
+        except OverflowError:  # as_of in year 1
+            raise RuleError(f"{path}.within_days: reaches back before year 1 from as_of") from None
 
     def _threshold(self, spec: Any, path: str, default=("gte", 1)) -> tuple[str, float]:
         if spec is None:
@@ -302,9 +309,10 @@ class _Compiler:
         return Q(pk__in=ids)
 
     def segment(self, node: dict, path: str) -> Q:
-        segment_id = node["segment"]
-        if isinstance(segment_id, bool) or not isinstance(segment_id, int):
-            raise RuleError(f"{path}.segment: a segment id")
+        try:
+            segment_id = v.identifier(node["segment"])
+        except v.Invalid as exc:
+            raise RuleError(f"{path}.segment: a segment id: {exc}") from None
         ids = self._narrow(
             SegmentMembership.objects.filter(
                 segment_id=segment_id, segment__workspace=self.workspace

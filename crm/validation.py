@@ -12,9 +12,18 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
+import orjson
 from django.utils.dateparse import parse_datetime
 
 MAX_BATCH = 10_000
+# One JSON field (attributes, properties, rules, provenance): deeper or bigger values are refused
+# before they are stored, so every list, export and renderer can write them back (orjson stops
+# at 255 levels; PostgreSQL's jsonb refuses \u0000).
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 64_000
+BIGINT = 2**63 - 1  # the largest id or count a bigint column holds
+ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() and re's \d take "²" and "١٢" too
+NUL = "\x00"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LOCALE_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
@@ -28,7 +37,8 @@ class RowErrors:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, []).append(message)
+        # A field is named as the client wrote it ("unknown field"), but never with a NUL.
+        self.errors.setdefault(without_nul(name), []).append(message)
 
     def take(self, row: dict, name: str, cleaner, *args, **kwargs) -> Any:
         """Cleans row[name] if present; returns the clean value, or None after recording why."""
@@ -66,6 +76,18 @@ class BatchResult:
         }
 
 
+def without_nul(value: Any) -> Any:
+    """`value` with each NUL in its strings and keys replaced by U+FFFD, for storing what
+    echoes a client's input (error reports) where PostgreSQL refuses NUL."""
+    if isinstance(value, str):
+        return value.replace(NUL, "\ufffd") if NUL in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def text(value: Any, *, max_length: int, required: bool = False) -> str:
     if value is None:
         value = ""
@@ -74,6 +96,8 @@ def text(value: Any, *, max_length: int, required: bool = False) -> str:
     if not isinstance(value, str):
         raise Invalid("must be a string")
     value = value.strip()
+    if NUL in value:
+        raise Invalid("may not contain NUL (\\u0000) characters")
     if required and not value:
         raise Invalid("may not be blank")
     if len(value) > max_length:
@@ -126,7 +150,12 @@ def moment(value: Any) -> datetime:
         parsed = None
     if parsed is None:
         raise Invalid("not a valid ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # what storing it does: 9999-12-31T23:59:59-10:00 overflows
+    except OverflowError:
+        raise Invalid("out of range: between years 1 and 9999 once in UTC") from None
+    return parsed
 
 
 def money(value: Any, *, allow_negative: bool = False) -> Decimal:
@@ -146,13 +175,27 @@ def money(value: Any, *, allow_negative: bool = False) -> Decimal:
 def integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise Invalid("must be an integer")
-    try:
-        number = int(value)
-    except ValueError:
-        raise Invalid("must be an integer") from None
-    if abs(number) > 2**31 - 1:
+    if isinstance(value, str):
+        digits = value.strip()
+        if not ASCII_DIGITS.fullmatch(digits.removeprefix("-")):
+            raise Invalid("must be an integer")
+        value = int(digits)
+    if abs(value) > 2**31 - 1:
         raise Invalid("out of range")
-    return number
+    return value
+
+
+def identifier(value: Any) -> int:
+    """A row id as clients write it: a JSON integer or a string of ASCII digits, 1 to BIGINT.
+
+    `int()` would take "١٢" as 12 and raise on "²", both of which str.isdigit() lets through."""
+    if isinstance(value, str) and ASCII_DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid("must be an id (a whole number)")
+    if not 0 < value <= BIGINT:
+        raise Invalid(f"out of range: ids are from 1 to {BIGINT}")
+    return value
 
 
 def boolean(value: Any) -> bool:
@@ -161,10 +204,71 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def is_identifier(value: Any) -> bool:
+    """Whether `value` is an id identifier() takes (a SKU, say, is not)."""
+    try:
+        identifier(value)
+    except Invalid:
+        return False
+    return True
+
+
+def json_value(value: Any, *, max_depth: int = MAX_JSON_DEPTH, max_bytes: int = MAX_JSON_BYTES):
+    """A JSON value any JSON column stores and any renderer writes back, unchanged.
+
+    Refuses nesting deeper than `max_depth`, more than `max_bytes` serialised, NUL characters
+    in keys or strings and integers beyond 64 bits, naming where. Runs per
+    row of 10,000-row batches: one orjson pass decides for ordinary values; only a value that
+    could break a rule is walked in Python to say where.
+    """
+    try:
+        dumped = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        dumped = None  # too deep or an integer beyond 64 bits: the walk says which and where
+    if dumped is not None:
+        if len(dumped) > max_bytes:
+            raise Invalid(f"at most {max_bytes} bytes as JSON, got {len(dumped)}")
+        nesting = dumped.count(b"{") + dumped.count(b"[")
+        if nesting <= max_depth and b"\\u0000" not in dumped and not LONG_NUMBER.search(dumped):
+            return value
+    _walk(value, max_depth)
+    return value
+
+
+LONG_NUMBER = re.compile(rb"[0-9]{19}")  # the only way a number beyond 64 bits can be written
+
+
+def _walk(value: Any, max_depth: int) -> None:
+    stack = [(value, 1, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > max_depth:
+                raise Invalid(f"nested more than {max_depth} levels deep{_at(where)}")
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, child in items:
+                if isinstance(key, str) and NUL in key:
+                    raise Invalid(f"a key may not contain NUL (\\u0000) characters{_at(where)}")
+                path = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+                stack.append((child, depth + 1, path))
+        elif isinstance(node, str):
+            if NUL in node:
+                raise Invalid(f"may not contain NUL (\\u0000) characters{_at(where)}")
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -BIGINT - 1 <= node <= BIGINT:
+                raise Invalid(f"integer out of range (64 bits){_at(where)}")
+        elif not (node is None or isinstance(node, bool | float)):  # parsed JSON is finite
+            raise Invalid(f"not a JSON value{_at(where)}")
+
+
+def _at(where: str) -> str:
+    return f" (at {where.lstrip('.')[:200]})" if where else ""
+
+
 def json_object(value: Any) -> dict:
     if not isinstance(value, dict):
         raise Invalid("must be a JSON object")
-    return value
+    return json_value(value)
 
 
 def currency(value: Any) -> str:

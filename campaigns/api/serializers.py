@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from campaigns import outbound
 from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
+from crm.api.fields import JsonField
 from crm.models import Segment
 
 
@@ -47,6 +48,8 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class VariantSerializer(serializers.ModelSerializer):
+    provenance = JsonField(required=False)
+
     class Meta:
         model = Variant
         fields = ["id", "name", "subject", "preheader", "body_html", "body_text", "weight",

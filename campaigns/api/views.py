@@ -20,6 +20,7 @@ from campaigns.services import control
 from campaigns.services.copy import BriefError, copy_brief
 from campaigns.services.results import campaign_stats
 from crm.api.base import WorkspaceApi, idempotent
+from crm.api.fields import id_field
 from marketing_ai.ml.language import copywriter
 from workers.services import task_run_start
 from workers.tasks.language import generate_copy
@@ -243,7 +244,7 @@ class WebhookDeliveriesApi(WebhookDetailApi):
 
 
 class ContentGenerateRequest(serializers.Serializer):
-    campaign = serializers.IntegerField()
+    campaign = id_field()
     products = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1,
                                      max_length=5, help_text="SKUs or product ids")  # fmt: skip
     goal = serializers.CharField(required=False, allow_blank=True, max_length=500)
@@ -253,7 +254,7 @@ class ContentGenerateRequest(serializers.Serializer):
     show_prices = serializers.BooleanField(required=False, default=False)
     k = serializers.IntegerField(required=False, min_value=1, max_value=8, default=4)
     rounds = serializers.IntegerField(required=False, min_value=1, max_value=8, default=6)
-    seed = serializers.IntegerField(required=False, min_value=0, default=0)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1, default=0)
 
 
 class ContentGenerateApi(CampaignsApi):

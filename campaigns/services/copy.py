@@ -12,6 +12,7 @@ from django.utils import timezone
 from campaigns.models import BrandRules, Campaign, Variant
 from campaigns.sandbox import literal, unliteral
 from campaigns.services.control import CampaignError
+from crm import validation as v
 from crm.models import Customer, Product
 from marketing_ai.ml.language import copywriter, guardrails
 
@@ -46,7 +47,7 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
         errors["products"] = ["name between 1 and 5 products (SKU or id)"]
     catalogue = Product.objects.filter(workspace=campaign.workspace)
     products = list(catalogue.filter(sku__in=refs)) + list(
-        catalogue.filter(pk__in=[int(r) for r in refs if r.isdigit()]).exclude(sku__in=refs)
+        catalogue.filter(pk__in=[int(r) for r in refs if v.is_identifier(r)]).exclude(sku__in=refs)
     )
     missing = set(refs) - {p.sku for p in products} - {str(p.pk) for p in products}
     if missing:

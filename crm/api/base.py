@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm import validation
+from crm import refs, validation
 from crm.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasScope
 from crm.models import IdempotencyRecord, Workspace
 from workers.retry import retrying
@@ -24,6 +24,21 @@ class Cursor(CursorPagination):
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        # The position is an id (ordering is by id); a forged one would reach the query.
+        if cursor is not None and cursor.position is not None:
+            try:
+                validation.identifier(cursor.position)
+            except validation.Invalid:
+                raise ValidationError({"cursor": ["not a cursor this API gave out"]}) from None
+        return cursor
+
+
+# Path parameters that name rows by id, as the OpenAPI schema calls them; `ref` names a
+# customer (crm.refs).
+ID_KWARGS = {"pk": "id", "variant_pk": "variant_pk"}
 
 
 class WorkspaceApi(APIView):
@@ -36,6 +51,27 @@ class WorkspaceApi(APIView):
     @property
     def workspace(self) -> Workspace:
         return self.request.auth.workspace
+
+    def initial(self, request, *args, **kwargs) -> None:
+        """After auth: the path's and the query string's values are checked here, once for every
+        endpoint, so none reaches a query it would break (an id beyond bigint, "²", NUL)."""
+        super().initial(request, *args, **kwargs)
+        errors = validation.RowErrors()
+        for name, value in kwargs.items():
+            if name in ID_KWARGS:
+                try:
+                    validation.identifier(value)
+                except validation.Invalid as exc:
+                    errors.add(ID_KWARGS[name], str(exc))
+            elif name == "ref":
+                errors.take(kwargs, name, refs.parse)
+            elif isinstance(value, str) and validation.NUL in value:
+                errors.add(name, "may not contain NUL (\\u0000) characters")
+        for name, values in request.query_params.lists():
+            if any(validation.NUL in value for value in values) or validation.NUL in name:
+                errors.add(name, "may not contain NUL (\\u0000) characters")
+        if errors:
+            raise ValidationError(errors.errors)
 
     def paginate(self, queryset, shape: Callable[[list], list]) -> Response:
         paginator = Cursor()
@@ -63,11 +99,12 @@ def idempotent(request: Request, workspace: Workspace, run: Callable[[], Respons
     The answer is stored in the same transaction as the write, so a write that rolled back left
     no record and may be retried. The same key with a different body is refused (422).
     """
-    key = request.headers.get("Idempotency-Key", "").strip()
+    try:
+        key = validation.text(request.headers.get("Idempotency-Key", ""), max_length=200)
+    except validation.Invalid as exc:
+        raise ValidationError({"Idempotency-Key": [str(exc)]}) from None
     if not key:
         return run()
-    if len(key) > 200:
-        raise ValidationError({"Idempotency-Key": ["at most 200 characters"]})
     digest = body_hash(request)
     endpoint = request.path
     record = IdempotencyRecord.objects.filter(workspace=workspace, key=key).first()
@@ -83,7 +120,8 @@ def idempotent(request: Request, workspace: Workspace, run: Callable[[], Respons
                 endpoint=endpoint,
                 request_hash=digest,
                 status_code=response.status_code,
-                response=json.loads(json.dumps(response.data, default=str)),
+                # Error reports echo the client's keys and values, NUL among them.
+                response=validation.without_nul(json.loads(json.dumps(response.data, default=str))),
             )
         return response
 

@@ -1,8 +1,42 @@
 """Query-string filters of the list endpoints (invalid values give 400 with field messages)."""
 
 import django_filters as filters
+from django import forms
 
+from crm import validation as v
 from crm.models import Customer, Event, ExternalIdentity, Order, Product, SegmentMembership
+
+
+class _Checked(forms.Field):
+    """A form field cleaned by one of crm.validation's cleaners (the API's rules for ids and
+    moments, not the forms' own: those take "١٢" for 12 and let 9999-12-31T23:59:59-10:00 reach
+    the database, where converting it to UTC overflows)."""
+
+    cleaner = staticmethod(lambda value: value)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return self.cleaner(value)
+        except v.Invalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class _IdField(_Checked):
+    cleaner = staticmethod(v.identifier)
+
+
+class _MomentField(_Checked):
+    cleaner = staticmethod(v.moment)
+
+
+class IdFilter(filters.Filter):
+    field_class = _IdField
+
+
+class MomentFilter(filters.Filter):
+    field_class = _MomentField
 
 
 class CustomerFilter(filters.FilterSet):
@@ -11,9 +45,9 @@ class CustomerFilter(filters.FilterSet):
     # Filters through other tables are subqueries, not joins: no duplicate rows, no DISTINCT.
     source = filters.CharFilter(method="by_source")
     external_id = filters.CharFilter(method="by_external_id")
-    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    created_since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    segment = filters.NumberFilter(method="by_segment")
+    updated_since = MomentFilter(field_name="updated_at", lookup_expr="gte")
+    created_since = MomentFilter(field_name="created_at", lookup_expr="gte")
+    segment = IdFilter(method="by_segment")
 
     class Meta:
         model = Customer
@@ -53,11 +87,11 @@ class ProductFilter(filters.FilterSet):
 
 
 class OrderFilter(filters.FilterSet):
-    customer = filters.NumberFilter(field_name="customer_id")
+    customer = IdFilter(field_name="customer_id")
     external_id = filters.CharFilter()
     kind = filters.ChoiceFilter(choices=Order.Kind.choices)
-    placed_since = filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
-    placed_before = filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+    placed_since = MomentFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = MomentFilter(field_name="placed_at", lookup_expr="lt")
 
     class Meta:
         model = Order
@@ -65,10 +99,10 @@ class OrderFilter(filters.FilterSet):
 
 
 class EventFilter(filters.FilterSet):
-    customer = filters.NumberFilter(field_name="customer_id")
+    customer = IdFilter(field_name="customer_id")
     type = filters.CharFilter()
-    since = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = MomentFilter(field_name="occurred_at", lookup_expr="gte")
+    before = MomentFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Event

@@ -146,6 +146,10 @@ class SegmentMembersApi(SegmentApi):
             isinstance(i, int) and not isinstance(i, bool) for i in ids
         ):
             raise ValidationError({"customers": ["a list of customer ids"]})
+        try:
+            ids = [v.identifier(i) for i in ids]
+        except v.Invalid as exc:
+            raise ValidationError({"customers": [str(exc)]}) from None
         added = segment_services.segment_add_members(segment=segment, customer_ids=ids[:10_000])
         return Response({"added": added})
 

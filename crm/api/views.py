@@ -14,7 +14,7 @@ from rest_framework import serializers as s
 from rest_framework import status
 from rest_framework.response import Response
 
-from crm import selectors, services
+from crm import refs, selectors, services, validation
 from crm.api import docs, filters
 from crm.api.base import WorkspaceApi, bulk_response, idempotent, single_write
 from crm.api.schema import filter_parameters
@@ -329,6 +329,10 @@ class PrivacyApi(WorkspaceApi):
             raise ValidationError(
                 {"customer": ["required: an id, ext:<source>:<id> or email:<address>"]}
             )
+        try:  # a malformed reference is the caller's mistake (400), an unknown one a 404
+            refs.parse(data["customer"])
+        except validation.Invalid as exc:
+            raise ValidationError({"customer": [str(exc)]}) from None
         return selectors.customer_get(workspace=self.workspace, ref=str(data["customer"]))
 
 

@@ -28,7 +28,8 @@ def _clean_line(raw: Any, position: int, errors: v.RowErrors) -> dict | None:
         line[field] = errors.take(raw, field, cleaner, **kwargs)
         if f"{field}" in errors.errors:  # re-file under the line's own name
             errors.errors[f"{name}.{field}"] = errors.errors.pop(field)
-    return line if len(line) == 3 else None
+    # A field that failed left None behind: the line is unusable (a return would negate it).
+    return line if len(line) == 3 and None not in line.values() else None
 
 
 def _clean_order_row(raw: Any) -> tuple[dict, dict]:
