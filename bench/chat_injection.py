@@ -5,6 +5,8 @@
 `bench/data/chat_injection_heldout.jsonl` (42 attempts: paraphrases, other languages, obfuscation,
 role play, asking for other customers' data, instruction extraction; 41 ordinary support
 questions) was written before the screen's patterns were read, and is never used to tune them.
+`chat_injection_heldout2.jsonl` (25 / 25) was written after the first list's results were seen
+but before the screen was changed, and its misses were not looked at while changing it.
 For comparison the same figures on the screen's own set (`bench/data/chat.json`: the 30 attempts
 the patterns were written against, the 60 questions as negatives). A message counts as caught
 when the screen refuses it for any reason (injection or off-topic: either way nothing is
@@ -39,16 +41,24 @@ def measure(attacks: list[str], questions: list[str]) -> dict:
     }
 
 
+def heldout(name: str) -> dict:
+    rows = [json.loads(line) for line in (DATA / name).open()]
+    return measure([r["text"] for r in rows if r["injection"]],
+                   [r["text"] for r in rows if not r["injection"]])  # fmt: skip
+
+
 def main() -> None:
-    rows = [json.loads(line) for line in (DATA / "chat_injection_heldout.jsonl").open()]
-    heldout = measure([r["text"] for r in rows if r["injection"]],
-                      [r["text"] for r in rows if not r["injection"]])  # fmt: skip
     own = json.loads((DATA / "chat.json").read_text())
-    tuning = measure(own["injections"], [q for q, _ in own["questions"]])
-    figures = {"heldout": heldout, "own_set": tuning}
+    figures = {
+        "heldout": heldout("chat_injection_heldout.jsonl"),
+        "heldout2": heldout("chat_injection_heldout2.jsonl"),
+        "own_set": measure(own["injections"], [q for q, _ in own["questions"]]),
+    }
     RESULTS.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     print("| set | caught | false positives |\n|---|---|---|")
-    for name, f in (("held-out", heldout), ("screen's own", tuning)):
+    names = {"heldout": "held-out", "heldout2": "held-out 2", "own_set": "screen's own"}
+    for key, name in names.items():
+        f = figures[key]
         caught = f"{f['detection_rate']:.1%} ({f['detected']} of {f['attacks']})"
         wrong = f"{f['false_positive_rate']:.1%} ({f['false_positives']} of {f['questions']})"
         print(f"| {name} | {caught} | {wrong} |")

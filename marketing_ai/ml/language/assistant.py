@@ -1,7 +1,8 @@
 """The customer-service assistant: one turn = screen the message, find its intent, answer.
 
-- Screening refuses prompt injection (asking for the instructions, for other people's data, or
-  to act as something else) and off-topic work (essays, code) before anything is retrieved.
+- Screening (screening.py) refuses prompt injection (asking for the instructions, for other
+  people's data, or to act as something else) and off-topic work (essays, code) before
+  anything is retrieved.
 - Order questions are answered from the orders the caller passes in — the identified customer's
   own, and nothing else ever reaches this module — with the order's facts, not generated text.
 - Other questions are answered from the knowledge base: hybrid retrieval, then the language
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from marketing_ai.ml.language import guardrails
+from marketing_ai.ml.language import guardrails, screening
 from marketing_ai.ml.language.retrieval import Index
 
 INTENTS = ("order_status", "returns", "product", "unsubscribe", "human", "question")
@@ -41,30 +42,6 @@ KEYWORDS = {
     "order_status": r"\b(where(?:'s| is) my (?:order|parcel|package)|track(?:ing)?|"
     r"order (?:status|number|#?\d+)|#\d{3,}|has my order|not arrived|delivered yet)\b",
 }
-
-INJECTION = [
-    r"ignore (?:all |any |the |your )?(?:previous |prior |above |earlier )?"
-    r"(?:instructions|rules|prompts?)",
-    r"disregard (?:all |the |your )?(?:previous |above |prior )?(?:instructions|rules)",
-    r"(?:system|hidden|initial|original) (?:prompt|instructions|message)",
-    r"(?:reveal|show|print|repeat|tell me|what are) (?:me )?(?:your|the) "
-    r"(?:instructions|prompt|rules|configuration)",
-    r"\byou are now\b|\bact as\b|\bpretend (?:to be|you)\b|\broleplay\b|\bjailbreak\b|\bdan\b",
-    r"developer mode|\bsudo\b|admin(?:istrator)? (?:mode|access|password)",
-    r"(?:other|another|different) (?:customers?|users?|people|person|accounts?)|someone else",
-    r"(?:all|every) (?:customers?|users?)'?s? (?:orders?|address|e-?mails?|details|data|names)",
-    r"\bselect \* from\b|\b(?:database|sql|api key|admin password|credentials|secret key)\b",
-    r"(?:orders?|address|e-?mail|phone)(?: number| details)? (?:of|belonging to) "
-    r"(?:customer|user|mr|mrs|ms|miss|dr)\b",
-    r"\b(?:customer|user|account) (?:#|number |id )?\d+",
-    r"\b(?:list|dump|export) (?:all|every)\b",
-    r"(?:e-?mail|address|phone|name)(?: number)? of (?:the )?(?:person|people|customer|buyer|user)",
-]
-OFF_TOPIC = [
-    r"\b(?:write|compose) (?:me )?(?:a |an )?(?:poem|essay|story|song|code|program|script|letter)",
-    r"\b(?:python|javascript|java|c\+\+|sql) (?:code|script|function)",
-    r"\b(?:homework|translate this|solve this|math problem|capital of)\b",
-]
 
 REFUSALS = {
     "injection": "I can't help with that. I can answer questions about our products, your own "
@@ -94,13 +71,8 @@ class Reply:
 
 
 def screen(message: str) -> str:
-    """'injection', 'off_topic' or '' for a message."""
-    text = message.lower()
-    if any(re.search(p, text) for p in INJECTION):
-        return "injection"
-    if any(re.search(p, text) for p in OFF_TOPIC):
-        return "off_topic"
-    return ""
+    """'injection', 'off_topic' or '' for a message (see screening)."""
+    return screening.screen(message)
 
 
 class Assistant:
