@@ -6,6 +6,7 @@ import signal
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -41,7 +42,7 @@ def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes_once(fast_sw
     try:
         wait_for_worker(name)
         run = TaskRun.objects.create(
-            kind=selfcheck.name, params={"steps": 16, "step_seconds": 0.25}, queue=queue
+            kind=selfcheck.name, params={"steps": 40, "step_seconds": 0.25}, queue=queue
         )
         assert services.task_run_send(run=run)
         wait_until(lambda: reload(run).progress >= 20, timeout=60, interval=0.05)
@@ -59,7 +60,7 @@ def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes_once(fast_sw
         worker = start_worker(queue, name, fast_sweeper)
         wait_until(lambda: reload(run).status in TaskRun.FINISHED, timeout=90)
         assert run.status == TaskRun.Status.SUCCEEDED, run.error
-        assert run.attempts == 2 and run.result["steps"] == 16 and killed_at < 100
+        assert run.attempts == 2 and run.result["steps"] == 40 and killed_at < 100
         finished_at = run.finished_at
         # Once: later sweeps and a duplicate delivery of the same run change nothing.
         selfcheck.apply_async(args=[str(run.pk)], queue=queue)
@@ -69,6 +70,34 @@ def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes_once(fast_sw
     finally:
         if worker.poll() is None:
             stop_worker(worker)
+
+
+def test_a_run_whose_pool_process_died_is_queued_again_after_the_redelivery_skipped(
+    fast_sweeper, settings
+):
+    """Only the pool process dies: the worker hands the message back at once, the redelivery
+    finds a fresh heartbeat and skips it, and without the sweeper the run stayed `running`."""
+    stale = 10  # the pool process is replaced and the message redelivered well within it
+    settings.TASK_RUN_STALE_SECONDS = stale
+    name = f"pool-{uuid.uuid4().hex[:6]}"
+    worker = start_worker(name, name, {"TASK_RUN_STALE_SECONDS": str(stale)})
+    try:
+        wait_for_worker(name)
+        run = TaskRun.objects.create(
+            kind=selfcheck.name, params={"steps": 40, "step_seconds": 0.25}, queue=name
+        )
+        assert services.task_run_send(run=run)
+        wait_until(lambda: reload(run).progress >= 10, timeout=60, interval=0.05)
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        assert len(children) == 1  # concurrency 1: the pool process running the task
+        os.kill(int(children[0]), signal.SIGKILL)
+        time.sleep(stale + 1)
+        assert reload(run).status == TaskRun.Status.RUNNING and run.attempts == 1  # skipped
+        assert sweep_runs()["requeued"] == 1
+        wait_until(lambda: reload(run).status in TaskRun.FINISHED, timeout=90)
+        assert run.status == TaskRun.Status.SUCCEEDED and run.attempts == 2, run.error
+    finally:
+        stop_worker(worker)
 
 
 def test_a_run_whose_message_was_lost_is_sent_again(fast_sweeper, live_worker):
