@@ -13,7 +13,9 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from crm import bulk, services
 from crm.models import Customer, Workspace
 from tests.crm.test_api import client_for
+from workers.models import TaskRun
 from workers.retry import is_transient, retrying
+from workers.tracking import tracked_task
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="deadlock detection is PostgreSQL's"
@@ -119,6 +121,47 @@ def test_a_bulk_write_that_loses_a_deadlock_is_run_again_and_answers_200(caplog)
     assert any("transient database error" in r.getMessage() for r in caplog.records)
     customer.refresh_from_db()
     assert customer.first_name == "Bea"  # the batch ran again after the other writer committed
+
+
+CROSSING: dict = {}  # what the task below meets: the rows, a barrier, how often it ran
+
+
+@tracked_task(name="tests.workers.test_retry.crossing_task")
+def crossing_task(run, progress) -> dict:
+    CROSSING["runs"] += 1
+    with transaction.atomic():
+        Workspace.objects.select_for_update().get(pk=CROSSING["a"])
+        if CROSSING["runs"] == 1:
+            CROSSING["barrier"].wait()
+        Workspace.objects.select_for_update().get(pk=CROSSING["b"])
+    return {"runs": CROSSING["runs"]}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_loses_a_deadlock_runs_its_body_again_and_succeeds():
+    a = Workspace.objects.create(slug="a", name="A").pk
+    b = Workspace.objects.create(slug="b", name="B").pk
+    CROSSING.update(a=a, b=b, runs=0, barrier=threading.Barrier(2, timeout=15))
+
+    def other() -> None:
+        try:
+            with transaction.atomic():
+                Workspace.objects.select_for_update().get(pk=b)
+                CROSSING["barrier"].wait()
+                time.sleep(0.3)  # the task waits longer, so its deadlock check fires first
+                Workspace.objects.select_for_update().get(pk=a)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    run = TaskRun.objects.create(kind=crossing_task.name)
+    crossing_task.apply(args=[str(run.pk)])
+    thread.join(30)
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.SUCCEEDED, run.error
+    assert run.result == {"runs": 2}
 
 
 def test_sqlite_database_is_locked_is_transient(tmp_path):
