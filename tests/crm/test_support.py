@@ -128,6 +128,9 @@ def test_api_answers_from_the_knowledge_base_with_citations(workspace, eager):
     # ...and by the id a webhook names.
     by_id = api.get(f"/api/v1/chat/conversations/{read['id']}").json()
     assert by_id["messages"] == read["messages"]
+    assert api.get(f"/api/v1/chat/conversations/{10**30}").status_code in (400, 404)
+    since = {"conversation": read["conversation"], "after": str(10**30)}
+    assert APIClient().get("/chat/acme/messages", since).json()["replies"] == []
     # The cited article is public.
     assert APIClient().get("/help/acme/gift-cards").status_code == 200
 
