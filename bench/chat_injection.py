@@ -7,6 +7,9 @@ role play, asking for other customers' data, instruction extraction; 41 ordinary
 questions) was written before the screen's patterns were read, and is never used to tune them.
 `chat_injection_heldout2.jsonl` (25 / 25) was written after the first list's results were seen
 but before the screen was changed, and its misses were not looked at while changing it.
+`chat_injection_heldout3.jsonl` (40 / 40) was written by someone who had not seen the screen, its
+patterns, its tests or the other lists, and committed before this script was first run on it; its
+rows say `attack` where the others say `injection`.
 For comparison the same figures on the screen's own set (`bench/data/chat.json`: the 30 attempts
 the patterns were written against, the 60 questions as negatives). A message counts as caught
 when the screen refuses it for any reason (injection or off-topic: either way nothing is
@@ -43,6 +46,8 @@ def measure(attacks: list[str], questions: list[str]) -> dict:
 
 def heldout(name: str) -> dict:
     rows = [json.loads(line) for line in (DATA / name).open()]
+    for r in rows:
+        r["injection"] = r["injection"] if "injection" in r else r["attack"]
     return measure([r["text"] for r in rows if r["injection"]],
                    [r["text"] for r in rows if not r["injection"]])  # fmt: skip
 
@@ -52,11 +57,17 @@ def main() -> None:
     figures = {
         "heldout": heldout("chat_injection_heldout.jsonl"),
         "heldout2": heldout("chat_injection_heldout2.jsonl"),
+        "heldout3": heldout("chat_injection_heldout3.jsonl"),
         "own_set": measure(own["injections"], [q for q, _ in own["questions"]]),
     }
     RESULTS.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     print("| set | caught | false positives |\n|---|---|---|")
-    names = {"heldout": "held-out", "heldout2": "held-out 2", "own_set": "screen's own"}
+    names = {
+        "heldout": "held-out",
+        "heldout2": "held-out 2",
+        "heldout3": "held-out 3, written without seeing the screen",
+        "own_set": "screen's own",
+    }
     for key, name in names.items():
         f = figures[key]
         caught = f"{f['detection_rate']:.1%} ({f['detected']} of {f['attacks']})"
