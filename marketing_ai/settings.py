@@ -205,7 +205,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the longest task (TaskRun records make a repeat delivery harmless, see workers.tracking).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
+    # A broker that hangs fails a send within seconds instead of holding the request forever;
+    # the write goes on and its run waits, queued, for the run sweeper.
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
+    "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
 }
+# One quick retry of a send (Celery's default is three): the database remembers what was not sent.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
+}  # fmt: skip
 CELERY_TASK_IGNORE_RESULT = True  # outcomes live in TaskRun rows, not in a result backend
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,6 +1,7 @@
 """Writes to the run ledger: starting and cancelling task runs, registering and promoting models."""
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,21 @@ log = logging.getLogger(__name__)
 
 # What a send raises while the broker is unreachable (kombu wraps most of them in its own).
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
+# After a failed send the process sends nothing for this long (the runs stay marked unsent for
+# the sweeper): a broker that hangs costs one request its timeout, not every request.
+BROKER_SKIP_SECONDS = 10.0
+_broker_failed: tuple[str, float] = ("", float("-inf"))  # the broker URL that failed, and when
+
+
+def _broker_skipped() -> bool:
+    url, at = _broker_failed
+    return url == settings.CELERY_BROKER_URL and time.monotonic() - at < BROKER_SKIP_SECONDS
+
+
+def _broker_failed_now(what: str, exc: BaseException) -> None:
+    global _broker_failed
+    _broker_failed = (settings.CELERY_BROKER_URL, time.monotonic())
+    log.warning("%s not queued, the broker is unreachable: %s", what, exc)
 
 
 def task_run_start(
@@ -50,22 +66,25 @@ def task_run_start(
     return run
 
 
-def task_run_send(*, run: TaskRun) -> bool:
+def task_run_send(*, run: TaskRun, retry_now: bool = False) -> bool:
     """Hands `run`'s message to the broker; returns whether the broker took it.
 
     With the broker down the run stays `queued`, marked as not sent (enqueued_at None), and the
-    caller carries on: the run sweeper sends it once the broker is back.
+    caller carries on: the run sweeper sends it once the broker is back. Within
+    BROKER_SKIP_SECONDS of a failed send nothing is tried unless `retry_now` (the sweeper).
     """
     from workers.celery import app
 
     task = app.tasks.get(run.kind)  # the task itself where known, so eager mode applies
     try:
+        if _broker_skipped() and not retry_now:
+            raise kombu.exceptions.OperationalError("it failed a moment ago")
         if task is not None:
             task.apply_async(args=[str(run.pk)], queue=run.queue or None)
         else:
             app.send_task(run.kind, args=[str(run.pk)], queue=run.queue or None)
     except BROKER_ERRORS as exc:
-        log.warning("task run %s not queued, the broker is unreachable: %s", run.pk, exc)
+        _broker_failed_now(f"task run {run.pk}", exc)
         TaskRun.objects.filter(pk=run.pk).update(enqueued_at=None)
         return False
     TaskRun.objects.filter(pk=run.pk).update(enqueued_at=timezone.now(), sends=F("sends") + 1)
@@ -80,10 +99,13 @@ def send_on_commit(send: Callable[[], Any], *, what: str) -> None:
     """
 
     def guarded() -> None:
+        if _broker_skipped():
+            log.warning("%s not queued: the broker failed a moment ago", what)
+            return
         try:
             send()
         except BROKER_ERRORS as exc:
-            log.warning("%s not queued, the broker is unreachable: %s", what, exc)
+            _broker_failed_now(what, exc)
 
     transaction.on_commit(guarded)
 

@@ -52,7 +52,7 @@ def sweep_runs() -> dict:
             )
 
     for run in TaskRun.objects.filter(status=TaskRun.Status.QUEUED, enqueued_at__isnull=True):
-        if not task_run_send(run=run):
+        if not task_run_send(run=run, retry_now=True):
             return counts  # the broker is still down: the next pass tries again
         counts["sent"] += 1
 
@@ -69,7 +69,7 @@ def sweep_runs() -> dict:
             )
             reason = f"never picked up: sent {untaken} times, no worker of {run.queue!r} took it"
             counts["failed"] += _fail(same, reason, now)
-        elif task_run_send(run=run):
+        elif task_run_send(run=run, retry_now=True):
             counts["sent"] += 1
         else:
             break

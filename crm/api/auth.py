@@ -146,12 +146,15 @@ class ApiKeyThrottle(throttling.BaseThrottle):
         now = time.time()
         window = int(now // self.period)
         key = f"mai:throttle:{request.auth.prefix}:{window}"
+        if not kv.available():  # failed a moment ago: not worth another timeout
+            return True
         try:
             pipe = kv.client().pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, self.period + 5)
             count = pipe.execute()[0]
         except redis.RedisError as exc:
+            kv.failed()
             self._outage(exc)
             return True
         if count <= self.limit:

@@ -69,14 +69,16 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     key = f"{PREFIX}:{workspace.pk}:{pk}:{limit}"
     current = catalogue = None  # b"generation:stamp", b"catalogue stamp"
     try:
-        if _lookup is None or _lookup.registered_client is not kv.client():
-            _lookup = kv.client().register_script(_LOOKUP)
-        keys = [_generation_key(workspace.pk), _stamp_key(workspace.pk, pk),
-                _catalogue_key(workspace.pk)]  # fmt: skip
-        current, body, catalogue = _lookup(keys=keys, args=[key])
-        if body:
-            return body
+        if kv.available():
+            if _lookup is None or _lookup.registered_client is not kv.client():
+                _lookup = kv.client().register_script(_LOOKUP)
+            keys = [_generation_key(workspace.pk), _stamp_key(workspace.pk, pk),
+                    _catalogue_key(workspace.pk)]  # fmt: skip
+            current, body, catalogue = _lookup(keys=keys, args=[key])
+            if body:
+                return body
     except redis.RedisError as exc:
+        kv.failed()
         log.warning("recommendation cache unavailable: %s", exc)
     answer = _answer(workspace, pk, limit, catalogue)
     if answer is None:  # no list of their own: the popularity fallback, the general way
@@ -90,6 +92,7 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
                 f"{key}:{current.decode()}", body, ex=settings.RECOMMENDATION_CACHE_SECONDS
             )
         except redis.RedisError as exc:
+            kv.failed()
             log.warning("recommendation cache unavailable: %s", exc)
     return body
 
@@ -166,6 +169,7 @@ def recommendations_changed(*, workspace_id: int, products: bool = False) -> Non
                     pipe.incr(_catalogue_key(workspace_id))
                 pipe.execute()
         except redis.RedisError as exc:
+            kv.failed()
             # Entries written before the outage may outlive it until they expire.
             log.warning("could not invalidate cached recommendations: %s", exc)
 

@@ -3,6 +3,9 @@ the rate limiter lets requests through and says so once, and a task that could n
 stays a `queued` run that the run sweeper sends once Redis is back."""
 
 import logging
+import os
+import signal
+import time
 
 import pytest
 import redis
@@ -71,3 +74,27 @@ def test_api_reads_and_writes_while_redis_is_down(workspace, own_redis, caplog):
     run.refresh_from_db()
     assert run.status == TaskRun.Status.QUEUED and run.sends == 1 and run.enqueued_at
     assert redis.Redis.from_url(own_redis.url).llen("default") >= 1  # the message is there now
+
+
+def test_a_redis_that_hangs_costs_seconds_not_the_request(workspace, own_redis):
+    """A stopped (SIGSTOP) server accepts connections and never answers: every call waits for
+    its timeout. Reads pay it once per few seconds, and a write that starts a run answers."""
+    api = client_for(workspace)
+    rules = {"event": "view", "count": {"op": "gte", "value": 1}}
+    segment = segment_services.segment_save(workspace=workspace, name="viewers", rules=rules)
+    assert api.get("/api/v1/customers").status_code == 200
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert all(api.get("/api/v1/customers").status_code == 200 for _ in range(10))
+        assert time.monotonic() - started < 8  # one 2 s timeout, not ten
+
+        started = time.monotonic()
+        answer = api.post(f"/api/v1/segments/{segment.pk}/refresh")
+        assert answer.status_code == 202 and time.monotonic() - started < 20
+        run = TaskRun.objects.get(pk=answer.json()["task"])
+        assert run.status == TaskRun.Status.QUEUED and run.enqueued_at is None
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    assert sweeper.sweep_runs()["sent"] == 1
+    assert redis.Redis.from_url(own_redis.url).llen("default") == 1
