@@ -7,6 +7,7 @@ from django.urls import path
 from django.utils import timezone
 
 from crm import selectors
+from crm import validation as v
 from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
 from crm.importers.customers_csv import decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
@@ -48,8 +49,24 @@ class ImportForm(forms.Form):
         self.fields["workspace"].initial = current_workspace(request)
 
 
+class CustomerForm(forms.ModelForm):
+    """The customer's edit form, holding attributes to the API's rules (crm.validation): a value
+    nested too deep or with a NUL would be stored, then fail every list and export."""
+
+    class Meta:
+        model = Customer
+        fields = ["attributes"]  # the admin adds the others
+
+    def clean_attributes(self):
+        try:
+            return v.json_object(self.cleaned_data["attributes"])
+        except v.Invalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(Customer)
 class CustomerAdmin(WorkspaceScopedAdmin):
+    form = CustomerForm
     list_display = ["__str__", "email", "country", "time_zone", "orders", "created_at"]
     list_filter = ["workspace", "country", ("erased_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "first_name", "last_name", "phone", "identities__external_id"]
