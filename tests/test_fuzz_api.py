@@ -20,6 +20,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyStrategyDefinition
 
 from campaigns.models import Campaign, Variant, WebhookEndpoint
 from crm import services
@@ -219,19 +220,26 @@ def test_fuzz_every_operation_without_5xx(fuzz_env):
         def validate_response(self, response, case, **kwargs):
             recorder.record(f"stateful {case.operation.label}", case, response)
 
-    Stateful.run(settings=settings(
-        max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, **FUZZ_SETTINGS
-    ))  # fmt: skip
+    stopped = ""
+    try:
+        Stateful.run(settings=settings(
+            max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, **FUZZ_SETTINGS
+        ))  # fmt: skip
+    except FlakyStrategyDefinition as exc:
+        # Not a server error: a replayed scenario met other answers than the first time (ids
+        # from a PostgreSQL sequence, say). Every 5xx so far is recorded and still fails below.
+        stopped = str(exc).splitlines()[0]
 
     seconds = round(time.monotonic() - started, 1)
     links = len(Stateful.setup_state().rules)  # transitions schemathesis inferred, and roots
     report = {"requests": recorder.requests, "operations": len(operations), "seconds": seconds,
-              "stateful_transitions": links, "server_errors": recorder.server_errors,
+              "stateful_transitions": links, "stateful_stopped_early": stopped,
+              "server_errors": recorder.server_errors,
               "by_operation": recorder.by_operation}  # fmt: skip
     out = Path(os.environ.get("MARKETING_AI_DATA_DIR", "var")) / "fuzz-api.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"\nschemathesis: {recorder.requests} requests over {len(operations)} operations "
           f"and {links} stateful transitions in {seconds} s, {recorder.server_errors} server "
-          f"errors ({out})")  # fmt: skip
+          f"errors ({out}){'; stateful stopped early: ' + stopped if stopped else ''}")  # fmt: skip
     assert not recorder.failures, "5xx answers:\n\n" + "\n\n".join(recorder.failures)
