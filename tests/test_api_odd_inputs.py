@@ -294,3 +294,13 @@ def test_an_idempotent_answer_echoing_nul_is_kept_and_replayed(env):
     refused = api.post("/api/v1/campaigns", body, content_type="application/json",
                        HTTP_IDEMPOTENCY_KEY="k2")  # fmt: skip
     assert refused.status_code == 400 and "channel" in refused.json()
+
+
+@pytest.mark.parametrize("token", ["mai_ab\x00cd_secret", f"mai_{SUPERSCRIPT}_secret",
+                                   "mai_" + "a" * 5000 + "_secret"])  # fmt: skip
+def test_a_malformed_key_is_401_not_500(db, token):
+    """The key's prefix is looked up; a NUL in it made PostgreSQL refuse the query (500)."""
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = api.get("/api/v1/customers")
+    assert response.status_code == 401 and response.json()["detail"] == "malformed API key"

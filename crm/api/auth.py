@@ -6,6 +6,7 @@ A key belongs to one workspace and carries scopes; every query an API view makes
 
 import hmac
 import logging
+import re
 import threading
 import time
 from datetime import timedelta
@@ -19,6 +20,7 @@ from crm.models import ApiKey
 from marketing_ai import kv
 
 log = logging.getLogger(__name__)
+PREFIX = re.compile(r"[0-9a-f]{1,16}")  # secrets.token_hex, as long as ApiKey.prefix allows
 
 
 class ApiKeyUser:
@@ -83,7 +85,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if cached is not None:
             return ApiKeyUser(cached), cached
         parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != "mai":
+        # The prefix is looked up: only what api_key_create writes (hex) may reach the query
+        # (a NUL in it made PostgreSQL refuse the lookup: 500).
+        if len(parts) != 3 or parts[0] != "mai" or not PREFIX.fullmatch(parts[1]):
             raise exceptions.AuthenticationFailed("malformed API key")
         key = ApiKey.objects.select_related("workspace").filter(prefix=parts[1]).first()
         if key is None or not hmac.compare_digest(key.key_hash, ApiKey.hash(parts[2])):
