@@ -2,9 +2,9 @@
 jsonb, so one in a query value, a path or a public page's JSON body used to reach a query and
 answer 500 (the chat widget's ?conversation=, a signed link's path).
 
-The API (/api/) checks its own inputs per field instead, so that a bulk batch keeps its good
-rows and names the bad one (crm.validation, crm.api.base); this middleware leaves its bodies
-alone. Form fields already refuse NUL (Django's ProhibitNullCharactersValidator).
+The API (/api/) checks its own inputs instead, answering in its own shape ({"field": [...]}),
+per row in a bulk batch so the good rows are kept (crm.validation, crm.api.base): this
+middleware leaves it alone. Form fields already refuse NUL (ProhibitNullCharactersValidator).
 """
 
 from collections.abc import Callable
@@ -20,6 +20,8 @@ class RefuseNul:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return self.get_response(request)
         errors = {}
         if NUL in request.path:
             errors["path"] = [MESSAGE]
@@ -34,7 +36,7 @@ class RefuseNul:
 
 
 def _json_body(request: HttpRequest) -> bool:
-    return request.content_type == "application/json" and not request.path.startswith("/api/")
+    return request.content_type == "application/json"
 
 
 def _has_nul(body: bytes) -> bool:
