@@ -263,28 +263,18 @@ def _width(arg) -> None:
         raise RenderLimit(f"a width or precision above {MAX_WIDTH} ({arg})")
 
 
-@register.filter(is_safe=True)
-def center(value, arg):
-    _width(arg)
-    return defaultfilters.center(value, arg)
+def _capped_width(name: str):
+    original = defaultfilters.register.filters[name]
+
+    def capped(value, arg):
+        _width(arg)
+        return original(value, arg)
+
+    return capped
 
 
-@register.filter(is_safe=True)
-def ljust(value, arg):
-    _width(arg)
-    return defaultfilters.ljust(value, arg)
-
-
-@register.filter(is_safe=True)
-def rjust(value, arg):
-    _width(arg)
-    return defaultfilters.rjust(value, arg)
-
-
-@register.filter(is_safe=True)
-def stringformat(value, arg):
-    _width(arg)
-    return defaultfilters.stringformat(value, arg)
+for _name in ("center", "ljust", "rjust", "stringformat"):
+    register.filter(_name, _capped_width(_name), is_safe=True)
 
 
 @register.filter(is_safe=True)

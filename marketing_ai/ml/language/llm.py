@@ -12,7 +12,6 @@ bf16 on CUDA, fp32 on CPU (device.choose). Prompts are chat messages; `generate`
 the left and decodes it in one call.
 """
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -55,19 +54,11 @@ def cache_root() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "marketing_ai" / "models"
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def converted(gguf: Path, cache: Path | None = None) -> Path:
     """A model folder holding `gguf` as a plain checkpoint, converting it on first use."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source_sha = sha256(gguf)
+    source_sha = packaged.sha256(gguf)
     folder = (cache or cache_root()) / f"{gguf.stem}-{source_sha[:16]}"
     if valid(folder):
         return folder
@@ -83,7 +74,7 @@ def converted(gguf: Path, cache: Path | None = None) -> Path:
     tokenizer.save_pretrained(staging)
     model.save_pretrained(staging)
     record = {"source": str(gguf), "source_sha256": source_sha,
-              "weights": sha256(staging / WEIGHTS)}  # fmt: skip
+              "weights": packaged.sha256(staging / WEIGHTS)}  # fmt: skip
     (staging / "manifest.json").write_text(json.dumps(record, indent=1))
     try:
         staging.rename(folder)  # atomic: a concurrent loader sees all or nothing
@@ -97,7 +88,7 @@ def valid(folder: Path) -> bool:
     manifest = folder / "manifest.json"
     if not manifest.exists() or not (folder / WEIGHTS).exists():
         return False
-    return sha256(folder / WEIGHTS) == json.loads(manifest.read_text()).get("weights")
+    return packaged.sha256(folder / WEIGHTS) == json.loads(manifest.read_text()).get("weights")
 
 
 class LanguageModel:
