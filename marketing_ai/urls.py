@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from marketing_ai.health import healthz
+from marketing_ai.slash import slash_optional
 
 admin.site.site_header = "marketing_ai"
 admin.site.site_title = "marketing_ai"
@@ -16,7 +17,7 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    slash_optional("api/v1/", api_v1),  # customers/ answers as customers does
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

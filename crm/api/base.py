@@ -106,7 +106,7 @@ def idempotent(request: Request, workspace: Workspace, run: Callable[[], Respons
     if not key:
         return run()
     digest = body_hash(request)
-    endpoint = request.path
+    endpoint = request.path.removesuffix("/")  # one route, with or without its trailing slash
     record = IdempotencyRecord.objects.filter(workspace=workspace, key=key).first()
     if record is not None:
         return _replay(record, digest, endpoint)
