@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -11,7 +12,7 @@ from crm import validation as v
 from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
 from crm.importers.customers_csv import decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
-from crm.services import privacy_erase
+from crm.services import order_delete, privacy_erase
 
 
 class IdentityInline(admin.TabularInline):
@@ -168,6 +169,15 @@ class OrderAdmin(WorkspaceScopedAdmin):
     inlines = [OrderLineInline]
     list_select_related = ["customer"]
     show_full_result_count = False
+
+    # Deleting goes through the service, which refreshes the customer's cached answers.
+    def delete_model(self, request, obj: Order) -> None:
+        order_delete(order=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for order in queryset.select_related("workspace"):
+                order_delete(order=order)
 
 
 @admin.register(Event)

@@ -270,7 +270,7 @@ class OrderDetailApi(WorkspaceApi):
 
     @extend_schema(responses=None)
     def delete(self, request, pk):
-        self.order(pk).delete()
+        services.order_delete(order=self.order(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,7 +3,7 @@
 from crm.services.apikeys import api_key_create, api_key_revoke
 from crm.services.customers import consent_set, customer_bulk_upsert, customer_update
 from crm.services.events import event_bulk_create
-from crm.services.orders import order_bulk_upsert
+from crm.services.orders import order_bulk_upsert, order_delete
 from crm.services.privacy import customer_erased, privacy_erase, privacy_export
 from crm.services.products import product_bulk_upsert, products_set_active
 
@@ -16,6 +16,7 @@ __all__ = [
     "customer_update",
     "event_bulk_create",
     "order_bulk_upsert",
+    "order_delete",
     "privacy_erase",
     "privacy_export",
     "product_bulk_upsert",

@@ -3,6 +3,8 @@
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
+
 from crm import refs
 from crm import validation as v
 from crm.models import Event, Order, OrderLine, Product, Workspace
@@ -169,6 +171,19 @@ def order_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
     after_behaviour_change(workspace=workspace, customer_ids=customer_ids)
     customers_ordered(workspace_id=workspace.pk, customer_ids=customer_ids)
     return result
+
+
+@transaction.atomic
+def order_delete(*, order: Order) -> None:
+    """Deletes `order` with its lines. Like an order write, it changes what its customer has
+    bought: their cached recommendations (popular picks leave bought products out) and their
+    rule-segment memberships are refreshed once the delete commits. The order's purchase event
+    stays on the timeline (events are append-only)."""
+    customer_ids = {order.customer_id} if order.customer_id else set()
+    workspace = order.workspace
+    order.delete()
+    after_behaviour_change(workspace=workspace, customer_ids=customer_ids)
+    customers_ordered(workspace_id=workspace.pk, customer_ids=customer_ids)
 
 
 def purchase_event(order: Order, line_count: int) -> Event:

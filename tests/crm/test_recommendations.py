@@ -5,7 +5,7 @@ import json
 import pytest
 
 from crm import services
-from crm.models import Customer, Recommendation
+from crm.models import Customer, Order, Product, Recommendation
 from marketing_ai.fastjson import JSONRenderer
 from tests.conftest import wait_until
 from tests.crm.test_api import client_for
@@ -220,6 +220,39 @@ def test_served_answers_are_cached_until_something_changes_them(
     settings.REDIS_URL = "redis://127.0.0.1:9/0"
     body = recommendations_body(workspace=workspace, ref=str(coffee), limit=2)
     assert b'"source":"personal"' in body and b'"sku":"C' in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_order_gives_its_customer_back_what_it_bought(workspace, admin_client):
+    services.product_bulk_upsert(
+        workspace=workspace, rows=[{"sku": s, "name": s, "price": 5} for s in ("P1", "P2", "P3")]
+    )
+    products = [p.pk for p in Product.objects.filter(workspace=workspace).order_by("sku")]
+    # The active recommender's popular picks: what a customer without a list of their own gets.
+    ModelVersion.objects.create(workspace=workspace, family="recommend.ease", version=1,
+                                status="active", params={"popular": products})  # fmt: skip
+    customer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "n@x.io"}]).ids[0]
+    api = client_for(workspace)
+    url = f"/api/v1/customers/{customer}/recommendations?limit=3"
+
+    def picks() -> list[int]:
+        return [p["id"] for p in api.get(url).json()["results"]]
+
+    assert picks() == products
+    bought = services.order_bulk_upsert(workspace=workspace, rows=[{
+        "external_id": f"o{n}", "customer": customer, "placed_at": "2026-04-01T10:00:00Z",
+        "lines": [{"sku": f"P{n}", "quantity": 1, "unit_price": 5}],
+    } for n in (1, 2)]).ids  # fmt: skip
+    assert picks() == products[2:]  # cached now, without what they bought
+    # Deleted through the API, the order no longer counts: the cached answer is stale.
+    assert api.delete(f"/api/v1/orders/{bought[0]}").status_code == 204
+    assert picks() == [products[0], products[2]]
+    # And through the admin's delete action.
+    response = admin_client.post("/admin/crm/order/", {
+        "action": "delete_selected", "_selected_action": [bought[1]], "post": "yes",
+    })  # fmt: skip
+    assert response.status_code == 302 and not Order.objects.filter(pk=bought[1]).exists()
+    assert picks() == products
 
 
 @pytest.mark.django_db(transaction=True)
