@@ -17,6 +17,7 @@ from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from campaigns import schedule
+from campaigns.channels import channel_for
 from campaigns.models import Campaign, Message, Suppression, Variant
 from campaigns.services.delivery import CONSENT_CHANNEL, consent_allows
 from crm.bulk import insert_rows
@@ -47,7 +48,10 @@ def pick_variant(variants: list[Variant], u: float) -> Variant:
 
 
 def audience(campaign: Campaign):
-    """(customer id, e-mail, phone, time zone, consent status, recent sends) of the audience."""
+    """The audience as customers (id, e-mail, phone, time zone loaded; the others on access),
+    each annotated with `consent_status` for the channel and, under a frequency cap, `recent`
+    (messages sent within the cap's days). Instances rather than tuples so that the channel's
+    own `address_of` gives the address, as it does at send time."""
     include = list(campaign.include_segments.all())
     exclude = list(campaign.exclude_segments.all())
     for segment in include + exclude:
@@ -71,9 +75,7 @@ def audience(campaign: Campaign):
             .filter(sent_at__gte=since).order_by().values("customer").annotate(n=Count("id")).values("n")[:1]
         )  # fmt: skip
         rows = rows.annotate(recent=Subquery(recent))
-    fields = ["id", "email", "phone", "time_zone", "consent_status"]
-    fields += ["recent"] if campaign.frequency_cap else []
-    return rows.order_by("id").values_list(*fields)
+    return rows.order_by("id").only("id", "email", "phone", "time_zone")
 
 
 def build_ledger(*, campaign: Campaign, progress=None) -> dict:
@@ -89,6 +91,7 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
     zones: dict[str, object] = {}
     default_tz = settings.CAMPAIGN_DEFAULT_TIME_ZONE
     seed = campaign.seed or 0
+    channel = channel_for(campaign.channel)
     counts = {"audience": 0, "queued": 0, "holdout": 0, "ab_test": 0, "skipped": 0}
     sqlite = connection.vendor == "sqlite"
 
@@ -109,19 +112,20 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
         progress(40, f"writing {len(records):,} recipients")
 
     def rows():
-        for record in records:
-            customer_id, email, phone, tz_name, consent_status = record[:5]
+        for customer in records:
+            customer_id = customer.pk
             counts["audience"] += 1
-            address = (email or "").lower() if campaign.channel == "email" else (
-                (phone or "") if campaign.channel == "sms" else str(customer_id))  # fmt: skip
+            # The address as the channel reads it at send time (stripped, lower-cased e-mail),
+            # so a launch skips exactly who the send would skip and records the same address.
+            address = channel.address_of(customer)
             reason = ""
             if not address:
                 reason = f"no {campaign.channel} address"
-            elif not consent_allows(campaign.consent_rule, consent_status):
+            elif not consent_allows(campaign.consent_rule, customer.consent_status):
                 reason = "no consent"
             elif address in suppressed:
                 reason = "address suppressed"
-            elif campaign.frequency_cap and (record[5] or 0) >= campaign.frequency_cap:
+            elif campaign.frequency_cap and (customer.recent or 0) >= campaign.frequency_cap:
                 reason = (
                     f"frequency cap ({campaign.frequency_cap} in {campaign.frequency_days} days)"
                 )
@@ -145,8 +149,9 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
                 counts["queued"] += 1
                 counts["ab_test"] += ab_test
             token = uuid.uuid4()
+            send_at = due_for(customer.time_zone or "")
             yield (token.hex if sqlite else token, campaign.pk, customer_id, variant, holdout,
-                   ab_test, state, reason, 0, due_for(tz_name or ""), address, "", 0)  # fmt: skip
+                   ab_test, state, reason, 0, send_at, address, "", 0)  # fmt: skip
 
     with transaction.atomic():
         insert_rows(Message, COLUMNS, rows())
