@@ -23,10 +23,8 @@ from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer, Segment
 from marketing_ai.ml.language import copywriter
 from workers.models import TaskRun
-from workers.services import task_run_start
 from workers.tasks.language import generate_copy
 
-CONTENT = ("subject", "preheader", "body_html", "body_text")
 ACTIONS = {
     "approve": "Approve variants",
     "launch": "Launch",
@@ -157,11 +155,20 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         super().save_model(request, obj, form, change)
 
     def save_formset(self, request, form, formset, change) -> None:
-        for variant_form in formset.forms:
-            instance = variant_form.instance
-            if instance.pk and set(CONTENT) & set(variant_form.changed_data):
-                instance.status, instance.approved_at = Variant.Status.DRAFT, None
-        super().save_formset(request, form, formset, change)
+        if formset.model is not Variant:
+            return super().save_formset(request, form, formset, change)
+        # Edits of existing variants go through the service that takes an approval back when
+        # the copy changed (as the API's edits do); new and deleted ones are plain rows.
+        formset.save(commit=False)
+        for variant in formset.deleted_objects:
+            variant.delete()
+        for variant in formset.new_objects:
+            variant.save()
+        for variant, changed in formset.changed_objects:
+            control.variant_update(
+                variant=variant, fields={name: getattr(variant, name) for name in changed}
+            )
+        formset.save_m2m()
 
     def get_queryset(self, request):
         # The list's delivery column, counted in the list query rather than once per row.
@@ -292,21 +299,16 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         campaign = self._campaign(request, pk)
         form = GenerateForm(request.POST or None, initial={"goal": campaign.name})
         if request.method == "POST" and form.is_valid():
-            params = {**form.cleaned_data, "campaign": campaign.pk}
+            params = dict(form.cleaned_data)
             params["products"] = [p for p in re.split(r"[\s,]+", params["products"]) if p]
             try:
-                if campaign.status != Campaign.Status.DRAFT:
-                    raise copy.BriefError({"campaign": ["only a draft campaign takes variants"]})
-                copy.copy_brief(campaign=campaign, params=params)
+                run = copy.copy_generation_start(campaign=campaign, params=params,
+                                                 user=request.user)  # fmt: skip
             except copy.BriefError as exc:
                 for field, problems in exc.errors.items():
                     for problem in problems:
                         form.add_error(field if field in form.fields else None, problem)
             else:
-                run = task_run_start(
-                    task=generate_copy, params=params, workspace=campaign.workspace,
-                    user=request.user,
-                )  # fmt: skip
                 note = f"Writing {params['k']} variants on a {run.queue} worker (task {run.pk})"
                 messages.success(request, f"{note}; they appear below as drafts.")
                 return HttpResponseRedirect(

@@ -17,13 +17,11 @@ from campaigns.api.serializers import (
 )
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
 from campaigns.services import control
-from campaigns.services.copy import BriefError, copy_brief
+from campaigns.services.copy import BriefError, copy_generation_start
 from campaigns.services.results import campaign_stats
 from crm.api.base import WorkspaceApi, idempotent
 from crm.api.fields import id_field
 from marketing_ai.ml.language import copywriter
-from workers.services import task_run_start
-from workers.tasks.language import generate_copy
 
 
 class CampaignsApi(WorkspaceApi):
@@ -171,15 +169,15 @@ class VariantDetailApi(CampaignsApi):
     @extend_schema(request=VariantSerializer, responses=VariantSerializer)
     def patch(self, request, pk, variant_pk):
         variant = self.variant(pk, variant_pk)
-        if variant.campaign.status != Campaign.Status.DRAFT:
-            raise ValidationError({"status": ["the campaign is launched; its copy is frozen"]})
         serializer = VariantSerializer(
             variant, data=request.data, partial=True,
             context=self.context(campaign=variant.campaign),
         )  # fmt: skip
         serializer.is_valid(raise_exception=True)
-        # Changed copy needs approving again.
-        variant = serializer.save(status=Variant.Status.DRAFT, approved_at=None)
+        try:
+            variant = control.variant_update(variant=variant, fields=serializer.validated_data)
+        except control.CampaignError as exc:
+            raise ValidationError(exc.errors) from exc
         return Response(VariantSerializer(variant).data)
 
     @extend_schema(responses=None)
@@ -267,11 +265,8 @@ class ContentGenerateApi(CampaignsApi):
         data.is_valid(raise_exception=True)
         params = dict(data.validated_data)
         campaign = self.campaign(params["campaign"])
-        if campaign.status != Campaign.Status.DRAFT:
-            raise ValidationError({"campaign": ["only a draft campaign takes new variants"]})
         try:
-            copy_brief(campaign=campaign, params=params)  # the brief's problems, now, as 400s
+            run = copy_generation_start(campaign=campaign, params=params)
         except BriefError as exc:
             raise ValidationError(exc.errors) from exc
-        run = task_run_start(task=generate_copy, params=params, workspace=self.workspace)
         return Response({"task": str(run.pk), "queue": run.queue}, status=status.HTTP_202_ACCEPTED)

@@ -9,9 +9,8 @@ from django.db.models import Count, F, Max, Q
 from django.db.models.functions import Greatest
 
 from campaigns.models import Campaign, Message
+from campaigns.services.control import PENDING
 from marketing_ai.ml.experiment import wilson_interval
-
-PENDING = (Message.State.QUEUED, Message.State.SENDING)
 
 
 def ab_decide_due(*, campaign_id: int, now: datetime) -> bool:

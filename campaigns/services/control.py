@@ -125,12 +125,16 @@ def campaign_resend_failed(*, campaign: Campaign) -> int:
     return count
 
 
-def campaign_finish_if_done(*, campaign_id: int) -> bool:
-    """Marks a sending campaign sent once no row is waiting (A/B rest included)."""
+def campaign_finish_if_done(*, campaign_id: int, ledger_written: bool = False) -> bool:
+    """The one rule for "done": a scheduled or sending campaign is marked sent (finished_at now)
+    once its ledger is written and no row waits (the A/B rest, still without a variant,
+    included). An empty ledger reads as not written yet, unless the caller has just written it
+    (`ledger_written`: the launch run), when it means nobody was to be sent to. Returns whether
+    this call marked it; a paused, cancelled or already sent campaign is left as it is."""
     if Message.objects.filter(campaign_id=campaign_id, state__in=PENDING).exists():
         return False
-    if not Message.objects.filter(campaign_id=campaign_id).exists():
-        return False  # the ledger is not written yet
+    if not ledger_written and not Message.objects.filter(campaign_id=campaign_id).exists():
+        return False
     return bool(
         Campaign.objects.filter(
             pk=campaign_id, status__in=(Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
@@ -143,6 +147,30 @@ def kick(campaign_id: int) -> None:
     from workers.tasks.sends import queue_deliveries
 
     transaction.on_commit(lambda: queue_deliveries(campaign_id))
+
+
+# What an approval vouches for: the copy, and the provenance its generated-copy check reads.
+# A change to any of them takes the approval back; a new name or weight does not.
+APPROVED_CONTENT = ("subject", "preheader", "body_html", "body_text", "provenance")
+
+
+@transaction.atomic
+def variant_update(*, variant: Variant, fields: dict) -> Variant:
+    """Saves an edit of a draft campaign's variant: `fields` maps field names to new values
+    (`variant` may hold them already, as an admin form's instance does). An approved variant
+    whose content (APPROVED_CONTENT) differs from the stored row goes back to draft and must be
+    approved again. Raises CampaignError once the campaign has left draft: its copy is frozen."""
+    # The campaign's row is locked so a launch cannot freeze copy that is being changed.
+    campaign = Campaign.objects.select_for_update().get(pk=variant.campaign_id)
+    if campaign.status != Campaign.Status.DRAFT:
+        raise CampaignError({"status": ["the campaign is launched; its copy is frozen"]})
+    stored = Variant.objects.select_for_update().values(*APPROVED_CONTENT).get(pk=variant.pk)
+    for name, value in fields.items():
+        setattr(variant, name, value)
+    if any(getattr(variant, name) != stored[name] for name in APPROVED_CONTENT):
+        variant.status, variant.approved_at, variant.approved_by = Variant.Status.DRAFT, None, None
+    variant.save()
+    return variant
 
 
 def variant_approve(*, variant: Variant, user=None, sample: Customer | None = None) -> None:

@@ -15,6 +15,9 @@ from campaigns.services.control import CampaignError
 from crm import validation as v
 from crm.models import Customer, Product
 from marketing_ai.ml.language import copywriter, guardrails
+from workers.models import TaskRun
+from workers.services import task_run_start
+from workers.tasks.language import generate_copy
 
 # A brief's problems are reported like any other campaign problem: field -> messages.
 BriefError = CampaignError
@@ -76,6 +79,18 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
         brand=row.brand_name,
         show_prices=bool(params.get("show_prices")),
     )  # fmt: skip
+
+
+def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> TaskRun:
+    """Starts writing variants for a draft campaign on a `gpu` worker. `params` are the brief's
+    fields (see copy_brief) with k, seed and rounds; the brief is checked now so that its
+    problems come back to the caller (BriefError, field -> messages) rather than fail the run.
+    Returns the queued TaskRun; the variants arrive as drafts to review and approve."""
+    if campaign.status != Campaign.Status.DRAFT:
+        raise BriefError({"campaign": ["only a draft campaign takes new variants"]})
+    copy_brief(campaign=campaign, params=params)
+    return task_run_start(task=generate_copy, params={**params, "campaign": campaign.pk},
+                          workspace=campaign.workspace, user=user)  # fmt: skip
 
 
 def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:

@@ -18,6 +18,7 @@ from campaigns import ledger, rendering, tracking
 from campaigns.channels import Channel, Outcome, Outgoing, channel_for
 from campaigns.models import Campaign, Message, Suppression, Variant
 from campaigns.ratelimit import RateLimiter
+from campaigns.services.control import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
 from crm.models import Consent
 
@@ -74,8 +75,6 @@ def deliver(*, campaign_id: int, budget_seconds: float | None = None) -> dict:
                 Message.objects.filter(claim=claim, state=Message.State.SENDING).update(
                     state=Message.State.QUEUED, claim=None, attempts=F("attempts") - 1
                 )
-    from campaigns.services.control import campaign_finish_if_done
-
     campaign_finish_if_done(campaign_id=campaign_id)
     more = Message.objects.filter(
         campaign_id=campaign_id, state=Message.State.QUEUED, send_at__lte=timezone.now(),

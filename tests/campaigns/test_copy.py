@@ -62,6 +62,35 @@ def test_briefs_are_validated_in_the_api_and_the_admin(workspace, client, admin_
     assert TaskRun.objects.filter(kind="workers.tasks.language.generate_copy").count() == 2
 
 
+@pytest.mark.django_db
+def test_copy_generation_starts_alike_from_the_api_and_the_admin(workspace, client, admin_user):
+    campaign = setup_shop(workspace)
+    api = api_for(workspace)
+    workspace.members.add(admin_user)
+    client.force_login(admin_user)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/generate/"
+    form = {"products": "TEA", "goal": "Tea time", "language": "en", "k": 2}
+    started = api.post("/api/v1/content/generate", {"campaign": campaign.pk, "products": ["TEA"]})
+    assert started.status_code == 202
+    assert client.post(url, form).status_code == 302
+    runs = TaskRun.objects.filter(kind="workers.tasks.language.generate_copy")
+    by_api, by_admin = runs.order_by("created_at")
+    assert str(by_api.pk) == started.json()["task"]
+    for run in (by_api, by_admin):
+        assert (run.queue, run.workspace, run.status) == ("gpu", workspace, TaskRun.Status.QUEUED)
+        assert run.params["campaign"] == campaign.pk and run.params["products"] == ["TEA"]
+    assert by_admin.created_by == admin_user and by_api.created_by is None
+
+    # Once the campaign has left draft, both refuse with the same reason and start nothing.
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
+    refused = api.post("/api/v1/content/generate", {"campaign": campaign.pk, "products": ["TEA"]})
+    assert refused.status_code == 400
+    (reason,) = refused.json()["campaign"]
+    page = client.post(url, form)
+    assert page.status_code == 200 and reason in page.content.decode()
+    assert runs.count() == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worker):
     campaign = setup_shop(workspace)

@@ -8,8 +8,6 @@ from workers.tracking import tracked_task
 
 @tracked_task()
 def launch(run, progress) -> dict:
-    from django.utils import timezone
-
     from campaigns.models import Campaign, Message
     from campaigns.services.control import campaign_finish_if_done
     from campaigns.services.launch import build_ledger
@@ -26,14 +24,11 @@ def launch(run, progress) -> dict:
             state=Message.State.SKIPPED, reason="cancelled"
         )
         return counts
-    if not Message.objects.filter(campaign=campaign).exists():  # nobody to send to
-        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED).update(
-            status=Campaign.Status.SENT, finished_at=timezone.now()
-        )
+    # Nobody to send to, or every row skipped at launch: done now, with no sends to queue.
+    if campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True):
         return counts
     progress(95, "queueing sends")
     queue_deliveries(campaign.pk)
-    campaign_finish_if_done(campaign_id=campaign.pk)
     return counts
 
 
