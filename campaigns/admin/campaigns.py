@@ -165,9 +165,12 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         for variant in formset.new_objects:
             variant.save()
         for variant, changed in formset.changed_objects:
-            control.variant_update(
-                variant=variant, fields={name: getattr(variant, name) for name in changed}
-            )
+            try:
+                control.variant_update(
+                    variant=variant, fields={name: getattr(variant, name) for name in changed}
+                )
+            except control.CampaignError as exc:  # launched while the form was open
+                messages.error(request, f"Variant {variant.name} was not changed: {exc}")
         formset.save_m2m()
 
     def get_queryset(self, request):

@@ -155,6 +155,7 @@ APPROVED_CONTENT = ("subject", "preheader", "body_html", "body_text", "provenanc
 
 
 @transaction.atomic
+@transaction.atomic
 def variant_update(*, variant: Variant, fields: dict) -> Variant:
     """Saves an edit of a draft campaign's variant: `fields` maps field names to new values
     (`variant` may hold them already, as an admin form's instance does). An approved variant
