@@ -9,13 +9,15 @@ run on our servers. Three fences keep it from doing harm:
 - **An allow-list of tags and filters.** No `{% debug %}` (it dumps the context and every loaded
   module), no `include`/`extends` (files), no `url`, `csrf_token`, `lorem`; `{% load %}` accepts
   only `recommendations`, kept so older variants still compile.
-- **A budget per message**: wall time, characters produced, and loop iterations, charged as the
-  template runs; the filters that multiply their input (`ljust`, `join`, `floatformat`, ...) are
-  capped before they allocate. A template over budget raises `RenderLimit`, which fails that
+- **A budget per message**: wall time, characters made (written out, or built by a filter,
+  even for a value only bound by `{% with %}`), and loop iterations, charged as the template
+  runs; the filters that multiply their input (`ljust`, `join`, `floatformat`, ...) are capped
+  before they allocate. A template over budget raises `RenderLimit`, which fails that
   message with the reason instead of holding a web or send worker.
 """
 
 import contextvars
+import functools
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -108,7 +110,7 @@ class Budget:
         self.chars_left -= chars
         self.iterations_left -= iterations
         if self.chars_left < 0:
-            raise RenderLimit(f"the message is longer than {self.chars:,} characters")
+            raise RenderLimit(f"the template made more than {self.chars:,} characters")
         if self.iterations_left < 0:
             raise RenderLimit(f"loops ran more than {MAX_ITERATIONS:,} times")
         if time.monotonic() > self.deadline:
@@ -299,6 +301,28 @@ def join(value, arg, autoescape=True):
 def product_names(products) -> str:
     """`{{ picks|product_names }}`: the names, comma-separated."""
     return format_html_join(", ", "{}", ((p["name"],) for p in products or ()))
+
+
+def _size(value) -> int:
+    return len(value) if isinstance(value, str | tuple | list | Mapping) else 0
+
+
+def _charged(function):
+    """A filter whose every result is charged to the budget: values built for `{% with %}` or
+    `firstof ... as` count too, so `a|add:a` doubled 26 times stops at the budget (~20 doublings
+    of a short string), not at gigabytes. Each result is at most twice what was charged before."""
+
+    @functools.wraps(function)  # keeps is_safe, needs_autoescape and the signature Django checks
+    def charged(*args, **kwargs):
+        result = function(*args, **kwargs)
+        _spend(chars=_size(result))
+        return result
+
+    return charged
+
+
+for _name, _function in list(register.filters.items()):
+    register.filters[_name] = _charged(_function)
 
 
 # --- the engine -----------------------------------------------------------------------------
