@@ -7,7 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from workers import queues, services
 from workers.admin_access import ModelPermissionAdmin, user_has
-from workers.models import ModelVersion, TaskRun
+from workers.models import ModelVersion, TaskRun, slot_of
 
 # Training runs the "Train model" button offers besides the recommenders.
 NAMED_RUNS = ("churn", "clv", "rfm", "clusters")
@@ -212,22 +212,15 @@ class ModelVersionAdmin(ModelPermissionAdmin):
         description="Promote to active (retires the current active version)", permissions=["change"]
     )
     def promote(self, request: HttpRequest, queryset) -> None:
-        families = set(queryset.values_list("workspace", "family"))
-        if len(families) != queryset.count():
-            self.message_user(request, "Pick one version per family.", messages.ERROR)
+        slots = {(w, slot_of(f)) for w, f in queryset.values_list("workspace", "family")}
+        if len(slots) != queryset.count():
+            self.message_user(
+                request, "Pick one version per family (one recommender).", messages.ERROR
+            )
             return
-        from workers.tasks.ml import scoring_task_for
-
-        for version in queryset:
-            services.model_version_promote(version=version)
-            task = scoring_task_for(version.family)
-            if task is not None and version.artifact_path:
-                # The newly active version rewrites every customer's scores or lists.
-                services.task_run_start(
-                    task=task, params={"model_version": version.pk},
-                    workspace=version.workspace, user=request.user,
-                )  # fmt: skip
-        self.message_user(request, f"Promoted {len(families)} version(s).")
+        for version in queryset:  # each starts its rescoring run
+            services.model_version_promote(version=version, user=request.user)
+        self.message_user(request, f"Promoted {len(slots)} version(s).")
 
     @admin.action(description="Set to shadow", permissions=["change"])
     def make_shadow(self, request: HttpRequest, queryset) -> None:
@@ -244,9 +237,12 @@ class ModelVersionAdmin(ModelPermissionAdmin):
         permissions=["change"],
     )
     def roll_back(self, request: HttpRequest, queryset) -> None:
-        pairs = set(queryset.values_list("workspace", "family"))
-        for workspace_id, family in sorted(pairs, key=lambda p: (p[0] or 0, p[1])):
-            restored = services.model_version_rollback(family=family, workspace=workspace_id)
+        # Two recommenders of one workspace selected are one slot: rolled back one step, once.
+        slots = {(w, slot_of(f)): f for w, f in queryset.values_list("workspace", "family")}
+        for (workspace_id, _), family in sorted(slots.items(), key=lambda p: (p[0][0] or 0, p[1])):
+            restored = services.model_version_rollback(
+                family=family, workspace=workspace_id, user=request.user
+            )
             if restored is None:
                 self.message_user(request, f"{family}: nothing to roll back to.", messages.WARNING)
             else:

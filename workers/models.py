@@ -5,8 +5,25 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
-from django.db.models import Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
+
+# Families under one of these prefixes share one active place per workspace: a workspace's
+# customers get their lists from one recommender, whichever model it is (recommend.ease,
+# recommend.dlae...). Any other family is a place of its own (predict.churn, predict.clv).
+SHARED_SLOTS = ("recommend.",)
+
+
+def slot_of(family: str) -> str:
+    """The place `family` competes for: its shared prefix, or the family itself."""
+    return next((prefix for prefix in SHARED_SLOTS if family.startswith(prefix)), family)
+
+
+def in_slot(family: str) -> Q:
+    """The versions that compete with `family`'s for being active (in one workspace); `family`
+    may be a shared prefix itself ("recommend.": every recommender)."""
+    slot = slot_of(family)
+    return Q(family__startswith=slot) if slot in SHARED_SLOTS else Q(family=family)
 
 
 class TaskRun(models.Model):
@@ -81,8 +98,9 @@ class TaskRun(models.Model):
 class ModelVersion(models.Model):
     """A trained model artifact with its evaluation metrics.
 
-    At most one version per family is active (the one that scores customers); shadow versions
-    score alongside for comparison; retired ones are kept for rollback and audit.
+    At most one version per slot (slot_of: the family, or every recommender) and workspace is
+    active (the one that scores customers); shadow versions wait for comparison; retired ones are
+    kept for rollback and audit.
     """
 
     class Status(models.TextChoices):
@@ -117,9 +135,16 @@ class ModelVersion(models.Model):
             ),
             models.UniqueConstraint(
                 Coalesce("workspace", Value(0)),
-                "family",
+                Case(
+                    *[
+                        When(family__startswith=prefix, then=Value(prefix))
+                        for prefix in SHARED_SLOTS
+                    ],
+                    default=F("family"),
+                    output_field=models.CharField(),
+                ),
                 condition=Q(status="active"),
-                name="modelversion_one_active_per_family",
+                name="modelversion_one_active_per_slot",
             ),
         ]
 

@@ -13,7 +13,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from workers import queues
-from workers.models import ModelVersion, TaskRun
+from workers.models import ModelVersion, TaskRun, in_slot
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,32 @@ def model_version_create(
     )
 
 
-@transaction.atomic
-def model_version_promote(*, version: ModelVersion) -> ModelVersion:
-    """Makes `version` the active one of its family; the previously active one is retired."""
+# Family, or a shared prefix such as "recommend." -> the tracked task (params {"model_version":
+# id}) that rewrites every customer's outputs from a version that has just become active. The
+# apps that own those outputs fill it when they load (crm's AppConfig.ready): this layer imports
+# no app, yet promotion and rollback must both rescore, whoever asks for them.
+_rescoring: dict[str, Any] = {}
+
+
+def rescoring_register(*, family: str, task: Any) -> None:
+    """Makes `task` the run that model_version_promote (and so rollback) starts for a newly active
+    version of `family` (a family, or a prefix ending in "." for all families under it)."""
+    _rescoring[family] = task
+
+
+def rescoring_task(family: str) -> Any | None:
+    """The task registered for `family` (its own entry first, then a prefix), or None."""
+    if family in _rescoring:
+        return _rescoring[family]
+    prefixes = [p for p in _rescoring if p.endswith(".") and family.startswith(p)]
+    return _rescoring[max(prefixes, key=len)] if prefixes else None
+
+
+def _activate(version: ModelVersion) -> ModelVersion:
+    # The active version of the slot (the family, or any recommender of the workspace) retires
+    # first: the database holds one active version per slot and workspace.
     ModelVersion.objects.select_for_update().filter(
-        family=version.family, workspace_id=version.workspace_id
+        in_slot(version.family), workspace_id=version.workspace_id
     ).exclude(pk=version.pk).filter(status=ModelVersion.Status.ACTIVE).update(
         status=ModelVersion.Status.RETIRED
     )
@@ -166,12 +187,31 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
 
 
 @transaction.atomic
-def model_version_rollback(*, family: str, workspace: Any = None) -> ModelVersion | None:
-    """Re-activates the most recently promoted version before the active one.
+def model_version_promote(*, version: ModelVersion, user: Any = None) -> ModelVersion:
+    """Makes `version` the active one of its slot (its family; for a recommender, every
+    recommender of the workspace), retiring the one active before, and starts the rescoring run
+    registered for its family (rescoring_register) once the transaction commits, so customers'
+    scores or lists come from `version` from then on."""
+    _activate(version)
+    task = rescoring_task(version.family)
+    if task is not None and version.artifact_path:
+        task_run_start(
+            task=task, params={"model_version": version.pk},
+            workspace=version.workspace, user=user,
+        )  # fmt: skip
+    return version
+
+
+@transaction.atomic
+def model_version_rollback(
+    *, family: str, workspace: Any = None, user: Any = None
+) -> ModelVersion | None:
+    """Re-activates the most recently promoted version of `family`'s slot before the active one,
+    and rescores from it as a promotion does.
 
     Returns the version now active, or None when there is nothing to roll back to.
     """
-    versions = ModelVersion.objects.select_for_update().filter(family=family, workspace=workspace)
+    versions = ModelVersion.objects.select_for_update().filter(in_slot(family), workspace=workspace)
     active = versions.filter(status=ModelVersion.Status.ACTIVE).first()
     previous = versions.exclude(status=ModelVersion.Status.ACTIVE).filter(promoted_at__isnull=False)
     if active is not None:
@@ -179,7 +219,7 @@ def model_version_rollback(*, family: str, workspace: Any = None) -> ModelVersio
     target = previous.order_by("-promoted_at").first()
     if target is None:
         return None
-    return model_version_promote(version=target)
+    return model_version_promote(version=target, user=user)
 
 
 def model_version_set_status(*, version: ModelVersion, status: str) -> ModelVersion:
@@ -199,12 +239,11 @@ def model_version_register(
     metrics: dict,
     params: dict | None = None,
     task_run: TaskRun | None = None,
-    slot: str | None = None,
 ) -> ModelVersion:
     """Registers a trained model: a new version with its metrics, the artifact saved under
-    DATA_DIR/models/<workspace>/<family>/v<n>.pkl, and promotion to active when nothing in its
-    slot is active yet (`slot`: a family prefix such as "recommend." when families compete for
-    one place; default: the family itself)."""
+    DATA_DIR/models/<workspace>/<family>/v<n>.pkl, and made active when nothing in its slot
+    (workers.models.slot_of) is active yet. It starts no rescoring run: the training run that
+    registers it scores customers itself when it became active."""
     from marketing_ai.ml import registry
 
     with transaction.atomic():
@@ -215,9 +254,8 @@ def model_version_register(
         version.artifact_path = str(registry.save(artifact, directory, f"v{version.version}"))
         version.save(update_fields=["artifact_path"])
         occupied = ModelVersion.objects.filter(
-            workspace=workspace, family__startswith=slot or family,
-            status=ModelVersion.Status.ACTIVE,
-        ).exists()  # fmt: skip
+            in_slot(family), workspace=workspace, status=ModelVersion.Status.ACTIVE
+        ).exists()
         if not occupied:
-            model_version_promote(version=version)
+            _activate(version)
     return version

@@ -11,7 +11,7 @@ from crm.models import Customer, Product, Recommendation, Workspace
 from crm.services.serving import recommendations_changed
 from marketing_ai.ml import datasets, evaluate, recommend, registry
 from workers import services as run_services
-from workers.models import ModelVersion, TaskRun
+from workers.models import ModelVersion, TaskRun, in_slot
 
 FAMILY_PREFIX = "recommend."
 
@@ -89,7 +89,7 @@ def recommender_train(
         # the fallback for customers the model has not seen, kept where serving reads fast
         params={"model": model, **params, "popular": data.item_labels[popular].tolist(),
                 "repeat_purchases": repeat_purchases},
-        task_run=task_run, slot=FAMILY_PREFIX,
+        task_run=task_run,
     )  # fmt: skip
     if version.status == ModelVersion.Status.ACTIVE:
         recommendations_write(version=version, progress=lambda p, m: progress(60 + p * 0.4, m))
@@ -104,8 +104,9 @@ def recommendations_write(
     progress: Callable[[float, str], None] = lambda pct, msg: None,
 ) -> int:
     """Writes every known customer's top `top_n` active products from `version` (items they
-    bought are left out unless the version allows repeat purchases); returns how many customers
-    got a list."""
+    bought are left out unless the version allows repeat purchases), and drops the lists other
+    versions wrote for customers `version` does not know (they get its popular picks); returns
+    how many customers got a list."""
     artifact = registry.load(version.artifact_path)
     repeat_purchases = bool(version.params.get("repeat_purchases"))
     model, customers, products = artifact["model"], artifact["customers"], artifact["products"]
@@ -148,6 +149,8 @@ def recommendations_write(
         progress(
             100 * min(start + batch, len(codes)) / max(len(codes), 1), "writing recommendations"
         )
+    # After a rollback, customers the restored version never saw kept the newer version's lists.
+    Recommendation.objects.filter(workspace=workspace).exclude(model_version=version).delete()
     recommendations_changed(workspace_id=workspace.pk)
     return written
 
@@ -162,8 +165,9 @@ def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
         ids = [pid for pid, _ in row.products[:limit]]
         source, version_id = "personal", row.model_version_id
     else:
+        # One at most (the database holds one active recommender per workspace).
         version = ModelVersion.objects.filter(
-            workspace_id=customer.workspace_id, family__startswith=FAMILY_PREFIX,
+            in_slot(FAMILY_PREFIX), workspace_id=customer.workspace_id,
             status=ModelVersion.Status.ACTIVE,
         ).first()  # fmt: skip
         if version is None:

@@ -223,6 +223,74 @@ def test_served_answers_are_cached_until_something_changes_them(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_promoting_and_rolling_back_a_recommender_rewrite_every_list(
+    workspace, admin_client, live_worker
+):
+    from crm.services.recommendations import recommender_train
+
+    groups = seed_two_tastes(workspace)
+    ease = recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
+    assert ease.status == "active"
+    # A customer who arrives after the first version: only the second one knows them.
+    late = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "late@x.io"}]).ids[0]
+    services.order_bulk_upsert(workspace=workspace, rows=[{
+        "external_id": "late-1", "customer": late, "placed_at": "2026-03-20T10:00:00Z",
+        "lines": [{"sku": "T1", "quantity": 1, "unit_price": 5}],
+    }])  # fmt: skip
+    itemknn = recommender_train(workspace=workspace, model="itemknn")
+    assert itemknn.status == "shadow"  # one recommender serves a workspace: ease is active
+    api = client_for(workspace)
+    tea = groups["T"][0]
+
+    def rewritten_by(version: ModelVersion) -> None:
+        run = TaskRun.objects.get(kind="workers.tasks.ml.write_recommendations",
+                                  params={"model_version": version.pk})  # fmt: skip
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=90)
+        assert TaskRun.objects.get(pk=run.pk).status == "succeeded"
+
+    def answer(customer: int) -> dict:
+        return api.get(f"/api/v1/customers/{customer}/recommendations").json()
+
+    changelist = "/admin/workers/modelversion/"
+    admin_client.post(changelist, {"action": "promote", "_selected_action": [itemknn.pk]})
+    rewritten_by(itemknn)
+    assert set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True)) == {
+        itemknn.pk
+    }
+    assert answer(tea)["model_version"] == itemknn.pk == answer(late)["model_version"]
+    assert answer(late)["source"] == "personal"
+
+    # Rolled back, every list is ease's again; the customer ease never saw gets its popular picks.
+    admin_client.post(changelist, {"action": "roll_back", "_selected_action": [itemknn.pk]})
+    rewritten_by(ease)
+    assert ModelVersion.objects.get(pk=ease.pk).status == "active"
+    assert ModelVersion.objects.get(pk=itemknn.pk).status == "retired"
+    assert set(Recommendation.objects.values_list("model_version", flat=True)) == {ease.pk}
+    assert answer(tea)["model_version"] == ease.pk
+    assert answer(late) | {"results": []} == {"source": "popular", "model_version": ease.pk,
+                                              "results": []}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_popular_picks_come_from_the_recommender_promoted_last(workspace):
+    from crm.services.recommendations import recommendations_for
+    from workers.services import model_version_create, model_version_promote
+
+    services.product_bulk_upsert(
+        workspace=workspace, rows=[{"sku": s, "name": s, "price": 5} for s in ("P1", "P2")]
+    )
+    p1, p2 = (p.pk for p in Product.objects.filter(workspace=workspace).order_by("sku"))
+    customer = Customer.objects.create(workspace=workspace, email="n@x.io")
+    for family, popular in (("recommend.ease", [p1]), ("recommend.itemknn", [p2])):
+        version = model_version_create(family=family, metrics={}, workspace=workspace)
+        version.params = {"popular": popular}
+        version.save(update_fields=["params"])
+        model_version_promote(version=version)
+    answer = recommendations_for(customer=customer)
+    assert answer["model_version"] == version.pk and [p["id"] for p in answer["results"]] == [p2]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_deleted_order_gives_its_customer_back_what_it_bought(workspace, admin_client):
     services.product_bulk_upsert(
         workspace=workspace, rows=[{"sku": s, "name": s, "price": 5} for s in ("P1", "P2", "P3")]

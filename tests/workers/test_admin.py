@@ -65,3 +65,31 @@ def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_c
     assert run.kind == "workers.tasks.ml.train_recommender" and run.queue == "ml"
     assert run.workspace == workspace and len(callbacks) == 1
     assert run.params == {"model": "ease", "repeat_purchases": True}
+
+
+def test_modelversion_roll_back_action_rescores_from_the_restored_version(
+    admin_client, django_capture_on_commit_callbacks
+):
+    from crm.models import Workspace
+
+    workspace = Workspace.objects.create(slug="w", name="W")
+    one, two = (
+        services.model_version_create(family="predict.churn", metrics={}, workspace=workspace)
+        for _ in range(2)
+    )
+    ModelVersion.objects.filter(pk__in=[one.pk, two.pk]).update(artifact_path="churn.pkl")
+    changelist = "/admin/workers/modelversion/"
+    with django_capture_on_commit_callbacks(execute=False):
+        for version in (one, two):
+            admin_client.post(changelist, {"action": "promote", "_selected_action": [version.pk]})
+    promoted = TaskRun.objects.filter(kind="workers.tasks.ml.score_churn")
+    assert [r.params for r in promoted.order_by("created_at")] == [
+        {"model_version": one.pk}, {"model_version": two.pk}
+    ]  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        admin_client.post(changelist, {"action": "roll_back", "_selected_action": [two.pk]})
+    assert ModelVersion.objects.get(pk=one.pk).status == "active"
+    # The customers' churn risk is rewritten from the version active again.
+    run = promoted.order_by("-created_at").first()
+    assert run.params == {"model_version": one.pk} and run.status == "queued"
+    assert run.workspace == workspace and len(callbacks) == 1

@@ -47,3 +47,52 @@ def test_set_status_refuses_active():
     v1 = services.model_version_create(family="k", metrics={})
     with pytest.raises(ValueError):
         services.model_version_set_status(version=v1, status="active")
+
+
+def test_one_recommender_is_active_per_workspace_whichever_its_model():
+    from crm.models import Workspace
+
+    a, b = (Workspace.objects.create(slug=s, name=s) for s in ("a", "b"))
+    ease = services.model_version_create(family="recommend.ease", metrics={}, workspace=a)
+    dlae = services.model_version_create(family="recommend.dlae", metrics={}, workspace=a)
+    other = services.model_version_create(family="recommend.ease", metrics={}, workspace=b)
+    churn = services.model_version_create(family="predict.churn", metrics={}, workspace=a)
+    for version in (ease, other, churn, dlae):
+        services.model_version_promote(version=version)
+    active = set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True))
+    assert active == {dlae.pk, other.pk, churn.pk}  # ease retired by dlae, in its workspace only
+    # Rolling back the recommender of `a` brings back the model it replaced.
+    restored = services.model_version_rollback(family="recommend.dlae", workspace=a)
+    assert restored.pk == ease.pk
+    assert ModelVersion.objects.get(pk=dlae.pk).status == "retired"
+
+
+def test_registration_waits_as_a_shadow_while_any_recommender_is_active(tmp_path, settings):
+    from crm.models import Workspace
+
+    settings.DATA_DIR = tmp_path
+    workspace = Workspace.objects.create(slug="a", name="a")
+    first = services.model_version_register(
+        workspace=workspace, family="recommend.ease", artifact={}, metrics={}
+    )
+    second = services.model_version_register(
+        workspace=workspace, family="recommend.itemknn", artifact={}, metrics={}
+    )
+    churn = services.model_version_register(
+        workspace=workspace, family="predict.churn", artifact={}, metrics={}
+    )
+    assert (first.status, second.status, churn.status) == ("active", "shadow", "active")
+
+
+def test_database_allows_one_active_recommender_per_workspace():
+    from crm.models import Workspace
+
+    a, b = (Workspace.objects.create(slug=s, name=s) for s in ("a", "b"))
+    ModelVersion.objects.create(workspace=a, family="recommend.ease", version=1, status="active")
+    ModelVersion.objects.create(workspace=b, family="recommend.dlae", version=1, status="active")
+    ModelVersion.objects.create(workspace=a, family="predict.churn", version=1, status="active")
+    ModelVersion.objects.create(workspace=a, family="predict.clv", version=1, status="active")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.create(
+            workspace=a, family="recommend.dlae", version=1, status="active"
+        )

@@ -1,0 +1,39 @@
+"""Migrations of workers that change data, run against the test database and back."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from crm.models import Workspace
+
+BEFORE_ONE_RECOMMENDER = [("workers", "0004_taskrun_enqueued_at_sends")]
+ONE_RECOMMENDER = [("workers", "0005_one_active_recommender")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_where_two_recommenders_were_active_the_one_promoted_last_stays_active():
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate(BEFORE_ONE_RECOMMENDER)
+        old = executor.loader.project_state(BEFORE_ONE_RECOMMENDER).apps
+        version = old.get_model("workers", "ModelVersion").objects
+        a, b = (Workspace.objects.create(slug=s, name=s) for s in ("a", "b"))
+        now = timezone.now()
+        rows = [(a, "recommend.ease", 2), (a, "recommend.dlae", 1), (a, "recommend.als", None),
+                (a, "predict.churn", 3), (b, "recommend.ease", 3)]  # fmt: skip
+        for workspace, family, days_ago in rows:
+            version.create(workspace_id=workspace.pk, family=family, version=1, status="active",
+                           promoted_at=days_ago and now - timedelta(days=days_ago))  # fmt: skip
+        executor = MigrationExecutor(connection)
+        executor.migrate(ONE_RECOMMENDER)
+        after = executor.loader.project_state(ONE_RECOMMENDER).apps
+        active = after.get_model("workers", "ModelVersion").objects.filter(status="active")
+        assert sorted(active.values_list("workspace__slug", "family")) == [
+            ("a", "predict.churn"), ("a", "recommend.dlae"), ("b", "recommend.ease")
+        ]  # fmt: skip
+    finally:
+        MigrationExecutor(connection).migrate(latest)
