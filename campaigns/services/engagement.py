@@ -44,27 +44,46 @@ def message_clicked(*, message: Message, url: str) -> bool:
     return bool(first)
 
 
+# Set by the mail system, not by the person: a bounced address does not exist, a complaint is a
+# spam report. No public page (unsubscribe, one-click List-Unsubscribe, preferences: anyone
+# holding a forwarded e-mail's link) may replace either, not even with "unsubscribed", which
+# the preference page could then turn back into "subscribed"; only staff or an integration,
+# deliberately, can.
+LOCKED = (Consent.Status.BOUNCED, Consent.Status.COMPLAINED)
+
+
+def _public_consent_set(*, message: Message, channel: str, status: str, source: str) -> bool:
+    """Sets one channel's consent from a public page unless it already is `status` or is
+    locked (bounced, complained); True if it changed. The row is locked while deciding, so a
+    bounce recorded meanwhile is not overwritten."""
+    current = (
+        Consent.objects.select_for_update()
+        .filter(customer_id=message.customer_id, channel=channel)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if current == status or current in LOCKED:
+        return False
+    consent_set(customer=message.customer, channel=channel, status=status, source=source)
+    return True
+
+
 @transaction.atomic
 def message_unsubscribe(*, message: Message, source: str) -> bool:
-    """Withdraws consent for the message's channel; False if it was already withdrawn."""
+    """Withdraws consent for the message's channel; False if it was already withdrawn, bounced
+    or complained (those stay as they are: the address gets no mail either way)."""
     channel = CONSENT_CHANNEL[message.campaign.channel]
-    current = Consent.objects.filter(customer_id=message.customer_id, channel=channel).first()
-    if current and current.status == Consent.Status.UNSUBSCRIBED:
+    changed = _public_consent_set(message=message, channel=channel,
+                                  status=Consent.Status.UNSUBSCRIBED,
+                                  source=f"{source}: campaign {message.campaign_id}")  # fmt: skip
+    if not changed:
         return False
-    consent_set(customer=message.customer, channel=channel, status=Consent.Status.UNSUBSCRIBED,
-                source=f"{source}: campaign {message.campaign_id}")  # fmt: skip
     _event(message, "unsubscribe", channel=channel)
     webhook_emit(workspace_id=message.campaign.workspace_id, event="customer.unsubscribed",
                  data={"customer": message.customer_id, "channel": channel,
                        "campaign": message.campaign_id, "message": message.token.hex,
                        "at": timezone.now().isoformat()})  # fmt: skip
     return True
-
-
-# Set by the mail system, not by the person: a bounced address does not exist, a complaint is a
-# spam report. The public preference page (anyone holding a forwarded e-mail's link) can change
-# neither; only staff or an integration, deliberately, can.
-LOCKED = (Consent.Status.BOUNCED, Consent.Status.COMPLAINED)
 
 
 def _statuses(message: Message) -> dict[str, str]:
@@ -97,5 +116,5 @@ def preferences_save(*, message: Message, wanted: dict[str, bool]) -> None:
                 message_unsubscribe(message=message, source="preference page")
                 continue
             status = Consent.Status.SUBSCRIBED if on else Consent.Status.UNSUBSCRIBED
-            consent_set(customer=message.customer, channel=channel, status=status,
-                        source="preference page")  # fmt: skip
+            _public_consent_set(message=message, channel=channel, status=status,
+                                source="preference page")  # fmt: skip

@@ -34,3 +34,35 @@ def test_the_preference_page_cannot_resubscribe_a_bounced_or_complained_address(
     # Unticking it does not turn the bounce or complaint into a plain unsubscribe either.
     client.post(page, {"sms": "on"})
     assert Consent.objects.get(customer=message.customer, channel="email").status == status
+
+
+@pytest.mark.parametrize("status", ["bounced", "complained"])
+@pytest.mark.parametrize("unsubscribe", [{}, {"List-Unsubscribe": "One-Click"}],
+                         ids=["unsubscribe page", "one-click"])  # fmt: skip
+def test_no_public_page_replaces_a_bounce_or_complaint(client, workspace, status, unsubscribe):
+    """The outside tester's sequence: an integration records the bounce, then the unsubscribe
+    page (or a mail provider's one-click POST) turned it into "unsubscribed", which the
+    preference page then turned into "subscribed"."""
+    from tests.crm.test_api import client_for
+
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    build_ledger(campaign=campaign)
+    message = Message.objects.get(campaign=campaign)
+    patched = client_for(workspace).patch(
+        f"/api/v1/customers/{message.customer_id}", {"consent": {"email": status}}, format="json"
+    )
+    assert patched.status_code == 200, patched.content
+
+    def email_status() -> str:
+        return Consent.objects.get(customer=message.customer, channel="email").status
+
+    assert email_status() == status
+    unsubscribed = client.post(urlsplit(tracking.unsubscribe_url(message.token.hex)).path,
+                               unsubscribe)  # fmt: skip
+    assert unsubscribed.status_code == 200
+    assert email_status() == status
+    page = urlsplit(tracking.preferences_url(message.token.hex)).path
+    assert client.post(page, {"email": "on"}).status_code == 200
+    assert email_status() == status
+    client.post(page, {})  # nothing ticked: still not a plain unsubscribe
+    assert email_status() == status
