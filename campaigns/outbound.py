@@ -46,8 +46,11 @@ def address_problem(address: IPAddress) -> str | None:
         ("is_multicast", "multicast"),
         ("is_private", "private"),
         ("is_reserved", "reserved"),
+        # fec0::/10, deprecated (RFC 3879) but still routed inside some networks; Python
+        # 3.11's is_private and is_global miss it. IPv6 only, hence the default.
+        ("is_site_local", "site-local"),
     ):
-        if getattr(address, test):
+        if getattr(address, test, False):
             return f"{name} address"
     if not address.is_global:  # shared (100.64/10), benchmarking, documentation ranges...
         return "non-public address"

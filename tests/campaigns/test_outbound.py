@@ -87,6 +87,7 @@ def emit(workspace) -> WebhookDelivery:
         "https://127.0.0.1/hook",
         "https://[::ffff:127.0.0.1]/hook",  # IPv4-mapped loopback
         "https://[::ffff:a00:1]/hook",  # IPv4-mapped 10.0.0.1
+        "https://[fec0::1]/hook",  # deprecated site-local, which Python 3.11 calls global
         "https://0.0.0.0/hook",
         "https://224.0.0.1/hook",
         "https://100.64.0.1/hook",  # carrier-grade NAT
@@ -298,6 +299,8 @@ def test_tls_keeps_the_name_for_sni_and_the_certificate(settings, dns, tls_serve
         ("64:ff9b::a9fe:a9fe", "link-local address"),  # NAT64 around 169.254.169.254
         ("fe80::1", "link-local address"),
         ("fd00::1", "private address"),
+        ("fec0::1", "site-local address"),
+        ("feff:ffff::1", "site-local address"),
         ("::", "unspecified address"),
         ("ff02::1", "multicast address"),
         ("240.0.0.1", "private address"),  # Python counts the reserved 240/4 as private too
