@@ -158,10 +158,16 @@ class VariantListApi(CampaignsApi):
         return Response(VariantSerializer(variant).data, status=status.HTTP_201_CREATED)
 
 
-class VariantDetailApi(CampaignsApi):
+# A sub-resource or action view shares its parent's lookup through a base class of lookups
+# only, never by subclassing the parent's view: that would inherit the parent's handlers too
+# (DELETE /webhooks/<id>/deliveries deleted the endpoint). tests/test_api_methods.py holds each
+# route to its own methods.
+class VariantApi(CampaignsApi):
     def variant(self, pk, variant_pk) -> Variant:
         return get_object_or_404(Variant, campaign=self.campaign(pk), pk=variant_pk)
 
+
+class VariantDetailApi(VariantApi):
     @extend_schema(responses=VariantSerializer)
     def get(self, request, pk, variant_pk):
         return Response(VariantSerializer(self.variant(pk, variant_pk)).data)
@@ -189,7 +195,7 @@ class VariantDetailApi(CampaignsApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class VariantApproveApi(VariantDetailApi):
+class VariantApproveApi(VariantApi):
     @extend_schema(request=None, responses=VariantSerializer)
     def post(self, request, pk, variant_pk):
         variant = self.variant(pk, variant_pk)
@@ -214,10 +220,12 @@ class WebhookListApi(CampaignsApi):
         return Response(WebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
-class WebhookDetailApi(CampaignsApi):
+class WebhookApi(CampaignsApi):
     def endpoint(self, pk) -> WebhookEndpoint:
         return get_object_or_404(WebhookEndpoint, workspace=self.workspace, pk=pk)
 
+
+class WebhookDetailApi(WebhookApi):
     @extend_schema(responses=WebhookEndpointSerializer)
     def get(self, request, pk):
         return Response(WebhookEndpointSerializer(self.endpoint(pk)).data)
@@ -234,7 +242,7 @@ class WebhookDetailApi(CampaignsApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookDeliveriesApi(WebhookDetailApi):
+class WebhookDeliveriesApi(WebhookApi):
     @extend_schema(responses=WebhookDeliverySerializer(many=True))
     def get(self, request, pk):
         rows = self.endpoint(pk).deliveries.all()
