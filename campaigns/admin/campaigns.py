@@ -19,6 +19,7 @@ from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
 from campaigns.services import control, copy
 from campaigns.services.results import campaign_stats
+from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer, Segment
 from marketing_ai.ml.language import copywriter
@@ -220,7 +221,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = extra_context or {}
-        campaign = self.get_queryset(request).filter(pk=object_id).first()
+        campaign = self.get_object(request, object_id)  # None for "abc" or "²", not a 500
         if campaign is not None:
             # The state buttons only for those who may press them (the view answers 403 anyway).
             can_change = self.has_change_permission(request, campaign)
@@ -276,7 +277,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                        variants[0] if variants else None)  # fmt: skip
         who = (request.GET.get("customer") or "").strip()
         customers = Customer.objects.filter(workspace=campaign.workspace, erased_at__isnull=True)
-        customer = (customers.filter(pk=who).first() if who.isdigit()
+        # An id in ASCII digits within bigint ("²".isdigit() is True, then the query fails),
+        # anything else an e-mail address; nothing, the first customer with one.
+        customer = (customers.filter(pk=validation.identifier(who)).first()
+                    if validation.is_identifier(who)
                     else customers.filter(email=who.lower()).first() if who
                     else customers.exclude(email=None).order_by("pk").first())  # fmt: skip
         rendered, error = None, ""

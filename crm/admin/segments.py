@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from crm import segments
+from crm import segments, validation
 from crm.admin.scope import WorkspaceScopedAdmin, user_workspaces
 from crm.models import Segment
 from crm.services import segments as segment_services
@@ -78,9 +78,15 @@ class SegmentAdmin(WorkspaceScopedAdmin):
         """POST {workspace, rules}: the live count and a sample of members, or the rule error."""
         try:
             body = json.loads(request.body or b"{}")
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad JSON, bytes not UTF-8, nested too deep
             return JsonResponse({"error": "rules are not valid JSON"}, status=400)
-        workspace = user_workspaces(request).filter(pk=body.get("workspace")).first()
+        if not isinstance(body, dict):
+            return JsonResponse({"error": "send a JSON object {workspace, rules}"}, status=400)
+        try:
+            pk = validation.identifier(body.get("workspace"))
+        except validation.Invalid:
+            return JsonResponse({"error": "pick a workspace"}, status=400)
+        workspace = user_workspaces(request).filter(pk=pk).first()
         if workspace is None:
             return JsonResponse({"error": "pick a workspace"}, status=400)
         try:

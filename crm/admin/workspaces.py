@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from crm import validation
 from crm.admin.scope import SESSION_KEY, user_workspaces
 from crm.models import AuditEntry, Workspace
 from workers.admin_access import STAFF_ONLY, ModelPermissionAdmin
@@ -39,8 +40,10 @@ class WorkspaceAdmin(ModelPermissionAdmin):
             pk = request.POST.get("workspace")
             if not pk:
                 request.session.pop(SESSION_KEY, None)
-            elif user_workspaces(request).filter(pk=pk).exists():
-                request.session[SESSION_KEY] = int(pk)
+            elif not validation.is_identifier(pk):  # "abc", "²": the query would fail
+                messages.error(request, "That is not a workspace.")
+            elif user_workspaces(request).filter(pk=validation.identifier(pk)).exists():
+                request.session[SESSION_KEY] = validation.identifier(pk)
             else:
                 messages.error(request, "You are not a member of that workspace.")
         return HttpResponseRedirect(target)

@@ -1,0 +1,32 @@
+"""The campaign admin (campaigns/admin/campaigns.py) with the logged-in Django test client: odd
+values staff can type into its pages answer a page or a message, never a 500."""
+
+import pytest
+
+from tests.campaigns.conftest import make_audience, make_campaign
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("who", ["²", "١٢", "-1", str(2**70), "nobody@example.com", "abc"])
+def test_preview_takes_any_customer_value(admin_client, workspace, who):
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    response = admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/preview/",
+                                {"customer": who})  # fmt: skip
+    assert response.status_code == 200
+    assert response.context["customer"] is None  # none of these names a customer
+
+
+def test_preview_finds_a_customer_by_id_or_address(admin_client, workspace):
+    campaign = make_campaign(workspace, make_audience(workspace, 2))
+    customer = workspace.customers.order_by("pk").last()
+    url = f"/admin/campaigns/campaign/{campaign.pk}/preview/"
+    for who in (str(customer.pk), customer.email.upper()):
+        page = admin_client.get(url, {"customer": who}).content.decode()
+        assert f"Hello {customer.first_name}" in page, who  # the variant rendered for them
+
+
+@pytest.mark.parametrize("object_id", ["abc", "²", str(2**70)])
+def test_a_change_page_for_a_bad_id_is_the_admins_not_found(admin_client, object_id):
+    response = admin_client.get(f"/admin/campaigns/campaign/{object_id}/change/")
+    assert response.status_code == 302  # the admin's "does not exist" redirect, not a 500
