@@ -140,6 +140,28 @@ class CustomerAdmin(WorkspaceScopedAdmin):
                    "opts": self.model._meta, "title": "Import customers from CSV"}  # fmt: skip
         return TemplateResponse(request, "admin/crm/customer/import.html", context)
 
+    # Deleting a customer here is the privacy erasure, as DELETE /api/v1/customers/<ref> is:
+    # the same tombstone, the same audit entry. A plain row delete left no record of who removed
+    # the person and took the campaigns' send ledger with it (messages cascade), which the
+    # erasure keeps, anonymised. An erased tombstone stays: it keeps the person out of future
+    # training data.
+    def delete_model(self, request: HttpRequest, obj: Customer) -> None:
+        if obj.erased_at is None:
+            privacy_erase(customer=obj, actor=f"admin:{request.user.username}")
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        with transaction.atomic():
+            for customer in queryset.filter(erased_at__isnull=True):
+                privacy_erase(customer=customer, actor=f"admin:{request.user.username}")
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """The confirmation page lists the customers only: their orders are kept (detached), so
+        the cascade Django would show, and the permissions it would ask for, are not what
+        happens."""
+        objs = list(objs)
+        names = [str(obj) for obj in objs]
+        return names, {self.model._meta.verbose_name_plural: len(objs)}, set(), []
+
     @admin.action(
         description="Erase selected customers (privacy erasure, cannot be undone)",
         permissions=["delete"],  # erasure deletes the person everywhere

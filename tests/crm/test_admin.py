@@ -157,3 +157,44 @@ def test_csv_import_command(tmp_path, workspace):
     with pytest.raises(CommandError, match="3 row"):
         call_command("import_customers", str(path), "--workspace", workspace.slug)
     assert Customer.objects.filter(workspace=workspace).count() == 1
+
+
+def test_deleting_a_customer_in_the_admin_is_the_apis_erasure(admin_client, workspace):
+    """The per-customer delete page and "Delete selected customers" leave what
+    DELETE /api/v1/customers/<id> leaves: a tombstone and a privacy.erase audit entry with the
+    same counts (a plain delete left no audit entry and dropped the row)."""
+    from crm.models import AuditEntry, Order, Workspace
+    from tests.crm.test_api import client_for
+
+    def outcome(customer_id: int) -> dict:
+        customer = Customer.objects.get(pk=customer_id)  # still there, as a tombstone
+        entry = AuditEntry.objects.get(customer_id=customer_id)
+        return {
+            "erased": customer.erased_at is not None,
+            "email": customer.email,
+            "first_name": customer.first_name,
+            "orders": Order.objects.filter(customer_id=customer_id).count(),
+            "action": entry.action,
+            "details": entry.details,
+        }
+
+    by_api = seed(workspace)["customer"]
+    api = client_for(workspace)
+    assert api.delete(f"/api/v1/customers/{by_api}").status_code == 204
+    expected = outcome(by_api)
+    assert expected["erased"] and expected["action"] == "privacy.erase"
+    assert expected["details"]["events"] >= 1 and expected["orders"] == 0
+
+    by_page = seed(Workspace.objects.create(slug="page", name="Page"))["customer"]
+    confirm = admin_client.get(f"/admin/crm/customer/{by_page}/delete/")
+    assert confirm.status_code == 200
+    deleted = admin_client.post(f"/admin/crm/customer/{by_page}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert outcome(by_page) == expected
+
+    by_action = seed(Workspace.objects.create(slug="action", name="Action"))["customer"]
+    selected = {"action": "delete_selected", "_selected_action": [by_action], "post": "yes"}
+    admin_client.post("/admin/crm/customer/", selected)
+    assert outcome(by_action) == expected
+    admin_entries = AuditEntry.objects.filter(customer_id__in=[by_page, by_action])
+    assert set(admin_entries.values_list("actor", flat=True)) == {"admin:admin"}
