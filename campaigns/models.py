@@ -5,14 +5,29 @@ created at launch, moved through its states only by conditional updates (see
 campaigns.services.delivery), so a crashed or duplicated worker can never send a row twice.
 """
 
+import re
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 from django.db.models import Q
 
 from crm.models import Customer, Segment, Workspace
+
+_NAMED_ADDRESS = re.compile(r"(?P<name>[^<>]*)<(?P<address>[^<>]+)>")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_sender(value: str) -> None:
+    """A From address as DEFAULT_FROM_EMAIL takes it: "news@shop.example" or
+    "Shop <news@shop.example>". Anything else was stored and then failed every message; a line
+    break would add headers ("a@b.c\r\nBcc: x@y.z")."""
+    if _CONTROL.search(value):
+        raise ValidationError("may not contain line breaks or control characters")
+    named = _NAMED_ADDRESS.fullmatch(value.strip())
+    validate_email(named["address"].strip() if named else value.strip())
 
 
 class ChannelKind(models.TextChoices):
@@ -75,13 +90,18 @@ class Campaign(models.Model):
         null=True, blank=True, validators=[MinValueValidator(2), MaxValueValidator(90)]
     )
     ab_metric = models.CharField(max_length=10, choices=AbMetric.choices, default=AbMetric.CLICK)
-    ab_wait_hours = models.FloatField(default=4, validators=[MinValueValidator(0)])
+    # At most 30 days: an A/B test waits hours, not years (1e308 overflowed the decision's
+    # timedelta).
+    ab_wait_hours = models.FloatField(
+        default=4, validators=[MinValueValidator(0), MaxValueValidator(720)]
+    )
     winner = models.ForeignKey(
         "Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     from_email = models.CharField(
-        max_length=200, blank=True, help_text="default: DEFAULT_FROM_EMAIL"
-    )
+        max_length=200, blank=True, validators=[validate_sender],
+        help_text="address or Name <address>; default: DEFAULT_FROM_EMAIL",
+    )  # fmt: skip
     seed = models.BigIntegerField(null=True, blank=True, help_text="holdout/variant draw; recorded")
     ab_result = models.JSONField(default=dict, blank=True, help_text="how the winner was chosen")
     launched_at = models.DateTimeField(null=True, blank=True)

@@ -34,6 +34,43 @@ def test_bad_campaigns_get_field_errors_and_foreign_segments_are_refused(workspa
     assert api.get(f"/api/v1/campaigns/{theirs.pk}").status_code == 404
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("from_email", "not an email"),
+        ("from_email", "a@b.c\r\nBcc: x@y.z"),  # would add a header
+        ("from_email", "Shop <a@b.c>\nBcc: x@y.z"),
+        ("from_email", "Shop <not an address>"),
+        ("ab_wait_hours", 721),
+        ("ab_wait_hours", -1),
+        ("ab_wait_hours", 1e308),  # the A/B decision's timedelta overflowed
+    ],
+)
+def test_a_sender_or_ab_wait_that_cannot_work_is_refused(workspace, field, value):
+    api = client_for(workspace)
+    created = api.post("/api/v1/campaigns", {"name": "c", field: value}, format="json")
+    assert created.status_code == 400 and set(created.json()) == {field}, created.content
+    draft = api.post("/api/v1/campaigns", {"name": "d"}, format="json").json()
+    patched = api.patch(f"/api/v1/campaigns/{draft['id']}", {field: value}, format="json")
+    assert patched.status_code == 400 and set(patched.json()) == {field}, patched.content
+    assert not Campaign.objects.exclude(**{field: Campaign._meta.get_field(field).get_default()})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("from_email", ""), ("from_email", "news@shop.example"),
+     ("from_email", "Shop News <news@shop.example>"), ("ab_wait_hours", 0),
+     ("ab_wait_hours", 720), ("ab_wait_hours", 0.5)],
+)  # fmt: skip
+def test_a_sender_and_ab_wait_that_work_are_kept(workspace, field, value):
+    api = client_for(workspace)
+    created = api.post("/api/v1/campaigns", {"name": "c", field: value}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()[field] == value
+
+
 @pytest.mark.django_db(transaction=True)
 def test_create_approve_launch_send_and_read_results(workspace, live_worker):
     segment = make_audience(workspace, 40)
