@@ -408,3 +408,15 @@ def test_the_sweep_runs_from_beat_on_the_default_queue():
     entry = django_settings.CELERY_BEAT_SCHEDULE["chat-sweep"]
     assert entry["task"] in app.tasks
     assert queues.queue_for(entry["task"]) == queues.DEFAULT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b"[1]", b'{"message": "\xff"}', b"not json"],
+    ids=["nested too deep", "a list", "not UTF-8", "not JSON"],
+)
+def test_the_widget_answers_400_for_a_body_that_is_not_a_json_object(client, workspace, body):
+    response = client.post(f"/chat/{workspace.slug}/messages", body,
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"body": ["send a JSON object"]}}
