@@ -179,6 +179,7 @@ class ModelVersionAdmin(ModelPermissionAdmin):
     def train_view(self, request: HttpRequest) -> HttpResponseRedirect:
         """POST workspace + model: starts a training run (on `gpu` for a sequential recommender,
         else on `ml`)."""
+        from crm import validation
         from crm.admin.scope import user_workspaces
         from marketing_ai.ml import recommend
         from workers.tasks.ml import recommender_task, train_churn, train_clv
@@ -187,7 +188,11 @@ class ModelVersionAdmin(ModelPermissionAdmin):
         target = reverse("admin:workers_taskrun_changelist")
         if request.method != "POST":
             return HttpResponseRedirect(target)
-        workspace = user_workspaces(request).filter(pk=request.POST.get("workspace")).first()
+        try:  # "abc", "²" or an id beyond bigint would reach the query and fail it
+            workspace_id = validation.identifier(request.POST.get("workspace"))
+        except validation.Invalid:
+            workspace_id = None
+        workspace = user_workspaces(request).filter(pk=workspace_id).first()
         model = request.POST.get("model")
         if workspace is None or model not in [*recommend.names(), *NAMED_RUNS]:
             messages.error(request, "Pick one of your workspaces and a model.")

@@ -67,6 +67,14 @@ def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_c
     assert run.params == {"model": "ease", "repeat_purchases": True}
 
 
+@pytest.mark.parametrize("workspace", ["abc", "²", "١٢", str(2**70), ""])
+def test_train_button_refuses_what_is_not_a_workspace_id(admin_client, workspace):
+    response = admin_client.post("/admin/workers/modelversion/train/",
+                                 {"workspace": workspace, "model": "ease"})  # fmt: skip
+    assert response.status_code == 302  # back to the list with "Pick one of your workspaces"
+    assert not TaskRun.objects.exists()
+
+
 def test_modelversion_roll_back_action_rescores_from_the_restored_version(
     admin_client, django_capture_on_commit_callbacks
 ):
