@@ -17,7 +17,7 @@ from html import unescape
 from html.parser import HTMLParser
 
 from django.conf import settings
-from django.template import Context, TemplateSyntaxError
+from django.template import Context, TemplateSyntaxError, VariableDoesNotExist
 
 from campaigns import tracking
 from campaigns.sandbox import (
@@ -58,8 +58,13 @@ class CompiledVariant:
     def render(self, context: dict, *, message_token: str | None = None) -> Rendered:
         """Renders from `recipient_context`'s plain data; raises RenderLimit past the budget."""
         check_plain(context)
-        with sandbox_budget():
-            return self._render(context, message_token)
+        try:
+            with sandbox_budget():
+                return self._render(context, message_token)
+        except VariantError:
+            raise
+        except Exception as exc:  # a filter or tag failed on this recipient's data
+            raise VariantError(render_failure(exc)) from None
 
     def render_for(self, customer, *, message_token: str | None = None, **links: str) -> Rendered:
         """Renders for one recipient: `recipient_context` then `render`."""
@@ -80,7 +85,26 @@ class CompiledVariant:
                 html = LINK.sub(lambda m: _tracked_href(m, message_token), html)
                 html = _with_pixel(html, tracking.open_url(message_token))
                 text = _track_text_links(text, message_token)
-        return Rendered(subject=subject, html=html, text=text)
+        # Plain str, not Django's SafeString: a page that shows a render (the admin's preview puts
+        # the HTML in an iframe's srcdoc attribute) must escape it like any other text.
+        return Rendered(subject=str.__str__(subject), html=str.__str__(html),
+                        text=str.__str__(text))  # fmt: skip
+
+
+# As the Variant model holds them (rows written around the forms and the API are checked here).
+MAX_TEMPLATE_CHARS = {"subject": 300, "preheader": 300, "body_html": 200_000, "body_text": 100_000}
+
+
+def render_failure(exc: Exception) -> str:
+    """What went wrong in a render, for staff and API callers, without the values involved.
+
+    Django's own messages carry the whole context (VariableDoesNotExist prints it: a key
+    without crm:read saw a recipient's address and signed chat link in an approval error), and a
+    filter's ValueError quotes the value it choked on. So: the kind of failure, and for a
+    missing variable its name, which the template's author wrote."""
+    if isinstance(exc, VariableDoesNotExist) and exc.params:
+        return f"unknown variable or value in a filter argument: {str(exc.params[0])[:100]}"
+    return f"{type(exc).__name__} while rendering (a filter or tag could not use a value)"
 
 
 def compile_variant(
@@ -88,6 +112,9 @@ def compile_variant(
 ) -> CompiledVariant:
     """Compiles a variant's templates; raises VariantError naming the field that is wrong."""
     fields = {"subject": subject, "preheader": preheader, "body_html": body_html}
+    for name, source in {**fields, "body_text": body_text}.items():
+        if len(source or "") > MAX_TEMPLATE_CHARS[name]:
+            raise VariantError(f"{name}: longer than {MAX_TEMPLATE_CHARS[name]:,} characters")
     compiled = {}
     for name, source in fields.items():
         try:
@@ -113,7 +140,7 @@ def compile_variant(
     )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)  # at most ~64 x 200 KB of templates per process
 def compiled_for(variant_id: int, updated_at: str, subject: str, preheader: str, body_html: str,
                  body_text: str) -> CompiledVariant:  # fmt: skip
     """Per-process cache keyed by the variant's content, so an edited variant recompiles."""

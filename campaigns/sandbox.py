@@ -187,7 +187,7 @@ class _MeteredSequence:
 
 # --- tags -----------------------------------------------------------------------------------
 ALLOWED_TAGS = ("autoescape", "comment", "cycle", "filter", "firstof", "if", "ifchanged", "now",
-                "regroup", "resetcycle", "spaceless", "templatetag", "verbatim", "widthratio",
+                "resetcycle", "spaceless", "templatetag", "verbatim", "widthratio",
                 "with")  # fmt: skip
 for _name in ALLOWED_TAGS:
     register.tag(_name, defaulttags.register.tags[_name])
@@ -197,6 +197,14 @@ for _name in ALLOWED_TAGS:
 def do_for(parser, token):
     node = defaulttags.do_for(parser, token)
     node.sequence = _MeteredSequence(node.sequence)
+    return node
+
+
+@register.tag("regroup")
+def do_regroup(parser, token):
+    """`{% regroup %}` walks its list like a loop does, so the list is charged like a loop's."""
+    node = defaulttags.regroup(parser, token)
+    node.target = _MeteredSequence(node.target)
     return node
 
 

@@ -126,6 +126,10 @@ def test_old_variants_with_load_recommendations_still_compile():
      + "{% endwith %}" * 26, "more than"),
     ("{% firstof customer.attributes.text as a %}" + "{% firstof a|add:a as a %}" * 30
      + "{{ a|length }}", "more than"),
+    # The second tester's: regroup walked a 458,752-character string with no loop charge
+    # (9 s past a 2 s limit).
+    ("{% with b0='abcdefg' %}" + "".join(f"{{% with b{i + 1}=b{i}|add:b{i} %}}" for i in range(14))
+     + "{% regroup b14 by x as g %}" + "{% endwith %}" * 15, "loops ran"),
 ])  # fmt: skip
 def test_renders_stop_at_the_budget(body, reason):
     customer = sandbox.plain({"first_name": "Ann", "attributes": {
@@ -201,3 +205,66 @@ def test_generated_fields_are_text_not_template_code(two_shops, monkeypatch):
         stored = variant.body_text if channel == "sms" else variant.subject
         assert "{{" not in stored and name in sandbox.unliteral(stored)
         assert copy.variant_copy_check(variant) is not None
+
+
+def test_the_admins_preview_escapes_what_a_variant_renders(two_shops):
+    """An outside tester's: a variant closing the preview's srcdoc attribute ran its script in
+    the staff member's admin session (the rendered HTML came back marked safe)."""
+    a, _, _, segment = two_shops
+    campaign = make_campaign(a, segment)
+    variant = campaign.variants.get()
+    variant.body_html = '"></iframe><script>alert(document.domain)</script><iframe srcdoc="'
+    variant.save()
+    rendered = rendering.compiled(variant).render_for(segment.memberships.get().customer)
+    assert type(rendered.html) is str and "<script>" in rendered.html  # the e-mail as written
+    client = APIClient()
+    boss = User.objects.create_superuser("boss", password="a-long-password-2")
+    a.members.add(boss)
+    client.force_login(boss)
+    page = client.get(reverse("admin:campaigns_campaign_preview", args=[campaign.pk]))
+    assert page.status_code == 200
+    assert b"<script>alert" not in page.content
+    assert b"&lt;script&gt;alert" in page.content
+
+
+def test_a_render_error_names_no_value_of_the_context(two_shops):
+    """An outside tester's: an approval error printed the whole context (Django's
+    VariableDoesNotExist does), so a campaigns-only key read a recipient's address and a signed
+    chat link that opened their orders."""
+    a, _, _, segment = two_shops
+    campaign = make_campaign(a, segment)
+    variant = campaign.variants.get()
+    recipient = segment.memberships.get().customer
+    _, secret = services.api_key_create(workspace=a, name="w",
+                                        scopes=["campaigns:read", "campaigns:write"])  # fmt: skip
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    url = f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}"
+    for body in (
+        "<p>{{ chat_url }}{{ x|default:nope }}</p>",
+        "<p>{{ customer.email|divisibleby:3 }}</p>",
+    ):  # a ValueError quoting the value
+        assert api.patch(url, {"body_html": body}).status_code == 200
+        answer = api.post(f"{url}/approve")
+        assert answer.status_code == 400, answer.content
+        assert recipient.email.encode() not in answer.content
+        assert b"/chat/" not in answer.content and b"Record(" not in answer.content
+    assert b"nope" in answer.content or b"ValueError" in answer.content
+
+
+def test_templates_have_a_size_limit(two_shops):
+    """The second tester's: a 2.5 MB body took 14 s and 500 MB of a web worker to compile."""
+    a, _, _, segment = two_shops
+    campaign = make_campaign(a, segment)
+    variant = campaign.variants.get()
+    _, secret = services.api_key_create(workspace=a, name="w", scopes=["campaigns:write"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    url = f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}"
+    answer = api.patch(url, {"body_html": "{{a}}" * 40_001})
+    assert answer.status_code == 400 and "body_html" in answer.json()
+    answer = api.post(f"/api/v1/campaigns/{campaign.pk}/variants",
+                      {"name": "big", "body_text": "x" * 100_001})  # fmt: skip
+    assert answer.status_code == 400 and "body_text" in answer.json()
+    with pytest.raises(rendering.VariantError, match="body_html: longer than 200,000"):
+        compile_body("{{a}}" * 40_001)  # a row written around the API is refused at compile
