@@ -3,7 +3,7 @@
 A URL someone else gives us (an integrator's webhook) must not make our workers call a database
 admin page on 10.0.0.5 or the cloud metadata service on 169.254.169.254 and log the answer. So:
 
-- only https (http too where WEBHOOK_ALLOW_HTTP is set);
+- only https (http too where WEBHOOK_ALLOW_HTTP is set), never port 0 or user:password@;
 - every address the host name resolves to must be public (no loopback, private, link-local,
   unspecified, multicast or reserved address, nor an IPv6 form that embeds one), unless
   WEBHOOK_ALLOW_PRIVATE_NETWORKS is set for local integrations and tests;
@@ -119,6 +119,7 @@ def url_problem(url: str) -> str | None:
     registration, and a name that does not resolve cannot be checked, so it is refused too."""
     try:
         _, host, port = _target(url)
+        _address_parts_problem(url)
         resolve(host, port)
     except Refused as exc:
         reason = str(exc).removeprefix("refused: ")
@@ -129,6 +130,18 @@ def url_problem(url: str) -> str | None:
             return f"{reason}: use https (WEBHOOK_ALLOW_HTTP allows http)"
         return reason
     return None
+
+
+def _address_parts_problem(url: str) -> None:
+    """Refused for URL parts that can never be right for a webhook: port 0, where no server can
+    listen, and user:password@, which would be stored and shown back with the endpoint (the
+    receiver authenticates us by the signature made with the endpoint's secret)."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise Refused("refused: a user name or password in the URL (user:password@host); "
+                      "receivers check the signature made with the endpoint's secret")  # fmt: skip
+    if parts.port == 0:
+        raise Refused("refused: port 0, where no server can listen")
 
 
 class PinnedAdapter(HTTPAdapter):

@@ -355,3 +355,33 @@ def test_the_upgrade_scrubs_bodies_logged_before(workspace):
     texted.refresh_from_db(), mailed.refresh_from_db()
     assert texted.reason == "gave up after 6 attempts: HTTP 503"
     assert mailed.reason == "SMTP 550: no such user"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://1.1.1.1:0/", "port 0"),
+        ("https://1.1.1.1:00/hook", "port 0"),
+        ("https://u:p@1.1.1.1/", "user name or password"),
+        ("https://u@1.1.1.1/", "user name or password"),
+        ("https://@1.1.1.1/", "user name or password"),
+        ("https://u:p@hooks.example.com:8443/hook", "user name or password"),
+    ],
+)
+def test_registration_refuses_a_port_or_credentials_that_cannot_be_right(
+    workspace, dns, url, problem
+):
+    """Found by an outside tester: port 0 was accepted (nothing can listen there), and
+    user:password@ was stored and echoed back in every answer with the endpoint."""
+    dns["hooks.example.com"] = [PUBLIC]
+    assert problem in outbound.url_problem(url)
+    api = client_for(workspace)
+    response = api.post("/api/v1/webhooks", {"url": url})
+    assert response.status_code == 400, response.content
+    assert "url" in response.json()  # ours, or Django's URL check first for "https://@host/"
+    assert b"u:p" not in response.content
+    assert not WebhookEndpoint.objects.exists()
+    # The same public host with a usable port and no credentials is accepted.
+    assert outbound.url_problem("https://1.1.1.1:8443/hook") is None
+    assert outbound.url_problem("https://hooks.example.com/a@b") is None  # '@' in the path
