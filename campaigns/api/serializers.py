@@ -81,7 +81,13 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEndpoint.EVENTS), required=False
     )
-    secret = serializers.CharField(required=False, max_length=100, min_length=16)
+    # Write-only: whoever holds the secret can sign a body as us, and a campaigns:read key must
+    # not be able to. It is shown once, in the answer that set it (WebhookEndpointWithSecret).
+    secret = serializers.CharField(
+        required=False, max_length=100, min_length=16, write_only=True,
+        help_text="signing key for X-Marketing-AI-Signature; 40 random characters when left out. "
+                  "Never shown again after the answer of the request that set it.",
+    )  # fmt: skip
 
     class Meta:
         model = WebhookEndpoint
@@ -97,6 +103,13 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     def create(self, validated_data: dict) -> WebhookEndpoint:
         validated_data.setdefault("secret", get_random_string(40))
         return super().create(validated_data)
+
+
+class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
+    """The answer of the POST that created an endpoint, or of a PATCH that set a new secret: the
+    one time the secret is shown."""
+
+    secret = serializers.CharField(read_only=True, help_text="the signing key; shown this once")
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

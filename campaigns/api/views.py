@@ -3,7 +3,12 @@ stats and the ledger; webhook endpoints and their delivery log. Scopes campaigns
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -14,6 +19,7 @@ from campaigns.api.serializers import (
     VariantSerializer,
     WebhookDeliverySerializer,
     WebhookEndpointSerializer,
+    WebhookEndpointWithSecretSerializer,
 )
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
 from campaigns.services import control
@@ -206,18 +212,35 @@ class VariantApproveApi(VariantApi):
         return Response(VariantSerializer(variant).data)
 
 
+# An endpoint's signing secret is write-only: read answers never carry it (a campaigns:read key
+# could otherwise sign forged deliveries); the answer of the request that set it does, once.
 class WebhookListApi(CampaignsApi):
-    @extend_schema(responses=WebhookEndpointSerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, OpenApiParameter.QUERY, description="page size, ≤ 1000"),
+            OpenApiParameter("cursor", str, OpenApiParameter.QUERY, description="from `next`"),
+        ],
+        responses=inline_serializer(
+            "WebhooksPage",
+            {"next": serializers.URLField(allow_null=True),
+             "previous": serializers.URLField(allow_null=True),
+             "results": WebhookEndpointSerializer(many=True)},
+        ),
+    )  # fmt: skip
     def get(self, request):
-        rows = WebhookEndpoint.objects.filter(workspace=self.workspace).order_by("id")
-        return Response(WebhookEndpointSerializer(rows, many=True).data)
+        rows = WebhookEndpoint.objects.filter(workspace=self.workspace)
+        return self.paginate(rows, lambda page: WebhookEndpointSerializer(page, many=True).data)
 
-    @extend_schema(request=WebhookEndpointSerializer, responses={201: WebhookEndpointSerializer})
+    @extend_schema(
+        request=WebhookEndpointSerializer, responses={201: WebhookEndpointWithSecretSerializer}
+    )
     def post(self, request):
         serializer = WebhookEndpointSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = serializer.save(workspace=self.workspace)
-        return Response(WebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        return Response(
+            WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED
+        )
 
 
 class WebhookApi(CampaignsApi):
@@ -230,11 +253,20 @@ class WebhookDetailApi(WebhookApi):
     def get(self, request, pk):
         return Response(WebhookEndpointSerializer(self.endpoint(pk)).data)
 
-    @extend_schema(request=WebhookEndpointSerializer, responses=WebhookEndpointSerializer)
+    @extend_schema(
+        request=WebhookEndpointSerializer,
+        responses=OpenApiResponse(
+            WebhookEndpointSerializer,
+            description="With `secret` (as WebhookEndpointWithSecret) when this PATCH set one.",
+        ),
+    )
     def patch(self, request, pk):
         serializer = WebhookEndpointSerializer(self.endpoint(pk), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        return Response(WebhookEndpointSerializer(serializer.save()).data)
+        endpoint = serializer.save()
+        if "secret" in serializer.validated_data:
+            return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
+        return Response(WebhookEndpointSerializer(endpoint).data)
 
     @extend_schema(responses=None)
     def delete(self, request, pk):
