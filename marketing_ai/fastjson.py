@@ -7,11 +7,13 @@ refused (400), so nothing accepted can fail on the way out. What each field may 
 characters, depth, size) is checked per field, so a bulk batch keeps its good rows.
 """
 
+import io
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils.functional import Promise
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
@@ -32,6 +34,37 @@ def _default(value: Any) -> Any:
 class BodyTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "body_too_large"
+
+
+class LengthRequired(APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+
+
+def take_unsized_body(request: HttpRequest) -> None:
+    """Makes a body sent without Content-Length (Transfer-Encoding: chunked) readable, or refuses
+    it. Call before the body is parsed; raises LengthRequired (411) or BodyTooLarge (413).
+
+    Django reads exactly Content-Length bytes, so such a body read as empty, and a PATCH
+    answered 200 having changed nothing. Where the server has read the whole body and marks
+    the end of it (`wsgi.input_terminated`: gunicorn does, decoding the chunks), the body is
+    read here, at most API_MAX_BODY_BYTES, and given its length; anywhere else a request must
+    say how long it is."""
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") or "HTTP_TRANSFER_ENCODING" not in meta:
+        return
+    if not meta.get("wsgi.input_terminated"):
+        raise LengthRequired(
+            {"body": ["send the body with a Content-Length header (this server does not "
+                      "read Transfer-Encoding: chunked bodies)"]}
+        )  # fmt: skip
+    limit = settings.API_MAX_BODY_BYTES
+    raw = meta["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise _too_large(limit)
+    # Django's request stream was limited to the declared length, none; this is the body.
+    request._stream = io.BytesIO(raw)
+    meta["CONTENT_LENGTH"] = str(len(raw))
 
 
 class JSONParser(BaseParser):

@@ -8,6 +8,7 @@ used to lose the whole batch).
 """
 
 import base64
+import io
 import json
 
 import pytest
@@ -276,6 +277,50 @@ def test_a_body_over_the_limit_gets_413(env, settings):
     small = env["api"].post("/api/v1/customers/bulk", json.dumps(rows[:10]),
                             content_type="application/json")  # fmt: skip
     assert small.status_code == 200 and small.json()["created"] == 10
+
+
+def chunked(body: bytes, **environ) -> dict:
+    """The WSGI environ of a body sent with Transfer-Encoding: chunked: no Content-Length (the
+    test client always sets one; an empty one is what Django and DRF read as none)."""
+    return {"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked",
+            "wsgi.input": io.BytesIO(body), **environ}  # fmt: skip
+
+
+def test_a_chunked_body_the_server_did_not_finish_gets_411(env):
+    """An outside tester's find: PATCH with Transfer-Encoding: chunked and no Content-Length
+    answered 200 and changed nothing (Django reads Content-Length bytes: none)."""
+    api, ref = env["api"], env["ids"]["c"]
+    body = json.dumps({"first_name": "Chunky"}).encode()
+    response = api.patch(f"/api/v1/customers/{ref}", body, content_type="application/json",
+                         **chunked(body))  # fmt: skip
+    assert response.status_code == 411, response.content[:300]
+    assert "Content-Length" in response.json()["body"][0]
+    assert Customer.objects.get(pk=ref).first_name == ""
+    bulk = api.post("/api/v1/customers/bulk", b"[]", content_type="application/json",
+                    **chunked(json.dumps([{"email": "new@x.io"}]).encode()))  # fmt: skip
+    assert bulk.status_code == 411 and Customer.objects.count() == 1
+
+
+def test_a_chunked_body_the_server_read_whole_is_read(env, settings):
+    """gunicorn decodes the chunks and sets wsgi.input_terminated: then the body is read, and
+    still held to API_MAX_BODY_BYTES."""
+    api, ref = env["api"], env["ids"]["c"]
+    body = json.dumps({"first_name": "Chunky"}).encode()
+    whole = chunked(body, **{"wsgi.input_terminated": True})
+    response = api.patch(f"/api/v1/customers/{ref}", body, content_type="application/json",
+                         **whole)  # fmt: skip
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["first_name"] == "Chunky"
+    assert Customer.objects.get(pk=ref).first_name == "Chunky"
+    settings.API_MAX_BODY_BYTES = 10_000
+    rows = json.dumps([{"email": f"u{i}@x.io"} for i in range(1000)]).encode()
+    big = api.post("/api/v1/customers/bulk", b"[]", content_type="application/json",
+                   **chunked(rows, **{"wsgi.input_terminated": True}))  # fmt: skip
+    assert big.status_code == 413 and "10000 bytes" in big.json()["body"][0]
+    assert Customer.objects.count() == 1
+    # A body with its Content-Length is read as before, Transfer-Encoding or not.
+    plain = api.patch(f"/api/v1/customers/{ref}", {"last_name": "Plain"}, format="json")
+    assert plain.status_code == 200 and plain.json()["last_name"] == "Plain"
 
 
 def test_an_idempotent_answer_echoing_nul_is_kept_and_replayed(env):

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from crm import refs, validation
 from crm.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasScope
 from crm.models import IdempotencyRecord, Workspace
+from marketing_ai.fastjson import take_unsized_body
 from workers.retry import retrying
 
 
@@ -56,6 +57,7 @@ class WorkspaceApi(APIView):
         """After auth: the path's and the query string's values are checked here, once for every
         endpoint, so none reaches a query it would break (an id beyond bigint, "²", NUL)."""
         super().initial(request, *args, **kwargs)
+        take_unsized_body(request._request)  # before anything reads request.data
         errors = validation.RowErrors()
         for name, value in kwargs.items():
             if name in ID_KWARGS:
