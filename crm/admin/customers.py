@@ -10,7 +10,7 @@ from django.utils import timezone
 from crm import selectors
 from crm import validation as v
 from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
-from crm.importers.customers_csv import decode_upload, import_customers_csv
+from crm.importers.customers_csv import cell_limit, decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
 from crm.services import order_delete, privacy_erase
 
@@ -137,7 +137,8 @@ class CustomerAdmin(WorkspaceScopedAdmin):
                 source=form.cleaned_data["source"],
             )
         context = {**self.admin_site.each_context(request), "form": form, "report": report,
-                   "opts": self.model._meta, "title": "Import customers from CSV"}  # fmt: skip
+                   "opts": self.model._meta, "title": "Import customers from CSV",
+                   "cell_limit": f"{cell_limit():,}"}  # fmt: skip
         return TemplateResponse(request, "admin/crm/customer/import.html", context)
 
     # Deleting a customer here is the privacy erasure, as DELETE /api/v1/customers/<ref> is:

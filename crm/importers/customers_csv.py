@@ -46,12 +46,25 @@ def _row(record: dict[str, str], source: str) -> dict:
 
 
 def import_customers_csv(*, workspace: Workspace, stream: IO[str], source: str = "csv") -> dict:
-    """Upserts every row; good rows are kept, bad ones reported by line number (header = 1)."""
-    reader = csv.DictReader(stream)
-    if not reader.fieldnames:
-        return {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0,
+    """Upserts every row; good rows are kept, bad ones reported by line number (header = 1).
+
+    The file is read through once before anything is written: one the CSV reader cannot read
+    (a cell over its limit, `cell_limit()` characters, most often a quote that is never closed)
+    imports nothing, and the report (`imported` False) names the line. Otherwise rows are
+    written in batches of BATCH, each committed as it goes, and the counts and the rejected
+    lines are what was written. Lines are the file's own, so a cell spanning lines counts them.
+    """
+    if not stream.seekable():
+        stream = io.StringIO(stream.read(), newline="")
+    problem = _unreadable(stream)
+    if problem is not None:
+        return {**_empty_report(), "imported": False, "errors": [problem]}
+    reader = csv.reader(stream)
+    header = next(reader, [])
+    if not header:
+        return {**_empty_report(), "imported": False,
                 "errors": [{"line": 1, "errors": {"file": ["no header row"]}}]}  # fmt: skip
-    report = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "errors": []}
+    report = {**_empty_report(), "imported": True}
     batch: list[tuple[int, dict]] = []
 
     def flush() -> None:
@@ -71,14 +84,51 @@ def import_customers_csv(*, workspace: Workspace, stream: IO[str], source: str =
             _add_error(report, rows[error["index"]][0], error["errors"])
         batch.clear()
 
-    for number, record in enumerate(reader, start=2):
-        batch.append((number, _row(record, source)))
+    start = reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1
+        if not cells:  # a blank line
+            continue
+        record: dict = dict(zip(header, cells, strict=False))
+        if len(cells) > len(header):
+            record[None] = cells[len(header) :]
+        batch.append((line, _row(record, source)))
         if len(batch) == BATCH:
             flush()
     if batch:
         flush()
     report["errors"].sort(key=lambda e: e["line"])
     return report
+
+
+def cell_limit() -> int:
+    """The most characters a cell may hold: the CSV reader's limit (131,072 unless changed)."""
+    return csv.field_size_limit()
+
+
+def _unreadable(stream: IO[str]) -> dict | None:
+    """The first record the CSV reader cannot read, as a report error naming the line it starts
+    on, or None. Reads the whole stream and puts it back where it was."""
+    start = stream.tell()
+    reader = csv.reader(stream)
+    line = 1
+    try:
+        for _ in reader:
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            reason = (f"a cell that starts on this line is longer than {cell_limit():,} "
+                      'characters (often a quote (") that is never closed)')  # fmt: skip
+        else:
+            reason = f"the CSV cannot be read from this line on ({exc})"
+        return {"line": line, "errors": {"file": [f"{reason}; nothing was imported"]}}
+    finally:
+        stream.seek(start)
+    return None
+
+
+def _empty_report() -> dict:
+    return {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "errors": []}
 
 
 def _add_error(report: dict, line: int, errors: dict) -> None:

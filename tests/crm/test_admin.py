@@ -159,6 +159,38 @@ def test_csv_import_command(tmp_path, workspace):
     assert Customer.objects.filter(workspace=workspace).count() == 1
 
 
+def test_csv_import_in_admin_reports_a_cell_over_the_limit_and_writes_nothing(staff, workspace):
+    """An outside tester's find: one cell over the CSV reader's 131,072 characters raised
+    csv.Error through the view (500). Now the report names the line and says nothing was
+    written."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = b"email,note\nf1@example.com,fine\nf2@example.com," + b"a" * 200_000 + b"\n"
+    upload = SimpleUploadedFile("big.csv", data, content_type="text/csv")
+    response = staff.post("/admin/crm/customer/import/",
+                          {"workspace": workspace.pk, "file": upload, "source": "csv"})  # fmt: skip
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert report["imported"] is False and report["created"] == 0
+    (error,) = report["errors"]
+    assert error["line"] == 3 and "131,072 characters" in error["errors"]["file"][0]
+    page = response.content.decode()
+    assert "Nothing was imported" in page and "131,072 characters" in page
+    assert not Customer.objects.filter(workspace=workspace).exists()  # not even line 2
+
+
+def test_csv_import_command_refuses_an_unreadable_file_whole(tmp_path, workspace):
+    from django.core.management import CommandError, call_command
+
+    path, report = tmp_path / "c.csv", tmp_path / "report.json"
+    path.write_text('email,note\nf1@example.com,"never closed\n' + "x" * 140_000 + "\n")
+    with pytest.raises(CommandError, match="line 2: a cell that starts on this line is longer"):
+        call_command("import_customers", str(path), "--workspace", workspace.slug,
+                     "--report", str(report))  # fmt: skip
+    assert json.loads(report.read_text())["imported"] is False
+    assert not Customer.objects.filter(workspace=workspace).exists()
+
+
 def test_deleting_a_customer_in_the_admin_is_the_apis_erasure(admin_client, workspace):
     """The per-customer delete page and "Delete selected customers" leave what
     DELETE /api/v1/customers/<id> leaves: a tombstone and a privacy.erase audit entry with the

@@ -13,7 +13,8 @@ class Command(BaseCommand):
     help = (
         "Imports customers from a CSV file. Columns email, first_name, last_name, phone, locale, "
         "time_zone, country, source, external_id and consent_email/sms/push are fields; any "
-        "other column becomes a custom attribute. Bad rows are reported by line number."
+        "other column becomes a custom attribute. Bad rows are reported by line number; a file "
+        "the CSV reader cannot read (a cell over 131,072 characters) imports nothing."
     )
 
     def add_arguments(self, parser) -> None:
@@ -32,6 +33,12 @@ class Command(BaseCommand):
         report = import_customers_csv(
             workspace=workspace, stream=decode_upload(path.read_bytes()), source=opts["source"]
         )
+        if opts["report"]:
+            Path(opts["report"]).write_text(json.dumps(report, indent=2))
+        if not report["imported"]:
+            error = report["errors"][0]
+            problems = "; ".join(", ".join(v) for v in error["errors"].values())
+            raise CommandError(f"line {error['line']}: {problems}")
         self.stdout.write(
             f"created {report['created']}, updated {report['updated']}, "
             f"unchanged {report['unchanged']}, rejected {report['rejected']}"
@@ -39,7 +46,5 @@ class Command(BaseCommand):
         for error in report["errors"][:50]:
             problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in error["errors"].items())
             self.stdout.write(f"  line {error['line']}: {problems}")
-        if opts["report"]:
-            Path(opts["report"]).write_text(json.dumps(report, indent=2))
         if report["rejected"]:
             raise CommandError(f"{report['rejected']} row(s) rejected; the others were imported")
