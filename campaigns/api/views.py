@@ -216,6 +216,7 @@ class VariantApproveApi(VariantApi):
 # could otherwise sign forged deliveries); the answer of the request that set it does, once.
 class WebhookListApi(CampaignsApi):
     @extend_schema(
+        operation_id="v1_webhooks_list",  # a page object would otherwise read as a retrieve
         parameters=[
             OpenApiParameter("limit", int, OpenApiParameter.QUERY, description="page size, ≤ 1000"),
             OpenApiParameter("cursor", str, OpenApiParameter.QUERY, description="from `next`"),

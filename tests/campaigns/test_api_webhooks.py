@@ -70,3 +70,5 @@ def test_the_schema_says_the_secret_is_write_only(client):
     listed = schema["paths"]["/api/v1/webhooks"]["get"]["responses"]["200"]
     ref = listed["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert "results" in components[ref]["properties"]  # the paginated envelope
+    assert schema["paths"]["/api/v1/webhooks"]["get"]["operationId"] == "v1_webhooks_list"
+    assert schema["paths"]["/api/v1/webhooks/{id}"]["get"]["operationId"] == "v1_webhooks_retrieve"
