@@ -6,6 +6,7 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
+        from campaigns import tasks  # noqa: F401  (registers the campaign tasks in every process)
         from campaigns.services import privacy, webhooks
 
         privacy.connect()

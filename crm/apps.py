@@ -6,11 +6,13 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
 
     def ready(self) -> None:
-        from crm import lookups  # noqa: F401  (registers field__any)
-        from crm.api import schema  # noqa: F401  (registers the API key security scheme)
+        # lookups registers field__any, schema the API key security scheme, tasks the CRM's
+        # Celery tasks (in every process, the web's included).
+        from crm import lookups, tasks  # noqa: F401
+        from crm.api import schema  # noqa: F401
         from crm.services import serving, support
+        from crm.tasks.models import score_churn, score_clv, write_recommendations
         from workers import services as runs
-        from workers.tasks.ml import score_churn, score_clv, write_recommendations
 
         support.connect()
         serving.connect()

@@ -220,7 +220,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
-CELERY_TASK_ROUTES = queues.ROUTES
+# The queue each task names where it is written (workers.queues.route); none by module path.
+CELERY_TASK_ROUTES = (queues.route,)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=4 * 3600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -229,28 +230,28 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into django-celery-beat's tables at beat start; staff can retime them in the admin.
 CELERY_BEAT_SCHEDULE = {
     "segments-refresh-nightly": {
-        "task": "workers.tasks.segments.refresh_all",
+        "task": "crm.tasks.segments.refresh_all",
         "schedule": crontab(hour=2, minute=30),
     },
     "churn-retrain-nightly": {
-        "task": "workers.tasks.ml.retrain_nightly",
+        "task": "crm.tasks.models.retrain_nightly",
         "schedule": crontab(hour=3, minute=30),
     },
     "recommenders-retrain-nightly": {
-        "task": "workers.tasks.ml.retrain_recommenders_nightly",
+        "task": "crm.tasks.models.retrain_recommenders_nightly",
         "schedule": crontab(hour=3, minute=0),
     },
 }
 
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {
-    "task": "workers.tasks.campaigns.sweep",
+    "task": "campaigns.tasks.sweep",
     "schedule": env.float("CAMPAIGN_SWEEP_SECONDS", default=15.0),
 }
 # The run sweeper (workers.sweeper): a run silent for TASK_RUN_STALE_SECONDS lost its worker; a
 # run queued for TASK_RUN_QUEUED_SECONDS on an idle queue lost its message; either is queued
 # again, up to TASK_RUN_MAX_ATTEMPTS times, then failed with the reason.
 CELERY_BEAT_SCHEDULE["task-runs-sweep"] = {
-    "task": "workers.tasks.system.sweep_runs",
+    "task": "workers.tasks.sweep_runs",
     "schedule": env.float("TASK_RUN_SWEEP_SECONDS", default=60.0),
 }
 TASK_RUN_STALE_SECONDS = env.float("TASK_RUN_STALE_SECONDS", default=120.0)
@@ -259,11 +260,11 @@ TASK_RUN_MAX_ATTEMPTS = env.int("TASK_RUN_MAX_ATTEMPTS", default=3)
 # A write's Idempotency-Key answer is replayed this long (purged hourly after it).
 IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 CELERY_BEAT_SCHEDULE["idempotency-purge"] = {
-    "task": "workers.tasks.system.purge_idempotency_records",
+    "task": "crm.tasks.idempotency.purge_idempotency_records",
     "schedule": crontab(minute=17),
 }
 CELERY_BEAT_SCHEDULE["campaigns-attribute"] = {
-    "task": "workers.tasks.campaigns.attribute_recent",
+    "task": "campaigns.tasks.attribute_recent",
     "schedule": crontab(minute="*/10"),
 }
 
@@ -334,7 +335,7 @@ CHAT_LINK_MAX_AGE = env.int("CHAT_LINK_MAX_AGE", default=60 * 60 * 24 * 60)
 CHAT_REQUEUE_SECONDS = env.float("CHAT_REQUEUE_SECONDS", default=300.0)
 CHAT_REPLY_MAX_ATTEMPTS = env.int("CHAT_REPLY_MAX_ATTEMPTS", default=3)
 CELERY_BEAT_SCHEDULE["chat-sweep"] = {
-    "task": "workers.tasks.chat.sweep",
+    "task": "crm.tasks.chat.sweep",
     "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),
 }
 # Cached recommendation answers live this long at most (any change invalidates them sooner).

@@ -71,7 +71,7 @@ def b_objects(db) -> dict:
                                               secret=SECRET)  # fmt: skip
     WebhookDelivery.objects.create(endpoint=endpoint, event="message.sent",
                                    payload={"note": SECRET}, next_attempt_at=now)  # fmt: skip
-    run = TaskRun.objects.create(kind="workers.tasks.system.ping", workspace=b,
+    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", workspace=b,
                                  params={"note": SECRET}, message=SECRET)  # fmt: skip
     conversation = Conversation.objects.create(workspace=b, customer=customer,
                                                token=f"{SECRET}-{uuid.uuid4().hex}")  # fmt: skip

@@ -63,7 +63,7 @@ def world() -> dict:
                                      body_html="<p>hi</p>")  # fmt: skip
     webhook = WebhookEndpoint.objects.create(workspace=workspace, url="https://x.example/h",
                                              secret="s")  # fmt: skip
-    run = TaskRun.objects.create(kind="workers.tasks.system.ping", workspace=workspace)
+    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", workspace=workspace)
     conversation = Conversation.objects.create(workspace=workspace, customer=customer,
                                                token=uuid.uuid4().hex)  # fmt: skip
     _, secret = services.api_key_create(workspace=workspace, name="all",

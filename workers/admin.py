@@ -8,6 +8,7 @@ from django_celery_beat.models import PeriodicTask
 from workers import queues, services
 from workers.admin_access import ModelPermissionAdmin, user_has
 from workers.models import ModelVersion, TaskRun, slot_of
+from workers.tasks import selfcheck
 
 # Training runs the "Train model" button offers besides the recommenders.
 NAMED_RUNS = ("churn", "clv", "rfm", "clusters")
@@ -102,8 +103,6 @@ class TaskRunAdmin(ModelPermissionAdmin):
 
     def selfcheck_view(self, request: HttpRequest) -> HttpResponseRedirect:
         """Starts a worker self-check on the queue named in POST (default: every queue)."""
-        from workers.tasks.system import selfcheck
-
         target = reverse("admin:workers_taskrun_changelist")
         if request.method != "POST":
             return HttpResponseRedirect(target)
@@ -181,9 +180,9 @@ class ModelVersionAdmin(ModelPermissionAdmin):
         else on `ml`)."""
         from crm import validation
         from crm.admin.scope import user_workspaces
+        from crm.tasks.models import recommender_task, train_churn, train_clv
+        from crm.tasks.segments import clusters, rfm
         from marketing_ai.ml import recommend
-        from workers.tasks.ml import recommender_task, train_churn, train_clv
-        from workers.tasks.segments import clusters, rfm
 
         target = reverse("admin:workers_taskrun_changelist")
         if request.method != "POST":

@@ -6,6 +6,7 @@ class WorkersConfig(AppConfig):
     verbose_name = "Workers and models"
 
     def ready(self) -> None:
-        # Binds @shared_task to our app in every process (web included) and registers the tasks.
+        # Binds @shared_task to our app in every process (web included) and registers the
+        # platform's tasks; each app registers its own when it loads.
         from workers import tasks  # noqa: F401
         from workers.celery import app  # noqa: F401

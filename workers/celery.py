@@ -9,7 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
 
 app = Celery("marketing_ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"], related_name="tasks")
+# Each app keeps its tasks beside its services; the apps also import them when they load.
+app.autodiscover_tasks(["crm", "campaigns", "workers"], related_name="tasks")
 
 
 @celeryd_after_setup.connect

@@ -1,9 +1,15 @@
-"""Queue names and routing. Import-light on purpose: settings and every process read it.
+"""Queue names, and the queue each task declared. Import-light on purpose: settings and every
+process read it.
 
 - default: short bookkeeping tasks
 - sends:   campaign message batches (cheap nodes, many workers)
 - ml:      training and scoring on CPU
 - gpu:     sequential recommenders and language models (`celery worker -Q gpu` on GPU nodes)
+
+Each task names its queue where it is written, beside the service it calls
+(`@tracked_task(queue=queues.ML)`, `@queued_task(queue=queues.SENDS)`, workers.tracking), and
+`route` (CELERY_TASK_ROUTES) sends it there. Not Celery's `queue` task attribute: Celery 5.7
+deprecates it, and from 6.0 it does nothing.
 """
 
 DEFAULT = "default"
@@ -13,21 +19,27 @@ GPU = "gpu"
 
 ALL = (DEFAULT, SENDS, ML, GPU)
 
-# Routed by the task's module, so adding a task to workers/tasks/<module>.py is enough.
-ROUTES = {
-    "workers.tasks.sends.*": {"queue": SENDS},
-    "workers.tasks.ml.*": {"queue": ML},
-    "workers.tasks.gpu.*": {"queue": GPU},
-    "workers.tasks.language.*": {"queue": GPU},
-    "*": {"queue": DEFAULT},
-}
+_declared: dict[str, str] = {}  # task name -> queue, filled as the task modules are imported
+
+
+def declare(task_name: str, queue: str) -> None:
+    """Records that `task_name` runs on `queue` (one of ALL)."""
+    if queue not in ALL:
+        raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(ALL)}")
+    _declared[task_name] = queue
+
+
+def declared() -> dict[str, str]:
+    """Every task name with the queue it declared (in this process: the modules imported)."""
+    return dict(_declared)
 
 
 def queue_for(task_name: str) -> str:
-    """The queue ROUTES sends `task_name` to (first matching pattern wins, as in Celery)."""
-    from fnmatch import fnmatchcase
+    """The queue `task_name` declared, or the default queue for a task that declared none."""
+    return _declared.get(task_name, DEFAULT)
 
-    for pattern, route in ROUTES.items():
-        if fnmatchcase(task_name, pattern):
-            return route["queue"]
-    return DEFAULT
+
+def route(name: str, args, kwargs, options, task=None, **_) -> dict | None:
+    """Celery router: the declared queue. A queue given to apply_async itself still wins."""
+    queue = _declared.get(name)
+    return {"queue": queue} if queue else None

@@ -46,9 +46,10 @@ def task_run_start(
 ) -> TaskRun:
     """Records a queued TaskRun for `task` (a tracked Celery task) and enqueues it on commit.
 
-    `queue` overrides the task's route (e.g. to check one node's worker). The message is sent
-    only once the surrounding transaction commits, so a worker never looks for a row that does
-    not exist yet, and a rolled-back request enqueues nothing.
+    The run goes to the queue the task names where it is written (the default queue if none);
+    `queue` overrides it (e.g. to check one node's worker). The message is sent only once the
+    surrounding transaction commits, so a worker never looks for a row that does not exist
+    yet, and a rolled-back request enqueues nothing.
     """
     queue = queue or queues.queue_for(task.name)
     if queue not in queues.ALL:

@@ -2,7 +2,7 @@
 
 A tracked task is declared as
 
-    @tracked_task()
+    @tracked_task(queue=queues.ML)
     def retrain(run: TaskRun, progress: Progress) -> dict:
         ...
         progress(40, "fitting")
@@ -30,6 +30,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from workers import queues
 from workers.models import TaskRun
 from workers.retry import retrying
 
@@ -152,16 +153,30 @@ def _finish(run: TaskRun, **fields: Any) -> None:
     )
 
 
-def tracked_task(**options: Any) -> Callable:
-    """Declares `fn(run, progress) -> dict | None` as a Celery task taking a TaskRun id.
+def queued_task(*, queue: str, **options: Any) -> Callable:
+    """`@shared_task(**options)` that runs on `queue` (one of workers.queues.ALL), declared here
+    where the task is written and routed by workers.queues.route."""
 
-    Celery options pass through (queue routing comes from settings by module). Every tracked
-    task acknowledges late and is re-queued if its worker process dies; while the body runs a
-    thread keeps the run's heartbeat fresh, so silence means a dead worker (workers.sweeper).
+    def decorate(fn: Callable) -> Any:
+        name = options.pop("name", f"{fn.__module__}.{fn.__name__}")
+        queues.declare(name, queue)
+        return shared_task(name=name, **options)(fn)
+
+    return decorate
+
+
+def tracked_task(*, queue: str, **options: Any) -> Callable:
+    """Declares `fn(run, progress) -> dict | None` as a Celery task taking a TaskRun id, on
+    `queue` (one of workers.queues.ALL; workers.services.task_run_start records it on the run).
+
+    Other Celery options pass through. Every tracked task acknowledges late and is re-queued
+    if its worker process dies; while the body runs a thread keeps the run's heartbeat fresh,
+    so silence means a dead worker (workers.sweeper).
     """
 
     def decorate(fn: Callable[[TaskRun, Progress], dict | None]) -> Any:
-        @shared_task(
+        @queued_task(
+            queue=queue,
             bind=True,
             name=options.pop("name", f"{fn.__module__}.{fn.__name__}"),
             acks_late=True,

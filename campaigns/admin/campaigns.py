@@ -19,12 +19,12 @@ from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
 from campaigns.services import control, copy
 from campaigns.services.results import campaign_stats
+from campaigns.tasks import generate_copy
 from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer, Segment
 from marketing_ai.ml.language import copywriter
 from workers.models import TaskRun
-from workers.tasks.language import generate_copy
 
 ACTIONS = {
     "approve": "Approve variants",

@@ -51,8 +51,9 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
 def campaign_launch(*, campaign: Campaign, user=None):
     """Freezes the campaign (status scheduled, seed drawn) and starts the run that writes the
     ledger and queues the first sends. Returns the TaskRun."""
+    # Imported here: campaigns.tasks imports this module's services.
+    from campaigns.tasks import launch
     from workers.services import task_run_start
-    from workers.tasks.campaigns import launch
 
     errors = launch_problems(campaign)
     if errors:
@@ -144,7 +145,7 @@ def campaign_finish_if_done(*, campaign_id: int, ledger_written: bool = False) -
 
 def kick(campaign_id: int) -> None:
     """Queues deliver tasks for the campaign after the current transaction commits."""
-    from workers.tasks.sends import queue_deliveries
+    from campaigns.tasks import queue_deliveries  # here: campaigns.tasks imports this module
 
     transaction.on_commit(lambda: queue_deliveries(campaign_id))
 

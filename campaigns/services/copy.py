@@ -17,7 +17,6 @@ from crm.models import Customer, Product
 from marketing_ai.ml.language import copywriter, guardrails
 from workers.models import TaskRun
 from workers.services import task_run_start
-from workers.tasks.language import generate_copy
 
 # A brief's problems are reported like any other campaign problem: field -> messages.
 BriefError = CampaignError
@@ -86,6 +85,8 @@ def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> Tas
     fields (see copy_brief) with k, seed and rounds; the brief is checked now so that its
     problems come back to the caller (BriefError, field -> messages) rather than fail the run.
     Returns the queued TaskRun; the variants arrive as drafts to review and approve."""
+    from campaigns.tasks import generate_copy  # here: campaigns.tasks imports this module
+
     if campaign.status != Campaign.Status.DRAFT:
         raise BriefError({"campaign": ["only a draft campaign takes new variants"]})
     copy_brief(campaign=campaign, params=params)

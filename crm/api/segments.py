@@ -13,6 +13,7 @@ from crm import validation as v
 from crm.api.base import WorkspaceApi
 from crm.models import Customer, Segment
 from crm.services import segments as segment_services
+from crm.tasks.segments import refresh
 
 SEGMENT_VALUES = ("id", "name", "description", "kind", "rules", "member_count", "refreshed_at",
                   "created_at", "updated_at")  # fmt: skip
@@ -158,7 +159,6 @@ class SegmentRefreshApi(SegmentApi):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Refresh as a task run")
     def post(self, request, pk):
         from workers.services import task_run_start
-        from workers.tasks.segments import refresh
 
         segment = self.segment(pk)
         run = task_run_start(

@@ -14,7 +14,8 @@ def after_behaviour_change(*, workspace: Workspace, customer_ids: set[int]) -> N
     ids = sorted(customer_ids)
 
     def enqueue() -> None:
-        from workers.tasks.segments import refresh_for_customers
+        # Imported here: crm.tasks imports the services that call this (orders, events).
+        from crm.tasks.segments import refresh_for_customers
 
         for start in range(0, len(ids), 5000):
             refresh_for_customers.delay(workspace.pk, ids[start : start + 5000])

@@ -169,7 +169,7 @@ def chat_post(*, workspace: Workspace, text: str, conversation: str = "",
         conversation=found, role=ChatMessage.Role.CUSTOMER, text=text,
         reply_queued_at=timezone.now(), reply_attempts=1,
     )  # fmt: skip
-    from workers.tasks.language import chat_reply
+    from crm.tasks.chat import chat_reply  # here: crm.tasks.chat imports this module
 
     transaction.on_commit(lambda: chat_reply.delay(message.pk))
     return message
@@ -287,7 +287,7 @@ def chat_unanswered_requeue(*, older_than: float | None = None,
         Q(reply_queued_at__lt=cutoff) | Q(reply_queued_at__isnull=True, created_at__lt=cutoff),
         role=ChatMessage.Role.CUSTOMER, answered=False,
     ).values_list("pk", "reply_queued_at", "reply_attempts")[:500]  # fmt: skip
-    from workers.tasks.language import chat_reply
+    from crm.tasks.chat import chat_reply  # here: crm.tasks.chat imports this module
 
     counts = {"requeued": 0, "handed_over": 0}
     for pk, queued_at, attempts in stale:

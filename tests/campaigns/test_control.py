@@ -12,12 +12,12 @@ from campaigns.services import control
 from campaigns.services.delivery import deliver
 from campaigns.services.launch import build_ledger
 from campaigns.services.sweep import sweep
+from campaigns.tasks import launch
 from crm import services
 from crm.models import Consent, Segment
 from tests.campaigns.conftest import make_audience, make_campaign
 from workers.models import TaskRun
 from workers.services import task_run_start
-from workers.tasks.campaigns import launch
 
 pytestmark = pytest.mark.django_db
 

@@ -59,7 +59,7 @@ def test_briefs_are_validated_in_the_api_and_the_admin(workspace, client, admin_
     form = {"products": "NOPE", "goal": "Tea time", "language": "en", "k": 2}
     assert b"not in the catalogue" in client.post(url, form).content
     assert client.post(url, {**form, "products": "TEA"}).status_code == 302
-    assert TaskRun.objects.filter(kind="workers.tasks.language.generate_copy").count() == 2
+    assert TaskRun.objects.filter(kind="campaigns.tasks.generate_copy").count() == 2
 
 
 @pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_copy_generation_starts_alike_from_the_api_and_the_admin(workspace, clie
     started = api.post("/api/v1/content/generate", {"campaign": campaign.pk, "products": ["TEA"]})
     assert started.status_code == 202
     assert client.post(url, form).status_code == 302
-    runs = TaskRun.objects.filter(kind="workers.tasks.language.generate_copy")
+    runs = TaskRun.objects.filter(kind="campaigns.tasks.generate_copy")
     by_api, by_admin = runs.order_by("created_at")
     assert str(by_api.pk) == started.json()["task"]
     for run in (by_api, by_admin):

@@ -8,10 +8,10 @@ import pytest
 from crm import segments, services
 from crm.models import CustomerScore
 from crm.services import churn
+from crm.tasks.models import train_churn
 from tests.conftest import wait_until
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
-from workers.tasks.ml import train_churn
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from crm import segments, services
 from crm.models import CustomerScore
 from crm.services import clv
 from crm.services.privacy import privacy_erase
+from crm.tasks.models import train_clv
 from tests.conftest import wait_until
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
-from workers.tasks.ml import train_clv
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from crm.models import IdempotencyRecord
+from crm.tasks.idempotency import purge_idempotency_records
 from tests.crm.test_api import client_for
-from workers.tasks.system import purge_idempotency_records
 
 pytestmark = pytest.mark.django_db
 

@@ -6,12 +6,12 @@ import pytest
 
 from crm import services
 from crm.models import Customer, Order, Product, Recommendation
+from crm.tasks.models import train_recommender
 from marketing_ai.fastjson import JSONRenderer
 from tests.conftest import wait_until
 from tests.crm.test_api import client_for
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
-from workers.tasks.ml import train_recommender
 
 
 def seed_two_tastes(workspace) -> dict[str, list[int]]:
@@ -243,7 +243,7 @@ def test_promoting_and_rolling_back_a_recommender_rewrite_every_list(
     tea = groups["T"][0]
 
     def rewritten_by(version: ModelVersion) -> None:
-        run = TaskRun.objects.get(kind="workers.tasks.ml.write_recommendations",
+        run = TaskRun.objects.get(kind="crm.tasks.models.write_recommendations",
                                   params={"model_version": version.pk})  # fmt: skip
         wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=90)
         assert TaskRun.objects.get(pk=run.pk).status == "succeeded"
@@ -325,8 +325,8 @@ def test_a_deleted_order_gives_its_customer_back_what_it_bought(workspace, admin
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_trains_the_sequential_recommender_on_the_gpu_queue(workspace, live_worker):
+    from crm.tasks.models import recommender_task
     from marketing_ai.ml import registry
-    from workers.tasks.ml import recommender_task
 
     groups = seed_two_tastes(workspace)
     task = recommender_task("sasrec")
@@ -360,12 +360,12 @@ def test_nightly_retrain_keeps_each_active_versions_model_and_settings(
     workspace, django_capture_on_commit_callbacks
 ):
     from crm.services.recommendations import recommender_train
-    from workers.tasks.ml import retrain_recommenders_nightly
+    from crm.tasks.models import retrain_recommenders_nightly
 
     seed_two_tastes(workspace)
     recommender_train(workspace=workspace, model="dlae", params={"l2": 5.0}, repeat_purchases=True)
     with django_capture_on_commit_callbacks(execute=False):
         assert retrain_recommenders_nightly() == 1
-    run = TaskRun.objects.get(kind="workers.tasks.ml.train_recommender")
+    run = TaskRun.objects.get(kind="crm.tasks.models.train_recommender")
     assert run.workspace == workspace and run.queue == "ml"
     assert run.params == {"model": "dlae", "params": {"l2": 5.0}, "repeat_purchases": True}

@@ -30,13 +30,12 @@ def eager(settings):
 
 
 @pytest.fixture
-def no_worker(settings):
-    """Reply tasks go to Redis and nobody takes them (as when the worker died or the broker
-    lost them); what a test left queued is purged."""
+def no_worker(settings, own_redis):
+    """Reply tasks go to a Redis of the test's own that no worker reads (as when the worker died
+    or the broker lost them): the session's live worker, once started, would answer them."""
     settings.CHAT_USE_MODEL = False
     settings.CHAT_RATE_LIMIT = "1000/min"
     yield
-    app.control.purge()
 
 
 def shop(workspace) -> tuple[Customer, Customer]:

@@ -15,7 +15,7 @@ def admin_client(client):
 
 
 def test_taskrun_changelist_shows_progress_bar(admin_client):
-    TaskRun.objects.create(kind="workers.tasks.system.selfcheck", progress=42, status="running")
+    TaskRun.objects.create(kind="workers.tasks.selfcheck", progress=42, status="running")
     page = admin_client.get("/admin/workers/taskrun/").content.decode()
     assert '<progress max="100" value="42">' in page
     assert "Run worker self-check" in page
@@ -62,7 +62,7 @@ def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_c
         )
     assert response.status_code == 302
     run = TaskRun.objects.get()
-    assert run.kind == "workers.tasks.ml.train_recommender" and run.queue == "ml"
+    assert run.kind == "crm.tasks.models.train_recommender" and run.queue == "ml"
     assert run.workspace == workspace and len(callbacks) == 1
     assert run.params == {"model": "ease", "repeat_purchases": True}
 
@@ -90,7 +90,7 @@ def test_modelversion_roll_back_action_rescores_from_the_restored_version(
     with django_capture_on_commit_callbacks(execute=False):
         for version in (one, two):
             admin_client.post(changelist, {"action": "promote", "_selected_action": [version.pk]})
-    promoted = TaskRun.objects.filter(kind="workers.tasks.ml.score_churn")
+    promoted = TaskRun.objects.filter(kind="crm.tasks.models.score_churn")
     assert [r.params for r in promoted.order_by("created_at")] == [
         {"model_version": one.pk}, {"model_version": two.pk}
     ]  # fmt: skip

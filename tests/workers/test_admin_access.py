@@ -224,7 +224,7 @@ def periodic_task(name: str, enabled: bool) -> PeriodicTask:
     every = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.DAYS)[0]
     # The campaign sweep: harmless whenever it runs (beat runs it every 15 s).
     return PeriodicTask.objects.create(
-        name=name, task="workers.tasks.campaigns.sweep", interval=every, enabled=enabled
+        name=name, task="campaigns.tasks.sweep", interval=every, enabled=enabled
     )
 
 
@@ -237,7 +237,7 @@ def action_cases(workspace: Workspace) -> dict:
     segment = Segment.objects.create(
         workspace=workspace, name="Rules", kind=Segment.Kind.RULES, rules={"event": "view"}
     )
-    run = TaskRun.objects.create(kind="workers.tasks.system.selfcheck", workspace=workspace)
+    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", workspace=workspace)
 
     def version(family: str, *, promote: bool = False, status: str = "") -> ModelVersion:
         made = services.model_version_create(family=family, workspace=workspace, metrics={})

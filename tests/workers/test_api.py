@@ -16,7 +16,7 @@ def staff_client(client):
 
 
 def test_task_run_detail(staff_client):
-    run = TaskRun.objects.create(kind="workers.tasks.system.selfcheck", progress=40, message="x")
+    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", progress=40, message="x")
     response = staff_client.get(f"/api/v1/tasks/{run.pk}")
     assert response.status_code == 200
     body = response.json()

@@ -13,6 +13,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from crm import bulk, services
 from crm.models import Customer, Workspace
 from tests.crm.test_api import client_for
+from workers import queues
 from workers.models import TaskRun
 from workers.retry import is_transient, retrying
 from workers.tracking import tracked_task
@@ -126,7 +127,7 @@ def test_a_bulk_write_that_loses_a_deadlock_is_run_again_and_answers_200(caplog)
 CROSSING: dict = {}  # what the task below meets: the rows, a barrier, how often it ran
 
 
-@tracked_task(name="tests.workers.test_retry.crossing_task")
+@tracked_task(queue=queues.DEFAULT, name="tests.workers.test_retry.crossing_task")
 def crossing_task(run, progress) -> dict:
     CROSSING["runs"] += 1
     with transaction.atomic():

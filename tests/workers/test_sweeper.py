@@ -15,7 +15,7 @@ from tests.conftest import start_worker, stop_worker, wait_for_worker, wait_unti
 from workers import services
 from workers.models import TaskRun
 from workers.sweeper import sweep_runs
-from workers.tasks.system import selfcheck
+from workers.tasks import selfcheck
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -150,6 +150,6 @@ def test_the_sweeper_runs_on_beat_and_at_worker_start(settings):
     from celery.signals import worker_ready
 
     entry = settings.CELERY_BEAT_SCHEDULE["task-runs-sweep"]
-    assert entry["task"] == "workers.tasks.system.sweep_runs"
+    assert entry["task"] == "workers.tasks.sweep_runs"
     receivers = [r[1]() for r in worker_ready.receivers]
     assert any(getattr(r, "__name__", "") == "_sweep_runs_on_start" for r in receivers)

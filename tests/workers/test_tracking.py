@@ -9,7 +9,7 @@ from django.utils import timezone
 from tests.conftest import wait_until
 from workers import services
 from workers.models import TaskRun
-from workers.tasks.system import selfcheck
+from workers.tasks import selfcheck
 from workers.tracking import claim
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,10 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Workspace
 from crm.services.recommendations import DEFAULT_MODEL
+from crm.tasks.models import recommender_task
 from marketing_ai.ml import recommend
 from workers.models import TaskRun
 from workers.services import task_run_start
-from workers.tasks.ml import recommender_task
 
 
 class Command(BaseCommand):

@@ -1,15 +1,15 @@
-"""Segment membership refreshes: one segment on demand, incremental after new events, nightly."""
-
-from celery import shared_task
+"""Segment membership refreshes on the `default` queue: one segment on demand, incremental
+after new events, nightly; RFM and behaviour clusters as tracked runs."""
 
 from crm.models import Segment, Workspace
 from crm.services import segments as segment_services
+from workers import queues
 from workers.models import TaskRun
 from workers.retry import retrying
-from workers.tracking import Progress, tracked_task
+from workers.tracking import Progress, queued_task, tracked_task
 
 
-@tracked_task()
+@tracked_task(queue=queues.DEFAULT)
 def refresh(run: TaskRun, progress: Progress) -> dict:
     """Params: segment_id. Re-evaluates the whole segment."""
     segment = Segment.objects.get(pk=run.params["segment_id"])
@@ -17,7 +17,7 @@ def refresh(run: TaskRun, progress: Progress) -> dict:
     return segment_services.segment_refresh(segment=segment)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@queued_task(queue=queues.DEFAULT, acks_late=True, reject_on_worker_lost=True)
 def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
     """Re-evaluates the workspace's rule segments for customers whose behaviour just changed.
     Idempotent: running it twice leaves the same memberships."""
@@ -33,11 +33,11 @@ def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
     )
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@queued_task(queue=queues.DEFAULT, acks_late=True, reject_on_worker_lost=True)
 def refresh_all() -> int:
     """Nightly: rules with time windows ("in the last 90 days") change as days pass, and so do
     the RFM groups of workspaces that have them."""
-    from crm.services.rfm import PREFIX, rfm_segments_refresh
+    from crm.services.rfm import PREFIX, rfm_segments_refresh  # numpy: kept out of the web
 
     count = 0
     for segment in Segment.objects.filter(kind=Segment.Kind.RULES).select_related("workspace"):
@@ -49,19 +49,19 @@ def refresh_all() -> int:
     return count
 
 
-@tracked_task()
+@tracked_task(queue=queues.DEFAULT)
 def clusters(run: TaskRun, progress: Progress) -> dict:
     """Clusters customers by behaviour and taste into described segments."""
-    from crm.services.clusters import cluster_segments_refresh
+    from crm.services.clusters import cluster_segments_refresh  # numpy: kept out of the web
 
     progress(5, "reading orders")
     return cluster_segments_refresh(workspace=run.workspace, progress=progress)
 
 
-@tracked_task()
+@tracked_task(queue=queues.DEFAULT)
 def rfm(run: TaskRun, progress: Progress) -> dict:
     """Builds (or rebuilds) the workspace's RFM segments."""
-    from crm.services.rfm import rfm_segments_refresh
+    from crm.services.rfm import rfm_segments_refresh  # numpy: kept out of the web
 
     progress(10, "scoring recency, frequency and spend")
     return rfm_segments_refresh(workspace=run.workspace)

@@ -1,9 +1,12 @@
-"""Training and scoring on the `ml` queue (CPU). Heavy imports stay inside the task bodies."""
+"""Training and scoring: CPU work on the `ml` queue, sequential recommenders on `gpu` (CUDA in
+bf16 where a node has one). The services are imported inside the task bodies: they load numpy
+and scipy, which the web process (it imports this module to register the tasks) does without."""
 
-from celery import shared_task
-
+from marketing_ai.ml import recommend
+from workers import queues
 from workers.models import ModelVersion, TaskRun
-from workers.tracking import Progress, tracked_task
+from workers.services import task_run_start
+from workers.tracking import Progress, queued_task, tracked_task
 
 
 def _trained(version: ModelVersion) -> dict:
@@ -18,16 +21,20 @@ def _version(run: TaskRun) -> ModelVersion:
 
 def recommender_task(model: str):
     """The training task for `model`: sequential recommenders train on the gpu queue."""
-    from marketing_ai.ml import recommend
-    from workers.tasks.gpu import train_sequential_recommender
-
     return train_sequential_recommender if model in recommend.SEQUENTIAL else train_recommender
 
 
-@tracked_task()
+@tracked_task(queue=queues.ML)
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
     """Params: model (dlae, ease, itemknn, als, popular), params (dict), holdout_days (int),
     repeat_purchases (bool: lists may hold products the customer already bought)."""
+    return run_recommender_training(run, progress)
+
+
+@tracked_task(queue=queues.GPU)
+def train_sequential_recommender(run: TaskRun, progress: Progress) -> dict:
+    """Params: model (sasrec), params (dict: epochs, max_len, hidden...), holdout_days (int),
+    repeat_purchases (bool)."""
     return run_recommender_training(run, progress)
 
 
@@ -47,7 +54,7 @@ def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
     return _trained(version)
 
 
-@tracked_task()
+@tracked_task(queue=queues.ML)
 def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's list from that version."""
     from crm.services import recommendations
@@ -57,7 +64,7 @@ def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     }
 
 
-@tracked_task()
+@tracked_task(queue=queues.ML)
 def train_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: horizon_days (int, default 90)."""
     from crm.services import churn
@@ -69,7 +76,7 @@ def train_churn(run: TaskRun, progress: Progress) -> dict:
     return _trained(version)
 
 
-@tracked_task()
+@tracked_task(queue=queues.ML)
 def score_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's churn_risk from that version."""
     from crm.services import churn
@@ -77,7 +84,7 @@ def score_churn(run: TaskRun, progress: Progress) -> dict:
     return {"customers": churn.churn_score(version=_version(run), progress=progress)}
 
 
-@tracked_task()
+@tracked_task(queue=queues.ML)
 def train_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: horizon_weeks (float, default 52), model ("auto" (default): the purchase model
     that best predicted the latest weeks; or bgnbd, pareto_nbd, pareto_nbd_covariates)."""
@@ -90,7 +97,7 @@ def train_clv(run: TaskRun, progress: Progress) -> dict:
     return _trained(version)
 
 
-@tracked_task()
+@tracked_task(queue=queues.ML)
 def score_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's clv_12m and p_alive."""
     from crm.services import clv
@@ -98,19 +105,10 @@ def score_clv(run: TaskRun, progress: Progress) -> dict:
     return {"customers": clv.clv_score(version=_version(run), progress=progress)}
 
 
-def scoring_task_for(family: str):
-    """The task that rewrites customers' outputs when a version of `family` becomes active."""
-    if family.startswith("recommend."):
-        return write_recommendations
-    return {"predict.churn": score_churn, "predict.clv": score_clv}.get(family)
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@queued_task(queue=queues.ML, acks_late=True, reject_on_worker_lost=True)
 def retrain_nightly() -> int:
     """Beat: a new version of every active churn and CLV model, on the latest data
     (recommenders have their own nightly run)."""
-    from workers.services import task_run_start
-
     tasks = {"predict.churn": train_churn, "predict.clv": train_clv}
     started = 0
     for version in ModelVersion.objects.filter(
@@ -123,11 +121,9 @@ def retrain_nightly() -> int:
     return started
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@queued_task(queue=queues.ML, acks_late=True, reject_on_worker_lost=True)
 def retrain_recommenders_nightly() -> int:
     """Beat: a new version of each workspace's active recommender, on yesterday's data too."""
-    from workers.services import task_run_start
-
     started = 0
     for version in ModelVersion.objects.filter(
         family__startswith="recommend.", status=ModelVersion.Status.ACTIVE

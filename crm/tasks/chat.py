@@ -1,49 +1,38 @@
-"""Language-model work, routed to the `gpu` queue: copy generation (a tracked run) and chat
-turns. The model is loaded once per worker process (llm.language_model caches it)."""
+"""Support chat: the reply turn on the `gpu` queue (the language model is loaded once per worker
+process; llm.language_model caches it), and the sweep on `default`, which must run even while
+every language-model worker is busy or gone."""
 
 import logging
 import threading
+from pathlib import Path
 
-from celery import shared_task
 from celery.signals import worker_ready
 
-from workers.models import TaskRun
-from workers.tracking import Progress, tracked_task
+from crm.services.support import chat_answer, chat_unanswered_requeue
+from workers import queues
+from workers.tracking import queued_task
 
 log = logging.getLogger(__name__)
 
 
-@tracked_task()
-def generate_copy(run: TaskRun, progress: Progress) -> dict:
-    """Params: campaign, products, goal, tone, language, offer, k, seed, rounds."""
-    from campaigns.models import Campaign
-    from campaigns.services.copy import variants_generate
-    from marketing_ai.ml.language.llm import language_model
-
-    campaign = Campaign.objects.get(pk=run.params["campaign"], workspace=run.workspace)
-    progress(2, "loading the language model")
-    model = language_model()
-    progress(10, "writing")
-    step = progress.span(10, 95)
-    return variants_generate(campaign=campaign, params=run.params, model=model,
-                             progress=lambda share, note: step(100 * share, note))  # fmt: skip
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@queued_task(queue=queues.GPU, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def chat_reply(message_id: int) -> None:
     """Answers one customer message; a second delivery (or one the chat sweep queued again)
     finds it answered and does nothing, or loses the claim to write the reply."""
-    from crm.services.support import chat_answer
-
     chat_answer(message_id)
+
+
+@queued_task(queue=queues.DEFAULT, ignore_result=True)
+def sweep() -> dict:
+    """Queues unanswered chat messages again (CHAT_REQUEUE_SECONDS); see
+    crm.services.support.chat_unanswered_requeue. Safe to run twice at once."""
+    return chat_unanswered_requeue()
 
 
 @worker_ready.connect
 def _prepare_model(sender=None, **_) -> None:
     """A worker of the gpu queue converts the default GGUF model at start (half a minute, once
     per cache), in the background, so the first chat turn only has to load it."""
-    from workers import queues
-
     # The sender is the worker's consumer; its task consumer lists the queues it reads.
     consumer = sender if hasattr(sender, "task_consumer") else getattr(sender, "consumer", None)
     names = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
@@ -51,9 +40,7 @@ def _prepare_model(sender=None, **_) -> None:
         return
 
     def convert() -> None:
-        from pathlib import Path
-
-        from marketing_ai.ml.language import llm
+        from marketing_ai.ml.language import llm  # numpy: kept out of the web process
 
         try:
             location = llm.default_location()

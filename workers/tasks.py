@@ -1,23 +1,24 @@
-"""Platform tasks: the self-check (a worker on a queue reaches the database and reports progress),
-the run sweeper and the purge of stored Idempotency-Key answers."""
+"""The platform's own tasks, on the `default` queue: the self-check (a worker on a queue reaches
+the database and reports progress; staff may start it on any queue) and the run sweeper. The
+apps keep their tasks beside their services (crm/tasks/, campaigns/tasks.py)."""
 
 import logging
 import platform
 import time
 
-from celery import shared_task
 from celery.signals import worker_ready
 from django.db import connection
 
+from workers import queues
 from workers.models import TaskRun
-from workers.retry import retrying
 from workers.services import BROKER_ERRORS
-from workers.tracking import Progress, tracked_task
+from workers.sweeper import sweep_runs as run_sweep
+from workers.tracking import Progress, queued_task, tracked_task
 
 log = logging.getLogger(__name__)
 
 
-@tracked_task()
+@tracked_task(queue=queues.DEFAULT)
 def selfcheck(run: TaskRun, progress: Progress) -> dict:
     """Walks `steps` steps of `step_seconds` each, reporting progress, then describes the worker.
 
@@ -36,17 +37,15 @@ def selfcheck(run: TaskRun, progress: Progress) -> dict:
         "steps": steps,
     }
     if run.params.get("device"):
-        from marketing_ai.ml.device import describe
+        from marketing_ai.ml.device import describe  # torch, on the worker only
 
         report["device"] = describe()
     return report
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
 def sweep_runs() -> dict:
     """Beat (TASK_RUN_SWEEP_SECONDS) and worker start: lost and orphaned runs queued again."""
-    from workers.sweeper import sweep_runs as run_sweep
-
     return run_sweep()
 
 
@@ -57,11 +56,3 @@ def _sweep_runs_on_start(sender=None, **_) -> None:
         sweep_runs.delay()
     except BROKER_ERRORS:
         log.warning("run sweep not queued at worker start: the broker is unreachable")
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def purge_idempotency_records() -> int:
-    """Beat, hourly: stored Idempotency-Key answers past IDEMPOTENCY_KEY_TTL_HOURS."""
-    from crm.services.idempotency import idempotency_records_purge
-
-    return retrying(idempotency_records_purge, atomic=False)

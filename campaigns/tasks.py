@@ -1,0 +1,104 @@
+"""Campaign tasks, each naming its queue where it is written: launching (writing the ledger),
+the campaign sweep and attribution on `default`; message and webhook deliveries on `sends`;
+copy generation on `gpu`."""
+
+from datetime import timedelta
+
+from celery.signals import worker_ready
+from django.conf import settings
+from django.utils import timezone
+
+from campaigns.models import Campaign, Message
+from campaigns.services import delivery, webhooks
+from campaigns.services import sweep as sweeping
+from campaigns.services.control import campaign_finish_if_done
+from campaigns.services.copy import variants_generate
+from campaigns.services.launch import build_ledger
+from campaigns.services.results import attribute_conversions
+from workers import queues
+from workers.models import TaskRun
+from workers.tracking import Progress, queued_task, tracked_task
+
+
+@tracked_task(queue=queues.DEFAULT)
+def launch(run: TaskRun, progress: Progress) -> dict:
+    """Params: campaign. Writes the ledger (one row per recipient) and queues the first sends."""
+    campaign = Campaign.objects.get(pk=run.params["campaign"])
+    if campaign.status == Campaign.Status.CANCELLED:
+        return {"cancelled": True}
+    progress(5, "resolving the audience")
+    counts = build_ledger(campaign=campaign, progress=progress)
+    campaign.refresh_from_db()
+    if campaign.status == Campaign.Status.CANCELLED:  # cancelled while the ledger was written
+        Message.objects.filter(campaign=campaign, state=Message.State.QUEUED).update(
+            state=Message.State.SKIPPED, reason="cancelled"
+        )
+        return counts
+    # Nobody to send to, or every row skipped at launch: done now, with no sends to queue.
+    if campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True):
+        return counts
+    progress(95, "queueing sends")
+    queue_deliveries(campaign.pk)
+    return counts
+
+
+@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+def sweep() -> dict:
+    result = sweeping.sweep()
+    for campaign_id in result["due"]:
+        queue_deliveries(campaign_id)
+    if webhooks.pending_exists():
+        deliver_webhooks.delay()
+    return result
+
+
+@worker_ready.connect
+def _sweep_on_start(sender=None, **_) -> None:
+    # A worker that starts after a crash picks up its predecessor's work without waiting for beat.
+    sweep.delay()
+
+
+@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+def attribute_recent() -> int:
+    """Attributes conversions for campaigns that sent within the last 90 days."""
+    since = timezone.now() - timedelta(days=90)
+    total = 0
+    for campaign in Campaign.objects.filter(launched_at__gte=since):
+        total += attribute_conversions(campaign=campaign)
+    return total
+
+
+@queued_task(queue=queues.SENDS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver(campaign_id: int) -> dict:
+    """Sends a batch of the campaign's due messages; queues itself again while more are due."""
+    result = delivery.deliver(campaign_id=campaign_id)
+    if result.get("more"):
+        queue_deliveries(campaign_id, count=1)
+    return result
+
+
+def queue_deliveries(campaign_id: int, count: int | None = None) -> None:
+    """Queues deliver tasks; they expire unconsumed, because the sweeper queues fresh ones."""
+    expires = max(60, 4 * settings.CAMPAIGN_SWEEP_SECONDS)
+    for _ in range(count or settings.CAMPAIGN_FANOUT):
+        deliver.apply_async((campaign_id,), expires=expires)
+
+
+@queued_task(queue=queues.SENDS, acks_late=True, ignore_result=True)
+def deliver_webhooks() -> dict:
+    return webhooks.deliver_due()
+
+
+@tracked_task(queue=queues.GPU)
+def generate_copy(run: TaskRun, progress: Progress) -> dict:
+    """Params: campaign, products, goal, tone, language, offer, k, seed, rounds. The model is
+    loaded once per worker process (llm.language_model caches it)."""
+    from marketing_ai.ml.language.llm import language_model  # numpy: kept out of the web
+
+    campaign = Campaign.objects.get(pk=run.params["campaign"], workspace=run.workspace)
+    progress(2, "loading the language model")
+    model = language_model()
+    progress(10, "writing")
+    step = progress.span(10, 95)
+    return variants_generate(campaign=campaign, params=run.params, model=model,
+                             progress=lambda share, note: step(100 * share, note))  # fmt: skip
