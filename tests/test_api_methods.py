@@ -10,9 +10,9 @@ its methods are written in the table.
 import re
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from campaigns.models import Variant, WebhookEndpoint
+from tests.api_routes import api_views
 from tests.test_slash import concrete, world  # noqa: F401 (world is a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -65,24 +65,6 @@ EXPECTED = {
 }
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 PLACEHOLDER = re.compile(r"<(?:\w+:)?\w+>|\(\?P<\w+>[^)]*\)|\{\w+\}")
-
-
-def api_views() -> dict[str, type]:
-    """Each route under /api/v1/ (its pattern string) and the view class that answers it."""
-    found = {}
-
-    def walk(patterns, prefix: str) -> None:
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern) and (prefix + str(entry.pattern)).startswith(
-                "api/v1/"
-            ):
-                route = (prefix + str(entry.pattern)).removeprefix("api/v1/")
-                found[route.removeprefix("^").removesuffix("$")] = entry.callback.cls
-
-    walk(get_resolver().url_patterns, "")
-    return found
 
 
 def handled(view: type) -> set[str]:

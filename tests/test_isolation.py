@@ -11,7 +11,6 @@ import re
 import uuid
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -30,6 +29,7 @@ from crm.models import (
     SegmentMembership,
     Workspace,
 )
+from tests.api_routes import api_routes
 from workers.models import TaskRun
 
 SECRET = "bee-only"  # in every text field of B's objects: no answer to A may contain it
@@ -88,22 +88,6 @@ def a_side(db):
     campaign = Campaign.objects.create(workspace=a, name="A campaign")
     Variant.objects.create(campaign=campaign, name="A", subject="hi", body_html="<p>hi</p>")
     return a, api_for(a), campaign
-
-
-def api_routes() -> list[str]:
-    """Every route under /api/v1/ as a pattern string, e.g. 'campaigns/<int:pk>/variants'."""
-    found = []
-
-    def walk(patterns, prefix: str) -> None:
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern):
-                found.append(prefix + str(entry.pattern))
-
-    walk(get_resolver().url_patterns, "")
-    return [r.removeprefix("api/v1/").removeprefix("^").removesuffix("$") for r in found
-            if r.startswith("api/v1/")]  # fmt: skip
 
 
 def b_paths(b: dict) -> dict[str, list[str]]:

@@ -8,7 +8,6 @@ import re
 import uuid
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -25,25 +24,10 @@ from crm.models import (
     SegmentMembership,
     Workspace,
 )
+from tests.api_routes import api_routes
 from workers.models import TaskRun
 
 pytestmark = pytest.mark.django_db
-
-
-def api_routes() -> list[str]:
-    """Every route under /api/v1/ as its pattern string, e.g. 'campaigns/<int:pk>/variants'."""
-    found = []
-
-    def walk(patterns, prefix: str) -> None:
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern):
-                found.append(prefix + str(entry.pattern))
-
-    walk(get_resolver().url_patterns, "")
-    return [r.removeprefix("api/v1/").removeprefix("^").removesuffix("$") for r in found
-            if r.startswith("api/v1/")]  # fmt: skip
 
 
 @pytest.fixture
