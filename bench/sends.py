@@ -108,7 +108,7 @@ def setup_audience():
 
 def new_campaign(workspace, segment, name: str):
     from campaigns.models import Campaign, Variant
-    from campaigns.services.control import variant_approve
+    from campaigns.services.variants import variant_approve
 
     campaign = Campaign.objects.create(
         workspace=workspace, name=name, from_email="shop@example.com"
@@ -166,7 +166,7 @@ def main() -> None:
 
         django.setup()
         from campaigns.models import Message
-        from campaigns.services.control import campaign_launch
+        from campaigns.services.lifecycle import campaign_launch
 
         t = time.perf_counter()
         workspace, segment = setup_audience()

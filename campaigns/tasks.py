@@ -5,19 +5,19 @@ copy generation on `gpu`."""
 from datetime import timedelta
 
 from celery.signals import worker_ready
-from django.conf import settings
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message
 from campaigns.services import delivery, webhooks
 from campaigns.services import sweep as sweeping
-from campaigns.services.control import campaign_finish_if_done
 from campaigns.services.copy import variants_generate
-from campaigns.services.launch import build_ledger
+from campaigns.services.fanout import deliveries_queue
+from campaigns.services.lifecycle import campaign_finish_if_done
+from campaigns.services.recipients import build_ledger
 from campaigns.services.results import attribute_conversions
 from workers import queues
 from workers.models import TaskRun
-from workers.tracking import Progress, queued_task, tracked_task
+from workers.runs import Progress, queued_task, tracked_task
 
 
 @tracked_task(queue=queues.DEFAULT)
@@ -38,7 +38,7 @@ def launch(run: TaskRun, progress: Progress) -> dict:
     if campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True):
         return counts
     progress(95, "queueing sends")
-    queue_deliveries(campaign.pk)
+    deliveries_queue(campaign.pk)
     return counts
 
 
@@ -46,7 +46,7 @@ def launch(run: TaskRun, progress: Progress) -> dict:
 def sweep() -> dict:
     result = sweeping.sweep()
     for campaign_id in result["due"]:
-        queue_deliveries(campaign_id)
+        deliveries_queue(campaign_id)
     if webhooks.pending_exists():
         deliver_webhooks.delay()
     return result
@@ -73,15 +73,8 @@ def deliver(campaign_id: int) -> dict:
     """Sends a batch of the campaign's due messages; queues itself again while more are due."""
     result = delivery.deliver(campaign_id=campaign_id)
     if result.get("more"):
-        queue_deliveries(campaign_id, count=1)
+        deliveries_queue(campaign_id, count=1)
     return result
-
-
-def queue_deliveries(campaign_id: int, count: int | None = None) -> None:
-    """Queues deliver tasks; they expire unconsumed, because the sweeper queues fresh ones."""
-    expires = max(60, 4 * settings.CAMPAIGN_SWEEP_SECONDS)
-    for _ in range(count or settings.CAMPAIGN_FANOUT):
-        deliver.apply_async((campaign_id,), expires=expires)
 
 
 @queued_task(queue=queues.SENDS, acks_late=True, ignore_result=True)

@@ -203,7 +203,7 @@ CACHES = {
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A message that a dead worker took is handed out again after this many seconds; it must exceed
-# the longest task (TaskRun records make a repeat delivery harmless, see workers.tracking).
+# the longest task (TaskRun records make a repeat delivery harmless, see workers.runs).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
     # A broker that hangs fails a send within seconds instead of holding the request forever;

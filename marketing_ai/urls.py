@@ -10,7 +10,6 @@ admin.site.site_title = "marketing_ai"
 admin.site.index_title = "Marketing automation"
 
 api_v1 = [
-    path("", include("workers.api.urls")),
     path("", include("crm.api.urls")),
     path("", include("campaigns.api.urls")),
 ]

@@ -7,7 +7,7 @@ process read it.
 - gpu:     sequential recommenders and language models (`celery worker -Q gpu` on GPU nodes)
 
 Each task names its queue where it is written, beside the service it calls
-(`@tracked_task(queue=queues.ML)`, `@queued_task(queue=queues.SENDS)`, workers.tracking), and
+(`@tracked_task(queue=queues.ML)`, `@queued_task(queue=queues.SENDS)`, workers.runs), and
 `route` (CELERY_TASK_ROUTES) sends it there. Not Celery's `queue` task attribute: Celery 5.7
 deprecates it, and from 6.0 it does nothing.
 """

@@ -12,7 +12,9 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from marketing_ai.ml import registry
 from workers import queues
+from workers.celery import app
 from workers.models import ModelVersion, TaskRun, in_slot
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,20 @@ def _broker_failed_now(what: str, exc: BaseException) -> None:
     log.warning("%s not queued, the broker is unreachable: %s", what, exc)
 
 
+def task_named(name: str) -> Any:
+    """The Celery task registered as `name` ("campaigns.tasks.launch").
+
+    Services start their app's tasks by name: the task modules import the services, so a
+    service importing its tasks back would make a cycle. Each app's AppConfig.ready imports its
+    task modules, so every process knows every task and the queue it declared; a name nobody
+    registered is a LookupError at the call, not a message no worker can run.
+    """
+    task = app.tasks.get(name)
+    if task is None:
+        raise LookupError(f"no Celery task is registered as {name!r}")
+    return task
+
+
 def task_run_start(
     *,
     task: Any,
@@ -44,13 +60,16 @@ def task_run_start(
     user: Any = None,
     workspace: Any = None,
 ) -> TaskRun:
-    """Records a queued TaskRun for `task` (a tracked Celery task) and enqueues it on commit.
+    """Records a queued TaskRun for `task` (a tracked Celery task, or its registered name) and
+    enqueues it on commit.
 
     The run goes to the queue the task names where it is written (the default queue if none);
     `queue` overrides it (e.g. to check one node's worker). The message is sent only once the
     surrounding transaction commits, so a worker never looks for a row that does not exist
     yet, and a rolled-back request enqueues nothing.
     """
+    if isinstance(task, str):
+        task = task_named(task)
     queue = queue or queues.queue_for(task.name)
     if queue not in queues.ALL:
         raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(queues.ALL)}")
@@ -74,8 +93,6 @@ def task_run_send(*, run: TaskRun, retry_now: bool = False) -> bool:
     caller carries on: the run sweeper sends it once the broker is back. Within
     BROKER_SKIP_SECONDS of a failed send nothing is tried unless `retry_now` (the sweeper).
     """
-    from workers.celery import app
-
     task = app.tasks.get(run.kind)  # the task itself where known, so eager mode applies
     try:
         if _broker_skipped() and not retry_now:
@@ -159,9 +176,10 @@ def model_version_create(
 _rescoring: dict[str, Any] = {}
 
 
-def rescoring_register(*, family: str, task: Any) -> None:
-    """Makes `task` the run that model_version_promote (and so rollback) starts for a newly active
-    version of `family` (a family, or a prefix ending in "." for all families under it)."""
+def rescoring_register(*, family: str, task: str) -> None:
+    """Makes `task` (a tracked task's name) the run that model_version_promote (and so rollback)
+    starts for a newly active version of `family` (a family, or a prefix ending in "." for all
+    families under it)."""
     _rescoring[family] = task
 
 
@@ -245,8 +263,6 @@ def model_version_register(
     DATA_DIR/models/<workspace>/<family>/v<n>.pkl, and made active when nothing in its slot
     (workers.models.slot_of) is active yet. It starts no rescoring run: the training run that
     registers it scores customers itself when it became active."""
-    from marketing_ai.ml import registry
-
     with transaction.atomic():
         version = model_version_create(
             family=family, metrics=metrics, params=params, task_run=task_run, workspace=workspace

@@ -3,7 +3,7 @@ starts). The database is the source of truth and the broker only carries nudges,
 message was lost, or whose worker died, is found here and queued again:
 
 - `running` with a stale heartbeat (silent for TASK_RUN_STALE_SECONDS; a live task beats from a
-  thread of its own, see workers.tracking): its worker died. Queued again, and `failed` with
+  thread of its own, see workers.runs): its worker died. Queued again, and `failed` with
   "worker lost N times" once TASK_RUN_MAX_ATTEMPTS attempts have each been lost.
 - `queued` and never sent (the broker was down when it started): sent now.
 - `queued`, sent TASK_RUN_QUEUED_SECONDS ago and not taken, on a queue where nothing is running:
@@ -12,7 +12,7 @@ message was lost, or whose worker died, is found here and queued again:
   lost: a run waiting behind a long training is left alone however long it waits.
 
 Sending twice is harmless: the first delivery claims the run, a later one finds it taken
-(workers.tracking.claim).
+(workers.runs.claim).
 """
 
 from datetime import timedelta
@@ -22,8 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workers.models import TaskRun
+from workers.runs import stale_after
 from workers.services import task_run_send
-from workers.tracking import stale_after
 
 
 def sweep_runs() -> dict:

@@ -11,9 +11,9 @@ from django.db import connection
 
 from workers import queues
 from workers.models import TaskRun
+from workers.runs import Progress, queued_task, tracked_task
 from workers.services import BROKER_ERRORS
 from workers.sweeper import sweep_runs as run_sweep
-from workers.tracking import Progress, queued_task, tracked_task
 
 log = logging.getLogger(__name__)
 

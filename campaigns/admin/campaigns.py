@@ -17,9 +17,9 @@ from campaigns import charts, rendering
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services import control, copy
+from campaigns.services import copy, lifecycle
 from campaigns.services.results import campaign_stats
-from campaigns.tasks import generate_copy
+from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer, Segment
@@ -167,10 +167,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             variant.save()
         for variant, changed in formset.changed_objects:
             try:
-                control.variant_update(
+                variant_update(
                     variant=variant, fields={name: getattr(variant, name) for name in changed}
                 )
-            except control.CampaignError as exc:  # launched while the form was open
+            except lifecycle.CampaignError as exc:  # launched while the form was open
                 messages.error(request, f"Variant {variant.name} was not changed: {exc}")
         formset.save_m2m()
 
@@ -239,21 +239,21 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             if action == "approve":
                 self._approve_all(request, campaign)
             elif action == "launch":
-                run = control.campaign_launch(campaign=campaign, user=request.user)
+                run = lifecycle.campaign_launch(campaign=campaign, user=request.user)
                 messages.success(request, f"Launched: writing the send list (task {run.pk}).")
             elif action == "pause":
-                control.campaign_pause(campaign=campaign)
+                lifecycle.campaign_pause(campaign=campaign)
                 messages.success(request, "Paused: messages in flight finish, the rest wait.")
             elif action == "resume":
-                control.campaign_resume(campaign=campaign)
+                lifecycle.campaign_resume(campaign=campaign)
                 messages.success(request, "Resumed.")
             elif action == "cancel":
-                n = control.campaign_cancel(campaign=campaign)
+                n = lifecycle.campaign_cancel(campaign=campaign)
                 messages.success(request, f"Cancelled; {n} unsent messages skipped.")
             elif action == "resend":
-                n = control.campaign_resend_failed(campaign=campaign)
+                n = lifecycle.campaign_resend_failed(campaign=campaign)
                 messages.success(request, f"{n} failed messages queued again.")
-        except control.CampaignError as exc:
+        except lifecycle.CampaignError as exc:
             for field, problems in exc.errors.items():
                 for problem in problems:
                     messages.error(request, f"{field.replace('_', ' ')}: {problem}")
@@ -265,9 +265,9 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             messages.info(request, "Every variant is approved already.")
         for variant in drafts:
             try:
-                control.variant_approve(variant=variant, user=request.user)
+                variant_approve(variant=variant, user=request.user)
                 messages.success(request, f"Variant {variant.name} approved.")
-            except control.CampaignError as exc:
+            except lifecycle.CampaignError as exc:
                 messages.error(request, f"Variant {variant.name}: {exc}")
 
     def preview(self, request: HttpRequest, pk: int):
@@ -322,7 +322,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                     reverse("admin:campaigns_campaign_change", args=[campaign.pk])
                 )
         runs = TaskRun.objects.filter(
-            kind=generate_copy.name, workspace=campaign.workspace, params__campaign=campaign.pk
+            kind=copy.GENERATE_COPY, workspace=campaign.workspace, params__campaign=campaign.pk
         ).order_by("-created_at")[:5]
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta,

@@ -22,9 +22,10 @@ from campaigns.api.serializers import (
     WebhookEndpointWithSecretSerializer,
 )
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
-from campaigns.services import control
+from campaigns.services import lifecycle
 from campaigns.services.copy import BriefError, copy_generation_start
 from campaigns.services.results import campaign_stats
+from campaigns.services.variants import variant_approve, variant_update
 from crm.api.base import WorkspaceApi, idempotent
 from crm.api.fields import id_field
 from marketing_ai.ml.language import copywriter
@@ -96,7 +97,7 @@ class CampaignActionApi(CampaignsApi):
         campaign = self.campaign(pk)
         try:
             outcome = self.service(campaign=campaign)
-        except control.CampaignError as exc:
+        except lifecycle.CampaignError as exc:
             raise ValidationError(exc.errors) from exc
         campaign.refresh_from_db()
         body = {"campaign": CampaignSerializer(campaign).data}
@@ -107,25 +108,25 @@ class CampaignActionApi(CampaignsApi):
 
 
 class CampaignLaunchApi(CampaignActionApi):
-    service = staticmethod(control.campaign_launch)
+    service = staticmethod(lifecycle.campaign_launch)
     result_key = "task"
 
 
 class CampaignPauseApi(CampaignActionApi):
-    service = staticmethod(control.campaign_pause)
+    service = staticmethod(lifecycle.campaign_pause)
 
 
 class CampaignResumeApi(CampaignActionApi):
-    service = staticmethod(control.campaign_resume)
+    service = staticmethod(lifecycle.campaign_resume)
 
 
 class CampaignCancelApi(CampaignActionApi):
-    service = staticmethod(control.campaign_cancel)
+    service = staticmethod(lifecycle.campaign_cancel)
     result_key = "skipped"
 
 
 class CampaignResendApi(CampaignActionApi):
-    service = staticmethod(control.campaign_resend_failed)
+    service = staticmethod(lifecycle.campaign_resend_failed)
     result_key = "queued"
 
 
@@ -187,8 +188,8 @@ class VariantDetailApi(VariantApi):
         )  # fmt: skip
         serializer.is_valid(raise_exception=True)
         try:
-            variant = control.variant_update(variant=variant, fields=serializer.validated_data)
-        except control.CampaignError as exc:
+            variant = variant_update(variant=variant, fields=serializer.validated_data)
+        except lifecycle.CampaignError as exc:
             raise ValidationError(exc.errors) from exc
         return Response(VariantSerializer(variant).data)
 
@@ -206,8 +207,8 @@ class VariantApproveApi(VariantApi):
     def post(self, request, pk, variant_pk):
         variant = self.variant(pk, variant_pk)
         try:
-            control.variant_approve(variant=variant)
-        except control.CampaignError as exc:
+            variant_approve(variant=variant)
+        except lifecycle.CampaignError as exc:
             raise ValidationError(exc.errors) from exc
         return Response(VariantSerializer(variant).data)
 

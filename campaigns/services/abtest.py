@@ -9,7 +9,7 @@ from django.db.models import Count, F, Max, Q
 from django.db.models.functions import Greatest
 
 from campaigns.models import Campaign, Message
-from campaigns.services.control import PENDING
+from campaigns.services.lifecycle import PENDING
 from marketing_ai.ml.experiment import wilson_interval
 
 

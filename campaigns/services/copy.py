@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from campaigns.models import BrandRules, Campaign, Variant
 from campaigns.sandbox import literal, unliteral
-from campaigns.services.control import CampaignError
+from campaigns.services.lifecycle import CampaignError
 from crm import validation as v
 from crm.models import Customer, Product
 from marketing_ai.ml.language import copywriter, guardrails
@@ -20,6 +20,9 @@ from workers.services import task_run_start
 
 # A brief's problems are reported like any other campaign problem: field -> messages.
 BriefError = CampaignError
+
+
+GENERATE_COPY = "campaigns.tasks.generate_copy"  # the run that writes variants, on gpu
 
 
 def _lines(text: str) -> list[str]:
@@ -85,13 +88,15 @@ def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> Tas
     fields (see copy_brief) with k, seed and rounds; the brief is checked now so that its
     problems come back to the caller (BriefError, field -> messages) rather than fail the run.
     Returns the queued TaskRun; the variants arrive as drafts to review and approve."""
-    from campaigns.tasks import generate_copy  # here: campaigns.tasks imports this module
-
     if campaign.status != Campaign.Status.DRAFT:
         raise BriefError({"campaign": ["only a draft campaign takes new variants"]})
     copy_brief(campaign=campaign, params=params)
-    return task_run_start(task=generate_copy, params={**params, "campaign": campaign.pk},
-                          workspace=campaign.workspace, user=user)  # fmt: skip
+    return task_run_start(
+        task=GENERATE_COPY,
+        params={**params, "campaign": campaign.pk},
+        workspace=campaign.workspace,
+        user=user,
+    )
 
 
 def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:

@@ -18,7 +18,7 @@ from campaigns import ledger, rendering, tracking
 from campaigns.channels import Channel, Outcome, Outgoing, channel_for
 from campaigns.models import Campaign, Message, Suppression, Variant
 from campaigns.ratelimit import RateLimiter
-from campaigns.services.control import campaign_finish_if_done
+from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
 from crm.models import Consent
 

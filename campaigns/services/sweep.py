@@ -12,7 +12,7 @@ from django.utils import timezone
 from campaigns import ledger
 from campaigns.models import Campaign, Message
 from campaigns.services.abtest import ab_decide_due
-from campaigns.services.control import campaign_finish_if_done
+from campaigns.services.lifecycle import campaign_finish_if_done
 
 LIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING, Campaign.Status.PAUSED)
 ACTIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)

@@ -1,11 +1,12 @@
 from django.urls import path, re_path
 
-from crm.api import segments, support, views
+from crm.api import runs, segments, support, views
 
 # Customers are addressed by id, ext:<source>:<external id> or email:<address>.
 CUSTOMER = r"customers/(?P<ref>[^/]+)"
 
 urlpatterns = [
+    path("tasks/<uuid:run_id>", runs.TaskRunDetailApi.as_view(), name="task-run-detail"),
     path("customers", views.CustomerListApi.as_view()),
     path("customers/bulk", views.CustomerBulkApi.as_view()),
     re_path(rf"^{CUSTOMER}/timeline$", views.CustomerTimelineApi.as_view()),

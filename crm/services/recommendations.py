@@ -9,6 +9,7 @@ from django.utils import timezone
 from crm import selectors
 from crm.models import Customer, Product, Recommendation, Workspace
 from crm.services.serving import recommendations_changed
+from crm.services.training import DEFAULT_RECOMMENDER
 from marketing_ai.ml import datasets, evaluate, recommend, registry
 from workers import services as run_services
 from workers.models import ModelVersion, TaskRun, in_slot
@@ -17,7 +18,6 @@ FAMILY_PREFIX = "recommend."
 
 
 # The best ranker on both benchmark data sets (bench/recommend.py), at the cost of EASE.
-DEFAULT_MODEL = "dlae"
 
 
 def _interactions(workspace: Workspace) -> datasets.Interactions:
@@ -47,7 +47,7 @@ def _fit(model: str, params: dict, data: datasets.Interactions, progress, start:
 def recommender_train(
     *,
     workspace: Workspace,
-    model: str = DEFAULT_MODEL,
+    model: str = DEFAULT_RECOMMENDER,
     params: dict | None = None,
     holdout_days: int = 30,
     k: int = 20,

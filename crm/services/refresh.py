@@ -1,7 +1,7 @@
 """Hands changed customers to the incremental segment refresh once the write commits."""
 
 from crm.models import Segment, Workspace
-from workers.services import send_on_commit
+from workers.services import send_on_commit, task_named
 
 
 def after_behaviour_change(*, workspace: Workspace, customer_ids: set[int]) -> None:
@@ -12,11 +12,9 @@ def after_behaviour_change(*, workspace: Workspace, customer_ids: set[int]) -> N
     ):
         return
     ids = sorted(customer_ids)
+    refresh_for_customers = task_named("crm.tasks.segments.refresh_for_customers")
 
     def enqueue() -> None:
-        # Imported here: crm.tasks imports the services that call this (orders, events).
-        from crm.tasks.segments import refresh_for_customers
-
         for start in range(0, len(ids), 5000):
             refresh_for_customers.delay(workspace.pk, ids[start : start + 5000])
 

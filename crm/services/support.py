@@ -22,6 +22,7 @@ from django.utils import timezone
 from crm import selectors
 from crm.models import ChatMessage, Conversation, Customer, KnowledgeArticle, Order, Workspace
 from crm.services.privacy import customer_erased
+from workers.services import task_named
 
 log = logging.getLogger(__name__)
 DEMO_KNOWLEDGE = Path(__file__).resolve().parent.parent / "demo" / "knowledge"
@@ -31,6 +32,7 @@ IDENTITY_SALT = "marketing_ai.chat.customer"
 # app turns it into a `conversation.waiting` webhook, so a helpdesk outside can pick it up too.
 conversation_waiting = Signal()
 MAX_TEXT = 2000
+CHAT_REPLY = "crm.tasks.chat.chat_reply"  # the reply turn, on a gpu worker
 
 
 class ChatError(ValueError):
@@ -169,8 +171,7 @@ def chat_post(*, workspace: Workspace, text: str, conversation: str = "",
         conversation=found, role=ChatMessage.Role.CUSTOMER, text=text,
         reply_queued_at=timezone.now(), reply_attempts=1,
     )  # fmt: skip
-    from crm.tasks.chat import chat_reply  # here: crm.tasks.chat imports this module
-
+    chat_reply = task_named(CHAT_REPLY)
     transaction.on_commit(lambda: chat_reply.delay(message.pk))
     return message
 
@@ -287,8 +288,7 @@ def chat_unanswered_requeue(*, older_than: float | None = None,
         Q(reply_queued_at__lt=cutoff) | Q(reply_queued_at__isnull=True, created_at__lt=cutoff),
         role=ChatMessage.Role.CUSTOMER, answered=False,
     ).values_list("pk", "reply_queued_at", "reply_attempts")[:500]  # fmt: skip
-    from crm.tasks.chat import chat_reply  # here: crm.tasks.chat imports this module
-
+    chat_reply = task_named(CHAT_REPLY)
     counts = {"requeued": 0, "handed_over": 0}
     for pk, queued_at, attempts in stale:
         if attempts >= max_attempts:

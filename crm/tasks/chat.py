@@ -10,7 +10,7 @@ from celery.signals import worker_ready
 
 from crm.services.support import chat_answer, chat_unanswered_requeue
 from workers import queues
-from workers.tracking import queued_task
+from workers.runs import queued_task
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from crm.services.idempotency import idempotency_records_purge
 from workers import queues
 from workers.retry import retrying
-from workers.tracking import queued_task
+from workers.runs import queued_task
 
 
 @queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)

@@ -2,11 +2,10 @@
 bf16 where a node has one). The services are imported inside the task bodies: they load numpy
 and scipy, which the web process (it imports this module to register the tasks) does without."""
 
-from marketing_ai.ml import recommend
+from crm.services import training
 from workers import queues
 from workers.models import ModelVersion, TaskRun
-from workers.services import task_run_start
-from workers.tracking import Progress, queued_task, tracked_task
+from workers.runs import Progress, queued_task, tracked_task
 
 
 def _trained(version: ModelVersion) -> dict:
@@ -17,11 +16,6 @@ def _trained(version: ModelVersion) -> dict:
 
 def _version(run: TaskRun) -> ModelVersion:
     return ModelVersion.objects.get(pk=run.params["model_version"])
-
-
-def recommender_task(model: str):
-    """The training task for `model`: sequential recommenders train on the gpu queue."""
-    return train_sequential_recommender if model in recommend.SEQUENTIAL else train_recommender
 
 
 @tracked_task(queue=queues.ML)
@@ -44,7 +38,7 @@ def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
 
     version = recommendations.recommender_train(
         workspace=run.workspace,
-        model=run.params.get("model", recommendations.DEFAULT_MODEL),
+        model=run.params.get("model", training.DEFAULT_RECOMMENDER),
         params=run.params.get("params") or {},
         holdout_days=int(run.params.get("holdout_days", 30)),
         repeat_purchases=bool(run.params.get("repeat_purchases", False)),
@@ -109,32 +103,10 @@ def score_clv(run: TaskRun, progress: Progress) -> dict:
 def retrain_nightly() -> int:
     """Beat: a new version of every active churn and CLV model, on the latest data
     (recommenders have their own nightly run)."""
-    tasks = {"predict.churn": train_churn, "predict.clv": train_clv}
-    started = 0
-    for version in ModelVersion.objects.filter(
-        family__in=list(tasks), status=ModelVersion.Status.ACTIVE
-    ).select_related("workspace"):
-        task_run_start(
-            task=tasks[version.family], workspace=version.workspace, params=version.params
-        )
-        started += 1
-    return started
+    return training.retraining_due(recommenders=False)
 
 
 @queued_task(queue=queues.ML, acks_late=True, reject_on_worker_lost=True)
 def retrain_recommenders_nightly() -> int:
     """Beat: a new version of each workspace's active recommender, on yesterday's data too."""
-    started = 0
-    for version in ModelVersion.objects.filter(
-        family__startswith="recommend.", status=ModelVersion.Status.ACTIVE
-    ).select_related("workspace"):
-        not_model_params = ("model", "popular", "repeat_purchases")
-        params = {k: v for k, v in version.params.items() if k not in not_model_params}
-        model = version.params.get("model", "ease")  # versions from before params named it
-        task_run_start(
-            task=recommender_task(model), workspace=version.workspace,
-            params={"model": model, "params": params,
-                    "repeat_purchases": bool(version.params.get("repeat_purchases"))},
-        )  # fmt: skip
-        started += 1
-    return started
+    return training.retraining_due(recommenders=True)

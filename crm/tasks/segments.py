@@ -6,7 +6,7 @@ from crm.services import segments as segment_services
 from workers import queues
 from workers.models import TaskRun
 from workers.retry import retrying
-from workers.tracking import Progress, queued_task, tracked_task
+from workers.runs import Progress, queued_task, tracked_task
 
 
 @tracked_task(queue=queues.DEFAULT)

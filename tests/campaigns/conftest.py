@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services.control import variant_approve
+from campaigns.services.variants import variant_approve
 from crm.models import Consent, Customer, Segment, SegmentMembership, Workspace
 from tests.conftest import ROOT, _port_open, free_port, wait_until
 from tests.smtp_sink import read_log

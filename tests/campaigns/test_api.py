@@ -141,7 +141,7 @@ def test_a_launch_the_broker_never_got_is_sent_again_by_the_sweeper(workspace, l
     from django.utils import timezone
 
     from campaigns.models import Variant
-    from campaigns.services.control import variant_approve
+    from campaigns.services.variants import variant_approve
     from campaigns.tasks import launch
     from workers.models import TaskRun
     from workers.sweeper import sweep_runs

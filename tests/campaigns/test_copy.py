@@ -6,7 +6,8 @@ from rest_framework.test import APIClient
 
 from campaigns import rendering
 from campaigns.models import BrandRules, Campaign, Variant
-from campaigns.services import control
+from campaigns.services import lifecycle
+from campaigns.services.variants import variant_approve
 from crm import services
 from marketing_ai.ml.language import copywriter
 from tests.campaigns.conftest import make_audience
@@ -111,12 +112,12 @@ def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worke
         assert "ROSES REGENCY TEACUP AND SAUCER" in provenance["brief"]
         assert FOOTER in variant.body_html and variant.status == Variant.Status.DRAFT
         if provenance["guardrails"]["passed"]:
-            control.variant_approve(variant=variant)
+            variant_approve(variant=variant)
             variant.refresh_from_db()
             assert variant.status == Variant.Status.APPROVED
         else:
-            with pytest.raises(control.CampaignError):
-                control.variant_approve(variant=variant)
+            with pytest.raises(lifecycle.CampaignError):
+                variant_approve(variant=variant)
 
     # An edit that invents a discount is caught at approval; an honest edit passes.
     variant = variants[0]
@@ -126,14 +127,14 @@ def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worke
     )
     variant.subject, variant.preheader = "Tea time with roses", "Bone china for slow mornings."
     variant.save()
-    with pytest.raises(control.CampaignError) as refused:
-        control.variant_approve(variant=variant)
+    with pytest.raises(lifecycle.CampaignError) as refused:
+        variant_approve(variant=variant)
     assert {"discounts", "dates"} <= {p.split(":")[0] for p in refused.value.errors["body"]}
     variant.body_html = copywriter.as_html(
         f"Our Regency teacup and saucer brings roses to your table.\n\n{FOOTER}"
     )
     variant.save()
-    control.variant_approve(variant=variant)
+    variant_approve(variant=variant)
     # What the recipient gets: the approved copy, personalised, with the footer.
     customer = campaign.include_segments.get().memberships.first().customer
     rendered = rendering.compiled(variant).render_for(

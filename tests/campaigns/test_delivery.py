@@ -10,9 +10,9 @@ from campaigns import ledger
 from campaigns.channels import Outgoing, mime
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Suppression, Variant
-from campaigns.services import control
+from campaigns.services import lifecycle, variants
 from campaigns.services.delivery import deliver
-from campaigns.services.launch import build_ledger
+from campaigns.services.recipients import build_ledger
 from crm.models import Consent, Customer
 from tests.campaigns.conftest import expected_recipients, make_audience, make_campaign
 
@@ -147,30 +147,30 @@ def test_pause_resume_cancel_and_resend_failed(workspace, sink_factory, smtp_set
     smtp_settings(sink)
     campaign = make_campaign(workspace, make_audience(workspace, 30))
     launch_now(campaign)
-    control.campaign_pause(campaign=campaign)
+    lifecycle.campaign_pause(campaign=campaign)
     deliver(campaign_id=campaign.pk, budget_seconds=5)
     assert sink.count() == 0
-    with pytest.raises(control.CampaignError):
-        control.campaign_pause(campaign=campaign)
+    with pytest.raises(lifecycle.CampaignError):
+        lifecycle.campaign_pause(campaign=campaign)
     Message.objects.filter(campaign=campaign, customer__email="person0@example.com").update(
         state="failed", reason="simulated outage"
     )
-    control.campaign_resume(campaign=campaign)
+    lifecycle.campaign_resume(campaign=campaign)
     deliver_until_done(campaign)
     assert sink.count() == 29
-    assert control.campaign_resend_failed(campaign=campaign) == 1
+    assert lifecycle.campaign_resend_failed(campaign=campaign) == 1
     deliver_until_done(campaign)
     assert set(sink.received().values()) == {1} and sink.count() == 30
     campaign.refresh_from_db()
     assert campaign.status == "sent"
-    with pytest.raises(control.CampaignError):
-        control.campaign_cancel(campaign=campaign)
+    with pytest.raises(lifecycle.CampaignError):
+        lifecycle.campaign_cancel(campaign=campaign)
 
 
 def test_cancel_skips_what_was_not_sent(workspace):
     campaign = make_campaign(workspace, make_audience(workspace, 12))
     launch_now(campaign)
-    assert control.campaign_cancel(campaign=campaign) == 12
+    assert lifecycle.campaign_cancel(campaign=campaign) == 12
     assert set(Message.objects.filter(campaign=campaign).values_list("reason", flat=True)) == {
         "cancelled"
     }
@@ -196,8 +196,8 @@ def test_a_worker_that_lost_its_claim_cannot_send(workspace):
 
 def test_launch_refuses_incomplete_campaigns(workspace):
     campaign = Campaign.objects.create(workspace=workspace, name="empty", timing="local")
-    with pytest.raises(control.CampaignError) as error:
-        control.campaign_launch(campaign=campaign)
+    with pytest.raises(lifecycle.CampaignError) as error:
+        lifecycle.campaign_launch(campaign=campaign)
     assert {"include_segments", "variants", "local_time"} <= set(error.value.errors)
 
 
@@ -205,8 +205,8 @@ def test_approval_catches_template_errors(workspace):
     campaign = make_campaign(workspace, make_audience(workspace, 1))
     bad = Variant.objects.create(campaign=campaign, name="bad", subject="x",
                                  body_html="<p>{% if %}</p>")  # fmt: skip
-    with pytest.raises(control.CampaignError) as error:
-        control.variant_approve(variant=bad)
+    with pytest.raises(lifecycle.CampaignError) as error:
+        variants.variant_approve(variant=bad)
     assert "body_html" in error.value.errors
     bad.refresh_from_db()
     assert bad.status == Variant.Status.DRAFT

@@ -15,7 +15,7 @@ from django.utils import timezone
 from campaigns import rendering, schedule, tracking
 from campaigns.models import Campaign, Message, WebhookDelivery, WebhookEndpoint
 from campaigns.services.abtest import ab_decide_due
-from campaigns.services.launch import build_ledger
+from campaigns.services.recipients import build_ledger
 from campaigns.services.results import campaign_stats
 from campaigns.services.webhooks import deliver_due
 from crm.models import Consent, Event

@@ -23,7 +23,7 @@ import pytest
 from django.db import connection
 
 from campaigns.models import Campaign, Message
-from campaigns.services.launch import build_ledger
+from campaigns.services.recipients import build_ledger
 from tests.campaigns.conftest import (
     expected_recipients,
     make_audience,

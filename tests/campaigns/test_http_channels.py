@@ -9,9 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services.control import CampaignError, variant_approve
 from campaigns.services.delivery import deliver
-from campaigns.services.launch import build_ledger
+from campaigns.services.lifecycle import CampaignError
+from campaigns.services.recipients import build_ledger
+from campaigns.services.variants import variant_approve
 from crm.models import Consent, Customer, Segment, SegmentMembership
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaigns.channels import channel_for
 from campaigns.models import Campaign, Message, Suppression
-from campaigns.services.launch import build_ledger
+from campaigns.services.recipients import build_ledger
 from crm.models import Consent, Customer, Segment, SegmentMembership
 from tests.campaigns.conftest import make_campaign
 

@@ -164,10 +164,10 @@ def test_a_template_over_budget_fails_its_message_at_approval(two_shops):
     )
     variant.status = Variant.Status.DRAFT
     variant.save()
-    from campaigns.services import control
+    from campaigns.services import lifecycle, variants
 
-    with pytest.raises(control.CampaignError, match="loops ran"):
-        control.variant_approve(variant=variant)
+    with pytest.raises(lifecycle.CampaignError, match="loops ran"):
+        variants.variant_approve(variant=variant)
 
 
 @pytest.mark.django_db

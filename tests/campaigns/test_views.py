@@ -6,7 +6,7 @@ import pytest
 
 from campaigns import tracking
 from campaigns.models import Message
-from campaigns.services.launch import build_ledger
+from campaigns.services.recipients import build_ledger
 from crm.models import Consent
 from tests.campaigns.conftest import make_audience, make_campaign
 

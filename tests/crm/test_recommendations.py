@@ -325,16 +325,14 @@ def test_a_deleted_order_gives_its_customer_back_what_it_bought(workspace, admin
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_trains_the_sequential_recommender_on_the_gpu_queue(workspace, live_worker):
-    from crm.tasks.models import recommender_task
+    from crm.services.training import training_start
     from marketing_ai.ml import registry
 
     groups = seed_two_tastes(workspace)
-    task = recommender_task("sasrec")
-    run = task_run_start(
-        task=task, workspace=workspace,
-        params={"model": "sasrec", "holdout_days": 30,
-                "params": {"hidden": 16, "layers": 1, "heads": 1, "max_len": 8, "epochs": 40,
-                           "dropout": 0.0, "lr": 0.01, "batch_size": 8}},
+    run = training_start(
+        workspace=workspace, model="sasrec",
+        params={"hidden": 16, "layers": 1, "heads": 1, "max_len": 8, "epochs": 40,
+                "dropout": 0.0, "lr": 0.01, "batch_size": 8},
     )  # fmt: skip
     assert run.queue == "gpu"
     wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=120)

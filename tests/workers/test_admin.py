@@ -64,7 +64,8 @@ def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_c
     run = TaskRun.objects.get()
     assert run.kind == "crm.tasks.models.train_recommender" and run.queue == "ml"
     assert run.workspace == workspace and len(callbacks) == 1
-    assert run.params == {"model": "ease", "repeat_purchases": True}
+    # The same parameters as `manage.py train_recommender` and the nightly retrain record.
+    assert run.params == {"model": "ease", "params": {}, "repeat_purchases": True}
 
 
 @pytest.mark.parametrize("workspace", ["abc", "²", "١٢", str(2**70), ""])

@@ -16,7 +16,7 @@ from tests.crm.test_api import client_for
 from workers import queues
 from workers.models import TaskRun
 from workers.retry import is_transient, retrying
-from workers.tracking import tracked_task
+from workers.runs import tracked_task
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="deadlock detection is PostgreSQL's"

@@ -6,11 +6,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Workspace
-from crm.services.recommendations import DEFAULT_MODEL
-from crm.tasks.models import recommender_task
+from crm.services import training
 from marketing_ai.ml import recommend
 from workers.models import TaskRun
-from workers.services import task_run_start
 
 
 class Command(BaseCommand):
@@ -18,7 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--workspace", required=True)
-        parser.add_argument("--model", default=DEFAULT_MODEL, choices=recommend.names())
+        parser.add_argument(
+            "--model", default=training.DEFAULT_RECOMMENDER, choices=recommend.names()
+        )
         parser.add_argument("--params", default="{}", help='JSON, e.g. {"l2": 500}')
         parser.add_argument(
             "--repeat-purchases", action="store_true",
@@ -34,11 +34,14 @@ class Command(BaseCommand):
             params = json.loads(opts["params"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--params is not JSON: {exc}") from exc
-        run = task_run_start(
-            task=recommender_task(opts["model"]), workspace=workspace,
-            params={"model": opts["model"], "params": params,
-                    "repeat_purchases": opts["repeat_purchases"]},
-        )  # fmt: skip
+        if not isinstance(params, dict):
+            raise CommandError("--params must be a JSON object")
+        run = training.training_start(
+            workspace=workspace,
+            model=opts["model"],
+            params=params,
+            repeat_purchases=opts["repeat_purchases"],
+        )
         self.stdout.write(f"task run {run.pk} queued on {run.queue}")
         while opts["wait"]:
             run.refresh_from_db()

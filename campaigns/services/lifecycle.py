@@ -1,15 +1,14 @@
-"""Campaign state changes staff and integrators make: launch, pause, resume, cancel, resend to
-the failed, approve a variant; and the bookkeeping that marks a campaign sent."""
+"""A campaign's life: launch, pause, resume, cancel, resend to the failed; and the one rule
+that marks it sent."""
 
 import secrets
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from campaigns import rendering
 from campaigns.models import Campaign, Message, Variant
-from crm.models import Customer
+from campaigns.services.fanout import deliveries_queue_on_commit
+from workers.services import task_run_start
 
 PENDING = (Message.State.QUEUED, Message.State.SENDING)
 
@@ -51,10 +50,6 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
 def campaign_launch(*, campaign: Campaign, user=None):
     """Freezes the campaign (status scheduled, seed drawn) and starts the run that writes the
     ledger and queues the first sends. Returns the TaskRun."""
-    # Imported here: campaigns.tasks imports this module's services.
-    from campaigns.tasks import launch
-    from workers.services import task_run_start
-
     errors = launch_problems(campaign)
     if errors:
         raise CampaignError(errors)
@@ -66,7 +61,10 @@ def campaign_launch(*, campaign: Campaign, user=None):
         if not updated:
             raise CampaignError({"status": ["the campaign was launched already"]})
         run = task_run_start(
-            task=launch, params={"campaign": campaign.pk}, user=user, workspace=campaign.workspace
+            task="campaigns.tasks.launch",
+            params={"campaign": campaign.pk},
+            user=user,
+            workspace=campaign.workspace,
         )
     campaign.refresh_from_db()
     return run
@@ -89,7 +87,7 @@ def campaign_pause(*, campaign: Campaign) -> None:
 
 def campaign_resume(*, campaign: Campaign) -> None:
     _transition(campaign, (Campaign.Status.PAUSED,), Campaign.Status.SENDING)
-    kick(campaign.pk)
+    deliveries_queue_on_commit(campaign.pk)
 
 
 @transaction.atomic
@@ -121,7 +119,7 @@ def campaign_resend_failed(*, campaign: Campaign) -> int:
                 pk=campaign.pk, status__in=(Campaign.Status.SENT, Campaign.Status.SENDING)
             ).update(status=Campaign.Status.SENDING, finished_at=None)
     if count:
-        kick(campaign.pk)
+        deliveries_queue_on_commit(campaign.pk)
     campaign.refresh_from_db()
     return count
 
@@ -141,90 +139,3 @@ def campaign_finish_if_done(*, campaign_id: int, ledger_written: bool = False) -
             pk=campaign_id, status__in=(Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
         ).update(status=Campaign.Status.SENT, finished_at=timezone.now())
     )
-
-
-def kick(campaign_id: int) -> None:
-    """Queues deliver tasks for the campaign after the current transaction commits."""
-    from campaigns.tasks import queue_deliveries  # here: campaigns.tasks imports this module
-
-    transaction.on_commit(lambda: queue_deliveries(campaign_id))
-
-
-# What an approval vouches for: the copy, and the provenance its generated-copy check reads.
-# A change to any of them takes the approval back; a new name or weight does not.
-APPROVED_CONTENT = ("subject", "preheader", "body_html", "body_text", "provenance")
-
-
-@transaction.atomic
-@transaction.atomic
-def variant_update(*, variant: Variant, fields: dict) -> Variant:
-    """Saves an edit of a draft campaign's variant: `fields` maps field names to new values
-    (`variant` may hold them already, as an admin form's instance does). An approved variant
-    whose content (APPROVED_CONTENT) differs from the stored row goes back to draft and must be
-    approved again. Raises CampaignError once the campaign has left draft: its copy is frozen."""
-    # The campaign's row is locked so a launch cannot freeze copy that is being changed.
-    campaign = Campaign.objects.select_for_update().get(pk=variant.campaign_id)
-    if campaign.status != Campaign.Status.DRAFT:
-        raise CampaignError({"status": ["the campaign is launched; its copy is frozen"]})
-    stored = Variant.objects.select_for_update().values(*APPROVED_CONTENT).get(pk=variant.pk)
-    for name, value in fields.items():
-        setattr(variant, name, value)
-    if any(getattr(variant, name) != stored[name] for name in APPROVED_CONTENT):
-        variant.status, variant.approved_at, variant.approved_by = Variant.Status.DRAFT, None, None
-    variant.save()
-    return variant
-
-
-def variant_approve(*, variant: Variant, user=None, sample: Customer | None = None) -> None:
-    """Approves a variant after compiling its templates and rendering them for a sample
-    customer, so template errors surface here and not at send time."""
-    try:
-        compiled = rendering.compile_variant(
-            subject=variant.subject, preheader=variant.preheader,
-            body_html=variant.body_html, body_text=variant.body_text,
-        )  # fmt: skip
-        sample = (
-            sample
-            or Customer.objects.filter(
-                workspace_id=variant.campaign.workspace_id, erased_at__isnull=True
-            )
-            .filter(~Q(email=None))
-            .first()
-        )
-        if sample is not None:
-            compiled.render_for(sample, unsubscribe_url="#", preferences_url="#")
-    except rendering.VariantError as exc:
-        raise CampaignError({"body_html": [str(exc)]}) from exc
-    except Exception as exc:
-        raise CampaignError(
-            {"body_html": [f"rendering failed: {type(exc).__name__}: {exc}"]}
-        ) from exc
-    _check_generated_copy(variant)
-    if variant.campaign.channel == "sms":
-        text = (
-            compiled.render_for(sample, unsubscribe_url="", preferences_url="").text
-            if sample
-            else variant.body_text
-        )
-        if len(text) > 160:
-            raise CampaignError(
-                {"body_text": [f"an SMS is at most 160 characters (this one {len(text)})"]}
-            )
-    Variant.objects.filter(pk=variant.pk).update(
-        status=Variant.Status.APPROVED, approved_at=timezone.now(), approved_by=user
-    )
-    variant.refresh_from_db()
-
-
-def _check_generated_copy(variant: Variant) -> None:
-    """Generated copy passes the brand rules as it stands now, edits included."""
-    from campaigns.services.copy import variant_copy_check
-
-    report = variant_copy_check(variant)
-    if report is not None and not report.passed:
-        errors: dict[str, list[str]] = {}
-        for failure in report.failures:
-            errors.setdefault(failure.field, []).append(
-                f"{failure.rule.replace('_', ' ')}: {failure.detail}"
-            )
-        raise CampaignError(errors)

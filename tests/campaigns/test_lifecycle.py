@@ -1,4 +1,4 @@
-"""campaigns.services.control: the one rule for a campaign being done (the launch run, delivery
+"""campaigns.services.lifecycle: the one rule for a campaign being done (the launch run, delivery
 and the sweeper all use it) and the one rule for taking an approval back after an edit (the
 admin's inline and the API's PATCH both use it)."""
 
@@ -8,9 +8,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services import control
+from campaigns.services import lifecycle, variants
 from campaigns.services.delivery import deliver
-from campaigns.services.launch import build_ledger
+from campaigns.services.recipients import build_ledger
 from campaigns.services.sweep import sweep
 from campaigns.tasks import launch
 from crm import services
@@ -33,7 +33,7 @@ def scheduled(workspace, n: int, **fields) -> Campaign:
 
 def settle_all(campaign: Campaign) -> None:
     """Every waiting row of the ledger handed off, as delivery would leave them."""
-    Message.objects.filter(campaign=campaign, state__in=control.PENDING).update(
+    Message.objects.filter(campaign=campaign, state__in=lifecycle.PENDING).update(
         state=Message.State.SENT, sent_at=timezone.now()
     )
 
@@ -48,22 +48,22 @@ def status_of(campaign: Campaign) -> str:
 
 def test_a_campaign_is_done_once_its_written_ledger_has_no_waiting_row(workspace):
     campaign = scheduled(workspace, 3)
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk)  # no ledger yet
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)  # no ledger yet
     build_ledger(campaign=campaign)
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk)  # three rows queued
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)  # three rows queued
     Message.objects.filter(campaign=campaign).update(state=Message.State.SENDING)
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk)  # claimed, in flight
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)  # claimed, in flight
     settle_all(campaign)
-    assert control.campaign_finish_if_done(campaign_id=campaign.pk)
+    assert lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT and campaign.finished_at is not None
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk)  # once
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)  # once
 
 
 def test_an_empty_ledger_is_done_only_for_the_run_that_just_wrote_it(workspace):
     campaign = scheduled(workspace, 0)
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk)
-    assert control.campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True)
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)
+    assert lifecycle.campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True)
     assert status_of(campaign) == Campaign.Status.SENT
 
 
@@ -72,7 +72,7 @@ def test_the_ab_rest_waiting_for_a_winner_keeps_the_campaign_going(workspace):
     build_ledger(campaign=campaign)
     Message.objects.filter(campaign=campaign, ab_test=True).update(state=Message.State.SENT)
     assert Message.objects.filter(campaign=campaign, variant__isnull=True).exists()
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk)
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)
 
 
 @pytest.mark.parametrize("status", ["draft", "paused", "cancelled"])
@@ -81,7 +81,7 @@ def test_only_a_scheduled_or_sending_campaign_is_marked_sent(workspace, status):
     build_ledger(campaign=campaign)
     settle_all(campaign)
     Campaign.objects.filter(pk=campaign.pk).update(status=status)
-    assert not control.campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True)
+    assert not lifecycle.campaign_finish_if_done(campaign_id=campaign.pk, ledger_written=True)
     assert status_of(campaign) == status
 
 
@@ -206,8 +206,8 @@ def test_a_launched_campaigns_copy_is_frozen(workspace):
     campaign = make_campaign(workspace, make_audience(workspace, 1))
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
     variant = campaign.variants.get()
-    with pytest.raises(control.CampaignError) as refused:
-        control.variant_update(variant=variant, fields={"subject": "changed"})
+    with pytest.raises(lifecycle.CampaignError) as refused:
+        variants.variant_update(variant=variant, fields={"subject": "changed"})
     assert "frozen" in str(refused.value.errors["status"])
     answer = api_for(workspace).patch(
         f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}", {"subject": "changed"}

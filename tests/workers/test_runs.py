@@ -9,8 +9,8 @@ from django.utils import timezone
 from tests.conftest import wait_until
 from workers import services
 from workers.models import TaskRun
+from workers.runs import claim
 from workers.tasks import selfcheck
-from workers.tracking import claim
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,93 @@
+"""Starting training runs: the one place that knows which task trains which model and with
+which parameters. The admin's *Train model*, `manage.py train_recommender` and the nightly
+retraining all start their runs here."""
+
+from typing import Any
+
+from crm.models import Workspace
+from marketing_ai.ml import recommend
+from workers.models import ModelVersion, TaskRun
+from workers.services import task_run_start
+
+DEFAULT_RECOMMENDER = "dlae"
+RECOMMENDER_TASK = "crm.tasks.models.train_recommender"  # ml queue
+SEQUENTIAL_RECOMMENDER_TASK = "crm.tasks.models.train_sequential_recommender"  # gpu queue
+# Models trained by a task of their own, by the name staff pick them under.
+OTHER_TASKS = {
+    "churn": "crm.tasks.models.train_churn",
+    "clv": "crm.tasks.models.train_clv",
+    "rfm": "crm.tasks.segments.rfm",
+    "clusters": "crm.tasks.segments.clusters",
+}
+# A registered version's params that are not the model's own: what training adds to them.
+RECORDED_NOT_MODEL = ("model", "popular", "repeat_purchases")
+RETRAINED = {"predict.churn": "churn", "predict.clv": "clv"}  # nightly, besides recommenders
+
+
+class TrainingError(ValueError):
+    """A model the platform cannot train."""
+
+
+def trainable() -> list[str]:
+    """Every name training_start takes: the recommenders, then the other models."""
+    return [*recommend.names(), *OTHER_TASKS]
+
+
+def training_start(
+    *,
+    workspace: Workspace,
+    model: str,
+    params: dict | None = None,
+    repeat_purchases: bool = False,
+    user: Any = None,
+) -> TaskRun:
+    """Queues the run that trains `model` (one of trainable()) on the workspace's data.
+
+    For a recommender, `params` are the model's own (e.g. {"l2": 500}) and `repeat_purchases`
+    lets its lists hold products the customer already bought; a sequential recommender trains
+    on the gpu queue. For the other models `params` are the task's (e.g. {"horizon_days": 90}).
+    """
+    if model in OTHER_TASKS:
+        task, run_params = OTHER_TASKS[model], dict(params or {})
+    elif model in recommend.names():
+        task = SEQUENTIAL_RECOMMENDER_TASK if model in recommend.SEQUENTIAL else RECOMMENDER_TASK
+        run_params = {
+            "model": model,
+            "params": dict(params or {}),
+            "repeat_purchases": bool(repeat_purchases),
+        }
+    else:
+        raise TrainingError(f"unknown model {model!r}; expected one of {', '.join(trainable())}")
+    return task_run_start(task=task, params=run_params, workspace=workspace, user=user)
+
+
+def retraining_start(*, version: ModelVersion) -> TaskRun:
+    """A new version of `version` on the latest data, trained as it was."""
+    recorded = version.params
+    if version.family.startswith("recommend."):
+        return training_start(
+            workspace=version.workspace,
+            model=recorded.get("model", version.family.removeprefix("recommend.")),
+            params={k: v for k, v in recorded.items() if k not in RECORDED_NOT_MODEL},
+            repeat_purchases=bool(recorded.get("repeat_purchases")),
+        )
+    if version.family not in RETRAINED:
+        raise TrainingError(f"{version.family} is not retrained")
+    return training_start(
+        workspace=version.workspace, model=RETRAINED[version.family], params=recorded
+    )
+
+
+def retraining_due(*, recommenders: bool) -> int:
+    """Starts retraining every active recommender (`recommenders`), or every other retrained
+    model; returns how many runs started."""
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+    if recommenders:
+        active = active.filter(family__startswith="recommend.")
+    else:
+        active = active.filter(family__in=list(RETRAINED))
+    started = 0
+    for version in active.select_related("workspace"):
+        retraining_start(version=version)
+        started += 1
+    return started
