@@ -120,9 +120,9 @@ def main() -> None:
 
         django.setup()
         from crm.models import Customer, Workspace
+        from crm.recommendation_cache import recommendations_changed
         from crm.services import api_key_create
         from crm.services.recommendations import recommender_train
-        from crm.services.serving import recommendations_changed
 
         workspace = Workspace.objects.get(slug="retail")
         recommender_train(workspace=workspace, model="ease", params={"l2": 500})

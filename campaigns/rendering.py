@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 
 from django.conf import settings
 from django.template import Context, TemplateSyntaxError, VariableDoesNotExist
+from django.utils.html import escape
 
 from campaigns import tracking
 from campaigns.sandbox import (
@@ -32,6 +33,8 @@ from campaigns.sandbox import (
     recommendation_count,
 )
 from campaigns.sandbox import budget as sandbox_budget
+from crm import selectors
+from crm.support.links import customer_chat_url
 
 __all__ = ["VariantError", "RenderLimit", "CompiledVariant", "compile_variant", "compiled",
            "recipient_context", "html_to_text"]  # fmt: skip
@@ -157,8 +160,6 @@ def compiled(variant) -> CompiledVariant:
 
 
 def _hidden_preheader(text: str) -> str:
-    from django.utils.html import escape
-
     return (
         f'<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">{escape(text)}</div>'
     )
@@ -297,15 +298,10 @@ def recipient_context(customer, compiled: CompiledVariant, **links: str) -> dict
 
 
 def _recommendations(customer, count: int) -> list[dict]:
-    # Imported here: the recommendation service brings numpy, which sends without picks skip.
-    from crm.services.recommendations import recommendations_for
-
     if not customer.pk:
         return []
-    return recommendations_for(customer=customer, limit=count)["results"]
+    return selectors.recommendations_for(customer=customer, limit=count)["results"]
 
 
 def _chat_url(customer) -> str:
-    from crm.services.support import customer_chat_url
-
     return customer_chat_url(customer) if customer.pk and customer.workspace_id else ""

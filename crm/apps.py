@@ -6,15 +6,16 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
 
     def ready(self) -> None:
-        # lookups registers field__any, schema the API key security scheme, tasks the CRM's
-        # Celery tasks (in every process, the web's included).
-        from crm import lookups, tasks  # noqa: F401
+        # lookups registers field__any, schema the API key security scheme, tasks and
+        # support_tasks the CRM's Celery tasks (in every process, the web's included).
+        from crm import lookups, recommendation_cache, tasks  # noqa: F401
         from crm.api import schema  # noqa: F401
-        from crm.services import serving, support
+        from crm.support import services as support
+        from crm.support import tasks as support_tasks  # noqa: F401
         from workers import services as runs
 
         support.connect()
-        serving.connect()
+        recommendation_cache.connect()
         # What a promoted or rolled-back version rewrites (workers.services.model_version_promote).
         runs.rescoring_register(family="recommend.", task="crm.tasks.models.write_recommendations")
         runs.rescoring_register(family="predict.churn", task="crm.tasks.models.score_churn")

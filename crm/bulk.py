@@ -128,6 +128,7 @@ def execute_bound(sql: str, params: list, fetch: bool = False) -> list:
     """Runs `sql` with server-side parameters on Django's own connection (so inside its
     transaction); Django's cursor would interpolate the arrays into the SQL text instead.
     PostgreSQL only; `%b` placeholders send a parameter in binary."""
+    # psycopg: the PostgreSQL driver, loaded only where the database is PostgreSQL
     import psycopg
 
     connection.ensure_connection()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from crm import views
+from crm.support import views
 
 urlpatterns = [
     path("chat/<slug:workspace>/", views.chat_page, name="chat"),

@@ -17,6 +17,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from workers.celery import app
+
 
 def _timed(check) -> dict:
     start = time.perf_counter()
@@ -45,8 +47,6 @@ def _broker() -> None:
 
 
 def _workers() -> dict:
-    from workers.celery import app
-
     # limit=1 returns as soon as one worker answers instead of waiting out the timeout.
     replies = app.control.ping(timeout=1.0, limit=1)
     if not replies:

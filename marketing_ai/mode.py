@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 MODES = ("development", "production", "test")
@@ -47,7 +48,6 @@ def resolve(value: str, *, environ=os.environ, argv: list[str] | None = None) ->
 
 def banner() -> str:
     """One line for the top of a log: the mode, where it came from, and what it implies."""
-    from django.conf import settings
 
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
@@ -72,7 +72,5 @@ def banner() -> str:
 def log_banner(process: str) -> None:
     """Logs `banner()` for `process` (web, worker, beat): a warning outside production, so that
     a development setup that reached a real server is seen even with LOG_LEVEL=WARNING."""
-    from django.conf import settings
-
     level = logging.INFO if settings.MARKETING_AI_ENV == "production" else logging.WARNING
     logging.getLogger("marketing_ai.mode").log(level, "%s: %s", process, banner())

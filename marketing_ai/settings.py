@@ -335,7 +335,7 @@ CHAT_LINK_MAX_AGE = env.int("CHAT_LINK_MAX_AGE", default=60 * 60 * 24 * 60)
 CHAT_REQUEUE_SECONDS = env.float("CHAT_REQUEUE_SECONDS", default=300.0)
 CHAT_REPLY_MAX_ATTEMPTS = env.int("CHAT_REPLY_MAX_ATTEMPTS", default=3)
 CELERY_BEAT_SCHEDULE["chat-sweep"] = {
-    "task": "crm.tasks.chat.sweep",
+    "task": "crm.support.tasks.sweep",
     "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),
 }
 # Cached recommendation answers live this long at most (any change invalidates them sooner).

@@ -4,6 +4,7 @@ import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
 application = get_wsgi_application()
@@ -17,8 +18,6 @@ def _settle() -> None:
     the latency's tail. Frozen objects are never collected, and start-up objects live as long
     as the process anyway.
     """
-    from django.urls import get_resolver
-
     get_resolver().url_patterns  # noqa: B018 - imports every view module
     gc.collect()
     gc.freeze()

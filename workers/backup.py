@@ -117,6 +117,7 @@ def database_load(*, database: dict, path: Path) -> None:
 
 
 def _pg_tables(database: dict) -> int:
+    # psycopg: the PostgreSQL driver, loaded only where the database is PostgreSQL
     import psycopg
 
     with psycopg.connect(

@@ -5,23 +5,21 @@ import os
 from celery import Celery
 from celery.signals import beat_init, celeryd_after_setup
 
+from marketing_ai import mode
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
 
 app = Celery("marketing_ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app keeps its tasks beside its services; the apps also import them when they load.
-app.autodiscover_tasks(["crm", "campaigns", "workers"], related_name="tasks")
+app.autodiscover_tasks(["crm", "crm.support", "campaigns", "workers"], related_name="tasks")
 
 
 @celeryd_after_setup.connect
 def _worker_says_its_mode(sender, **kwargs) -> None:
-    from marketing_ai import mode
-
     mode.log_banner(f"worker {sender}")
 
 
 @beat_init.connect
 def _beat_says_its_mode(sender, **kwargs) -> None:
-    from marketing_ai import mode
-
     mode.log_banner("beat")

@@ -13,7 +13,8 @@ leaves an INVALID index behind: drop it (`DROP INDEX CONCURRENTLY name`) and mig
 """
 
 from django.contrib.postgres import operations as postgres
-from django.db.migrations import AddIndex, RemoveIndex
+from django.db.migrations import AddIndex, RemoveIndex, RunPython
+from django.utils import timezone
 
 # app_label.model_name of the tables that grow with the customer base and its history.
 BIG_TABLES = frozenset({
@@ -59,3 +60,28 @@ class RemoveIndexConcurrently(postgres.RemoveIndexConcurrently):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
         else:
             RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+def rename_stored_tasks(renamed: dict[str, str]) -> RunPython:
+    """A data migration for tasks that moved: a task's name follows its module, and the names
+    stored under the old one are rewritten (both ways): TaskRun.kind (the run sweeper sends a
+    run by its kind) and django-celery-beat's PeriodicTask.task (entries staff made or retimed).
+    """
+
+    def rename(apps, names: dict[str, str]) -> None:
+        TaskRun = apps.get_model("workers", "TaskRun")
+        PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+        beat_changed = 0
+        for old, new in names.items():
+            TaskRun.objects.filter(kind=old).update(kind=new)
+            beat_changed += PeriodicTask.objects.filter(task=old).update(task=new)
+        if beat_changed:
+            # A running beat re-reads its schedule when this moves (the model's save signal
+            # does it for edits in the admin; a queryset update sends none).
+            PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
+            PeriodicTasks.objects.update_or_create(
+                ident=1, defaults={"last_update": timezone.now()}
+            )
+
+    back = {new: old for old, new in renamed.items()}
+    return RunPython(lambda apps, _: rename(apps, renamed), lambda apps, _: rename(apps, back))

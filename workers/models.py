@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 # Families under one of these prefixes share one active place per workspace: a workspace's
 # customers get their lists from one recommender, whichever model it is (recommend.ease,
@@ -89,8 +90,6 @@ class TaskRun(models.Model):
             return None
         end = self.finished_at
         if end is None:
-            from django.utils import timezone
-
             end = timezone.now()
         return (end - self.started_at).total_seconds()
 

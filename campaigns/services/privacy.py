@@ -5,7 +5,7 @@ themselves stay, anonymous, so a campaign's totals do not change after an erasur
 from campaigns.models import Message, WebhookDelivery
 from crm import selectors
 from crm.models import Customer
-from crm.services.privacy import customer_erased
+from crm.signals import customer_erased
 
 EXPORTED = (
     "campaign_id", "campaign__name", "variant__name", "holdout", "state", "reason", "send_at",

@@ -15,6 +15,7 @@ from django.utils import timezone
 from campaigns import outbound
 from campaigns.channels.http import signature
 from campaigns.models import WebhookDelivery, WebhookEndpoint
+from crm.signals import conversation_waiting
 
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
@@ -122,8 +123,6 @@ def _conversation_waiting(sender, conversation, message, **_) -> None:
 
 
 def connect() -> None:
-    from crm.services.support import conversation_waiting
-
     conversation_waiting.connect(
         _conversation_waiting, dispatch_uid="campaigns.conversation_waiting"
     )

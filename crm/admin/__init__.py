@@ -6,6 +6,6 @@ from crm.admin import (  # noqa: F401
     customers,
     runs,
     segments,
-    support,
     workspaces,
 )
+from crm.support import admin as support_admin  # noqa: F401  (conversations, articles)

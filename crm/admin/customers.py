@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html
 
 from crm import selectors
 from crm import validation as v
@@ -13,6 +14,7 @@ from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_worksp
 from crm.importers.customers_csv import cell_limit, decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
 from crm.services import order_delete, privacy_erase
+from crm.support.links import customer_chat_url
 
 
 class IdentityInline(admin.TabularInline):
@@ -89,10 +91,6 @@ class CustomerAdmin(WorkspaceScopedAdmin):
     @admin.display(description="support chat as this customer")
     def chat_link(self, customer: Customer) -> str:
         """The signed link our e-mails carry ({{ chat_url }}): the chat knows who is asking."""
-        from django.utils.html import format_html
-
-        from crm.services.support import customer_chat_url
-
         if customer.pk is None or customer.erased_at:
             return "–"
         return format_html(
@@ -114,10 +112,10 @@ class CustomerAdmin(WorkspaceScopedAdmin):
         customer = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if customer is not None:
-            from crm.services.recommendations import recommendations_for
-
             extra_context["timeline"] = selectors.customer_timeline(customer=customer, limit=100)
-            extra_context["recommendations"] = recommendations_for(customer=customer, limit=8)
+            extra_context["recommendations"] = selectors.recommendations_for(
+                customer=customer, limit=8
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):

@@ -4,7 +4,7 @@ from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from crm import validation
-from crm.admin.scope import SESSION_KEY, user_workspaces
+from crm.admin.scope import SESSION_KEY, user_workspaces, visible_workspaces
 from crm.models import AuditEntry, Workspace
 from workers.admin_access import STAFF_ONLY, ModelPermissionAdmin
 
@@ -56,8 +56,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     readonly_fields = ["workspace", "action", "actor", "customer_id", "details", "created_at"]
 
     def get_queryset(self, request):
-        from crm.admin.scope import visible_workspaces
-
         return super().get_queryset(request).filter(workspace__in=visible_workspaces(request))
 
     def has_add_permission(self, request):

@@ -14,6 +14,7 @@ from crm.api.base import WorkspaceApi
 from crm.models import Customer, Segment
 from crm.services import segments as segment_services
 from crm.tasks.segments import refresh
+from workers.services import task_run_start
 
 SEGMENT_VALUES = ("id", "name", "description", "kind", "rules", "member_count", "refreshed_at",
                   "created_at", "updated_at")  # fmt: skip
@@ -158,8 +159,6 @@ class SegmentMembersApi(SegmentApi):
 class SegmentRefreshApi(SegmentApi):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Refresh as a task run")
     def post(self, request, pk):
-        from workers.services import task_run_start
-
         segment = self.segment(pk)
         run = task_run_start(
             task=refresh, params={"segment_id": segment.pk}, workspace=self.workspace

@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
-from crm.api import runs, segments, support, views
+from crm.api import runs, segments, views
+from crm.support import api as support
 
 # Customers are addressed by id, ext:<source>:<external id> or email:<address>.
 CUSTOMER = r"customers/(?P<ref>[^/]+)"

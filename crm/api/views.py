@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers as s
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from crm import refs, selectors, services, validation
@@ -162,13 +163,11 @@ class CustomerRecommendationsApi(WorkspaceApi):
         summary="The customer's recommended products (most popular ones for a new customer)",
     )
     def get(self, request, ref):
-        from crm.services.serving import recommendations_body
-
         try:
             limit = max(1, min(int(request.query_params.get("limit", 10)), 50))
         except ValueError:
             return Response({"limit": ["an integer from 1 to 50"]}, status=400)
-        body = recommendations_body(workspace=self.workspace, ref=ref, limit=limit)
+        body = selectors.recommendations_body(workspace=self.workspace, ref=ref, limit=limit)
         return HttpResponse(body, content_type="application/json")
 
 
@@ -322,8 +321,6 @@ class PrivacyApi(WorkspaceApi):
     read_scope = write_scope = "privacy"
 
     def customer(self, request) -> Customer:
-        from rest_framework.exceptions import ValidationError
-
         data = request.data if isinstance(request.data, dict) else {}
         if "customer" not in data:
             raise ValidationError(

@@ -35,9 +35,9 @@ from django.db import transaction
 
 from crm.bulk import insert_rows
 from crm.models import Event, ExternalIdentity, Order, OrderLine, Product, Workspace
+from crm.recommendation_cache import recommendations_changed
 from crm.services import customer_bulk_upsert
 from crm.services.orders import purchase_event
-from crm.services.serving import recommendations_changed
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.db.models import Count, IntegerField, Max, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
+from sklearn.metrics import roc_auc_score
 
 from crm.models import Customer, CustomerScore, Order, OrderLine, Workspace
 from crm.services.scores import scores_upsert
@@ -92,8 +93,6 @@ def churn_train(
     """Label: no purchase in the `horizon_days` after a cut-off `horizon_days` before the
     reference time. Measured on a quarter of the customers held out (ROC-AUC against ranking by
     recency alone), fitted on all, registered, and — when active — used to score everyone now."""
-    from sklearn.metrics import roc_auc_score
-
     at = reference_time(workspace)
     cutoff = at - timedelta(days=horizon_days)
     progress(5, "building features")

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from crm.models import Order, OrderLine, Product, Segment, SegmentMembership, Workspace
 from crm.services.churn import FEATURES, customer_features, reference_time
+from marketing_ai.ml.language.embeddings import encoder
 from marketing_ai.ml.segment import clusters
 
 PREFIX = "Cluster: "
@@ -17,8 +18,6 @@ PREFIX = "Cluster: "
 
 def _taste(workspace: Workspace, ids: np.ndarray, progress=None):
     """Mean product embedding per customer (rows of zeros for none) and bought product names."""
-    from marketing_ai.ml.language.embeddings import encoder
-
     bought: dict[int, set[int]] = defaultdict(set)
     lines = OrderLine.objects.filter(
         order__workspace=workspace, order__kind=Order.Kind.ORDER, quantity__gt=0,

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from crm import bulk
+from crm import bulk, refs
 from crm import validation as v
 from crm.models import Channel, Consent, Customer, ExternalIdentity, Workspace
 from workers.retry import atomic_with_retry
@@ -113,8 +113,6 @@ def customer_bulk_upsert(*, workspace: Workspace, rows: list, source: str = "api
     `attributes` are merged. Bad rows are rejected with reasons; the good ones are written in
     this one transaction. Rows for the same customer later in the batch win.
     """
-    from crm import refs
-
     result = v.BatchResult()
     clean: dict[tuple, dict] = {}  # key -> {"row": ..., "indexes": [...]}
     for index, raw in enumerate(rows):

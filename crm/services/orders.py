@@ -8,8 +8,8 @@ from django.db import transaction
 from crm import refs
 from crm import validation as v
 from crm.models import Event, Order, OrderLine, Product, Workspace
+from crm.recommendation_cache import customers_ordered
 from crm.services.refresh import after_behaviour_change
-from crm.services.serving import customers_ordered
 from workers.retry import atomic_with_retry
 
 

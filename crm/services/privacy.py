@@ -1,7 +1,6 @@
 """Privacy requests: export everything about a person, or erase them everywhere."""
 
 from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from crm import selectors
@@ -16,10 +15,7 @@ from crm.models import (
     Recommendation,
     SegmentMembership,
 )
-
-# Sent inside the erasure's transaction with `customer`: apps that keep personal data of their
-# own (sent messages, chat conversations) remove it in a receiver, so erasure reaches them too.
-customer_erased = Signal()
+from crm.signals import customer_erased
 
 
 def privacy_export(*, customer: Customer, actor: str) -> dict:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from crm import validation as v
 from crm.models import Product, Workspace
-from crm.services.serving import recommendations_changed
+from crm.recommendation_cache import recommendations_changed
 from workers.retry import atomic_with_retry
 
 PRODUCT_FIELDS = {

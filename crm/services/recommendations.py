@@ -8,14 +8,12 @@ from django.utils import timezone
 
 from crm import selectors
 from crm.models import Customer, Product, Recommendation, Workspace
-from crm.services.serving import recommendations_changed
+from crm.recommendation_cache import recommendations_changed
+from crm.selectors.recommendations import FAMILY_PREFIX
 from crm.services.training import DEFAULT_RECOMMENDER
 from marketing_ai.ml import datasets, evaluate, recommend, registry
 from workers import services as run_services
-from workers.models import ModelVersion, TaskRun, in_slot
-
-FAMILY_PREFIX = "recommend."
-
+from workers.models import ModelVersion, TaskRun
 
 # The best ranker on both benchmark data sets (bench/recommend.py), at the cost of EASE.
 
@@ -153,32 +151,3 @@ def recommendations_write(
     Recommendation.objects.filter(workspace=workspace).exclude(model_version=version).delete()
     recommendations_changed(workspace_id=workspace.pk)
     return written
-
-
-def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
-    """The customer's precomputed products, or the active version's most popular ones for a
-    customer it has never seen (new customers, no purchases yet) — less what they have bought,
-    unless the version allows repeat purchases."""
-    row = Recommendation.objects.filter(customer=customer).first()
-    bought: set[int] = set()
-    if row is not None:
-        ids = [pid for pid, _ in row.products[:limit]]
-        source, version_id = "personal", row.model_version_id
-    else:
-        # One at most (the database holds one active recommender per workspace).
-        version = ModelVersion.objects.filter(
-            in_slot(FAMILY_PREFIX), workspace_id=customer.workspace_id,
-            status=ModelVersion.Status.ACTIVE,
-        ).first()  # fmt: skip
-        if version is None:
-            return {"source": "none", "model_version": None, "results": []}
-        ids = version.params.get("popular", [])
-        source, version_id = "popular", version.pk
-        if not version.params.get("repeat_purchases"):
-            bought = set(selectors.purchased_product_ids(customer=customer))
-    rows = {
-        row["id"]: row
-        for row in Product.objects.filter(pk__in=ids, active=True).values(*selectors.PRODUCT_VALUES)
-    }  # one query for the list, in the model's order
-    results = [rows[pid] for pid in ids if pid in rows and pid not in bought][:limit]
-    return {"source": source, "model_version": version_id, "results": results}

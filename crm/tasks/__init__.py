@@ -1,5 +1,5 @@
 """The CRM's Celery tasks, each naming its queue where it is written: segment refreshes
-(default), training and scoring (ml; sequential recommenders on gpu), support chat (replies on
-gpu, the sweep on default) and the Idempotency-Key purge (default)."""
+(default), training and scoring (ml; sequential recommenders on gpu) and the Idempotency-Key
+purge (default). Support chat's tasks are in crm/support/tasks.py."""
 
-from crm.tasks import chat, idempotency, models, segments  # noqa: F401  (registers the tasks)
+from crm.tasks import idempotency, models, segments  # noqa: F401  (registers the tasks)

@@ -34,6 +34,7 @@ def train_sequential_recommender(run: TaskRun, progress: Progress) -> dict:
 
 def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
     """The body of both recommender tasks (ml and gpu queues): train, register, report."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
     from crm.services import recommendations
 
     version = recommendations.recommender_train(
@@ -51,6 +52,7 @@ def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
 @tracked_task(queue=queues.ML)
 def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's list from that version."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
     from crm.services import recommendations
 
     return {
@@ -61,6 +63,7 @@ def write_recommendations(run: TaskRun, progress: Progress) -> dict:
 @tracked_task(queue=queues.ML)
 def train_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: horizon_days (int, default 90)."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
     from crm.services import churn
 
     version = churn.churn_train(
@@ -73,6 +76,7 @@ def train_churn(run: TaskRun, progress: Progress) -> dict:
 @tracked_task(queue=queues.ML)
 def score_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's churn_risk from that version."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
     from crm.services import churn
 
     return {"customers": churn.churn_score(version=_version(run), progress=progress)}
@@ -82,6 +86,7 @@ def score_churn(run: TaskRun, progress: Progress) -> dict:
 def train_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: horizon_weeks (float, default 52), model ("auto" (default): the purchase model
     that best predicted the latest weeks; or bgnbd, pareto_nbd, pareto_nbd_covariates)."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
     from crm.services import clv
 
     version = clv.clv_train(
@@ -94,6 +99,7 @@ def train_clv(run: TaskRun, progress: Progress) -> dict:
 @tracked_task(queue=queues.ML)
 def score_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's clv_12m and p_alive."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
     from crm.services import clv
 
     return {"customers": clv.clv_score(version=_version(run), progress=progress)}

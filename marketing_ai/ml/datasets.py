@@ -30,6 +30,7 @@ class Interactions:
 
     def matrix(self):
         """users × items binary CSR matrix (repeats count once)."""
+        # scipy: only a caller that asks for the sparse matrix pays for it
         from scipy import sparse
 
         data = np.ones(len(self.users), dtype=np.float32)
@@ -53,6 +54,7 @@ def load_recbole_inter(path: str | Path, min_rating: float | None = None) -> Int
     """A RecBole atomic `.inter` file (tab separated, typed header), plain or .xz, as implicit
     feedback. RecBole's published MovieLens-1M benchmarks keep ratings of 3 and above
     (`val_interval: rating: "[3,inf)"`: 836,478 of 1,000,209); pass min_rating=3 to match."""
+    # pandas: only the benchmarks' data loaders need it
     import pandas as pd
 
     path = Path(path)

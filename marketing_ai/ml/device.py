@@ -19,6 +19,7 @@ def choose(prefer: str | None = None, threads: int | None = None) -> Device:
     MARKETING_AI_TORCH_THREADS, else one per core, at most 8: more threads than cores on a small
     worker only adds contention between the worker processes.
     """
+    # torch takes seconds to import: loaded with the model, not the module
     import torch
 
     prefer = prefer or os.environ.get("MARKETING_AI_DEVICE") or None
@@ -41,6 +42,7 @@ def choose(prefer: str | None = None, threads: int | None = None) -> Device:
 
 def describe() -> dict:
     """A JSON-able description of the device a worker would use."""
+    # torch takes seconds to import: loaded with the model, not the module
     import torch
 
     device = choose()

@@ -1,4 +1,4 @@
-"""campaigns.services.launch: the ledger takes each recipient's address from the channel's own
+"""campaigns.services.recipients: the ledger takes each recipient's address from the channel's own
 `address_of`, the one delivery uses, so an address stored with spaces (or capitals) is read
 the same way at launch and at send: suppressed, missing or recorded alike."""
 

@@ -7,7 +7,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from crm.services import support
+from crm.support import links
 from tests.campaigns.test_admin_browser import CHROMIUM, DRIVER, browser  # noqa: F401
 from tests.crm.test_support import shop
 
@@ -30,7 +30,7 @@ def test_customer_asks_the_widget_about_an_order(live_server, browser, workspace
                                                  settings):  # fmt: skip
     settings.CHAT_RATE_LIMIT = "1000/min"
     ada, _ = shop(workspace)
-    browser.get(f"{live_server.url}/chat/{workspace.slug}/?c={support.customer_chat_token(ada)}")
+    browser.get(f"{live_server.url}/chat/{workspace.slug}/?c={links.customer_chat_token(ada)}")
     assert "How can we help, Ada?" in browser.page_source
 
     answer = ask(browser, "Where is my order 581001?", 1)

@@ -104,11 +104,8 @@ def test_dlae_is_trained_when_no_model_is_named(workspace):
 @pytest.mark.django_db(transaction=True)
 def test_repeat_purchases_keep_what_customers_bought_in_their_lists(workspace):
     from crm import selectors
-    from crm.services.recommendations import (
-        recommendations_for,
-        recommendations_write,
-        recommender_train,
-    )
+    from crm.selectors import recommendations_for
+    from crm.services.recommendations import recommendations_write, recommender_train
     from workers.services import model_version_promote
 
     groups = seed_two_tastes(workspace)
@@ -145,8 +142,8 @@ def test_served_answers_are_cached_until_something_changes_them(
     workspace, django_assert_num_queries, settings, admin_client
 ):
     from crm.models import Product
+    from crm.selectors import recommendations_body
     from crm.services.recommendations import recommender_train
-    from crm.services.serving import recommendations_body
 
     groups = seed_two_tastes(workspace)
     recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
@@ -154,7 +151,7 @@ def test_served_answers_are_cached_until_something_changes_them(
     tea = groups["T"][0]
     url = f"/api/v1/customers/{tea}/recommendations?limit=2"
     first = api.get(url).json()
-    from crm.services.recommendations import recommendations_for
+    from crm.selectors import recommendations_for
 
     general = recommendations_for(customer=Customer.objects.get(pk=tea), limit=2)
     assert first == json.loads(JSONRenderer().render(general))  # the one-query path agrees
@@ -273,7 +270,7 @@ def test_promoting_and_rolling_back_a_recommender_rewrite_every_list(
 
 @pytest.mark.django_db
 def test_the_popular_picks_come_from_the_recommender_promoted_last(workspace):
-    from crm.services.recommendations import recommendations_for
+    from crm.selectors import recommendations_for
     from workers.services import model_version_create, model_version_promote
 
     services.product_bulk_upsert(

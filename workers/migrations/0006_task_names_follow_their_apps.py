@@ -3,7 +3,8 @@
 # its kind) and django-celery-beat's PeriodicTask.task (entries staff made or retimed).
 
 from django.db import migrations
-from django.utils import timezone
+
+from workers.migration_ops import rename_stored_tasks
 
 RENAMED = {
     "workers.tasks.campaigns.launch": "campaigns.tasks.launch",
@@ -40,32 +41,10 @@ RENAMED = {
 }
 
 
-def _rename(apps, names: dict[str, str]) -> None:
-    TaskRun = apps.get_model("workers", "TaskRun")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    beat_changed = 0
-    for old, new in names.items():
-        TaskRun.objects.filter(kind=old).update(kind=new)
-        beat_changed += PeriodicTask.objects.filter(task=old).update(task=new)
-    if beat_changed:
-        # A running beat re-reads its schedule when this moves (the model's save signal does it
-        # for edits in the admin; a queryset update sends none).
-        PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-        PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
-
-
-def forwards(apps, schema_editor):
-    _rename(apps, RENAMED)
-
-
-def backwards(apps, schema_editor):
-    _rename(apps, {new: old for old, new in RENAMED.items()})
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("workers", "0005_one_active_recommender"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [rename_stored_tasks(RENAMED)]

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Workspace
-from crm.services.support import DEMO_KNOWLEDGE, knowledge_load
+from crm.support.services import DEMO_KNOWLEDGE, knowledge_load
 
 
 class Command(BaseCommand):

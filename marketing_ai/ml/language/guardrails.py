@@ -210,6 +210,7 @@ def _names(name: str, raw: str, vocabulary: set[str]) -> list[Failure]:
     """Capitalised words inside a sentence that neither the brief nor the catalogue contains:
     likely an invented product, brand, place or person. In a Title Case line every word is
     capitalised, so there only words rare in ordinary English count."""
+    # wordfreq: its word lists load on first use, not when the checks are imported
     from wordfreq import zipf_frequency
 
     out = []
@@ -230,6 +231,7 @@ def _names(name: str, raw: str, vocabulary: set[str]) -> list[Failure]:
 
 def _on_topic(name: str, text: str, facts: Facts) -> list[Failure]:
     """The body names at least one of the brief's products (any distinctive word of its name)."""
+    # wordfreq: its word lists load on first use, not when the checks are imported
     from wordfreq import zipf_frequency
 
     if not facts.products:
@@ -248,6 +250,7 @@ def _personal_data(name: str, raw: str, text: str, facts: Facts) -> list[Failure
 
 
 def _language(fields: dict[str, str], rules: BrandRules) -> list[Failure]:
+    # py3langid loads its model on import; only the language check needs it
     import py3langid
 
     text = " ".join(fields.get(n) or "" for n in FIELDS)

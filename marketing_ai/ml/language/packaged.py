@@ -16,7 +16,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from marketing_ai.ml.language.embeddings import ModelNotFound
+
+class ModelNotFound(RuntimeError):
+    """The configured model is neither a local folder nor reachable on the hub."""
+
 
 # package -> {file path under the package folder: sha256}
 CHECKSUMS = {

@@ -19,6 +19,7 @@ class ChurnModel:
 
     def fit(self, X: np.ndarray, y: np.ndarray, feature_names: list[str] | None = None,
             categorical: list[int] | None = None) -> "ChurnModel":  # fmt: skip
+        # lightgbm: only fitting needs it (a stored model brings it back when unpickled)
         import lightgbm as lgb
 
         self.feature_names = list(feature_names or [f"f{i}" for i in range(X.shape[1])])

@@ -19,6 +19,7 @@ class Als:
                        "iterations": iterations, "random_state": seed}  # fmt: skip
 
     def fit(self, X) -> "Als":
+        # implicit: only the ALS model needs it
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 

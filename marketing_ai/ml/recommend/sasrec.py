@@ -30,6 +30,7 @@ def sequences(data: Interactions) -> list[np.ndarray]:
 
 
 def _network(n_items: int, hidden: int, layers: int, heads: int, max_len: int, dropout: float):
+    # torch takes seconds to import: loaded with the model, not the module
     import torch
     from torch import nn
     from torch.nn import functional
@@ -123,6 +124,7 @@ class SASRec:
         """Trains on `data`. With `valid` = (callable returning a validation score), keeps the
         best epoch and stops after `patience` epochs without improvement. `max_seconds` bounds
         the training time (checked between epochs)."""
+        # torch takes seconds to import: loaded with the model, not the module
         import torch
 
         torch.manual_seed(self.seed)
@@ -211,6 +213,7 @@ class SASRec:
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
+        # torch takes seconds to import: loaded with the model, not the module
         import torch
 
         self.net.eval()

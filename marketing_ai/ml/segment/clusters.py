@@ -63,6 +63,7 @@ def fit(
 ) -> Clustering:
     """`taste`: (customers, dims) mean product embeddings (rows of zeros for none);
     `product_words`: per customer, the names of the products they bought (for descriptions)."""
+    # scikit-learn takes a second to import; only fitting needs it
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score

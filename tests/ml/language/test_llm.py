@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from marketing_ai.ml.language import copywriter, guardrails, llm
-from marketing_ai.ml.language.embeddings import ModelNotFound
+from marketing_ai.ml.language.packaged import ModelNotFound
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from marketing_ai import mode
 from workers import queues, runtime
 
 
@@ -32,8 +33,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="skip `migrate` first")
 
     def handle(self, *args, **opts) -> None:
-        from marketing_ai import mode
-
         self.stdout.write(f"[up] {mode.banner()}")
         # The services started below run in this same mode, given to them explicitly.
         os.environ["MARKETING_AI_ENV"] = settings.MARKETING_AI_ENV

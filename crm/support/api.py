@@ -12,11 +12,12 @@ from rest_framework.response import Response
 from crm import selectors
 from crm.api.base import WorkspaceApi
 from crm.models import Conversation
-from crm.services import support
+from crm.support import selectors as conversations
+from crm.support import services as chat
 
 
 class ChatRequest(serializers.Serializer):
-    message = serializers.CharField(max_length=support.MAX_TEXT)
+    message = serializers.CharField(max_length=chat.MAX_TEXT)
     conversation = serializers.CharField(required=False, allow_blank=True, max_length=64)
     customer = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
@@ -57,12 +58,12 @@ class ChatApi(WorkspaceApi):
         ref = (data.validated_data.get("customer") or "").strip()
         customer = selectors.customer_get(workspace=self.workspace, ref=ref) if ref else None
         try:
-            message = support.chat_post(
+            message = chat.chat_post(
                 workspace=self.workspace, text=data.validated_data["message"],
                 conversation=data.validated_data.get("conversation") or "", customer=customer,
                 speaks_for_customer=True,  # the key vouches for this workspace's customers
             )  # fmt: skip
-        except support.ChatError as exc:
+        except chat.ChatError as exc:
             raise ValidationError(exc.errors) from exc
         conversation = message.conversation
         body = {"conversation": conversation.token, "status": conversation.status,
@@ -78,7 +79,13 @@ class ChatConversationApi(WorkspaceApi):
         """By the token a POST answered, or by the id a `conversation.waiting` webhook names."""
         found = {"token": token} if pk is None else {"pk": pk}
         conversation = get_object_or_404(Conversation, workspace=self.workspace, **found)
-        pending = support.conversation_pending(conversation)  # before the messages, as the widget
-        return Response({"conversation": conversation.token, "id": conversation.pk,
-                         "status": conversation.status, "pending": pending,
-                         "messages": support.conversation_messages(conversation)})  # fmt: skip
+        pending = conversations.conversation_pending(conversation)  # before the messages
+        return Response(
+            {
+                "conversation": conversation.token,
+                "id": conversation.pk,
+                "status": conversation.status,
+                "pending": pending,
+                "messages": conversations.conversation_messages(conversation),
+            }
+        )

@@ -24,7 +24,9 @@ from django.views.decorators.http import require_GET
 from crm.api.auth import _parse_rate
 from crm.client_address import client_address
 from crm.models import ChatMessage, Conversation, KnowledgeArticle, Workspace
-from crm.services import support
+from crm.support import links
+from crm.support import selectors as conversations
+from crm.support import services as chat
 from marketing_ai import kv
 
 MAX_MESSAGES = 100  # per conversation, from the public page
@@ -35,7 +37,7 @@ MAX_MESSAGES = 100  # per conversation, from the public page
 def chat_page(request: HttpRequest, workspace: str) -> HttpResponse:
     space = get_object_or_404(Workspace, slug=workspace)
     identity = request.GET.get("c", "")
-    customer = support.customer_from_token(identity) if identity else None
+    customer = links.customer_from_token(identity) if identity else None
     if customer is not None and customer.workspace_id != space.pk:
         customer = None
     context = {"workspace": space, "identity": identity if customer else "",
@@ -84,9 +86,9 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
     if token and sent.count() >= MAX_MESSAGES:  # one query, whether or not it exists
         return JsonResponse({"errors": {"conversation": ["start a new chat"]}}, status=400)
     try:
-        message = support.chat_post(workspace=space, text=str(body.get("message") or ""),
+        message = chat.chat_post(workspace=space, text=str(body.get("message") or ""),
                                     conversation=token, customer=customer)  # fmt: skip
-    except support.ChatError as exc:
+    except chat.ChatError as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
     conversation = message.conversation
     return JsonResponse({"conversation": conversation.token, "status": conversation.status,
@@ -94,7 +96,7 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
 
 
 def _identified(space: Workspace, identity: str):
-    customer = support.customer_from_token(identity)
+    customer = links.customer_from_token(identity)
     return customer if customer is not None and customer.workspace_id == space.pk else None
 
 
@@ -120,7 +122,7 @@ def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
     ).first()
     identity = request.GET.get("identity", "")
     customer = _identified(space, identity) if identity and conversation else None
-    if conversation is None or not support.conversation_readable(conversation, customer):
+    if conversation is None or not conversations.conversation_readable(conversation, customer):
         return JsonResponse({"errors": {"conversation": ["no such conversation"]}}, status=404)
     after = request.GET.get("after", "0")
     since = min(int(after), 2**63 - 1) if after.isascii() and after.isdigit() else 0
@@ -128,7 +130,7 @@ def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
     # The flag before the replies: a worker commits both at once, so a reply committed between
     # the two reads shows up with pending still true (one poll more), never pending false with
     # the reply missing (the widget would stop polling before it).
-    pending = support.conversation_pending(conversation)
+    pending = conversations.conversation_pending(conversation)
     shaped = [_shape(space, r) for r in replies.order_by("pk")[:MAX_MESSAGES]]
     conversation.refresh_from_db(fields=["status"])
     return JsonResponse({"conversation": conversation.token, "status": conversation.status,

@@ -1,4 +1,5 @@
-"""Reads from the CRM, shaped as plain dicts for the API, the admin and privacy export."""
+"""Reads about customers and what they did: profiles, orders, products, events, timelines,
+privacy exports and the purchase history models train on, shaped as plain dicts."""
 
 from collections import defaultdict
 from collections.abc import Callable

@@ -7,7 +7,7 @@ from django.db.models import Count
 
 from crm.admin.scope import WorkspaceScopedAdmin
 from crm.models import ChatMessage, Conversation, KnowledgeArticle
-from crm.services import support
+from crm.support import services
 
 
 @admin.register(KnowledgeArticle)
@@ -68,5 +68,5 @@ class ConversationAdmin(WorkspaceScopedAdmin):
         super().save_model(request, obj, form, change)
         text = form.cleaned_data.get("reply", "").strip()
         if text:
-            support.staff_reply(conversation=obj, user=request.user, text=text)
+            services.staff_reply(conversation=obj, user=request.user, text=text)
             messages.success(request, "Reply sent.")

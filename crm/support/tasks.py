@@ -8,7 +8,7 @@ from pathlib import Path
 
 from celery.signals import worker_ready
 
-from crm.services.support import chat_answer, chat_unanswered_requeue
+from crm.support.services import chat_unanswered_requeue
 from workers import queues
 from workers.runs import queued_task
 
@@ -19,13 +19,16 @@ log = logging.getLogger(__name__)
 def chat_reply(message_id: int) -> None:
     """Answers one customer message; a second delivery (or one the chat sweep queued again)
     finds it answered and does nothing, or loses the claim to write the reply."""
+    # The turn's module loads numpy and the language models' code: the gpu worker's, not the web's.
+    from crm.support.answering import chat_answer
+
     chat_answer(message_id)
 
 
 @queued_task(queue=queues.DEFAULT, ignore_result=True)
 def sweep() -> dict:
     """Queues unanswered chat messages again (CHAT_REQUEUE_SECONDS); see
-    crm.services.support.chat_unanswered_requeue. Safe to run twice at once."""
+    crm.support.services.chat_unanswered_requeue. Safe to run twice at once."""
     return chat_unanswered_requeue()
 
 

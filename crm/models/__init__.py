@@ -1,0 +1,33 @@
+"""The CRM's models, one module per subject; import them from here. Every row belongs to a
+workspace, and no request ever sees another workspace's rows."""
+
+from crm.models.access import ApiKey, AuditEntry, IdempotencyRecord
+from crm.models.catalogue import Order, OrderLine, Product
+from crm.models.customers import Channel, Consent, Customer, ExternalIdentity
+from crm.models.events import Event
+from crm.models.scores import CustomerScore, Recommendation
+from crm.models.segments import Segment, SegmentMembership
+from crm.models.workspaces import Workspace
+from crm.support.models import ChatMessage, Conversation, KnowledgeArticle
+
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Channel",
+    "ChatMessage",
+    "Consent",
+    "Conversation",
+    "Customer",
+    "CustomerScore",
+    "Event",
+    "ExternalIdentity",
+    "IdempotencyRecord",
+    "KnowledgeArticle",
+    "Order",
+    "OrderLine",
+    "Product",
+    "Recommendation",
+    "Segment",
+    "SegmentMembership",
+    "Workspace",
+]
