@@ -48,8 +48,9 @@ def heldout(name: str) -> dict:
     rows = [json.loads(line) for line in (DATA / name).open()]
     for r in rows:
         r["injection"] = r["injection"] if "injection" in r else r["attack"]
-    return measure([r["text"] for r in rows if r["injection"]],
-                   [r["text"] for r in rows if not r["injection"]])  # fmt: skip
+    return measure(
+        [r["text"] for r in rows if r["injection"]], [r["text"] for r in rows if not r["injection"]]
+    )
 
 
 def main() -> None:

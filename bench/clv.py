@@ -31,8 +31,12 @@ PUBLISHED_PNBD = {"r": 0.553, "alpha": 10.58, "s": 0.606, "beta": 11.67}
 
 
 def _sample() -> pd.DataFrame:
-    return pd.read_csv(DATA / "CDNOW_sample.txt", sep=r"\s+", header=None,
-                       names=["master", "id", "date", "cds", "amount"])  # fmt: skip
+    return pd.read_csv(
+        DATA / "CDNOW_sample.txt",
+        sep=r"\s+",
+        header=None,
+        names=["master", "id", "date", "cds", "amount"],
+    )
 
 
 def holdout_purchases(ids: pd.Series) -> np.ndarray:
@@ -62,13 +66,16 @@ def lifetimes_check(summary: pd.DataFrame, actual: np.ndarray) -> dict[str, floa
         return {}
     x, t_x, T = summary["x"], summary["t_x"], summary["T"]
     figures = {}
-    for name, fitter in (("bgnbd", lifetimes.BetaGeoFitter()),
-                         ("pnbd", lifetimes.ParetoNBDFitter())):  # fmt: skip
+    for name, fitter in (
+        ("bgnbd", lifetimes.BetaGeoFitter()),
+        ("pnbd", lifetimes.ParetoNBDFitter()),
+    ):
         started = time.perf_counter()
         fitter.fit(x, t_x, T)
         figures[f"lifetimes_{name}_fit_seconds"] = round(time.perf_counter() - started, 3)
-        figures.update({f"lifetimes_{name}_{k}": round(float(v), 4)
-                        for k, v in fitter.params_.items()})  # fmt: skip
+        figures.update(
+            {f"lifetimes_{name}_{k}": round(float(v), 4) for k, v in fitter.params_.items()}
+        )
         predicted = fitter.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T)
         errors = np.asarray(predicted) - actual
         figures[f"lifetimes_{name}_holdout"] = round(float(errors.sum() + actual.sum()), 1)
@@ -99,71 +106,107 @@ def main() -> None:
     ours_seconds = time.perf_counter() - started
     ours_predicted = ours.expected_purchases(39.0, x, t_x, T, covariates)
     ours_errors = ours_predicted - actual
-    gained = (-ParetoNBD.log_likelihood(
-        (pareto.r, pareto.alpha, pareto.s, pareto.beta), x, t_x, T).sum()
-        + ours.log_likelihood(x, t_x, T, covariates))  # fmt: skip
+    gained = -ParetoNBD.log_likelihood(
+        (pareto.r, pareto.alpha, pareto.s, pareto.beta), x, t_x, T
+    ).sum() + ours.log_likelihood(x, t_x, T, covariates)
     figures = {f"bgnbd_{k}": round(getattr(model, k), 4) for k in PUBLISHED_BGNBD}
     figures.update({f"gg_{k}": round(getattr(spend, k), 3) for k in PUBLISHED_GG})
     figures.update({f"pnbd_{k}": round(getattr(pareto, k), 4) for k in PUBLISHED_PNBD})
-    figures.update({
-        "holdout_pnbd": round(float(pareto_predicted.sum()), 1),
-        "pnbd_mae": round(float(np.abs(pareto_errors).mean()), 4),
-        "pnbd_rmse": round(float(np.sqrt((pareto_errors ** 2).mean())), 4),
-    })  # fmt: skip
-    figures.update({
-        "holdout_ours": round(float(ours_predicted.sum()), 1),
-        "ours_mae": round(float(np.abs(ours_errors).mean()), 4),
-        "ours_rmse": round(float(np.sqrt((ours_errors ** 2).mean())), 4),
-        "ours_log_likelihood_gain": round(float(gained), 2),
-        "ours_fit_seconds": round(ours_seconds, 2),
-    })  # fmt: skip
-    figures.update({
-        "holdout_actual": float(actual.sum()), "holdout_bgnbd": round(float(predicted.sum()), 1),
-        "bgnbd_mae": round(float(np.abs(errors).mean()), 4),
-        "bgnbd_rmse": round(float(np.sqrt((errors ** 2).mean())), 4),
-        "bgnbd_fit_seconds": round(fit_seconds, 3),
-    })  # fmt: skip
+    figures.update(
+        {
+            "holdout_pnbd": round(float(pareto_predicted.sum()), 1),
+            "pnbd_mae": round(float(np.abs(pareto_errors).mean()), 4),
+            "pnbd_rmse": round(float(np.sqrt((pareto_errors**2).mean())), 4),
+        }
+    )
+    figures.update(
+        {
+            "holdout_ours": round(float(ours_predicted.sum()), 1),
+            "ours_mae": round(float(np.abs(ours_errors).mean()), 4),
+            "ours_rmse": round(float(np.sqrt((ours_errors**2).mean())), 4),
+            "ours_log_likelihood_gain": round(float(gained), 2),
+            "ours_fit_seconds": round(ours_seconds, 2),
+        }
+    )
+    figures.update(
+        {
+            "holdout_actual": float(actual.sum()),
+            "holdout_bgnbd": round(float(predicted.sum()), 1),
+            "bgnbd_mae": round(float(np.abs(errors).mean()), 4),
+            "bgnbd_rmse": round(float(np.sqrt((errors**2).mean())), 4),
+            "bgnbd_fit_seconds": round(fit_seconds, 3),
+        }
+    )
     rows = [
-        ("BG/NBD r, α, a, b", ", ".join(f"{getattr(model, k):.3f}" for k in PUBLISHED_BGNBD),
-         ", ".join(f"{v:.3f}" for v in PUBLISHED_BGNBD.values()), f"fit {fit_seconds:.2f} s"),
-        ("Gamma-Gamma p, q, v", ", ".join(f"{getattr(spend, k):.2f}" for k in PUBLISHED_GG),
-         ", ".join(f"{v:.2f}" for v in PUBLISHED_GG.values()), "published"),
-        ("holdout repeat purchases, weeks 40-78", f"{predicted.sum():,.0f}",
-         f"actual {actual.sum():,.0f}; published BG/NBD 1,653",
-         f"{100 * (predicted.sum() / actual.sum() - 1):+.1f}%"),
-        ("Pareto/NBD r, α, s, β", ", ".join(f"{getattr(pareto, k):.3f}" for k in PUBLISHED_PNBD),
-         ", ".join(f"{v}" for v in PUBLISHED_PNBD.values()), "published"),
-        ("Pareto/NBD holdout; MAE / RMSE", f"{pareto_predicted.sum():,.0f}; "
-         f"{figures['pnbd_mae']:.3f} / {figures['pnbd_rmse']:.3f}",
-         "published 1,666; 0.755 / 1.603", "-"),
-        ("BG/NBD per-customer MAE / RMSE",
-         f"{figures['bgnbd_mae']:.3f} / {figures['bgnbd_rmse']:.3f}",
-         "published BG/NBD 0.785 / 1.608; Pareto/NBD 0.755 / 1.603", "-"),
-        ("ours: Pareto/NBD + first-order covariates; holdout; MAE / RMSE",
-         f"{ours_predicted.sum():,.0f}; {figures['ours_mae']:.4f} / {figures['ours_rmse']:.4f}",
-         f"Pareto/NBD same run {pareto_predicted.sum():,.0f}; "
-         f"{figures['pnbd_mae']:.4f} / {figures['pnbd_rmse']:.4f}",
-         f"target MAE < 0.755, RMSE < 1.60, total ±5%; log-lik +{gained:.1f}, "
-         f"fit {ours_seconds:.1f} s"),
-    ]  # fmt: skip
+        (
+            "BG/NBD r, α, a, b",
+            ", ".join(f"{getattr(model, k):.3f}" for k in PUBLISHED_BGNBD),
+            ", ".join(f"{v:.3f}" for v in PUBLISHED_BGNBD.values()),
+            f"fit {fit_seconds:.2f} s",
+        ),
+        (
+            "Gamma-Gamma p, q, v",
+            ", ".join(f"{getattr(spend, k):.2f}" for k in PUBLISHED_GG),
+            ", ".join(f"{v:.2f}" for v in PUBLISHED_GG.values()),
+            "published",
+        ),
+        (
+            "holdout repeat purchases, weeks 40-78",
+            f"{predicted.sum():,.0f}",
+            f"actual {actual.sum():,.0f}; published BG/NBD 1,653",
+            f"{100 * (predicted.sum() / actual.sum() - 1):+.1f}%",
+        ),
+        (
+            "Pareto/NBD r, α, s, β",
+            ", ".join(f"{getattr(pareto, k):.3f}" for k in PUBLISHED_PNBD),
+            ", ".join(f"{v}" for v in PUBLISHED_PNBD.values()),
+            "published",
+        ),
+        (
+            "Pareto/NBD holdout; MAE / RMSE",
+            f"{pareto_predicted.sum():,.0f}; "
+            f"{figures['pnbd_mae']:.3f} / {figures['pnbd_rmse']:.3f}",
+            "published 1,666; 0.755 / 1.603",
+            "-",
+        ),
+        (
+            "BG/NBD per-customer MAE / RMSE",
+            f"{figures['bgnbd_mae']:.3f} / {figures['bgnbd_rmse']:.3f}",
+            "published BG/NBD 0.785 / 1.608; Pareto/NBD 0.755 / 1.603",
+            "-",
+        ),
+        (
+            "ours: Pareto/NBD + first-order covariates; holdout; MAE / RMSE",
+            f"{ours_predicted.sum():,.0f}; {figures['ours_mae']:.4f} / {figures['ours_rmse']:.4f}",
+            f"Pareto/NBD same run {pareto_predicted.sum():,.0f}; "
+            f"{figures['pnbd_mae']:.4f} / {figures['pnbd_rmse']:.4f}",
+            f"target MAE < 0.755, RMSE < 1.60, total ±5%; log-lik +{gained:.1f}, "
+            f"fit {ours_seconds:.1f} s",
+        ),
+    ]
     checked = lifetimes_check(summary, actual)
     figures.update(checked)
     if checked:
-        for name, keys, ours_model in (("BG/NBD", PUBLISHED_BGNBD, model),
-                                       ("Pareto/NBD", PUBLISHED_PNBD, pareto)):  # fmt: skip
+        for name, keys, ours_model in (
+            ("BG/NBD", PUBLISHED_BGNBD, model),
+            ("Pareto/NBD", PUBLISHED_PNBD, pareto),
+        ):
             tag = "bgnbd" if name == "BG/NBD" else "pnbd"
             theirs = [checked[f"lifetimes_{tag}_{k}"] for k in keys]
             gap = max(abs(t - getattr(ours_model, k)) for t, k in zip(theirs, keys, strict=True))
             figures[f"lifetimes_{tag}_max_parameter_gap"] = round(float(gap), 4)
             holdout = checked[f"lifetimes_{tag}_holdout"]
-            errors_text = (f"{checked[f'lifetimes_{tag}_mae']:.4f} / "
-                           f"{checked[f'lifetimes_{tag}_rmse']:.4f}")  # fmt: skip
-            rows.append((
-                f"lifetimes {name}: parameters; holdout; MAE / RMSE",
-                ", ".join(f"{v:.3f}" for v in theirs) + f"; {holdout:,.0f}; {errors_text}",
-                f"ours: largest parameter gap {gap:.4f}",
-                f"fit {checked[f'lifetimes_{tag}_fit_seconds']:.2f} s",
-            ))  # fmt: skip
+            errors_text = (
+                f"{checked[f'lifetimes_{tag}_mae']:.4f} / {checked[f'lifetimes_{tag}_rmse']:.4f}"
+            )
+            rows.append(
+                (
+                    f"lifetimes {name}: parameters; holdout; MAE / RMSE",
+                    ", ".join(f"{v:.3f}" for v in theirs) + f"; {holdout:,.0f}; {errors_text}",
+                    f"ours: largest parameter gap {gap:.4f}",
+                    f"fit {checked[f'lifetimes_{tag}_fit_seconds']:.2f} s",
+                )
+            )
         theirs_gg = ", ".join(f"{checked[f'lifetimes_gg_{k}']:.2f}" for k in PUBLISHED_GG)
         ours_gg = ", ".join(f"{getattr(spend, k):.2f}" for k in PUBLISHED_GG)
         rows.append(("lifetimes Gamma-Gamma p, q, v", theirs_gg, f"ours {ours_gg}", "-"))

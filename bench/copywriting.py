@@ -62,18 +62,26 @@ def briefs(products: pd.DataFrame) -> list[copywriter.Brief]:
     out = []
     for i in range(BRIEFS):
         picks = top.iloc[rng.choice(len(top), size=int(rng.integers(1, 3)), replace=False)]
-        out.append(copywriter.Brief(
-            goal=GOALS[i % len(GOALS)], segment=AUDIENCES[i % len(AUDIENCES)],
-            offer=OFFERS[i % len(OFFERS)], show_prices=i % 5 == 4, tone="warm",
-            products=[copywriter.Product(str(r.name).strip(), "", float(r.price))
-                      for r in picks.itertuples()],
-        ))  # fmt: skip
+        out.append(
+            copywriter.Brief(
+                goal=GOALS[i % len(GOALS)],
+                segment=AUDIENCES[i % len(AUDIENCES)],
+                offer=OFFERS[i % len(OFFERS)],
+                show_prices=i % 5 == 4,
+                tone="warm",
+                products=[
+                    copywriter.Product(str(r.name).strip(), "", float(r.price))
+                    for r in picks.itertuples()
+                ],
+            )
+        )
     return out
 
 
 def distinct2(texts: list[str]) -> float:
-    grams = [tuple(w[i : i + 2]) for t in texts for w in [t.lower().split()]
-             for i in range(len(w) - 1)]  # fmt: skip
+    grams = [
+        tuple(w[i : i + 2]) for t in texts for w in [t.lower().split()] for i in range(len(w) - 1)
+    ]
     return len(set(grams)) / max(len(grams), 1)
 
 
@@ -94,8 +102,11 @@ def measure(name, batch, drafts, reports, seconds, figures) -> None:
     copy_text = [
         " ".join(v for k, v in d.items() if k != "preheader") for row in drafts for d in row
     ]
-    product_text = [" ".join(copywriter._readable(p.name) for p in b.products)
-                    for b, row in zip(batch, drafts, strict=True) for _ in row]  # fmt: skip
+    product_text = [
+        " ".join(copywriter._readable(p.name) for p in b.products)
+        for b, row in zip(batch, drafts, strict=True)
+        for _ in row
+    ]
     similarity = (model.encode(copy_text) * model.encode(product_text)).sum(axis=1)
     figures[f"{name}_relevance"] = round(float(similarity.mean()), 4)
     figures[f"{name}_variants_per_minute"] = round(len(flat) / max(seconds, 1e-9) * 60, 1)
@@ -112,8 +123,10 @@ def main() -> None:
     started = time.perf_counter()
     templates = [copywriter.template_copy(b, K, RULES) for b in batch]
     template_seconds = time.perf_counter() - started
-    template_reports = [[guardrails.check(d, RULES, b.facts(names)) for d in row]
-                        for b, row in zip(batch, templates, strict=True)]  # fmt: skip
+    template_reports = [
+        [guardrails.check(d, RULES, b.facts(names)) for d in row]
+        for b, row in zip(batch, templates, strict=True)
+    ]
     measure("template", batch, templates, template_reports, template_seconds, figures)
 
     model = language_model()
@@ -121,38 +134,72 @@ def main() -> None:
     figures["device"] = model.device.name
     started = time.perf_counter()
     drafts, stats = copywriter.write_many(
-        model, batch, RULES, k=K, rounds=6, oversample=3, catalogue=names,
+        model,
+        batch,
+        RULES,
+        k=K,
+        rounds=6,
+        oversample=3,
+        catalogue=names,
         progress=lambda share, note: print(f"  {note}", flush=True),
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - started
     variants = len(batch) * K
     figures["llm_first_try_pass_rate"] = round(stats["first_try_passed"] / variants, 4)
     figures["llm_first_try_invented_rate"] = round(stats["first_try_invented"] / variants, 4)
-    measure("llm", batch, [[d.fields for d in row] for row in drafts],
-            [[d.report for d in row] for row in drafts], seconds, figures)  # fmt: skip
+    measure(
+        "llm",
+        batch,
+        [[d.fields for d in row] for row in drafts],
+        [[d.report for d in row] for row in drafts],
+        seconds,
+        figures,
+    )
     figures["llm_tokens_per_second"] = round(stats["tokens"] / stats["seconds"], 1)
     figures["llm_seconds"] = round(seconds, 1)
 
     f = figures
     rows = [
-        ("pass rate, first try", f"{f['llm_first_try_pass_rate']:.1%}",
-         f"{f['template_pass_rate']:.1%}", ""),
-        ("pass rate after regeneration", f"{f['llm_pass_rate']:.1%}",
-         f"{f['template_pass_rate']:.1%}", "target ≥ 95%"),
-        ("invented facts, first drafts", f"{f['llm_first_try_invented_rate']:.1%}",
-         f"{f['template_invented_rate']:.1%}", ""),
-        ("invented facts in passing copy", f["llm_invented_in_passed"],
-         f["template_invented_in_passed"], "target 0"),
-        ("length compliance", f"{f['llm_length_compliance']:.1%}",
-         f"{f['template_length_compliance']:.1%}", ""),
+        (
+            "pass rate, first try",
+            f"{f['llm_first_try_pass_rate']:.1%}",
+            f"{f['template_pass_rate']:.1%}",
+            "",
+        ),
+        (
+            "pass rate after regeneration",
+            f"{f['llm_pass_rate']:.1%}",
+            f"{f['template_pass_rate']:.1%}",
+            "target ≥ 95%",
+        ),
+        (
+            "invented facts, first drafts",
+            f"{f['llm_first_try_invented_rate']:.1%}",
+            f"{f['template_invented_rate']:.1%}",
+            "",
+        ),
+        (
+            "invented facts in passing copy",
+            f["llm_invented_in_passed"],
+            f["template_invented_in_passed"],
+            "target 0",
+        ),
+        (
+            "length compliance",
+            f"{f['llm_length_compliance']:.1%}",
+            f"{f['template_length_compliance']:.1%}",
+            "",
+        ),
         ("distinct-2 (per brief, K=4)", f["llm_distinct2"], f["template_distinct2"], ""),
         ("relevance (cosine to products)", f["llm_relevance"], f["template_relevance"], ""),
-        ("variants / minute", f["llm_variants_per_minute"], f["template_variants_per_minute"],
-         ""),
+        ("variants / minute", f["llm_variants_per_minute"], f["template_variants_per_minute"], ""),
         ("tokens / s", f["llm_tokens_per_second"], "", ""),
-    ]  # fmt: skip
-    services.print_table(f"Copy: {len(batch)} briefs × {K} variants, {figures['model']} on "
-                         f"{figures['device']} vs templates", rows)  # fmt: skip
+    ]
+    services.print_table(
+        f"Copy: {len(batch)} briefs × {K} variants, {figures['model']} on "
+        f"{figures['device']} vs templates",
+        rows,
+    )
     print(services.write_results("copywriting", figures))
 
 

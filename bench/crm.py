@@ -69,14 +69,19 @@ def bulk_upsert(port: int, key: str, start: int, count: int, clients: int) -> fl
     """Posts `count` new customers in batches of 1,000 from `clients` threads; records/s."""
     batches = [
         [
-            {"source": "bench", "external_id": str(i), "email": f"user{i}@example.com",
-             "first_name": f"User{i}", "country": ("GB", "FR", "DE", "US")[i % 4],
-             "attributes": {"plan": ("free", "pro")[i % 2], "visits": i % 50},
-             "consent": {"email": "subscribed"}}
+            {
+                "source": "bench",
+                "external_id": str(i),
+                "email": f"user{i}@example.com",
+                "first_name": f"User{i}",
+                "country": ("GB", "FR", "DE", "US")[i % 4],
+                "attributes": {"plan": ("free", "pro")[i % 2], "visits": i % 50},
+                "consent": {"email": "subscribed"},
+            }
             for i in range(b, min(b + BATCH, start + count))
         ]
         for b in range(start, start + count, BATCH)
-    ]  # fmt: skip
+    ]
     # Payloads are encoded before the clock starts: the load generator shares the two cores
     # with the server and PostgreSQL, and its JSON encoding is not the server's work.
     payloads = [(len(batch), json.dumps(batch).encode()) for batch in batches]
@@ -182,11 +187,14 @@ def naive_count(workspace) -> int:
 
     views = (
         Event.objects.filter(
-            customer=OuterRef("pk"), type="view",
+            customer=OuterRef("pk"),
+            type="view",
             occurred_at__gte=timezone.now() - timedelta(days=90),
         )
-        .values("customer").annotate(n=Count("id")).values("n")
-    )  # fmt: skip
+        .values("customer")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     risk = CustomerScore.objects.filter(customer=OuterRef("pk"), kind="churn_risk").values("value")
     return (
         Customer.objects.filter(workspace=workspace, country="GB")
@@ -212,10 +220,16 @@ def main() -> None:
     rows: list[tuple[str, str, str, str]] = []
     with services.postgres() as database_url, services.redis() as redis_url:
         data_dir = tempfile.mkdtemp(prefix="bench-crm-")
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "MARKETING_AI_DATA_DIR": data_dir, "MARKETING_AI_URLCONF": "bench.urls",
-               "API_RATE_LIMIT": "1000000/min", "MARKETING_AI_ENV": "development",
-               "DEBUG": "False"}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "MARKETING_AI_DATA_DIR": data_dir,
+            "MARKETING_AI_URLCONF": "bench.urls",
+            "API_RATE_LIMIT": "1000000/min",
+            "MARKETING_AI_ENV": "development",
+            "DEBUG": "False",
+        }
         os.environ.update(env)
         manage("migrate", "--noinput", env=env)
 
@@ -230,12 +244,27 @@ def main() -> None:
         _, key = api_key_create(workspace=bench_ws, name="bench", scopes=["crm:read", "crm:write"])
 
         port = services.free_port()
-        web = None if "http" not in PARTS else subprocess.Popen(
-            [str(Path(PYTHON).parent / "gunicorn"), "marketing_ai.wsgi:application",
-             "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "2",
-             "--no-control-socket", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
+        web = (
+            None
+            if "http" not in PARTS
+            else subprocess.Popen(
+                [
+                    str(Path(PYTHON).parent / "gunicorn"),
+                    "marketing_ai.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "2",
+                    "--no-control-socket",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
         try:
             if web is None:
                 raise _Skip
@@ -249,10 +278,14 @@ def main() -> None:
             figures["bulk_upsert_records_per_s_2_clients"] = round(two)
             figures["listmonk_import_records_per_s_published"] = 10_000
             for clients, rate in ((1, one), (2, two)):
-                rows.append((
-                    f"bulk upsert {BULK_CUSTOMERS:,} new customers, {clients} client(s), rec/s",
-                    f"{rate:,.0f}", "listmonk ~10,000 (published)", f"{rate / 10_000:.2f}x",
-                ))  # fmt: skip
+                rows.append(
+                    (
+                        f"bulk upsert {BULK_CUSTOMERS:,} new customers, {clients} client(s), rec/s",
+                        f"{rate:,.0f}",
+                        "listmonk ~10,000 (published)",
+                        f"{rate / 10_000:.2f}x",
+                    )
+                )
 
             # --- list endpoint against a plain .values() view ---------------------------------
             # Fresh planner statistics after the bulk load (autovacuum would get there too).
@@ -267,10 +300,14 @@ def main() -> None:
             figures["list_endpoint_rps"] = round(ours, 1)
             figures["plain_values_view_rps"] = round(plain, 1)
             figures["list_endpoint_ratio"] = round(ours / plain, 3)
-            rows.append((
-                "GET /api/v1/customers (100 rows), req/s", f"{ours:,.0f}",
-                f"plain .values() view {plain:,.0f}", f"{ours / plain:.2f} (target 0.8)",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    "GET /api/v1/customers (100 rows), req/s",
+                    f"{ours:,.0f}",
+                    f"plain .values() view {plain:,.0f}",
+                    f"{ours / plain:.2f} (target 0.8)",
+                )
+            )
         except _Skip:
             pass
         finally:
@@ -284,9 +321,14 @@ def main() -> None:
         if "import" in PARTS:
             manage("import_online_retail", "--workspace", "retail", env=env)
             figures["online_retail_import_seconds"] = round(time.perf_counter() - started, 1)
-            rows.append(("Online Retail II import (1,067,371 lines), s",
-                     f"{figures['online_retail_import_seconds']}", "target 90",
-                     f"{figures['online_retail_import_seconds'] / 90:.2f} of target"))  # fmt: skip
+            rows.append(
+                (
+                    "Online Retail II import (1,067,371 lines), s",
+                    f"{figures['online_retail_import_seconds']}",
+                    "target 90",
+                    f"{figures['online_retail_import_seconds'] / 90:.2f} of target",
+                )
+            )
 
         # --- segments over 1M customers and 10M events -------------------------------------
 
@@ -325,13 +367,17 @@ def segment_bench(figures: dict, rows: list) -> None:
     figures["segment_count_seconds"] = round(count_s, 3)
     figures["segment_count_naive_seconds"] = round(naive_s, 3)
     figures["segment_members"] = count
-    rows.append((f"segment count, 3 conditions, {SEGMENT_CUSTOMERS:,} customers / "
-                 f"{SEGMENT_EVENTS:,} events, s", f"{count_s:.3f}",
-                 f"correlated subquery {naive_s:.3f}",
-                 f"{naive_s / count_s:.1f}x faster (target < 1 s)"))  # fmt: skip
+    rows.append(
+        (
+            f"segment count, 3 conditions, {SEGMENT_CUSTOMERS:,} customers / "
+            f"{SEGMENT_EVENTS:,} events, s",
+            f"{count_s:.3f}",
+            f"correlated subquery {naive_s:.3f}",
+            f"{naive_s / count_s:.1f}x faster (target < 1 s)",
+        )
+    )
 
-    segment = segment_services.segment_save(workspace=seg_ws, name="risky viewers",
-                                                 rules=RULE)  # fmt: skip
+    segment = segment_services.segment_save(workspace=seg_ws, name="risky viewers", rules=RULE)
     full_s, _ = timed(lambda: segment_services.segment_refresh(segment=segment), repeat=1)
     figures["segment_full_refresh_seconds"] = round(full_s, 3)
     ids = list(
@@ -351,9 +397,14 @@ def segment_bench(figures: dict, rows: list) -> None:
     )
     figures["segment_incremental_refresh_ms"] = round(inc_s * 1000, 1)
     rows.append(("segment full refresh (materialise), s", f"{full_s:.2f}", "-", "-"))
-    rows.append(("membership refresh after 1,000 new events, ms", f"{inc_s * 1000:.1f}",
-                 f"full refresh {full_s * 1000:,.0f}",
-                 f"{full_s / inc_s:.0f}x less work (target < 100 ms)"))  # fmt: skip
+    rows.append(
+        (
+            "membership refresh after 1,000 new events, ms",
+            f"{inc_s * 1000:.1f}",
+            f"full refresh {full_s * 1000:,.0f}",
+            f"{full_s / inc_s:.0f}x less work (target < 100 ms)",
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,17 +34,21 @@ def main() -> None:
     briefs = copywriting.briefs(products)
     names = products["name"].astype(str).str.strip().tolist()
     started = time.perf_counter()
-    drafts, stats = copywriter.write_many(model, briefs, copywriting.RULES, k=copywriting.K,
-                                          catalogue=names)  # fmt: skip
+    drafts, stats = copywriter.write_many(
+        model, briefs, copywriting.RULES, k=copywriting.K, catalogue=names
+    )
     seconds = time.perf_counter() - started
     variants = len(briefs) * copywriting.K
     passed = sum(d.passed for row in drafts for d in row)
     figures = {
-        "gpu": torch.cuda.get_device_name(0), "dtype": "bfloat16", "batch": model.batch_size,
-        "copy_variants": variants, "copy_pass_rate": round(passed / variants, 4),
+        "gpu": torch.cuda.get_device_name(0),
+        "dtype": "bfloat16",
+        "batch": model.batch_size,
+        "copy_variants": variants,
+        "copy_pass_rate": round(passed / variants, 4),
         "copy_tokens_per_second": round(stats["tokens"] / stats["seconds"], 1),
         "copy_variants_per_minute": round(variants / seconds * 60, 1),
-    }  # fmt: skip
+    }
     index, ids = chat.build_index()
     from marketing_ai.ml.language.assistant import Assistant
     from marketing_ai.ml.language.embeddings import encoder

@@ -100,8 +100,9 @@ def lost_share(commit_then, listener: Listener, kills: int, offset: int) -> tupl
         os.waitpid(pid, 0)
         time.sleep(0.05)  # the listener reads what the kernel flushed at close
         with connection.cursor() as cursor:
-            cursor.execute("SELECT n FROM bench_handoff WHERE n > %s AND n < %s",
-                           [first, first + 10_000_000])  # fmt: skip
+            cursor.execute(
+                "SELECT n FROM bench_handoff WHERE n > %s AND n < %s", [first, first + 10_000_000]
+            )
             committed = {row[0] for row in cursor.fetchall()}
         committed_total += len(committed)
         lost += bool(committed - listener.received)
@@ -118,8 +119,11 @@ def burner() -> int:
 
 def main() -> None:
     with services.postgres() as database_url:
-        os.environ.update(DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="marketing_ai.settings",
-                          MARKETING_AI_ENV="development")  # fmt: skip
+        os.environ.update(
+            DATABASE_URL=database_url,
+            DJANGO_SETTINGS_MODULE="marketing_ai.settings",
+            MARKETING_AI_ENV="development",
+        )
         import django
 
         django.setup()
@@ -151,11 +155,15 @@ def main() -> None:
     services.print_table(
         f"A worker killed at a random moment ({KILLS} kills each, 2 busy processes alongside)",
         [
-            ("kills that lost a message", f"{ours:.2%}", f"{plain:.2%}",
-             f"{figures['plain_over_ours']}x fewer"),
+            (
+                "kills that lost a message",
+                f"{ours:.2%}",
+                f"{plain:.2%}",
+                f"{figures['plain_over_ours']}x fewer",
+            ),
             ("messages committed", f"{ours_rows:,}", f"{plain_rows:,}", ""),
         ],
-    )  # fmt: skip
+    )
     print(services.write_results("handoff", figures))
 
 

@@ -67,8 +67,9 @@ def online_retail(path: Path, rows: list, figures: dict) -> None:
     frame = frame[frame["Customer ID"].notna()]
     stamps = pd.to_datetime(frame["InvoiceDate"], format="%m/%d/%Y %H:%M")
     when = (stamps - pd.Timestamp(0)).dt.total_seconds()
-    data = datasets.from_arrays(frame["Customer ID"].to_numpy(), frame["StockCode"].to_numpy(),
-                                when.to_numpy())  # fmt: skip
+    data = datasets.from_arrays(
+        frame["Customer ID"].to_numpy(), frame["StockCode"].to_numpy(), when.to_numpy()
+    )
     end = data.times.max()
     test_cut, valid_cut = end - 30 * 86400, end - 60 * 86400
 
@@ -85,23 +86,34 @@ def online_retail(path: Path, rows: list, figures: dict) -> None:
     for name, grid in RETAIL_GRIDS.items():
         best = max(
             grid,
-            key=lambda p: evaluate.evaluate(
-                recommend.create(name, **p).fit(tune_train.matrix()), tune_train.matrix(),
-                tune_valid, k=20,
-            ).ndcg,
-        )  # fmt: skip
+            key=lambda p: (
+                evaluate.evaluate(
+                    recommend.create(name, **p).fit(tune_train.matrix()),
+                    tune_train.matrix(),
+                    tune_valid,
+                    k=20,
+                ).ndcg
+            ),
+        )
         started = time.perf_counter()
         model = recommend.create(name, **best).fit(train.matrix())
         fit_seconds = time.perf_counter() - started
         result = evaluate.evaluate(model, train.matrix(), test, k=20)
-        figures.update({
-            f"retail_{name}_recall@20": round(result.recall, 4),
-            f"retail_{name}_ndcg@20": round(result.ndcg, 4),
-            f"retail_{name}_fit_seconds": round(fit_seconds, 2),
-        })  # fmt: skip
-        rows.append((f"{name} {best or ''} Recall@20 / NDCG@20",
-                     f"{result.recall:.4f} / {result.ndcg:.4f}", "most popular, same run",
-                     f"fit {fit_seconds:.1f} s"))  # fmt: skip
+        figures.update(
+            {
+                f"retail_{name}_recall@20": round(result.recall, 4),
+                f"retail_{name}_ndcg@20": round(result.ndcg, 4),
+                f"retail_{name}_fit_seconds": round(fit_seconds, 2),
+            }
+        )
+        rows.append(
+            (
+                f"{name} {best or ''} Recall@20 / NDCG@20",
+                f"{result.recall:.4f} / {result.ndcg:.4f}",
+                "most popular, same run",
+                f"fit {fit_seconds:.1f} s",
+            )
+        )
     figures["retail_test_customers"] = result.users
 
 
@@ -110,9 +122,13 @@ def movielens(path: str, rows: list, figures: dict, min_rating: float | None) ->
     split = evaluate.split_random(data, seed=2020)
     train = split.train.matrix()
     seen_test = (train + split.valid.matrix()).tocsr()
-    figures.update({
-        "users": data.n_users, "items": data.n_items, "interactions": len(data),
-    })  # fmt: skip
+    figures.update(
+        {
+            "users": data.n_users,
+            "items": data.n_items,
+            "interactions": len(data),
+        }
+    )
     for name, grid in GRIDS.items():
         best = None
         for params in grid:
@@ -125,17 +141,23 @@ def movielens(path: str, rows: list, figures: dict, min_rating: float | None) ->
         fit_seconds = time.perf_counter() - started
         test = evaluate.evaluate(model, seen_test, split.test, k=10)
         pub_name, pub_recall, pub_ndcg = PUBLISHED[name]
-        figures.update({
-            f"{name}_recall@10": round(test.recall, 4), f"{name}_ndcg@10": round(test.ndcg, 4),
-            f"{name}_fit_seconds": round(fit_seconds, 2),
-            f"{name}_published_recall@10": pub_recall, f"{name}_published_ndcg@10": pub_ndcg,
-        })  # fmt: skip
-        rows.append((
-            f"{name} {best[1] or ''} Recall@10 / NDCG@10",
-            f"{test.recall:.4f} / {test.ndcg:.4f}",
-            f"RecBole {pub_name} {pub_recall:.4f} / {pub_ndcg:.4f}",
-            f"{test.ndcg / pub_ndcg:.2f}x NDCG, fit {fit_seconds:.1f} s",
-        ))  # fmt: skip
+        figures.update(
+            {
+                f"{name}_recall@10": round(test.recall, 4),
+                f"{name}_ndcg@10": round(test.ndcg, 4),
+                f"{name}_fit_seconds": round(fit_seconds, 2),
+                f"{name}_published_recall@10": pub_recall,
+                f"{name}_published_ndcg@10": pub_ndcg,
+            }
+        )
+        rows.append(
+            (
+                f"{name} {best[1] or ''} Recall@10 / NDCG@10",
+                f"{test.recall:.4f} / {test.ndcg:.4f}",
+                f"RecBole {pub_name} {pub_recall:.4f} / {pub_ndcg:.4f}",
+                f"{test.ndcg / pub_ndcg:.2f}x NDCG, fit {fit_seconds:.1f} s",
+            )
+        )
 
 
 def main() -> None:

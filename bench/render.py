@@ -54,10 +54,16 @@ def best_per_message(render) -> float:
 
 
 def main() -> None:
-    customer = Customer(first_name="ann", last_name="Lee", email="ann@example.com",
-                        country="GB", attributes={"tier": "gold"})  # fmt: skip
-    compiled = rendering.compile_variant(subject=SUBJECT, preheader="", body_html=HTML,
-                                         body_text="")  # fmt: skip
+    customer = Customer(
+        first_name="ann",
+        last_name="Lee",
+        email="ann@example.com",
+        country="GB",
+        attributes={"tier": "gold"},
+    )
+    compiled = rendering.compile_variant(
+        subject=SUBJECT, preheader="", body_html=HTML, body_text=""
+    )
     links = {"unsubscribe_url": "https://m.example/u/x", "preferences_url": "https://m.example/p/x"}
 
     def ours() -> None:
@@ -65,8 +71,11 @@ def main() -> None:
 
     plain = Engine(autoescape=True, string_if_invalid="")
     html_source = rendering._with_footer(HTML)
-    anchor_templates = (plain.from_string(SUBJECT), plain.from_string(html_source),
-                        plain.from_string(rendering.html_to_text(html_source)))  # fmt: skip
+    anchor_templates = (
+        plain.from_string(SUBJECT),
+        plain.from_string(html_source),
+        plain.from_string(rendering.html_to_text(html_source)),
+    )
 
     def anchor() -> None:
         context = {"customer": customer, "first_name": customer.first_name, **links}
@@ -81,10 +90,12 @@ def main() -> None:
 
     big = "x" * 3000
     loop = rendering.compile_variant(
-        subject="", preheader="", body_text="",
+        subject="",
+        preheader="",
+        body_text="",
         body_html=f'{{% for a in "{big}"|make_list %}}{{% for b in "{big}"|make_list %}}'
-                  "{% endfor %}{% endfor %}",
-    )  # fmt: skip
+        "{% endfor %}{% endfor %}",
+    )
     started = time.perf_counter()
     try:
         loop.render_for(customer, **links)
@@ -97,18 +108,35 @@ def main() -> None:
     plain_loop.render(Context({}))
     plain_loop_ms = (time.perf_counter() - started) * 1e3
 
-    services.print_table("One message rendered (best of 15 x 500)", [
-        ("per message, us", f"{ours_us:.0f}", f"{anchor_us:.0f}", f"{ours_us / anchor_us:.2f}x"),
-        ("3,000 x 3,000 loop, ms", f"{stop_ms:.1f} (stopped: {stopped})", f"{plain_loop_ms:.0f}",
-         f"{plain_loop_ms / stop_ms:.0f}x sooner"),
-    ])  # fmt: skip
-    print(services.write_results("render", {
-        "sandbox_us_per_message": round(ours_us, 1),
-        "plain_engine_us_per_message": round(anchor_us, 1),
-        "sandbox_over_plain": round(ours_us / anchor_us, 3),
-        "loop_3000x3000_stopped_ms": round(stop_ms, 2),
-        "loop_3000x3000_plain_ms": round(plain_loop_ms, 1),
-    }))  # fmt: skip
+    services.print_table(
+        "One message rendered (best of 15 x 500)",
+        [
+            (
+                "per message, us",
+                f"{ours_us:.0f}",
+                f"{anchor_us:.0f}",
+                f"{ours_us / anchor_us:.2f}x",
+            ),
+            (
+                "3,000 x 3,000 loop, ms",
+                f"{stop_ms:.1f} (stopped: {stopped})",
+                f"{plain_loop_ms:.0f}",
+                f"{plain_loop_ms / stop_ms:.0f}x sooner",
+            ),
+        ],
+    )
+    print(
+        services.write_results(
+            "render",
+            {
+                "sandbox_us_per_message": round(ours_us, 1),
+                "plain_engine_us_per_message": round(anchor_us, 1),
+                "sandbox_over_plain": round(ours_us / anchor_us, 3),
+                "loop_3000x3000_stopped_ms": round(stop_ms, 2),
+                "loop_3000x3000_plain_ms": round(plain_loop_ms, 1),
+            },
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,33 +43,84 @@ HTML = (
 
 
 def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "a"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "a"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def sink(workdir: Path, name: str, env: dict, fail_rate: float = 0.0) -> tuple:
     port = services.free_port()
     log = workdir / f"{name}.log"
     log.touch()
-    process = start([PYTHON, "-m", "tests.smtp_sink", "--lean", "--port", str(port), "--log",
-                     str(log), "--fail-rate", str(fail_rate), "--fail-at", "rcpt"],
-                    env, workdir / f"{name}.out")  # fmt: skip
+    process = start(
+        [
+            PYTHON,
+            "-m",
+            "tests.smtp_sink",
+            "--lean",
+            "--port",
+            str(port),
+            "--log",
+            str(log),
+            "--fail-rate",
+            str(fail_rate),
+            "--fail-at",
+            "rcpt",
+        ],
+        env,
+        workdir / f"{name}.out",
+    )
     services.wait_for_port(port)
     return process, port, log
 
 
 def worker(env: dict, workdir: Path) -> subprocess.Popen:
     celery = str(Path(PYTHON).parent / "celery")
-    return start([celery, "-A", "workers", "worker", "-Q", "default,sends", "--concurrency",
-                  str(CONCURRENCY), "--loglevel", "WARNING", "--without-gossip",
-                  "--without-mingle", "--hostname", f"bench-{time.time_ns()}@%h"],
-                 env, workdir / "worker.log")  # fmt: skip
+    return start(
+        [
+            celery,
+            "-A",
+            "workers",
+            "worker",
+            "-Q",
+            "default,sends",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"bench-{time.time_ns()}@%h",
+        ],
+        env,
+        workdir / "worker.log",
+    )
 
 
 def beat(env: dict, workdir: Path) -> subprocess.Popen:
     celery = str(Path(PYTHON).parent / "celery")
-    return start([celery, "-A", "workers", "beat", "--loglevel", "WARNING", "--max-interval", "1",
-                  "-s", str(workdir / "beat-schedule")], env, workdir / "beat.log")  # fmt: skip
+    return start(
+        [
+            celery,
+            "-A",
+            "workers",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--max-interval",
+            "1",
+            "-s",
+            str(workdir / "beat-schedule"),
+        ],
+        env,
+        workdir / "beat.log",
+    )
 
 
 def kill(process: subprocess.Popen) -> None:
@@ -91,14 +142,24 @@ def setup_audience():
     workspace = Workspace.objects.create(slug="bench", name="Bench")
     now = timezone.now()
     customers = Customer.objects.bulk_create(
-        (Customer(workspace=workspace, email=f"customer{i}@example.com", first_name=f"Ann{i}",
-                  time_zone="Europe/London") for i in range(RECIPIENTS)),
+        (
+            Customer(
+                workspace=workspace,
+                email=f"customer{i}@example.com",
+                first_name=f"Ann{i}",
+                time_zone="Europe/London",
+            )
+            for i in range(RECIPIENTS)
+        ),
         batch_size=10_000,
-    )  # fmt: skip
+    )
     Consent.objects.bulk_create(
-        (Consent(customer=c, channel="email", status="subscribed", updated_at=now)
-         for c in customers), batch_size=10_000,
-    )  # fmt: skip
+        (
+            Consent(customer=c, channel="email", status="subscribed", updated_at=now)
+            for c in customers
+        ),
+        batch_size=10_000,
+    )
     segment = Segment.objects.create(workspace=workspace, name="All", kind="static")
     SegmentMembership.objects.bulk_create(
         (SegmentMembership(segment=segment, customer=c) for c in customers), batch_size=10_000
@@ -144,24 +205,39 @@ def naive_loop(port: int) -> float:
     for i in range(NAIVE):
         context = Context({"first_name": f"Ann{i}", "name": f"Ann{i}"})
         html = body.render(context)
-        send_mail(subject.render(context), html, "shop@example.com", [f"naive{i}@example.com"],
-                  html_message=html)  # fmt: skip
+        send_mail(
+            subject.render(context),
+            html,
+            "shop@example.com",
+            [f"naive{i}@example.com"],
+            html_message=html,
+        )
     return NAIVE / (time.perf_counter() - started)
 
 
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-sends-"))
     with services.postgres() as database_url, services.redis() as redis_url:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "MARKETING_AI_ENV": "development", "DEBUG": "False", "PYTHONPATH": str(ROOT),
-               "CAMPAIGN_FANOUT": str(CONCURRENCY), "CAMPAIGN_CHUNK": "200",
-               "CAMPAIGN_SWEEP_SECONDS": "2", "CAMPAIGN_CLAIM_LEASE_SECONDS": "5",
-               "CAMPAIGN_RETRY_BASE_SECONDS": "1", "CAMPAIGN_RETRY_MAX_SECONDS": "4",
-               "MARKETING_AI_DATA_DIR": str(workdir),
-               "DJANGO_SETTINGS_MODULE": "marketing_ai.settings"}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "MARKETING_AI_ENV": "development",
+            "DEBUG": "False",
+            "PYTHONPATH": str(ROOT),
+            "CAMPAIGN_FANOUT": str(CONCURRENCY),
+            "CAMPAIGN_CHUNK": "200",
+            "CAMPAIGN_SWEEP_SECONDS": "2",
+            "CAMPAIGN_CLAIM_LEASE_SECONDS": "5",
+            "CAMPAIGN_RETRY_BASE_SECONDS": "1",
+            "CAMPAIGN_RETRY_MAX_SECONDS": "4",
+            "MARKETING_AI_DATA_DIR": str(workdir),
+            "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
+        }
         os.environ.update(env)
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+        )
         import django
 
         django.setup()
@@ -238,18 +314,31 @@ def main() -> None:
     services.print_table(
         f"Campaign sends, {RECIPIENTS:,} recipients, PostgreSQL, {CONCURRENCY} worker processes",
         [
-            ("end to end (launch -> sent)", f"{figures['sends_e2e_msgs_per_s']:,.0f} msg/s",
-             "target 1,000 msg/s", "met" if figures["sends_e2e_msgs_per_s"] >= 1000 else "NOT met"),
-            ("naive send_mail loop", "", f"{naive:,.0f} msg/s",
-             f"{figures['speedup_vs_naive_send_mail']}x faster"),
+            (
+                "end to end (launch -> sent)",
+                f"{figures['sends_e2e_msgs_per_s']:,.0f} msg/s",
+                "target 1,000 msg/s",
+                "met" if figures["sends_e2e_msgs_per_s"] >= 1000 else "NOT met",
+            ),
+            (
+                "naive send_mail loop",
+                "",
+                f"{naive:,.0f} msg/s",
+                f"{figures['speedup_vs_naive_send_mail']}x faster",
+            ),
             ("listmonk into SES (published)", "", "12-16 msg/s", ""),
             ("Postfix to discard (published)", "", "~2,500 msg/s", ""),
             ("ledger written (audience+draws)", f"{ledger_seconds:.1f} s", "", ""),
-            ("2 SIGKILLs + 5% greylisted", f"{figures['fault_duplicates']} duplicates, "
-             f"{figures['fault_lost']} lost", "0 / 0",
-             "met" if not figures["fault_duplicates"] and not figures["fault_lost"] else "NOT met"),
+            (
+                "2 SIGKILLs + 5% greylisted",
+                f"{figures['fault_duplicates']} duplicates, {figures['fault_lost']} lost",
+                "0 / 0",
+                "met"
+                if not figures["fault_duplicates"] and not figures["fault_lost"]
+                else "NOT met",
+            ),
         ],
-    )  # fmt: skip
+    )
     print(services.write_results("sends", figures))
 
 

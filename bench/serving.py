@@ -61,8 +61,9 @@ end
 function delay() return math.random(0, 2 * %(pace)d) end
 """
 RANDOM = "ids[math.random(#ids)]"
-IN_TURN = (f"ids[(function() step = step + {WRK_THREADS}; "
-           f"return (step - {WRK_THREADS}) % #ids + 1 end)()]")  # fmt: skip
+IN_TURN = (
+    f"ids[(function() step = step + {WRK_THREADS}; return (step - {WRK_THREADS}) % #ids + 1 end)()]"
+)
 
 
 def _lines(path: Path) -> list[str]:
@@ -86,10 +87,20 @@ def _median(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def wrk(port: int, script: Path, seconds: int = SECONDS) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            f"-t{WRK_THREADS}",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
@@ -108,11 +119,17 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
     with services.postgres() as database_url, services.redis() as redis_url:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "MARKETING_AI_DATA_DIR": tempfile.mkdtemp(prefix="bench-serving-"),
-               "MARKETING_AI_URLCONF": "bench.urls", "API_RATE_LIMIT": "1000000/min",
-               "DEBUG": "False", "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
-               "MARKETING_AI_ENV": "development"}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "MARKETING_AI_DATA_DIR": tempfile.mkdtemp(prefix="bench-serving-"),
+            "MARKETING_AI_URLCONF": "bench.urls",
+            "API_RATE_LIMIT": "1000000/min",
+            "DEBUG": "False",
+            "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
+            "MARKETING_AI_ENV": "development",
+        }
         os.environ.update(env)
         manage("migrate", "--noinput", env=env)
         manage("import_online_retail", "--workspace", "retail", env=env)
@@ -142,17 +159,39 @@ def main() -> None:
             ("plain", "/bench/plain-customers?workspace=retail&limit=10&id=ID", RANDOM, ids[:2000]),
         ):
             scripts[name] = work / f"{name}.lua"
-            scripts[name].write_text(LUA % {"ids": ",".join(map(str, chosen)), "path": path,
-                                            "key": key, "pace": PACE_MS, "pick": pick})  # fmt: skip
+            scripts[name].write_text(
+                LUA
+                % {
+                    "ids": ",".join(map(str, chosen)),
+                    "path": path,
+                    "key": key,
+                    "pace": PACE_MS,
+                    "pick": pick,
+                }
+            )
         port = services.free_port()
         web = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "marketing_ai.wsgi:application",
-             "--bind", f"127.0.0.1:{port}", "--workers", WEB_WORKERS, "--threads", WEB_THREADS,
-             "--no-control-socket", "--log-level", "warning",
-             # as `manage.py up` logs each request; here with its duration in microseconds
-             "--access-logfile", str(work / "access.log"), "--access-logformat", "%(D)s"],
-            cwd=services.ROOT, env=env,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "marketing_ai.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                WEB_WORKERS,
+                "--threads",
+                WEB_THREADS,
+                "--no-control-socket",
+                "--log-level",
+                "warning",
+                # as `manage.py up` logs each request; here with its duration in microseconds
+                "--access-logfile",
+                str(work / "access.log"),
+                "--access-logformat",
+                "%(D)s",
+            ],
+            cwd=services.ROOT,
+            env=env,
+        )
         try:
             services.wait_for_port(port)
             time.sleep(1)
@@ -187,14 +226,23 @@ def main() -> None:
         f"Serving: {CONNECTIONS} connections, each pausing {PACE_MS} ms between requests "
         f"(first request and plain view: medians of {PASSES} passes)",
         [
-            (f"recommendations, {label}: p50 / p99, ms",
-             f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}",
-             f"plain view {plain['p50_ms']:.1f} / {plain['p99_ms']:.1f}",
-             f"target p99 < 20 ms ({run['rps']:.0f} req/s, {run['errors']:.0f} errors)")
+            (
+                f"recommendations, {label}: p50 / p99, ms",
+                f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}",
+                f"plain view {plain['p50_ms']:.1f} / {plain['p99_ms']:.1f}",
+                f"target p99 < 20 ms ({run['rps']:.0f} req/s, {run['errors']:.0f} errors)",
+            )
             for label, run in (("first request", first), ("repeat requests", repeat))
-        ] + [("first request, server's own p99, ms", f"{first['server_p99_ms']:.1f}", "",
-              "gunicorn's access log")],
-    )  # fmt: skip
+        ]
+        + [
+            (
+                "first request, server's own p99, ms",
+                f"{first['server_p99_ms']:.1f}",
+                "",
+                "gunicorn's access log",
+            )
+        ],
+    )
     print(f"\nwrote {services.write_results('serving', figures)}")
 
 

@@ -15,21 +15,29 @@ def rate_bars(rows: list[tuple[str, float | None, list | None]], *, title: str) 
     def x(value: float) -> float:
         return left + (width - left - 60) * value / top
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
-             f'<text x="0" y="14" font-weight="bold">{escape(title)}</text>']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
+        f'<text x="0" y="14" font-weight="bold">{escape(title)}</text>',
+    ]
     for i, (label, rate, ci) in enumerate(rows):
         y = 24 + i * (bar_h + gap)
         colour = "#999" if label.lower().startswith("holdout") else "#417690"
         parts.append(f'<text x="0" y="{y + 13}">{escape(label)}</text>')
-        parts.append(f'<rect x="{left}" y="{y}" width="{x(rate) - left:.1f}" height="{bar_h}" '
-                     f'fill="{colour}"/>')  # fmt: skip
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="{x(rate) - left:.1f}" height="{bar_h}" '
+            f'fill="{colour}"/>'
+        )
         if ci:
             lo, hi, mid = x(ci[0]), x(ci[1]), y + bar_h / 2
             top_y, bottom_y = y + 3, y + bar_h - 3
-            parts.append(f'<path d="M{lo:.1f} {mid}H{hi:.1f}M{lo:.1f} {top_y}V{bottom_y}'
-                         f'M{hi:.1f} {top_y}V{bottom_y}" stroke="#222" fill="none"/>')  # fmt: skip
-        parts.append(f'<text x="{x(max(rate, (ci or [0, 0])[1])) + 6:.1f}" y="{y + 13}">'
-                     f"{rate * 100:.2f}%</text>")  # fmt: skip
+            parts.append(
+                f'<path d="M{lo:.1f} {mid}H{hi:.1f}M{lo:.1f} {top_y}V{bottom_y}'
+                f'M{hi:.1f} {top_y}V{bottom_y}" stroke="#222" fill="none"/>'
+            )
+        parts.append(
+            f'<text x="{x(max(rate, (ci or [0, 0])[1])) + 6:.1f}" y="{y + 13}">'
+            f"{rate * 100:.2f}%</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -15,8 +15,8 @@ server without waiting for its answer and the "." follows at once: the two write
 system calls apart, which is the only window in which a kill loses a message (never duplicates
 one; no order of two writes to two sockets can be atomic). The COMMIT is held back in the
 kernel (TCP_CORK) until the "." is written: otherwise its write wakes the database server, which
-often takes the CPU at once and leaves the worker paused inside the window (under load, 7.5% of
-kills landed there; corked, 1.25%: bench/handoff.py). Two workers can never both commit `sent`
+often takes the CPU at once and leaves the worker paused inside the window (bench/handoff.py
+counts how often a kill lands there, corked and not). Two workers can never both commit `sent`
 for one row: the update names the claim.
 """
 
@@ -162,7 +162,7 @@ def revert_sent(*, message_id: int, claim: uuid.UUID, retry_at: datetime, reason
             sent_at=None,
             provider_id="",
             reason=reason[:300],
-        )  # fmt: skip
+        )
     )
 
 

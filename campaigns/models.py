@@ -99,9 +99,11 @@ class Campaign(models.Model):
         "Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     from_email = models.CharField(
-        max_length=200, blank=True, validators=[validate_sender],
+        max_length=200,
+        blank=True,
+        validators=[validate_sender],
         help_text="address or Name <address>; default: DEFAULT_FROM_EMAIL",
-    )  # fmt: skip
+    )
     seed = models.BigIntegerField(null=True, blank=True, help_text="holdout/variant draw; recorded")
     ab_result = models.JSONField(default=dict, blank=True, help_text="how the winner was chosen")
     launched_at = models.DateTimeField(null=True, blank=True)
@@ -134,13 +136,15 @@ class Variant(models.Model):
     # Bounded: a template is compiled and kept per process (Gmail clips mail past ~100 KB anyway);
     # a 2.5 MB one took 14 s and 500 MB to compile.
     body_html = models.TextField(
-        blank=True, max_length=200_000,
+        blank=True,
+        max_length=200_000,
         help_text="Django template; {{ customer.first_name }}, {% recommend customer 4 %}",
-    )  # fmt: skip
+    )
     body_text = models.TextField(
-        blank=True, max_length=100_000,
+        blank=True,
+        max_length=100_000,
         help_text="plain text (SMS, webhook); for e-mail generated from the HTML if empty",
-    )  # fmt: skip
+    )
     weight = models.PositiveSmallIntegerField(default=1, help_text="share of the audience")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -240,8 +244,13 @@ class Suppression(models.Model):
 class WebhookEndpoint(models.Model):
     """An integrator's URL that receives signed events (message.sent, customer.unsubscribed...)."""
 
-    EVENTS = ("message.sent", "message.failed", "customer.unsubscribed", "message.converted",
-              "conversation.waiting")  # fmt: skip
+    EVENTS = (
+        "message.sent",
+        "message.failed",
+        "customer.unsubscribed",
+        "message.converted",
+        "conversation.waiting",
+    )
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=500)

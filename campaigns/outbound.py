@@ -124,8 +124,10 @@ def url_problem(url: str) -> str | None:
     except Refused as exc:
         reason = str(exc).removeprefix("refused: ")
         if reason.endswith("address"):
-            return (f"{reason}: webhooks may only call public addresses "
-                    "(WEBHOOK_ALLOW_PRIVATE_NETWORKS allows private ones)")  # fmt: skip
+            return (
+                f"{reason}: webhooks may only call public addresses "
+                "(WEBHOOK_ALLOW_PRIVATE_NETWORKS allows private ones)"
+            )
         if "scheme" in reason:
             return f"{reason}: use https (WEBHOOK_ALLOW_HTTP allows http)"
         return reason
@@ -138,8 +140,10 @@ def _address_parts_problem(url: str) -> None:
     receiver authenticates us by the signature made with the endpoint's secret)."""
     parts = urlsplit(url)
     if "@" in parts.netloc:
-        raise Refused("refused: a user name or password in the URL (user:password@host); "
-                      "receivers check the signature made with the endpoint's secret")  # fmt: skip
+        raise Refused(
+            "refused: a user name or password in the URL (user:password@host); "
+            "receivers check the signature made with the endpoint's secret"
+        )
     if parts.port == 0:
         raise Refused("refused: port 0, where no server can listen")
 
@@ -182,12 +186,18 @@ def session() -> requests.Session:
 
 
 def post(
-    s: requests.Session, url: str, *, data: bytes | str, headers: dict, timeout: float,
+    s: requests.Session,
+    url: str,
+    *,
+    data: bytes | str,
+    headers: dict,
+    timeout: float,
     verify: bool | str = True,
-) -> requests.Response:  # fmt: skip
+) -> requests.Response:
     """POSTs through a session from `session()`; a redirect comes back as the 3xx response."""
-    return s.post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False,
-                  verify=verify)  # fmt: skip
+    return s.post(
+        url, data=data, headers=headers, timeout=timeout, allow_redirects=False, verify=verify
+    )
 
 
 def response_reason(response: requests.Response) -> str:

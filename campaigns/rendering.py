@@ -90,8 +90,9 @@ class CompiledVariant:
                 text = _track_text_links(text, message_token)
         # Plain str, not Django's SafeString: a page that shows a render (the admin's preview puts
         # the HTML in an iframe's srcdoc attribute) must escape it like any other text.
-        return Rendered(subject=str.__str__(subject), html=str.__str__(html),
-                        text=str.__str__(text))  # fmt: skip
+        return Rendered(
+            subject=str.__str__(subject), html=str.__str__(html), text=str.__str__(text)
+        )
 
 
 # As the Variant model holds them (rows written around the forms and the API are checked here).
@@ -144,8 +145,9 @@ def compile_variant(
 
 
 @lru_cache(maxsize=64)  # at most ~64 x 200 KB of templates per process
-def compiled_for(variant_id: int, updated_at: str, subject: str, preheader: str, body_html: str,
-                 body_text: str) -> CompiledVariant:  # fmt: skip
+def compiled_for(
+    variant_id: int, updated_at: str, subject: str, preheader: str, body_html: str, body_text: str
+) -> CompiledVariant:
     """Per-process cache keyed by the variant's content, so an edited variant recompiles."""
     return compile_variant(
         subject=subject, preheader=preheader, body_html=body_html, body_text=body_text
@@ -154,9 +156,13 @@ def compiled_for(variant_id: int, updated_at: str, subject: str, preheader: str,
 
 def compiled(variant) -> CompiledVariant:
     return compiled_for(
-        variant.pk, str(variant.updated_at), variant.subject, variant.preheader,
-        variant.body_html, variant.body_text,
-    )  # fmt: skip
+        variant.pk,
+        str(variant.updated_at),
+        variant.subject,
+        variant.preheader,
+        variant.body_html,
+        variant.body_text,
+    )
 
 
 def _hidden_preheader(text: str) -> str:
@@ -191,8 +197,11 @@ TEXT_LINK = re.compile(r"\((https?://[^\s)]+)\)")
 def _track_text_links(text: str, message_token: str) -> str:
     def tracked(m: re.Match) -> str:
         url = m.group(1)
-        return m.group(0) if url.startswith(settings.PUBLIC_URL) else (
-            f"({tracking.click_url(message_token, url)})")  # fmt: skip
+        return (
+            m.group(0)
+            if url.startswith(settings.PUBLIC_URL)
+            else (f"({tracking.click_url(message_token, url)})")
+        )
 
     return TEXT_LINK.sub(tracked, text)
 

@@ -8,7 +8,8 @@ run on our servers. Three fences keep it from doing harm:
   so a template cannot walk from its recipient to other rows (`customer.workspace.members...`).
 - **An allow-list of tags and filters.** No `{% debug %}` (it dumps the context and every loaded
   module), no `include`/`extends` (files), no `url`, `csrf_token`, `lorem`; `{% load %}` accepts
-  only `recommendations`, kept so older variants still compile.
+  only `recommendations` (the recommend tag is built in; templates written the Django way load
+  it).
 - **A budget per message**: wall time, characters made (written out, or built by a filter,
   even for a value only bound by `{% with %}`), and loop iterations, charged as the template
   runs; the filters that multiply their input (`ljust`, `join`, `floatformat`, ...) are capped
@@ -126,10 +127,12 @@ def budget():
     if _budget.get() is not None:  # nested: the outer budget already counts
         yield
         return
-    token = _budget.set(Budget(
-        getattr(settings, "CAMPAIGN_RENDER_SECONDS", 2.0),
-        getattr(settings, "CAMPAIGN_RENDER_MAX_CHARS", 1_000_000),
-    ))  # fmt: skip
+    token = _budget.set(
+        Budget(
+            getattr(settings, "CAMPAIGN_RENDER_SECONDS", 2.0),
+            getattr(settings, "CAMPAIGN_RENDER_MAX_CHARS", 1_000_000),
+        )
+    )
     try:
         yield
     finally:
@@ -339,9 +342,12 @@ class SandboxEngine(Engine):
 
 
 ENGINE = SandboxEngine(
-    builtins=["campaigns.sandbox"], libraries={}, autoescape=True, string_if_invalid="",
+    builtins=["campaigns.sandbox"],
+    libraries={},
+    autoescape=True,
+    string_if_invalid="",
     loaders=[],
-)  # fmt: skip
+)
 
 
 def compile_template(source: str):
@@ -358,9 +364,11 @@ def literal(text: str) -> str:
     `templatetag`, so a product name like `{{ customer.workspace }}` cannot run (`%` and `#`
     need no escaping: every tag and comment opens with a brace)."""
     return BRACES.sub(
-        lambda m: "{% templatetag openbrace %}" if m.group() == "{"
-        else "{% templatetag closebrace %}", text or "",
-    )  # fmt: skip
+        lambda m: (
+            "{% templatetag openbrace %}" if m.group() == "{" else "{% templatetag closebrace %}"
+        ),
+        text or "",
+    )
 
 
 LITERAL_BRACE = re.compile(r"\{% templatetag (openbrace|closebrace) %\}")

@@ -28,8 +28,9 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 def _message(token_hex: str) -> Message:
     message = (
         Message.objects.select_related("campaign", "customer", "variant")
-        .filter(token=token_hex).first()
-    )  # fmt: skip
+        .filter(token=token_hex)
+        .first()
+    )
     if message is None or message.customer.erased_at is not None:
         raise Http404("unknown message")
     return message
@@ -78,8 +79,11 @@ def unsubscribe(request: HttpRequest, signed: str) -> HttpResponse:
             message=message, source="one-click unsubscribe" if one_click else "unsubscribe page"
         )
         done = True
-    context = {"done": done, "channel": message.campaign.channel,
-               "preferences_url": tracking.preferences_url(message.token.hex)}  # fmt: skip
+    context = {
+        "done": done,
+        "channel": message.campaign.channel,
+        "preferences_url": tracking.preferences_url(message.token.hex),
+    }
     return render(request, "campaigns/unsubscribe.html", context)
 
 
@@ -95,6 +99,8 @@ def preferences(request: HttpRequest, signed: str) -> HttpResponse:
         saved = True
     choices = engagement.preferences_of(message)
     locked = engagement.preferences_locked(message)
-    context = {"saved": saved, "choices": [(c, Channel(c).label, on, c in locked)
-                                           for c, on in choices.items()]}  # fmt: skip
+    context = {
+        "saved": saved,
+        "choices": [(c, Channel(c).label, on, c in locked) for c, on in choices.items()],
+    }
     return render(request, "campaigns/preferences.html", context)

@@ -78,10 +78,13 @@ def insert_returning_ids(
         ]
         if conflict:
             model.objects.bulk_create(
-                objects, batch_size=2000, update_conflicts=bool(update),
-                ignore_conflicts=not update, unique_fields=list(conflict) if update else None,
+                objects,
+                batch_size=2000,
+                update_conflicts=bool(update),
+                ignore_conflicts=not update,
+                unique_fields=list(conflict) if update else None,
                 update_fields=list(update) if update else None,
-            )  # fmt: skip
+            )
             return None
         model.objects.bulk_create(objects, batch_size=2000)
         return [o.pk for o in objects]
@@ -144,9 +147,11 @@ def lock_keys(keys: Iterable[str]) -> None:
     if connection.vendor != "postgresql":
         return
     hashes = sorted(
-        {int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
-         for k in keys}
-    )  # fmt: skip
+        {
+            int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
+            for k in keys
+        }
+    )
     if hashes:
         execute_bound(
             "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%b::bigint[]) AS k "

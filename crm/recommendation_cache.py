@@ -46,8 +46,11 @@ def answer_key(workspace_id: int, customer_id: int, limit: int) -> str:
 
 def lookup_keys(workspace_id: int, customer_id: int) -> list[str]:
     """LOOKUP's KEYS for one customer's answer."""
-    return [generation_key(workspace_id), stamp_key(workspace_id, customer_id),
-            catalogue_key(workspace_id)]  # fmt: skip
+    return [
+        generation_key(workspace_id),
+        stamp_key(workspace_id, customer_id),
+        catalogue_key(workspace_id),
+    ]
 
 
 def recommendations_changed(*, workspace_id: int, products: bool = False) -> None:

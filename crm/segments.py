@@ -221,8 +221,13 @@ class _Compiler:
 
     @staticmethod
     def _zero_matches(op: str, value: float) -> bool:
-        return {"eq": value == 0, "gt": False, "gte": value <= 0, "lt": value > 0,
-                "lte": value >= 0}[op]  # fmt: skip
+        return {
+            "eq": value == 0,
+            "gt": False,
+            "gte": value <= 0,
+            "lt": value > 0,
+            "lte": value >= 0,
+        }[op]
 
     def event(self, node: dict, path: str) -> Q:
         event_type = node["event"]
@@ -253,8 +258,7 @@ class _Compiler:
     def _per_customer(rows: QuerySet, op: str, value: float) -> Q:
         """The count condition as "at least k rows" probes per customer: EXISTS (... OFFSET k-1
         LIMIT 1) stops at the k-th row it finds on the customer's own index entries. Cheaper than
-        aggregating everyone's rows once attribute conditions have narrowed the customers
-        (measured: 0.8 s against 2.4 s for 1M customers / 10M events)."""
+        aggregating everyone's rows once attribute conditions have narrowed the customers."""
         mine = rows.filter(customer_id=OuterRef("pk")).order_by().values("pk")
 
         def at_least(k: int) -> Q:

@@ -1,5 +1,5 @@
 """NUL characters (\\u0000) stop at the door of every page: PostgreSQL refuses them in text and
-jsonb, so one in a query value, a path or a public page's JSON body used to reach a query and
+jsonb, so one in a query value, a path or a public page's JSON body would reach a query and
 answer 500 (the chat widget's ?conversation=, a signed link's path).
 
 The API (/api/) checks its own inputs instead, answering in its own shape ({"field": [...]}),

@@ -14,8 +14,8 @@ def _settle() -> None:
     """Imports every view now and moves what start-up built out of the collector's sight.
 
     Django, DRF and the URL conf leave ~130,000 long-lived objects; each full collection walked
-    them all (70-120 ms here), a pause that landed on whichever request was running and made
-    the latency's tail. Frozen objects are never collected, and start-up objects live as long
+    them all, a pause that landed on whichever request was running and made the latency's
+    tail. Frozen objects are never collected, and start-up objects live as long
     as the process anyway.
     """
     get_resolver().url_patterns  # noqa: B018 - imports every view module

@@ -110,7 +110,7 @@ def _offences(path: Path, root: Path = ROOT) -> list[str]:
         first = line - 1
         while first > 0 and lines[first - 1].strip().startswith(("import ", "from ")):
             first -= 1
-        block = lines[first : line]
+        block = lines[first:line]
         said_why = any("#" in text for text in block) or lines[first - 1].strip().startswith("#")
         where = f"{relative}:{line} imports {module} in {function}()"
         if ours and not in_tasks:

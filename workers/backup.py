@@ -88,8 +88,18 @@ def database_dump(*, database: dict, path: Path) -> Path:
             source.close()
         return path
     args, env = _pg_args(database)
-    _run([pg_tool("pg_dump"), *args, "--format=custom", "--no-owner", "--file", str(path),
-          database["NAME"]], env)  # fmt: skip
+    _run(
+        [
+            pg_tool("pg_dump"),
+            *args,
+            "--format=custom",
+            "--no-owner",
+            "--file",
+            str(path),
+            database["NAME"],
+        ],
+        env,
+    )
     return path
 
 
@@ -112,8 +122,19 @@ def database_load(*, database: dict, path: Path) -> None:
             f"database {database['NAME']!r} is not empty: restore into a new one (createdb)"
         )
     args, env = _pg_args(database)
-    _run([pg_tool("pg_restore"), *args, "--no-owner", "--exit-on-error", "--single-transaction",
-          "--dbname", database["NAME"], str(path)], env)  # fmt: skip
+    _run(
+        [
+            pg_tool("pg_restore"),
+            *args,
+            "--no-owner",
+            "--exit-on-error",
+            "--single-transaction",
+            "--dbname",
+            database["NAME"],
+            str(path),
+        ],
+        env,
+    )
 
 
 def _pg_tables(database: dict) -> int:
@@ -121,10 +142,12 @@ def _pg_tables(database: dict) -> int:
     import psycopg
 
     with psycopg.connect(
-        host=database.get("HOST") or "localhost", port=database.get("PORT") or 5432,
-        user=database.get("USER") or None, password=database.get("PASSWORD") or None,
+        host=database.get("HOST") or "localhost",
+        port=database.get("PORT") or 5432,
+        user=database.get("USER") or None,
+        password=database.get("PASSWORD") or None,
         dbname=database["NAME"],
-    ) as db:  # fmt: skip
+    ) as db:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
         return db.execute(query).fetchone()[0]
 

@@ -17,11 +17,20 @@ from django.db.migrations import AddIndex, RemoveIndex, RunPython
 from django.utils import timezone
 
 # app_label.model_name of the tables that grow with the customer base and its history.
-BIG_TABLES = frozenset({
-    "crm.customer", "crm.externalidentity", "crm.consent", "crm.event", "crm.order",
-    "crm.orderline", "crm.segmentmembership", "crm.customerscore", "crm.recommendation",
-    "campaigns.message",
-})  # fmt: skip
+BIG_TABLES = frozenset(
+    {
+        "crm.customer",
+        "crm.externalidentity",
+        "crm.consent",
+        "crm.event",
+        "crm.order",
+        "crm.orderline",
+        "crm.segmentmembership",
+        "crm.customerscore",
+        "crm.recommendation",
+        "campaigns.message",
+    }
+)
 
 
 def _postgres(schema_editor) -> bool:

@@ -64,17 +64,25 @@ def redis_service(*, port: int, data_dir: Path) -> Service:
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(binary),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
         # The broker holds queued sends and training jobs: append-only persistence, so a restart
         # loses at most a second of enqueues (and the ledgers in the database recover those).
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "60 1000",
-        "--daemonize", "no",
-        "--loglevel", "warning",
-    ]  # fmt: skip
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "60 1000",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
     return Service("redis", argv)
 
 
@@ -95,40 +103,60 @@ def celery_bin() -> str:
 
 def worker_service(*, queues: list[str], concurrency: int, name: str = "all") -> Service:
     argv = [
-        celery_bin(), "-A", "workers", "worker",
-        "-Q", ",".join(queues),
-        "--concurrency", str(concurrency),
-        "--hostname", f"{name}@%h",
-        "--loglevel", "INFO",
+        celery_bin(),
+        "-A",
+        "workers",
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
         # One worker per machine here: no neighbours to synchronise with at start-up.
-        "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
+        "--without-mingle",
+        "--without-gossip",
+    ]
     return Service(f"worker:{name}", argv)
 
 
 def beat_service(*, data_dir: Path) -> Service:
     argv = [
-        celery_bin(), "-A", "workers", "beat",
-        "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-        "--pidfile", str(data_dir / "celerybeat.pid"),
-        "--loglevel", "INFO",
-    ]  # fmt: skip
+        celery_bin(),
+        "-A",
+        "workers",
+        "beat",
+        "--scheduler",
+        "django_celery_beat.schedulers:DatabaseScheduler",
+        "--pidfile",
+        str(data_dir / "celerybeat.pid"),
+        "--loglevel",
+        "INFO",
+    ]
     return Service("beat", argv)
 
 
 def web_service(*, host: str, port: int, workers: int) -> Service:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     argv = [
-        gunicorn, "marketing_ai.wsgi:application",
-        "--bind", f"{host}:{port}",
-        "--workers", str(workers),
+        gunicorn,
+        "marketing_ai.wsgi:application",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
         # Two threads a process: with four, threads waiting for the interpreter lock made the
-        # latency's tail (bench/serving.py: the server's own p99 18 ms at 2 x 4, 12 ms at 4 x 2).
-        "--threads", "2",
-        "--access-logfile", "-",
-        "--graceful-timeout", "10",
+        # latency's tail (bench/serving.py).
+        "--threads",
+        "2",
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "10",
         "--no-control-socket",  # one per user by default: two installations would collide
-    ]  # fmt: skip
+    ]
     return Service("web", argv)
 
 

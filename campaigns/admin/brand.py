@@ -15,8 +15,12 @@ class BrandRulesAdmin(WorkspaceScopedAdmin):
     list_display = ["workspace", "brand_name", "language", "updated_at"]
     fieldsets = [
         (None, {"fields": ["workspace", "brand_name", "tone", "language"]}),
-        ("Words", {"fields": ["banned_words", "banned_claims", "required_phrases",
-                              "allowed_terms"]}),
-        ("Lengths (characters)", {"fields": ["max_subject", "max_preheader", "max_body",
-                                             "max_sms"]}),
-    ]  # fmt: skip
+        (
+            "Words",
+            {"fields": ["banned_words", "banned_claims", "required_phrases", "allowed_terms"]},
+        ),
+        (
+            "Lengths (characters)",
+            {"fields": ["max_subject", "max_preheader", "max_body", "max_sms"]},
+        ),
+    ]

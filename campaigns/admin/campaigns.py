@@ -51,8 +51,17 @@ def available_actions(campaign: Campaign) -> list[tuple[str, str]]:
 class VariantInline(admin.StackedInline):
     model = Variant
     extra = 0
-    fields = ["name", "subject", "preheader", "body_html", "body_text", "weight", "status",
-              "approved_at", "written_by"]  # fmt: skip
+    fields = [
+        "name",
+        "subject",
+        "preheader",
+        "body_html",
+        "body_text",
+        "weight",
+        "status",
+        "approved_at",
+        "written_by",
+    ]
     readonly_fields = ["status", "approved_at", "written_by"]
 
     @admin.display(description="written by")
@@ -105,11 +114,29 @@ class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = [
-            "workspace", "name", "channel", "from_email", "include_segments", "exclude_segments",
-            "consent_rule", "frequency_cap", "frequency_days", "timing", "send_at", "local_date",
-            "local_time", "quiet_start", "quiet_end", "goal_event", "attribution_days",
-            "holdout_percent", "seed", "ab_test_percent", "ab_metric", "ab_wait_hours",
-        ]  # fmt: skip
+            "workspace",
+            "name",
+            "channel",
+            "from_email",
+            "include_segments",
+            "exclude_segments",
+            "consent_rule",
+            "frequency_cap",
+            "frequency_days",
+            "timing",
+            "send_at",
+            "local_date",
+            "local_time",
+            "quiet_start",
+            "quiet_end",
+            "goal_event",
+            "attribution_days",
+            "holdout_percent",
+            "seed",
+            "ab_test_percent",
+            "ab_metric",
+            "ab_wait_hours",
+        ]
         widgets = {"from_email": forms.TextInput(attrs={"size": 50})}
 
     def clean(self):
@@ -131,14 +158,40 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     change_form_template = "admin/campaigns/campaign/change_form.html"
     fieldsets = [
         (None, {"fields": ["workspace", "name", "channel", "status", "from_email"]}),
-        ("Audience", {"fields": ["include_segments", "exclude_segments", "consent_rule",
-                                 "frequency_cap", "frequency_days"]}),
-        ("Schedule", {"fields": ["timing", "send_at", "local_date", "local_time", "quiet_start",
-                                 "quiet_end"]}),
+        (
+            "Audience",
+            {
+                "fields": [
+                    "include_segments",
+                    "exclude_segments",
+                    "consent_rule",
+                    "frequency_cap",
+                    "frequency_days",
+                ]
+            },
+        ),
+        (
+            "Schedule",
+            {
+                "fields": [
+                    "timing",
+                    "send_at",
+                    "local_date",
+                    "local_time",
+                    "quiet_start",
+                    "quiet_end",
+                ]
+            },
+        ),
         ("Measurement", {"fields": ["goal_event", "attribution_days", "holdout_percent", "seed"]}),
-        ("A/B test", {"fields": ["ab_test_percent", "ab_metric", "ab_wait_hours", "winner"],
-                      "classes": ["collapse"]}),
-    ]  # fmt: skip
+        (
+            "A/B test",
+            {
+                "fields": ["ab_test_percent", "ab_metric", "ab_wait_hours", "winner"],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None or obj.status == Campaign.Status.DRAFT:
@@ -176,8 +229,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
 
     def get_queryset(self, request):
         # The list's delivery column, counted in the list query rather than once per row.
-        counted = {f"n_{state}": Count("messages", filter=Q(messages__state=state))
-                   for state in Message.State.values}  # fmt: skip
+        counted = {
+            f"n_{state}": Count("messages", filter=Q(messages__state=state))
+            for state in Message.State.values
+        }
         return super().get_queryset(request).annotate(**counted)
 
     @admin.display(description="Delivery")
@@ -186,17 +241,22 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             counts = {state: getattr(obj, f"n_{state}") for state in Message.State.values}
         else:
             counts = dict(
-                Message.objects.filter(campaign=obj).values_list("state")
-                .annotate(n=Count("id")).order_by()
-            )  # fmt: skip
+                Message.objects.filter(campaign=obj)
+                .values_list("state")
+                .annotate(n=Count("id"))
+                .order_by()
+            )
         total = sum(counts.values())
         if not total:
             return "-"
         done = total - counts.get("queued", 0) - counts.get("sending", 0)
         return format_html(
             '<progress value="{}" max="{}"></progress> {} sent, {} failed',
-            done, total, counts.get("sent", 0), counts.get("failed", 0),
-        )  # fmt: skip
+            done,
+            total,
+            counts.get("sent", 0),
+            counts.get("failed", 0),
+        )
 
     # --- extra pages ------------------------------------------------------------------------
 
@@ -205,16 +265,26 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         # Launch, pause, cancel, approve... and generating variants change the campaign; the
         # preview shows for view but its test send (POST) needs change.
         return [
-            path("<int:pk>/act/<str:action>/", view(self.act, "change"),
-                 name="campaigns_campaign_act"),
-            path("<int:pk>/preview/", view(self.preview, "view", write_action="change"),
-                 name="campaigns_campaign_preview"),
-            path("<int:pk>/results/", view(self.results, "view"),
-                 name="campaigns_campaign_results"),
-            path("<int:pk>/generate/", view(self.generate, "change"),
-                 name="campaigns_campaign_generate"),
+            path(
+                "<int:pk>/act/<str:action>/",
+                view(self.act, "change"),
+                name="campaigns_campaign_act",
+            ),
+            path(
+                "<int:pk>/preview/",
+                view(self.preview, "view", write_action="change"),
+                name="campaigns_campaign_preview",
+            ),
+            path(
+                "<int:pk>/results/", view(self.results, "view"), name="campaigns_campaign_results"
+            ),
+            path(
+                "<int:pk>/generate/",
+                view(self.generate, "change"),
+                name="campaigns_campaign_generate",
+            ),
             *super().get_urls(),
-        ]  # fmt: skip
+        ]
 
     def _campaign(self, request: HttpRequest, pk: int) -> Campaign:
         return get_object_or_404(self.get_queryset(request), pk=pk)
@@ -273,16 +343,21 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     def preview(self, request: HttpRequest, pk: int):
         campaign = self._campaign(request, pk)
         variants = list(campaign.variants.order_by("name"))
-        variant = next((v for v in variants if str(v.pk) == request.GET.get("variant")),
-                       variants[0] if variants else None)  # fmt: skip
+        variant = next(
+            (v for v in variants if str(v.pk) == request.GET.get("variant")),
+            variants[0] if variants else None,
+        )
         who = (request.GET.get("customer") or "").strip()
         customers = Customer.objects.filter(workspace=campaign.workspace, erased_at__isnull=True)
         # An id in ASCII digits within bigint ("²".isdigit() is True, then the query fails),
         # anything else an e-mail address; nothing, the first customer with one.
-        customer = (customers.filter(pk=validation.identifier(who)).first()
-                    if validation.is_identifier(who)
-                    else customers.filter(email=who.lower()).first() if who
-                    else customers.exclude(email=None).order_by("pk").first())  # fmt: skip
+        customer = (
+            customers.filter(pk=validation.identifier(who)).first()
+            if validation.is_identifier(who)
+            else customers.filter(email=who.lower()).first()
+            if who
+            else customers.exclude(email=None).order_by("pk").first()
+        )
         rendered, error = None, ""
         if variant and customer:
             try:
@@ -294,11 +369,17 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         if request.method == "POST" and rendered is not None:
             self._test_send(request, campaign, rendered, request.POST.get("address", ""))
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
-            "title": f"Preview: {campaign.name}", "campaign": campaign, "variants": variants,
-            "variant": variant, "customer": customer, "who": who, "rendered": rendered,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Preview: {campaign.name}",
+            "campaign": campaign,
+            "variants": variants,
+            "variant": variant,
+            "customer": customer,
+            "who": who,
+            "rendered": rendered,
             "error": error,
-        }  # fmt: skip
+        }
         return TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
 
     def generate(self, request: HttpRequest, pk: int):
@@ -309,8 +390,9 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             params = dict(form.cleaned_data)
             params["products"] = [p for p in re.split(r"[\s,]+", params["products"]) if p]
             try:
-                run = copy.copy_generation_start(campaign=campaign, params=params,
-                                                 user=request.user)  # fmt: skip
+                run = copy.copy_generation_start(
+                    campaign=campaign, params=params, user=request.user
+                )
             except copy.BriefError as exc:
                 for field, problems in exc.errors.items():
                     for problem in problems:
@@ -325,10 +407,13 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             kind=copy.GENERATE_COPY, workspace=campaign.workspace, params__campaign=campaign.pk
         ).order_by("-created_at")[:5]
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
-            "title": f"Generate variants: {campaign.name}", "campaign": campaign, "form": form,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Generate variants: {campaign.name}",
+            "campaign": campaign,
+            "form": form,
             "runs": runs,
-        }  # fmt: skip
+        }
         return TemplateResponse(request, "admin/campaigns/campaign/generate.html", context)
 
     def _test_send(self, request, campaign: Campaign, rendered, address: str) -> None:
@@ -336,9 +421,15 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         if "@" not in address:
             messages.error(request, "Give an e-mail address for the test send.")
             return
-        outgoing = Outgoing(message_id=0, token="test-send", address=address,  # noqa: S106
-                            subject=f"[TEST] {rendered.subject}", html=rendered.html,
-                            text=rendered.text, from_email=campaign.from_email)  # fmt: skip
+        outgoing = Outgoing(
+            message_id=0,
+            token="test-send",  # noqa: S106
+            address=address,
+            subject=f"[TEST] {rendered.subject}",
+            html=rendered.html,
+            text=rendered.text,
+            from_email=campaign.from_email,
+        )
         try:
             EmailChannel().build(outgoing).send(fail_silently=False)
         except Exception as exc:  # the mail server's answer is what staff need to see
@@ -357,12 +448,17 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         if stats["holdout"]:
             h = stats["holdout"]["conversions"]
             chart_rows["conversions"].append(("Holdout", h["rate"], h["ci95"]))
-        svg = {key: charts.rate_bars(rows, title=f"{key.title()} rate (95% interval)")
-               for key, rows in chart_rows.items()}  # fmt: skip
+        svg = {
+            key: charts.rate_bars(rows, title=f"{key.title()} rate (95% interval)")
+            for key, rows in chart_rows.items()
+        }
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
-            "title": f"Results: {campaign.name}", "campaign": campaign, "stats": stats,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Results: {campaign.name}",
+            "campaign": campaign,
+            "stats": stats,
             "charts": [svg["conversions"], svg["clicks"], svg["opens"]],
             "refresh": campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.SENDING),
-        }  # fmt: skip
+        }
         return TemplateResponse(request, "admin/campaigns/campaign/results.html", context)

@@ -21,15 +21,45 @@ class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = [
-            "id", "name", "channel", "status", "include_segments", "exclude_segments",
-            "consent_rule", "goal_event", "attribution_days", "holdout_percent", "timing",
-            "send_at", "local_date", "local_time", "quiet_start", "quiet_end", "frequency_cap",
-            "frequency_days", "ab_test_percent", "ab_metric", "ab_wait_hours", "winner",
-            "ab_result", "from_email", "seed", "launched_at", "finished_at", "created_at",
+            "id",
+            "name",
+            "channel",
+            "status",
+            "include_segments",
+            "exclude_segments",
+            "consent_rule",
+            "goal_event",
+            "attribution_days",
+            "holdout_percent",
+            "timing",
+            "send_at",
+            "local_date",
+            "local_time",
+            "quiet_start",
+            "quiet_end",
+            "frequency_cap",
+            "frequency_days",
+            "ab_test_percent",
+            "ab_metric",
+            "ab_wait_hours",
+            "winner",
+            "ab_result",
+            "from_email",
+            "seed",
+            "launched_at",
+            "finished_at",
+            "created_at",
             "updated_at",
-        ]  # fmt: skip
-        read_only_fields = ["status", "winner", "ab_result", "launched_at", "finished_at",
-                            "created_at", "updated_at"]  # fmt: skip
+        ]
+        read_only_fields = [
+            "status",
+            "winner",
+            "ab_result",
+            "launched_at",
+            "finished_at",
+            "created_at",
+            "updated_at",
+        ]
 
     def validate_name(self, value: str) -> str:
         others = Campaign.objects.filter(workspace=self.context["workspace"], name=value)
@@ -52,8 +82,20 @@ class VariantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Variant
-        fields = ["id", "name", "subject", "preheader", "body_html", "body_text", "weight",
-                  "status", "approved_at", "provenance", "created_at", "updated_at"]  # fmt: skip
+        fields = [
+            "id",
+            "name",
+            "subject",
+            "preheader",
+            "body_html",
+            "body_text",
+            "weight",
+            "status",
+            "approved_at",
+            "provenance",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["status", "approved_at", "created_at", "updated_at"]
 
     def validate_name(self, value: str) -> str:
@@ -72,9 +114,25 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = ["id", "token", "customer", "variant", "holdout", "ab_test", "state", "reason",
-                  "attempts", "send_at", "sent_at", "address", "provider_id", "opened_at",
-                  "clicked_at", "converted_at", "revenue"]  # fmt: skip
+        fields = [
+            "id",
+            "token",
+            "customer",
+            "variant",
+            "holdout",
+            "ab_test",
+            "state",
+            "reason",
+            "attempts",
+            "send_at",
+            "sent_at",
+            "address",
+            "provider_id",
+            "opened_at",
+            "clicked_at",
+            "converted_at",
+            "revenue",
+        ]
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -84,10 +142,13 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     # Write-only: whoever holds the secret can sign a body as us, and a campaigns:read key must
     # not be able to. It is shown once, in the answer that set it (WebhookEndpointWithSecret).
     secret = serializers.CharField(
-        required=False, max_length=100, min_length=16, write_only=True,
+        required=False,
+        max_length=100,
+        min_length=16,
+        write_only=True,
         help_text="signing key for X-Marketing-AI-Signature; 40 random characters when left out. "
-                  "Never shown again after the answer of the request that set it.",
-    )  # fmt: skip
+        "Never shown again after the answer of the request that set it.",
+    )
 
     class Meta:
         model = WebhookEndpoint
@@ -115,5 +176,16 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "event", "event_id", "payload", "state", "attempts", "next_attempt_at",
-                  "status_code", "error", "created_at", "delivered_at"]  # fmt: skip
+        fields = [
+            "id",
+            "event",
+            "event_id",
+            "payload",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "status_code",
+            "error",
+            "created_at",
+            "delivered_at",
+        ]

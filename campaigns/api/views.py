@@ -183,9 +183,11 @@ class VariantDetailApi(VariantApi):
     def patch(self, request, pk, variant_pk):
         variant = self.variant(pk, variant_pk)
         serializer = VariantSerializer(
-            variant, data=request.data, partial=True,
+            variant,
+            data=request.data,
+            partial=True,
             context=self.context(campaign=variant.campaign),
-        )  # fmt: skip
+        )
         serializer.is_valid(raise_exception=True)
         try:
             variant = variant_update(variant=variant, fields=serializer.validated_data)
@@ -224,11 +226,13 @@ class WebhookListApi(CampaignsApi):
         ],
         responses=inline_serializer(
             "WebhooksPage",
-            {"next": serializers.URLField(allow_null=True),
-             "previous": serializers.URLField(allow_null=True),
-             "results": WebhookEndpointSerializer(many=True)},
+            {
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": WebhookEndpointSerializer(many=True),
+            },
         ),
-    )  # fmt: skip
+    )
     def get(self, request):
         rows = WebhookEndpoint.objects.filter(workspace=self.workspace)
         return self.paginate(rows, lambda page: WebhookEndpointSerializer(page, many=True).data)
@@ -285,8 +289,12 @@ class WebhookDeliveriesApi(WebhookApi):
 
 class ContentGenerateRequest(serializers.Serializer):
     campaign = id_field()
-    products = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1,
-                                     max_length=5, help_text="SKUs or product ids")  # fmt: skip
+    products = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        min_length=1,
+        max_length=5,
+        help_text="SKUs or product ids",
+    )
     goal = serializers.CharField(required=False, allow_blank=True, max_length=500)
     tone = serializers.CharField(required=False, allow_blank=True, max_length=100)
     language = serializers.ChoiceField(choices=sorted(copywriter.LANGUAGES), required=False)

@@ -92,13 +92,22 @@ class EmailChannel(Channel):
         message_id = headers.pop("Message-ID")
         try:
             data = mime.build(
-                sender=header_from, to=outgoing.address, subject=outgoing.subject,
-                text=outgoing.text, html=outgoing.html, message_id=message_id,
-                boundary=outgoing.token, headers=headers,
-            )  # fmt: skip
-            recipient = (outgoing.address if mime.PLAIN.fullmatch(outgoing.address)
-                         else sanitize_address(outgoing.address, "utf-8"))  # fmt: skip
+                sender=header_from,
+                to=outgoing.address,
+                subject=outgoing.subject,
+                text=outgoing.text,
+                html=outgoing.html,
+                message_id=message_id,
+                boundary=outgoing.token,
+                headers=headers,
+            )
+            recipient = (
+                outgoing.address
+                if mime.PLAIN.fullmatch(outgoing.address)
+                else sanitize_address(outgoing.address, "utf-8")
+            )
         except ValueError as exc:  # a line break in a header, an unusable address
             return Outcome("failed", f"cannot build the message: {exc}")
-        return self.backend.send_bytes(sender=envelope_from, recipients=[recipient], data=data,
-                                       hand_off=hand_off)  # fmt: skip
+        return self.backend.send_bytes(
+            sender=envelope_from, recipients=[recipient], data=data, hand_off=hand_off
+        )

@@ -42,8 +42,12 @@ class HttpChannel(Channel):
         self.session.close()
 
     def payload(self, outgoing: Outgoing) -> dict:
-        return {"id": outgoing.token, "to": outgoing.address, "text": outgoing.text,
-                **outgoing.metadata}  # fmt: skip
+        return {
+            "id": outgoing.token,
+            "to": outgoing.address,
+            "text": outgoing.text,
+            **outgoing.metadata,
+        }
 
     def send(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
         if not self.url:

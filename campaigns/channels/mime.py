@@ -44,8 +44,17 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(normalised, istext=True).replace(b"\n", b"\r\n")
 
 
-def build(*, sender: str, to: str, subject: str, text: str, html: str, message_id: str,
-          boundary: str, headers: dict | None = None) -> bytes:  # fmt: skip
+def build(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    boundary: str,
+    headers: dict | None = None,
+) -> bytes:
     """The message as bytes with CRLF line ends; `sender` must already be `address()`-ed."""
     lines = [
         f"From: {sender}",
@@ -71,9 +80,15 @@ def build(*, sender: str, to: str, subject: str, text: str, html: str, message_i
         *plain,
         "",
     ]
-    return b"".join([
-        "\r\n".join(lines).encode(), b"\r\n", _qp(text), b"\r\n",
-        f"--{mark}\r\nContent-Type: text/html; charset=utf-8\r\n"
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode(),
-        _qp(html), f"\r\n--{mark}--\r\n".encode(),
-    ])  # fmt: skip
+    return b"".join(
+        [
+            "\r\n".join(lines).encode(),
+            b"\r\n",
+            _qp(text),
+            b"\r\n",
+            f"--{mark}\r\nContent-Type: text/html; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode(),
+            _qp(html),
+            f"\r\n--{mark}--\r\n".encode(),
+        ]
+    )

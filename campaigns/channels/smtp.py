@@ -48,8 +48,9 @@ class EmailBackend(DjangoSMTPBackend):
             hand_off=hand_off,
         )
 
-    def send_bytes(self, *, sender: str, recipients: list[str], data: bytes,
-                   hand_off: HandOff) -> Outcome:  # fmt: skip
+    def send_bytes(
+        self, *, sender: str, recipients: list[str], data: bytes, hand_off: HandOff
+    ) -> Outcome:
         """MAIL / RCPT / DATA with `data` (a complete message), "." after the hand-off."""
         try:
             if self.connection is None:

@@ -43,18 +43,36 @@ def ab_decide(*, campaign: Campaign, now: datetime) -> dict:
     for row in rows:
         low, high = wilson_interval(row["hits"], row["sent"])
         rate = row["hits"] / row["sent"] if row["sent"] else 0.0
-        table.append({
-            "variant": row["variant__name"], "variant_id": row["variant_id"], "sent": row["sent"],
-            "hits": row["hits"], "rate": rate, "ci95": [low, high],
-        })  # fmt: skip
+        table.append(
+            {
+                "variant": row["variant__name"],
+                "variant_id": row["variant_id"],
+                "sent": row["sent"],
+                "hits": row["hits"],
+                "rate": rate,
+                "ci95": [low, high],
+            }
+        )
     if not table:  # nothing of the test went out: fall back to the first approved variant
         first = campaign.variants.filter(status="approved").order_by("name").first()
-        table = [{"variant": first.name, "variant_id": first.pk, "sent": 0, "hits": 0,
-                  "rate": 0.0, "ci95": [0.0, 1.0]}]  # fmt: skip
+        table = [
+            {
+                "variant": first.name,
+                "variant_id": first.pk,
+                "sent": 0,
+                "hits": 0,
+                "rate": 0.0,
+                "ci95": [0.0, 1.0],
+            }
+        ]
     table.sort(key=lambda r: (-r["rate"], r["variant"]))
     winner = table[0]
-    result = {"metric": campaign.ab_metric, "decided_at": now.isoformat(), "variants": table,
-              "winner": winner["variant"]}  # fmt: skip
+    result = {
+        "metric": campaign.ab_metric,
+        "decided_at": now.isoformat(),
+        "variants": table,
+        "winner": winner["variant"],
+    }
     Campaign.objects.filter(pk=campaign.pk).update(winner_id=winner["variant_id"], ab_result=result)
     Message.objects.filter(
         campaign=campaign, variant__isnull=True, holdout=False, state=Message.State.QUEUED

@@ -39,8 +39,9 @@ def brand_rules(workspace) -> tuple[guardrails.BrandRules, BrandRules]:
         allowed_terms=_lines(row.allowed_terms) + ([row.brand_name] if row.brand_name else []),
         language=row.language,
     )
-    rules.max_length.update(subject=row.max_subject, preheader=row.max_preheader,
-                            body=row.max_body, text=row.max_sms)  # fmt: skip
+    rules.max_length.update(
+        subject=row.max_subject, preheader=row.max_preheader, body=row.max_body, text=row.max_sms
+    )
     return rules, row
 
 
@@ -70,9 +71,12 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
     audience = "; ".join(s.description or s.name for s in segments)
     return copywriter.Brief(
         goal=goal,
-        products=[copywriter.Product(p.name, p.description or p.category,
-                                     float(p.price) if p.price is not None else None)
-                  for p in products],
+        products=[
+            copywriter.Product(
+                p.name, p.description or p.category, float(p.price) if p.price is not None else None
+            )
+            for p in products
+        ],
         segment=audience,
         tone=(params.get("tone") or row.tone).strip(),
         language=language,
@@ -80,7 +84,7 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
         offer=(params.get("offer") or "").strip(),
         brand=row.brand_name,
         show_prices=bool(params.get("show_prices")),
-    )  # fmt: skip
+    )
 
 
 def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> TaskRun:
@@ -120,8 +124,9 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     rounds = max(1, min(int(params.get("rounds") or 6), 8))
     catalogue, people = _catalogue_and_people(campaign.workspace)
     options = {"k": k, "rounds": rounds, "seed": seed, "temperature": 0.7, "top_p": 0.9}
-    drafts, stats = copywriter.write(model, brief, rules, catalogue=catalogue, people=people,
-                                     progress=progress, **options)  # fmt: skip
+    drafts, stats = copywriter.write(
+        model, brief, rules, catalogue=catalogue, people=people, progress=progress, **options
+    )
     created = []
     with transaction.atomic():
         taken = set(campaign.variants.values_list("name", flat=True))
@@ -132,8 +137,13 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
             taken.add(f"AI {number}")
             created.append(_store(campaign, f"AI {number}", draft, brief, model, options))
     passed = sum(d.passed for d in drafts)
-    return {"variants": [v.pk for v in created], "passed": passed, "failed": len(drafts) - passed,
-            "tokens": stats["tokens"], "seconds": round(stats["seconds"], 1)}  # fmt: skip
+    return {
+        "variants": [v.pk for v in created],
+        "passed": passed,
+        "failed": len(drafts) - passed,
+        "tokens": stats["tokens"],
+        "seconds": round(stats["seconds"], 1),
+    }
 
 
 def _store(campaign, name, draft, brief, model, options) -> Variant:
@@ -156,11 +166,14 @@ def _store(campaign, name, draft, brief, model, options) -> Variant:
     if "text" in fields:
         values = {"body_text": literal(fields["text"])}
     else:
-        values = {"subject": literal(fields["subject"]),
-                  "preheader": literal(fields["preheader"]),
-                  "body_html": copywriter.as_html(fields["body"])}  # fmt: skip
-    return Variant.objects.create(campaign=campaign, name=name, weight=1, provenance=provenance,
-                                  **values)  # fmt: skip
+        values = {
+            "subject": literal(fields["subject"]),
+            "preheader": literal(fields["preheader"]),
+            "body_html": copywriter.as_html(fields["body"]),
+        }
+    return Variant.objects.create(
+        campaign=campaign, name=name, weight=1, provenance=provenance, **values
+    )
 
 
 def variant_copy_check(variant: Variant) -> guardrails.Report | None:
@@ -170,13 +183,17 @@ def variant_copy_check(variant: Variant) -> guardrails.Report | None:
         return None
     rules, _ = brand_rules(variant.campaign.workspace)
     catalogue, people = _catalogue_and_people(variant.campaign.workspace)
-    facts = guardrails.Facts(provenance.get("brief", ""), provenance.get("brief_products", []),
-                             catalogue, people)  # fmt: skip
+    facts = guardrails.Facts(
+        provenance.get("brief", ""), provenance.get("brief_products", []), catalogue, people
+    )
     if variant.campaign.channel == "sms":
         fields = {"text": unliteral(variant.body_text)}
     else:
-        fields = {"subject": unliteral(variant.subject), "preheader": unliteral(variant.preheader),
-                  "body": _plain(variant.body_html)}  # fmt: skip
+        fields = {
+            "subject": unliteral(variant.subject),
+            "preheader": unliteral(variant.preheader),
+            "body": _plain(variant.body_html),
+        }
     return guardrails.check(fields, rules, facts)
 
 

@@ -77,9 +77,11 @@ def deliver(*, campaign_id: int, budget_seconds: float | None = None) -> dict:
                 )
     campaign_finish_if_done(campaign_id=campaign_id)
     more = Message.objects.filter(
-        campaign_id=campaign_id, state=Message.State.QUEUED, send_at__lte=timezone.now(),
+        campaign_id=campaign_id,
+        state=Message.State.QUEUED,
+        send_at__lte=timezone.now(),
         variant__isnull=False,
-    ).exists()  # fmt: skip
+    ).exists()
     return {**counts, "more": more}
 
 
@@ -98,24 +100,27 @@ class _Run:
     def chunk(self, claim, ids: list[int]) -> Counter:
         rows = list(
             Message.objects.filter(pk__in=ids, claim=claim, state=Message.State.SENDING)
-            .select_related("customer").order_by("id")
+            .select_related("customer")
+            .order_by("id")
             .only(*MESSAGE_FIELDS, *(f"customer__{f}" for f in CUSTOMER_FIELDS))
-        )  # fmt: skip
+        )
         variants = {v.pk: v for v in Variant.objects.filter(pk__in={m.variant_id for m in rows})}
         for m in rows:
             m.variant = variants[m.variant_id]
         customer_ids = [m.customer_id for m in rows]
         consent = dict(
-            Consent.objects.filter(customer_id__in=customer_ids, channel=self.consent_channel)
-            .values_list("customer_id", "status")
-        )  # fmt: skip
+            Consent.objects.filter(
+                customer_id__in=customer_ids, channel=self.consent_channel
+            ).values_list("customer_id", "status")
+        )
         addresses = {m.pk: self.channel.address_of(m.customer) for m in rows}
         suppressed = set(
             Suppression.objects.filter(
-                workspace_id=self.campaign.workspace_id, channel=self.campaign.channel,
+                workspace_id=self.campaign.workspace_id,
+                channel=self.campaign.channel,
                 address__in=[a for a in addresses.values() if a],
             ).values_list("address", flat=True)
-        )  # fmt: skip
+        )
         counts: Counter = Counter()
         for message in rows:
             if not self.limiter.take(self.deadline):
@@ -123,8 +128,9 @@ class _Run:
             address = addresses[message.pk]
             reason = self._unsendable(message, address, consent, suppressed)
             if reason:
-                ledger.finish_unsent(message_id=message.pk, claim=claim,
-                                     state=Message.State.SKIPPED, reason=reason)  # fmt: skip
+                ledger.finish_unsent(
+                    message_id=message.pk, claim=claim, state=Message.State.SKIPPED, reason=reason
+                )
                 counts["skipped"] += 1
                 continue
             counts[self.send_one(message, claim, address)] += 1
@@ -152,15 +158,27 @@ class _Run:
                 message_token=token if self.campaign.channel == "email" else None,
             )
         except Exception as exc:  # a template that fails for this customer fails this message
-            ledger.finish_unsent(message_id=message.pk, claim=claim, state=Message.State.FAILED,
-                                 reason=f"render: {type(exc).__name__}: {exc}")  # fmt: skip
+            ledger.finish_unsent(
+                message_id=message.pk,
+                claim=claim,
+                state=Message.State.FAILED,
+                reason=f"render: {type(exc).__name__}: {exc}",
+            )
             return "failed"
         outgoing = Outgoing(
-            message_id=message.pk, token=token, address=address, subject=rendered.subject,
-            html=rendered.html, text=rendered.text, from_email=self.campaign.from_email,
-            metadata={"campaign": self.campaign.pk, "variant": message.variant.name,
-                      "unsubscribe_url": unsubscribe_url},
-        )  # fmt: skip
+            message_id=message.pk,
+            token=token,
+            address=address,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            from_email=self.campaign.from_email,
+            metadata={
+                "campaign": self.campaign.pk,
+                "variant": message.variant.name,
+                "unsubscribe_url": unsubscribe_url,
+            },
+        )
         provider_id = f"<{token}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
         now = timezone.now()
 
@@ -168,15 +186,22 @@ class _Run:
             data = _message_data(message, address, now)
             for endpoint in self.on_sent:  # create(): no atomic block inside our transaction
                 endpoint.deliveries.create(
-                    event="message.sent", message_id=message.pk, next_attempt_at=now,
+                    event="message.sent",
+                    message_id=message.pk,
+                    next_attempt_at=now,
                     payload={"type": "message.sent", "created": now.isoformat(), "data": data},
-                )  # fmt: skip
+                )
 
         def hand_off(point_of_no_return, known_id: str = "") -> None:
-            ledger.hand_off(message_id=message.pk, claim=claim, sent_at=now, address=address,
-                            provider_id=known_id or provider_id,
-                            point_of_no_return=point_of_no_return,
-                            also=outbox if self.on_sent else None)  # fmt: skip
+            ledger.hand_off(
+                message_id=message.pk,
+                claim=claim,
+                sent_at=now,
+                address=address,
+                provider_id=known_id or provider_id,
+                point_of_no_return=point_of_no_return,
+                also=outbox if self.on_sent else None,
+            )
 
         try:
             outcome = self.channel.send(outgoing, hand_off)
@@ -192,34 +217,47 @@ class _Run:
             webhook_withdraw(message_id=message.pk, event="message.sent")
         if outcome.kind == "retry" and message.attempts < settings.CAMPAIGN_MAX_ATTEMPTS:
             delay = ledger.retry_delay(
-                message.attempts, base=settings.CAMPAIGN_RETRY_BASE_SECONDS,
+                message.attempts,
+                base=settings.CAMPAIGN_RETRY_BASE_SECONDS,
                 cap=settings.CAMPAIGN_RETRY_MAX_SECONDS,
-            )  # fmt: skip
+            )
             if outcome.retry_after:
                 delay = max(delay, timedelta(seconds=outcome.retry_after))
             retry_at = timezone.now() + delay
             if outcome.after_hand_off:
-                ledger.revert_sent(message_id=message.pk, claim=claim, retry_at=retry_at,
-                                   reason=outcome.reason)  # fmt: skip
+                ledger.revert_sent(
+                    message_id=message.pk, claim=claim, retry_at=retry_at, reason=outcome.reason
+                )
             else:
-                ledger.retry_later(message_id=message.pk, claim=claim, retry_at=retry_at,
-                                   reason=outcome.reason)  # fmt: skip
+                ledger.retry_later(
+                    message_id=message.pk, claim=claim, retry_at=retry_at, reason=outcome.reason
+                )
             return "retried"
         reason = outcome.reason
         if outcome.kind == "retry":
             reason = f"gave up after {message.attempts} attempts: {reason}"
-        ledger.finish_unsent(message_id=message.pk, claim=claim, state=Message.State.FAILED,
-                             reason=reason, from_state=from_state)  # fmt: skip
+        ledger.finish_unsent(
+            message_id=message.pk,
+            claim=claim,
+            state=Message.State.FAILED,
+            reason=reason,
+            from_state=from_state,
+        )
         if outcome.suppress and address:
             Suppression.objects.get_or_create(
-                workspace_id=self.campaign.workspace_id, channel=self.campaign.channel,
+                workspace_id=self.campaign.workspace_id,
+                channel=self.campaign.channel,
                 address=address,
                 defaults={"reason": Suppression.Reason.BOUNCED, "note": reason[:300]},
-            )  # fmt: skip
+            )
         if self.on_failed:
-            webhook_emit(workspace_id=self.campaign.workspace_id, event="message.failed",
-                         data={**_message_data(message, address, timezone.now()), "reason": reason},
-                         message_id=message.pk, endpoints=self.on_failed)  # fmt: skip
+            webhook_emit(
+                workspace_id=self.campaign.workspace_id,
+                event="message.failed",
+                data={**_message_data(message, address, timezone.now()), "reason": reason},
+                message_id=message.pk,
+                endpoints=self.on_failed,
+            )
         return "failed"
 
 

@@ -17,14 +17,22 @@ from crm.services.customers import consent_set
 
 def _event(message: Message, kind: str, **properties) -> None:
     Event.objects.bulk_create(
-        [Event(workspace_id=message.campaign.workspace_id, customer_id=message.customer_id,
-               type=kind, occurred_at=timezone.now(),
-               properties={"campaign": message.campaign_id,
-                           "variant": message.variant.name if message.variant else None,
-                           **properties},
-               idempotency_key=f"{kind}:{message.token.hex}")],
+        [
+            Event(
+                workspace_id=message.campaign.workspace_id,
+                customer_id=message.customer_id,
+                type=kind,
+                occurred_at=timezone.now(),
+                properties={
+                    "campaign": message.campaign_id,
+                    "variant": message.variant.name if message.variant else None,
+                    **properties,
+                },
+                idempotency_key=f"{kind}:{message.token.hex}",
+            )
+        ],
         ignore_conflicts=True,
-    )  # fmt: skip
+    )
 
 
 def message_opened(*, message: Message) -> bool:
@@ -73,16 +81,26 @@ def message_unsubscribe(*, message: Message, source: str) -> bool:
     """Withdraws consent for the message's channel; False if it was already withdrawn, bounced
     or complained (those stay as they are: the address gets no mail either way)."""
     channel = CONSENT_CHANNEL[message.campaign.channel]
-    changed = _public_consent_set(message=message, channel=channel,
-                                  status=Consent.Status.UNSUBSCRIBED,
-                                  source=f"{source}: campaign {message.campaign_id}")  # fmt: skip
+    changed = _public_consent_set(
+        message=message,
+        channel=channel,
+        status=Consent.Status.UNSUBSCRIBED,
+        source=f"{source}: campaign {message.campaign_id}",
+    )
     if not changed:
         return False
     _event(message, "unsubscribe", channel=channel)
-    webhook_emit(workspace_id=message.campaign.workspace_id, event="customer.unsubscribed",
-                 data={"customer": message.customer_id, "channel": channel,
-                       "campaign": message.campaign_id, "message": message.token.hex,
-                       "at": timezone.now().isoformat()})  # fmt: skip
+    webhook_emit(
+        workspace_id=message.campaign.workspace_id,
+        event="customer.unsubscribed",
+        data={
+            "customer": message.customer_id,
+            "channel": channel,
+            "campaign": message.campaign_id,
+            "message": message.token.hex,
+            "at": timezone.now().isoformat(),
+        },
+    )
     return True
 
 
@@ -116,5 +134,6 @@ def preferences_save(*, message: Message, wanted: dict[str, bool]) -> None:
                 message_unsubscribe(message=message, source="preference page")
                 continue
             status = Consent.Status.SUBSCRIBED if on else Consent.Status.UNSUBSCRIBED
-            _public_consent_set(message=message, channel=channel, status=status,
-                                source="preference page")  # fmt: skip
+            _public_consent_set(
+                message=message, channel=channel, status=status, source="preference page"
+            )

@@ -22,10 +22,18 @@ def messages_timeline(customer: Customer, limit: int) -> list[dict]:
     rows = (
         Message.objects.filter(customer=customer)
         .exclude(state=Message.State.SKIPPED, holdout=False)
-        .order_by("-send_at").values(*EXPORTED)[:limit]
-    )  # fmt: skip
-    return [{"at": row["sent_at"] or row["send_at"], "kind": "message", **row,
-             "revenue": str(row["revenue"])} for row in rows]  # fmt: skip
+        .order_by("-send_at")
+        .values(*EXPORTED)[:limit]
+    )
+    return [
+        {
+            "at": row["sent_at"] or row["send_at"],
+            "kind": "message",
+            **row,
+            "revenue": str(row["revenue"]),
+        }
+        for row in rows
+    ]
 
 
 def erase_messages(sender, customer: Customer, counts: dict, **_) -> None:

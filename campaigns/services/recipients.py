@@ -72,8 +72,12 @@ def audience(campaign: Campaign):
         since = timezone.now() - timedelta(days=campaign.frequency_days)
         recent = (
             Message.objects.filter(customer=OuterRef("pk"), state=Message.State.SENT)
-            .filter(sent_at__gte=since).order_by().values("customer").annotate(n=Count("id")).values("n")[:1]
-        )  # fmt: skip
+            .filter(sent_at__gte=since)
+            .order_by()
+            .values("customer")
+            .annotate(n=Count("id"))
+            .values("n")[:1]
+        )
         rows = rows.annotate(recent=Subquery(recent))
     return rows.order_by("id").only("id", "email", "phone", "time_zone")
 
@@ -85,9 +89,10 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
     now = timezone.now()
     variants = list(campaign.variants.filter(status=Variant.Status.APPROVED).order_by("name"))
     suppressed = set(
-        Suppression.objects.filter(workspace_id=campaign.workspace_id, channel=campaign.channel)
-        .values_list("address", flat=True)
-    )  # fmt: skip
+        Suppression.objects.filter(
+            workspace_id=campaign.workspace_id, channel=campaign.channel
+        ).values_list("address", flat=True)
+    )
     zones: dict[str, object] = {}
     default_tz = settings.CAMPAIGN_DEFAULT_TIME_ZONE
     seed = campaign.seed or 0
@@ -98,11 +103,15 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
     def due_for(tz_name: str):
         if tz_name not in zones:
             zones[tz_name] = schedule.due_time(
-                timing=campaign.timing, tz=schedule.zone(tz_name, default_tz), now=now,
-                send_at=campaign.send_at, local_date=campaign.local_date,
-                local_time=campaign.local_time, quiet_start=campaign.quiet_start,
+                timing=campaign.timing,
+                tz=schedule.zone(tz_name, default_tz),
+                now=now,
+                send_at=campaign.send_at,
+                local_date=campaign.local_date,
+                local_time=campaign.local_time,
+                quiet_start=campaign.quiet_start,
                 quiet_end=campaign.quiet_end,
-            )  # fmt: skip
+            )
         return zones[tz_name]
 
     # Read whole before writing: on PostgreSQL the rows go in by COPY on the same connection,
@@ -133,9 +142,11 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
                 not reason and unit(seed, "holdout", customer_id) < campaign.holdout_percent / 100
             )
             ab_test = bool(
-                not reason and not holdout and campaign.ab_test_percent
+                not reason
+                and not holdout
+                and campaign.ab_test_percent
                 and unit(seed, "ab", customer_id) < campaign.ab_test_percent / 100
-            )  # fmt: skip
+            )
             variant = None
             if not reason and not holdout and (ab_test or not campaign.ab_test_percent):
                 variant = pick_variant(variants, unit(seed, "variant", customer_id)).pk
@@ -150,8 +161,21 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
                 counts["ab_test"] += ab_test
             token = uuid.uuid4()
             send_at = due_for(customer.time_zone or "")
-            yield (token.hex if sqlite else token, campaign.pk, customer_id, variant, holdout,
-                   ab_test, state, reason, 0, send_at, address, "", 0)  # fmt: skip
+            yield (
+                token.hex if sqlite else token,
+                campaign.pk,
+                customer_id,
+                variant,
+                holdout,
+                ab_test,
+                state,
+                reason,
+                0,
+                send_at,
+                address,
+                "",
+                0,
+            )
 
     with transaction.atomic():
         insert_rows(Message, COLUMNS, rows())

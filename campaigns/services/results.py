@@ -29,26 +29,31 @@ def attribute_conversions(*, campaign: Campaign) -> int:
     """Marks newly converted messages (with revenue), emits `message.converted`; returns count."""
     window = timedelta(days=campaign.attribution_days)
     events = Event.objects.filter(
-        customer_id=OuterRef("customer_id"), type=campaign.goal_event,
-        occurred_at__gte=OuterRef("ref"), occurred_at__lte=OuterRef("ref_end"),
-    )  # fmt: skip
+        customer_id=OuterRef("customer_id"),
+        type=campaign.goal_event,
+        occurred_at__gte=OuterRef("ref"),
+        occurred_at__lte=OuterRef("ref_end"),
+    )
     money = DecimalField(max_digits=14, decimal_places=2)
     revenue = (
-        events.order_by().values("customer_id")
+        events.order_by()
+        .values("customer_id")
         .annotate(total=Sum(Cast(KeyTextTransform("total", "properties"), money)))
         .values("total")[:1]
-    )  # fmt: skip
+    )
     candidates = (
         Message.objects.filter(campaign=campaign, converted_at__isnull=True)
         .filter(Q(state=Message.State.SENT) | Q(holdout=True))
         .annotate(ref=Coalesce(F("sent_at"), F("send_at")))
         .annotate(ref_end=Coalesce(F("clicked_at"), F("ref")) + window)
         .filter(ref__lte=timezone.now())
-        .annotate(first=Subquery(events.order_by("occurred_at").values("occurred_at")[:1]),
-                  amount=Subquery(revenue))
+        .annotate(
+            first=Subquery(events.order_by("occurred_at").values("occurred_at")[:1]),
+            amount=Subquery(revenue),
+        )
         .filter(first__isnull=False)
         .select_related("variant")
-    )  # fmt: skip
+    )
     converted = list(candidates)
     if not converted:
         return 0
@@ -59,12 +64,20 @@ def attribute_conversions(*, campaign: Campaign) -> int:
         Message.objects.bulk_update(converted, ["converted_at", "revenue"], batch_size=1000)
         for m in converted:
             if hooks and not m.holdout:
-                webhook_emit(workspace_id=campaign.workspace_id, event="message.converted",
-                             data={"message": m.token.hex, "campaign": campaign.pk,
-                                   "variant": m.variant.name if m.variant else None,
-                                   "customer": m.customer_id, "at": m.first.isoformat(),
-                                   "revenue": f"{Decimal(m.revenue):.2f}"},
-                             message_id=m.pk, endpoints=hooks)  # fmt: skip
+                webhook_emit(
+                    workspace_id=campaign.workspace_id,
+                    event="message.converted",
+                    data={
+                        "message": m.token.hex,
+                        "campaign": campaign.pk,
+                        "variant": m.variant.name if m.variant else None,
+                        "customer": m.customer_id,
+                        "at": m.first.isoformat(),
+                        "revenue": f"{Decimal(m.revenue):.2f}",
+                    },
+                    message_id=m.pk,
+                    endpoints=hooks,
+                )
     return len(converted)
 
 
@@ -93,12 +106,16 @@ def _shape(fig: dict, *, measured_on: str) -> dict:
     base = fig["sent"] if measured_on == "sent" else fig["n"]
     low, high = experiment.mean_interval(fig["revenue"], fig["revenue_sq"], fig["n"])
     return {
-        "recipients": fig["n"], "sent": fig["sent"], "failed": fig["failed"],
-        "opens": _rate(fig["opens"], fig["sent"]), "clicks": _rate(fig["clicks"], fig["sent"]),
-        "conversions": _rate(fig["conversions"], base), "revenue": round(fig["revenue"], 2),
+        "recipients": fig["n"],
+        "sent": fig["sent"],
+        "failed": fig["failed"],
+        "opens": _rate(fig["opens"], fig["sent"]),
+        "clicks": _rate(fig["clicks"], fig["sent"]),
+        "conversions": _rate(fig["conversions"], base),
+        "revenue": round(fig["revenue"], 2),
         "revenue_per_recipient": (fig["revenue"] / fig["n"]) if fig["n"] else None,
         "revenue_per_recipient_ci95": [low, high] if fig["n"] > 1 else None,
-    }  # fmt: skip
+    }
 
 
 def campaign_stats(*, campaign: Campaign, attribute: bool = True) -> dict:
@@ -150,9 +167,11 @@ def campaign_stats(*, campaign: Campaign, attribute: bool = True) -> dict:
             "revenue_per_recipient": (
                 treated["revenue"] / treated["n"] - control["revenue"] / control["n"]
             ),
-            "revenue_per_recipient_ci95": list(experiment.mean_difference_interval(
-                (treated["revenue"], treated["revenue_sq"], treated["n"]),
-                (control["revenue"], control["revenue_sq"], control["n"]),
-            )),
-        }  # fmt: skip
+            "revenue_per_recipient_ci95": list(
+                experiment.mean_difference_interval(
+                    (treated["revenue"], treated["revenue_sq"], treated["n"]),
+                    (control["revenue"], control["revenue_sq"], control["n"]),
+                )
+            ),
+        }
     return result

@@ -27,10 +27,17 @@ def sweep() -> dict:
     )
     active = [pk for pk, status in live if status in ACTIVE]
     decided = [pk for pk in active if ab_decide_due(campaign_id=pk, now=now)]
-    due = sorted(set(
-        Message.objects.filter(campaign_id__in=active, state=Message.State.QUEUED, send_at__lte=now,
-                               variant__isnull=False)
-        .values_list("campaign_id", flat=True).distinct()
-    ))  # fmt: skip
+    due = sorted(
+        set(
+            Message.objects.filter(
+                campaign_id__in=active,
+                state=Message.State.QUEUED,
+                send_at__lte=now,
+                variant__isnull=False,
+            )
+            .values_list("campaign_id", flat=True)
+            .distinct()
+        )
+    )
     finished = [pk for pk in active if pk not in due and campaign_finish_if_done(campaign_id=pk)]
     return {"released": released, "due": due, "ab_decided": decided, "finished": finished}

@@ -41,9 +41,11 @@ def variant_approve(*, variant: Variant, user=None, sample: Customer | None = No
     customer, so template errors surface here and not at send time."""
     try:
         compiled = rendering.compile_variant(
-            subject=variant.subject, preheader=variant.preheader,
-            body_html=variant.body_html, body_text=variant.body_text,
-        )  # fmt: skip
+            subject=variant.subject,
+            preheader=variant.preheader,
+            body_html=variant.body_html,
+            body_text=variant.body_text,
+        )
         sample = (
             sample
             or Customer.objects.filter(

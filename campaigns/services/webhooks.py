@@ -22,26 +22,40 @@ BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
 
 
 def endpoints_for(workspace_id: int, event: str) -> list[WebhookEndpoint]:
-    return [e for e in WebhookEndpoint.objects.filter(workspace_id=workspace_id, active=True)
-            if e.wants(event)]  # fmt: skip
+    return [
+        e
+        for e in WebhookEndpoint.objects.filter(workspace_id=workspace_id, active=True)
+        if e.wants(event)
+    ]
 
 
 def webhook_emit(
-    *, workspace_id: int, event: str, data: dict, message_id: int | None = None,
-    endpoints: list[WebhookEndpoint] | None = None, delay: float = 0,
-) -> int:  # fmt: skip
+    *,
+    workspace_id: int,
+    event: str,
+    data: dict,
+    message_id: int | None = None,
+    endpoints: list[WebhookEndpoint] | None = None,
+    delay: float = 0,
+) -> int:
     """Queues `event` for every endpoint that subscribed to it; call inside the transaction that
     makes the change. Returns how many deliveries were queued."""
     endpoints = endpoints_for(workspace_id, event) if endpoints is None else endpoints
     if not endpoints:
         return 0
     now = timezone.now()
-    WebhookDelivery.objects.bulk_create([
-        WebhookDelivery(endpoint=e, event=event, message_id=message_id,
-                        payload={"type": event, "created": now.isoformat(), "data": data},
-                        next_attempt_at=now + timedelta(seconds=delay))
-        for e in endpoints
-    ])  # fmt: skip
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                endpoint=e,
+                event=event,
+                message_id=message_id,
+                payload={"type": event, "created": now.isoformat(), "data": data},
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+            for e in endpoints
+        ]
+    )
     return len(endpoints)
 
 
@@ -56,16 +70,19 @@ def deliver_due(*, limit: int = 200, timeout: float = 10.0) -> dict:
     now = timezone.now()
     due = list(
         WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING)
-        .filter(next_attempt_at__lte=now).select_related("endpoint").order_by("next_attempt_at")[:limit]
-    )  # fmt: skip
+        .filter(next_attempt_at__lte=now)
+        .select_related("endpoint")
+        .order_by("next_attempt_at")[:limit]
+    )
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     with outbound.session() as session:
         for delivery in due:
             # Claim by pushing the next attempt out; a parallel runner skips it.
             claimed = WebhookDelivery.objects.filter(
-                pk=delivery.pk, state=WebhookDelivery.State.PENDING,
+                pk=delivery.pk,
+                state=WebhookDelivery.State.PENDING,
                 next_attempt_at=delivery.next_attempt_at,
-            ).update(next_attempt_at=now + timedelta(seconds=timeout * 3))  # fmt: skip
+            ).update(next_attempt_at=now + timedelta(seconds=timeout * 3))
             if claimed:
                 counts[_attempt(session, delivery, timeout)] += 1
     return counts
@@ -87,9 +104,12 @@ def _attempt(session: requests.Session, delivery: WebhookDelivery, timeout: floa
         code = response.status_code
         if 200 <= code < 300:
             WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                state=WebhookDelivery.State.DELIVERED, attempts=delivery.attempts + 1,
-                status_code=code, error="", delivered_at=timezone.now(),
-            )  # fmt: skip
+                state=WebhookDelivery.State.DELIVERED,
+                attempts=delivery.attempts + 1,
+                status_code=code,
+                error="",
+                delivered_at=timezone.now(),
+            )
             return "delivered"
         error = outbound.response_reason(response)
     except requests.RequestException as exc:
@@ -115,11 +135,12 @@ def pending_exists() -> bool:
 
 def _conversation_waiting(sender, conversation, message, **_) -> None:
     webhook_emit(
-        workspace_id=conversation.workspace_id, event="conversation.waiting",
+        workspace_id=conversation.workspace_id,
+        event="conversation.waiting",
         # Ids only: the text is personal data (GET /api/v1/chat/conversations/<id> has it while
         # it exists), and the token is the visitor's handle to the chat, not for a helpdesk log.
         data={"conversation": conversation.pk, "customer": conversation.customer_id},
-    )  # fmt: skip
+    )
 
 
 def connect() -> None:

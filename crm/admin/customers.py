@@ -134,9 +134,14 @@ class CustomerAdmin(WorkspaceScopedAdmin):
                 stream=decode_upload(form.cleaned_data["file"].read()),
                 source=form.cleaned_data["source"],
             )
-        context = {**self.admin_site.each_context(request), "form": form, "report": report,
-                   "opts": self.model._meta, "title": "Import customers from CSV",
-                   "cell_limit": f"{cell_limit():,}"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+            "title": "Import customers from CSV",
+            "cell_limit": f"{cell_limit():,}",
+        }
         return TemplateResponse(request, "admin/crm/customer/import.html", context)
 
     # Deleting a customer here is the privacy erasure, as DELETE /api/v1/customers/<ref> is:

@@ -126,8 +126,14 @@ class TaskRunAdmin(ModelPermissionAdmin):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ModelPermissionAdmin):
     list_display = [
-        "family", "version", "workspace", "status", "metrics_summary", "created_at", "promoted_at"
-    ]  # fmt: skip
+        "family",
+        "version",
+        "workspace",
+        "status",
+        "metrics_summary",
+        "created_at",
+        "promoted_at",
+    ]
     list_filter = ["family", "status", "workspace"]
     actions = ["promote", "make_shadow", "retire", "roll_back"]
     readonly_fields = [

@@ -60,8 +60,11 @@ class SegmentAdmin(WorkspaceScopedAdmin):
         super().save_model(request, obj, form, change)
         if obj.kind == Segment.Kind.RULES:
             result = segment_services.segment_refresh(segment=obj)
-            messages.info(request, f"{result['members']} members ({result['added']} added, "
-                                   f"{result['removed']} removed).")  # fmt: skip
+            messages.info(
+                request,
+                f"{result['members']} members ({result['added']} added, "
+                f"{result['removed']} removed).",
+            )
 
     @admin.action(description="Refresh memberships now", permissions=["change"])
     def refresh(self, request, queryset) -> None:
@@ -94,6 +97,7 @@ class SegmentAdmin(WorkspaceScopedAdmin):
             count = matching.count()
         except segments.RuleError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
-        sample = list(matching.order_by("pk").values("id", "email", "first_name", "last_name",
-                                                     "country")[:10])  # fmt: skip
+        sample = list(
+            matching.order_by("pk").values("id", "email", "first_name", "last_name", "country")[:10]
+        )
         return JsonResponse({"count": count, "sample": sample})

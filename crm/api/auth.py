@@ -179,6 +179,14 @@ class ApiKeyThrottle(throttling.BaseThrottle):
 
 def _parse_rate(rate: str) -> tuple[int, int]:
     count, _, unit = rate.partition("/")
-    seconds = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400,
-               "day": 86400}[unit]  # fmt: skip
+    seconds = {
+        "s": 1,
+        "sec": 1,
+        "m": 60,
+        "min": 60,
+        "h": 3600,
+        "hour": 3600,
+        "d": 86400,
+        "day": 86400,
+    }[unit]
     return int(count), seconds

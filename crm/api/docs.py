@@ -121,6 +121,6 @@ BULK_EXAMPLE = OpenApiExample(
             "consent": {"email": "subscribed"},
         },
         {"email": "not-an-email"},
-    ],  # fmt: skip
+    ],
     request_only=True,
 )

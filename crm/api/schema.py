@@ -19,14 +19,25 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 def filter_parameters(filterset_class) -> list[OpenApiParameter]:
     """Query parameters of a django-filter FilterSet, for views that apply it by hand."""
-    return [
-        OpenApiParameter(name, str, OpenApiParameter.QUERY, description=f"filter: {name}")
-        for name in filterset_class.base_filters
-    ] + [
-        OpenApiParameter("limit", int, OpenApiParameter.QUERY, description="page size, ≤ 1000"),
-        OpenApiParameter("cursor", str, OpenApiParameter.QUERY, description="from `next`"),
-    ] + (
-        [OpenApiParameter("expand", str, OpenApiParameter.QUERY,
-                          description="identities,consent: include them in each row")]
-        if filterset_class.__name__ == "CustomerFilter" else []
-    )  # fmt: skip
+    return (
+        [
+            OpenApiParameter(name, str, OpenApiParameter.QUERY, description=f"filter: {name}")
+            for name in filterset_class.base_filters
+        ]
+        + [
+            OpenApiParameter("limit", int, OpenApiParameter.QUERY, description="page size, ≤ 1000"),
+            OpenApiParameter("cursor", str, OpenApiParameter.QUERY, description="from `next`"),
+        ]
+        + (
+            [
+                OpenApiParameter(
+                    "expand",
+                    str,
+                    OpenApiParameter.QUERY,
+                    description="identities,consent: include them in each row",
+                )
+            ]
+            if filterset_class.__name__ == "CustomerFilter"
+            else []
+        )
+    )

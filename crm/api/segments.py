@@ -87,8 +87,12 @@ class SegmentDetailApi(SegmentApi):
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def patch(self, request, pk):
         segment = self.segment(pk)
-        current = {"name": segment.name, "description": segment.description,
-                   "kind": segment.kind, "rules": segment.rules}  # fmt: skip
+        current = {
+            "name": segment.name,
+            "description": segment.description,
+            "kind": segment.kind,
+            "rules": segment.rules,
+        }
         body = request.data if isinstance(request.data, dict) else None
         fields = segment_input({**current, **body} if body is not None else None)
         try:

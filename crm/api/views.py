@@ -22,9 +22,11 @@ from crm.api.schema import filter_parameters
 from crm.models import Customer, Event, Order, Product
 
 IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER,
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
     description="a retry with the same key and body gets the first answer back",
-)  # fmt: skip
+)
 
 
 def bulk_schema(row):
@@ -45,10 +47,15 @@ def list_schema(filterset_class, resource: str, row=None, response=None):
         "get": extend_schema(
             operation_id=f"{resource}_list",
             parameters=filter_parameters(filterset_class),
-            responses=OpenApiTypes.OBJECT if response is None else inline_serializer(
+            responses=OpenApiTypes.OBJECT
+            if response is None
+            else inline_serializer(
                 f"{resource.title()}Page",
-                {"next": s.URLField(allow_null=True), "previous": s.URLField(allow_null=True),
-                 "results": response.__class__(many=True)},
+                {
+                    "next": s.URLField(allow_null=True),
+                    "previous": s.URLField(allow_null=True),
+                    "results": response.__class__(many=True),
+                },
             ),
         ),
         "post": extend_schema(
@@ -56,7 +63,7 @@ def list_schema(filterset_class, resource: str, row=None, response=None):
             responses={201: response or OpenApiTypes.OBJECT, 200: response or OpenApiTypes.OBJECT},
             parameters=[IDEMPOTENCY],
         ),
-    }  # fmt: skip
+    }
 
 
 def actor(request) -> str:

@@ -62,8 +62,11 @@ def import_customers_csv(*, workspace: Workspace, stream: IO[str], source: str =
     reader = csv.reader(stream)
     header = next(reader, [])
     if not header:
-        return {**_empty_report(), "imported": False,
-                "errors": [{"line": 1, "errors": {"file": ["no header row"]}}]}  # fmt: skip
+        return {
+            **_empty_report(),
+            "imported": False,
+            "errors": [{"line": 1, "errors": {"file": ["no header row"]}}],
+        }
     report = {**_empty_report(), "imported": True}
     batch: list[tuple[int, dict]] = []
 
@@ -117,8 +120,10 @@ def _unreadable(stream: IO[str]) -> dict | None:
             line = reader.line_num + 1
     except csv.Error as exc:
         if "field limit" in str(exc):
-            reason = (f"a cell that starts on this line is longer than {cell_limit():,} "
-                      'characters (often a quote (") that is never closed)')  # fmt: skip
+            reason = (
+                f"a cell that starts on this line is longer than {cell_limit():,} "
+                'characters (often a quote (") that is never closed)'
+            )
         else:
             reason = f"the CSV cannot be read from this line on ({exc})"
         return {"line": line, "errors": {"file": [f"{reason}; nothing was imported"]}}

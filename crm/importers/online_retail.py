@@ -157,9 +157,14 @@ def read(path: Path, summary: Summary) -> pd.DataFrame:
     """The file as clean sale and return lines, with the dropped rows counted in `summary`."""
     frame = pd.read_csv(
         path,
-        dtype={"Invoice": str, "StockCode": str, "Description": str, "Customer ID": str,
-               "Country": str},
-    )  # fmt: skip
+        dtype={
+            "Invoice": str,
+            "StockCode": str,
+            "Description": str,
+            "Customer ID": str,
+            "Country": str,
+        },
+    )
     summary.rows_read = len(frame)
     before = len(frame)
     frame = frame.drop_duplicates()

@@ -10,8 +10,15 @@ from crm.models.workspaces import Workspace
 class ApiKey(models.Model):
     """A key for one integration, scoped to one workspace. Only its hash is stored."""
 
-    SCOPES = ("crm:read", "crm:write", "campaigns:read", "campaigns:write", "privacy", "tasks:read",
-              "chat")  # fmt: skip
+    SCOPES = (
+        "crm:read",
+        "crm:write",
+        "campaigns:read",
+        "campaigns:write",
+        "privacy",
+        "tasks:read",
+        "chat",
+    )
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)

@@ -1,10 +1,10 @@
 """Recommendations as they are read: a customer's precomputed list (or the active version's
 popular picks), and the API's answer, cached (crm.recommendation_cache).
 
-Reading a customer's list the general way takes three queries and most of a request's CPU
-(bench/serving.py); a cached body takes one Redis round trip, and an answer not yet cached one
-query (the customer and their list together), with the product rows kept in each process
-until a product is written (a catalogue stamp beside the generation). Answers are keyed by
+A cached body takes one Redis round trip, and an answer not yet cached one query (the customer
+and their list together), with the product rows kept in each process until a product is
+written (a catalogue stamp beside the generation); bench/serving.py measures both against the
+general way's three queries. Answers are keyed by
 customer id, so a reference by e-mail or external id is resolved first and always names the
 customer it names now.
 """
@@ -52,9 +52,10 @@ def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
     else:
         # One at most (the database holds one active recommender per workspace).
         version = ModelVersion.objects.filter(
-            in_slot(FAMILY_PREFIX), workspace_id=customer.workspace_id,
+            in_slot(FAMILY_PREFIX),
+            workspace_id=customer.workspace_id,
             status=ModelVersion.Status.ACTIVE,
-        ).first()  # fmt: skip
+        ).first()
         if version is None:
             return {"source": "none", "model_version": None, "results": []}
         ids = version.params.get("popular", [])

@@ -44,8 +44,10 @@ def customer_features(workspace: Workspace, at: datetime) -> tuple[np.ndarray, n
             # inflate the sums above.
             products=Subquery(
                 OrderLine.objects.filter(
-                    order__customer=OuterRef("pk"), order__kind=Order.Kind.ORDER,
-                    order__status=Order.Status.PLACED, order__placed_at__lt=at,
+                    order__customer=OuterRef("pk"),
+                    order__kind=Order.Kind.ORDER,
+                    order__status=Order.Status.PLACED,
+                    order__placed_at__lt=at,
                 )
                 .values("order__customer")
                 .annotate(c=Count("product", distinct=True))
@@ -55,13 +57,24 @@ def customer_features(workspace: Workspace, at: datetime) -> tuple[np.ndarray, n
         )
         .filter(n__gt=0)
         .values_list("pk", "last", "first", "n", "n90", "spend", "spend90", "returns", "products")
-    )  # fmt: skip
+    )
     ids, table = [], []
     for pk, last, first, n, n90, spend, spend90, returns, products in rows:
         spend, spend90 = float(spend or 0), float(spend90 or 0)
         ids.append(pk)
-        table.append([(at - last).days, (at - first).days, n, n90, spend, spend90, spend / n,
-                      returns, products or 0])  # fmt: skip
+        table.append(
+            [
+                (at - last).days,
+                (at - first).days,
+                n,
+                n90,
+                spend,
+                spend90,
+                spend / n,
+                returns,
+                products or 0,
+            ]
+        )
     return np.array(ids, dtype=np.int64), np.array(table, dtype=np.float64).reshape(
         -1, len(FEATURES)
     )
@@ -70,10 +83,14 @@ def customer_features(workspace: Workspace, at: datetime) -> tuple[np.ndarray, n
 def _bought_between(workspace: Workspace, start: datetime, end: datetime) -> set[int]:
     return set(
         Order.objects.filter(
-            workspace=workspace, kind=Order.Kind.ORDER, status=Order.Status.PLACED,
-            placed_at__gte=start, placed_at__lt=end, customer__isnull=False,
+            workspace=workspace,
+            kind=Order.Kind.ORDER,
+            status=Order.Status.PLACED,
+            placed_at__gte=start,
+            placed_at__lt=end,
+            customer__isnull=False,
         ).values_list("customer_id", flat=True)
-    )  # fmt: skip
+    )
 
 
 def reference_time(workspace: Workspace) -> datetime:
@@ -105,17 +122,23 @@ def churn_train(
     progress(30, "evaluating")
     model = ChurnModel().fit(X[~held], y[~held], FEATURES)
     metrics = {
-        "customers": int(len(ids)), "churn_rate": round(float(y.mean()), 4),
+        "customers": int(len(ids)),
+        "churn_rate": round(float(y.mean()), 4),
         "auc": round(float(roc_auc_score(y[held], model.predict(X[held]))), 4),
         "auc_recency_only": round(float(roc_auc_score(y[held], X[held, 0])), 4),
-        "horizon_days": horizon_days, "reference_time": at.isoformat(),
-    }  # fmt: skip
+        "horizon_days": horizon_days,
+        "reference_time": at.isoformat(),
+    }
     progress(50, "fitting on all customers")
     model = ChurnModel().fit(X, y, FEATURES)
     version = run_services.model_version_register(
-        workspace=workspace, family=FAMILY, artifact=model, metrics=metrics,
-        params={"horizon_days": horizon_days}, task_run=task_run,
-    )  # fmt: skip
+        workspace=workspace,
+        family=FAMILY,
+        artifact=model,
+        metrics=metrics,
+        params={"horizon_days": horizon_days},
+        task_run=task_run,
+    )
     if version.status == ModelVersion.Status.ACTIVE:
         churn_score(version=version, progress=lambda p, m: progress(60 + 0.4 * p, m))
     return version
@@ -134,11 +157,17 @@ def churn_score(
     risk, reasons = model.predict(X), model.reasons(X, top=3)
     now = timezone.now()
     scores = [
-        CustomerScore(workspace=workspace, customer_id=int(pk), kind=SCORE_KIND,
-                      value=round(float(r), 4), model_version=version, reasons=why,
-                      computed_at=now)
+        CustomerScore(
+            workspace=workspace,
+            customer_id=int(pk),
+            kind=SCORE_KIND,
+            value=round(float(r), 4),
+            model_version=version,
+            reasons=why,
+            computed_at=now,
+        )
         for pk, r, why in zip(ids, risk, reasons, strict=True)
-    ]  # fmt: skip
+    ]
     scores_upsert(scores)
     progress(100, "scored")
     return len(scores)

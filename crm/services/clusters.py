@@ -20,9 +20,12 @@ def _taste(workspace: Workspace, ids: np.ndarray, progress=None):
     """Mean product embedding per customer (rows of zeros for none) and bought product names."""
     bought: dict[int, set[int]] = defaultdict(set)
     lines = OrderLine.objects.filter(
-        order__workspace=workspace, order__kind=Order.Kind.ORDER, quantity__gt=0,
-        order__customer__isnull=False, order__customer__erased_at__isnull=True,
-    ).values_list("order__customer_id", "product_id")  # fmt: skip
+        order__workspace=workspace,
+        order__kind=Order.Kind.ORDER,
+        quantity__gt=0,
+        order__customer__isnull=False,
+        order__customer__erased_at__isnull=True,
+    ).values_list("order__customer_id", "product_id")
     for customer_id, product_id in lines.iterator(chunk_size=20000):
         bought[customer_id].add(product_id)
     products = list(
@@ -50,10 +53,12 @@ def cluster_segments_refresh(*, workspace: Workspace, progress=None) -> dict:
     if len(ids) < 20:
         return {"customers": int(len(ids)), "clusters": {}}
     behaviour = clusters.CustomerBehaviour(
-        ids=ids, spend=X[:, FEATURES.index("spend")], orders=X[:, FEATURES.index("orders")],
+        ids=ids,
+        spend=X[:, FEATURES.index("spend")],
+        orders=X[:, FEATURES.index("orders")],
         recency_days=X[:, FEATURES.index("recency_days")],
         tenure_days=X[:, FEATURES.index("tenure_days")],
-    )  # fmt: skip
+    )
     taste, words = _taste(workspace, ids, progress)
     if progress:
         progress(60, "clustering")
@@ -65,17 +70,24 @@ def cluster_segments_refresh(*, workspace: Workspace, progress=None) -> dict:
         for c, description in enumerate(result.descriptions):
             members = ids[result.labels == c]
             segment = Segment.objects.create(
-                workspace=workspace, name=(PREFIX + description)[:200], kind=Segment.Kind.STATIC,
+                workspace=workspace,
+                name=(PREFIX + description)[:200],
+                kind=Segment.Kind.STATIC,
                 description=f"Cluster {c + 1} of {result.k}: {description}. "
-                            f"Median spend {result.profiles[c]['median_spend']:.0f}, "
-                            f"{result.profiles[c]['median_orders']:.0f} orders, last order "
-                            f"{result.profiles[c]['median_recency_days']:.0f} days ago.",
-                member_count=len(members), refreshed_at=now,
-            )  # fmt: skip
+                f"Median spend {result.profiles[c]['median_spend']:.0f}, "
+                f"{result.profiles[c]['median_orders']:.0f} orders, last order "
+                f"{result.profiles[c]['median_recency_days']:.0f} days ago.",
+                member_count=len(members),
+                refreshed_at=now,
+            )
             SegmentMembership.objects.bulk_create(
                 [SegmentMembership(segment=segment, customer_id=int(pk)) for pk in members],
                 batch_size=5000,
             )
             out[segment.name] = int(len(members))
-    return {"customers": int(len(ids)), "k": result.k, "silhouette": round(result.silhouette, 4),
-            "clusters": out}  # fmt: skip
+    return {
+        "customers": int(len(ids)),
+        "k": result.k,
+        "silhouette": round(result.silhouette, 4),
+        "clusters": out,
+    }

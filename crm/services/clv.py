@@ -40,7 +40,7 @@ def purchase_summary(workspace: Workspace, at: datetime) -> dict[str, np.ndarray
         .annotate(value=Sum("total"))
         .order_by("customer_id", "day")
         .values_list("customer_id", "day", "value")
-    )  # fmt: skip
+    )
     by_customer: dict[int, list[tuple]] = {}
     for customer_id, day, value in days:
         by_customer.setdefault(customer_id, []).append((day, float(value)))
@@ -55,20 +55,30 @@ def purchase_summary(workspace: Workspace, at: datetime) -> dict[str, np.ndarray
         t_x.append((last - first).days / 7)
         T.append((at_day - first).days / 7)
         m.append(float(np.mean(repeats)) if repeats else 0.0)
-        z.append([np.log1p(max(visits[0][1], 0.0)),
-                  np.log1p(max(items.get((customer_id, first), 0), 0))])  # fmt: skip
-    summary = {k: np.array(v, dtype=float) for k, v in
-               {"ids": ids, "x": x, "t_x": t_x, "T": T, "m": m}.items()}  # fmt: skip
+        z.append(
+            [np.log1p(max(visits[0][1], 0.0)), np.log1p(max(items.get((customer_id, first), 0), 0))]
+        )
+    summary = {
+        k: np.array(v, dtype=float)
+        for k, v in {"ids": ids, "x": x, "t_x": t_x, "T": T, "m": m}.items()
+    }
     summary["z"] = np.array(z, dtype=float).reshape(len(ids), 2)
     return summary
 
 
 def _placed(workspace: Workspace, at: datetime, prefix: str = "") -> dict:
     """Filters for the orders that count: placed before `at` by customers not erased."""
-    return {f"{prefix}{k}": v for k, v in {
-        "workspace": workspace, "kind": Order.Kind.ORDER, "status": Order.Status.PLACED,
-        "customer__isnull": False, "customer__erased_at__isnull": True, "placed_at__lt": at,
-    }.items()}  # fmt: skip
+    return {
+        f"{prefix}{k}": v
+        for k, v in {
+            "workspace": workspace,
+            "kind": Order.Kind.ORDER,
+            "status": Order.Status.PLACED,
+            "customer__isnull": False,
+            "customer__erased_at__isnull": True,
+            "placed_at__lt": at,
+        }.items()
+    }
 
 
 def _items_by_day(workspace: Workspace, at: datetime) -> dict[tuple, int]:
@@ -79,7 +89,7 @@ def _items_by_day(workspace: Workspace, at: datetime) -> dict[tuple, int]:
         .values("order__customer_id", "day")
         .annotate(units=Sum("quantity"))
         .values_list("order__customer_id", "day", "units")
-    )  # fmt: skip
+    )
     return {(customer_id, day): units for customer_id, day, units in lines}
 
 
@@ -124,10 +134,16 @@ def clv_train(
     candidates = MODELS if model == "auto" else (model,)
     if len(before["ids"]) >= 50:
         later = dict(zip(after["ids"].astype(int), after["x"], strict=True))
-        actual = np.array([later.get(int(pk), x) - x for pk, x in
-                           zip(before["ids"], before["x"], strict=True)])  # fmt: skip
-        metrics.update({"check_weeks": check, "check_customers": int(len(actual)),
-                        "check_actual": float(actual.sum())})  # fmt: skip
+        actual = np.array(
+            [later.get(int(pk), x) - x for pk, x in zip(before["ids"], before["x"], strict=True)]
+        )
+        metrics.update(
+            {
+                "check_weeks": check,
+                "check_customers": int(len(actual)),
+                "check_actual": float(actual.sum()),
+            }
+        )
         checked, fitted = {}, {}
         for i, name in enumerate(candidates):
             progress(10 + 30 * i / len(candidates), f"checking {name} on the latest weeks")
@@ -149,11 +165,13 @@ def clv_train(
         raise ValueError(f"only {len(data['ids'])} customers have bought: too few")
     frequency = _fit(model, data)
     value = GammaGamma().fit(data["x"], data["m"])
-    metrics.update({
-        "model": model,
-        "customers": int(len(data["ids"])),
-        "gamma_gamma": {k: round(float(getattr(value, k)), 6) for k in ("p", "q", "v")},
-    })  # fmt: skip
+    metrics.update(
+        {
+            "model": model,
+            "customers": int(len(data["ids"])),
+            "gamma_gamma": {k: round(float(getattr(value, k)), 6) for k in ("p", "q", "v")},
+        }
+    )
     if isinstance(frequency, BetaGeoNBD):
         metrics["bgnbd"] = {
             k: round(float(getattr(frequency, k)), 4) for k in ("r", "alpha", "a", "b")
@@ -217,9 +235,17 @@ def clv_score(
                 computed_at=now,
             )
         )
-        scores.append(CustomerScore(workspace=workspace, customer_id=pk, kind="p_alive",
-                                    value=round(float(alive[i]), 4), model_version=version,
-                                    reasons=why[2:], computed_at=now))  # fmt: skip
+        scores.append(
+            CustomerScore(
+                workspace=workspace,
+                customer_id=pk,
+                kind="p_alive",
+                value=round(float(alive[i]), 4),
+                model_version=version,
+                reasons=why[2:],
+                computed_at=now,
+            )
+        )
     scores_upsert(scores)
     progress(100, "scored")
     return len(data["ids"])

@@ -39,8 +39,16 @@ def _clean_order_row(raw: Any) -> tuple[dict, dict]:
     if not isinstance(raw, dict):
         errors.add("non_field_errors", "each row must be a JSON object")
         return {}, errors.errors
-    allowed = {"external_id", "customer", "kind", "status", "placed_at", "cancelled_at",
-               "currency", "lines"}  # fmt: skip
+    allowed = {
+        "external_id",
+        "customer",
+        "kind",
+        "status",
+        "placed_at",
+        "cancelled_at",
+        "currency",
+        "lines",
+    }
     for unknown in sorted(set(raw) - allowed):
         errors.add(unknown, "unknown field")
     for required in ("external_id", "placed_at", "lines"):

@@ -74,21 +74,37 @@ def recommender_train(
         seen = train.matrix()
         seen = seen[:, :0].tocsr() if repeat_purchases else seen
         result = evaluate.evaluate(fitted, seen, test.subset(known), k=k)
-        metrics.update({f"recall@{k}": round(result.recall, 4), f"ndcg@{k}": round(result.ndcg, 4),
-                        "test_customers": result.users})  # fmt: skip
+        metrics.update(
+            {
+                f"recall@{k}": round(result.recall, 4),
+                f"ndcg@{k}": round(result.ndcg, 4),
+                "test_customers": result.users,
+            }
+        )
     progress(55, "fitting on all purchases")
     fitted = _fit(model, params, data, progress, 55, 60)
     metrics.update(getattr(fitted, "trained_on", {}))  # sequential models: device and precision
     popular = np.argsort(-np.asarray(data.matrix().sum(axis=0)).ravel())[:100]
-    artifact = {"model": fitted, "customers": data.user_labels, "products": data.item_labels,
-                "seen": data.matrix()}  # fmt: skip
+    artifact = {
+        "model": fitted,
+        "customers": data.user_labels,
+        "products": data.item_labels,
+        "seen": data.matrix(),
+    }
     version = run_services.model_version_register(
-        workspace=workspace, family=FAMILY_PREFIX + model, artifact=artifact, metrics=metrics,
+        workspace=workspace,
+        family=FAMILY_PREFIX + model,
+        artifact=artifact,
+        metrics=metrics,
         # the fallback for customers the model has not seen, kept where serving reads fast
-        params={"model": model, **params, "popular": data.item_labels[popular].tolist(),
-                "repeat_purchases": repeat_purchases},
+        params={
+            "model": model,
+            **params,
+            "popular": data.item_labels[popular].tolist(),
+            "repeat_purchases": repeat_purchases,
+        },
         task_run=task_run,
-    )  # fmt: skip
+    )
     if version.status == ModelVersion.Status.ACTIVE:
         recommendations_write(version=version, progress=lambda p, m: progress(60 + p * 0.4, m))
     return version
@@ -132,17 +148,24 @@ def recommendations_write(
         top = np.argsort(-scores, axis=1)[:, :top_n]
         objs = [
             Recommendation(
-                workspace=workspace, customer_id=int(customers[code]), model_version=version,
+                workspace=workspace,
+                customer_id=int(customers[code]),
+                model_version=version,
                 computed_at=now,
-                products=[[int(products[j]), round(float(scores[row, j]), 5)]
-                          for j in top[row] if np.isfinite(scores[row, j])],
+                products=[
+                    [int(products[j]), round(float(scores[row, j]), 5)]
+                    for j in top[row]
+                    if np.isfinite(scores[row, j])
+                ],
             )
             for row, code in enumerate(chunk)
-        ]  # fmt: skip
+        ]
         Recommendation.objects.bulk_create(
-            objs, update_conflicts=True, unique_fields=["customer"],
+            objs,
+            update_conflicts=True,
+            unique_fields=["customer"],
             update_fields=["products", "model_version", "computed_at"],
-        )  # fmt: skip
+        )
         written += len(objs)
         progress(
             100 * min(start + batch, len(codes)) / max(len(codes), 1), "writing recommendations"

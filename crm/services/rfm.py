@@ -18,17 +18,24 @@ def rfm_segments_refresh(*, workspace: Workspace) -> dict[str, int]:
     ids, X = customer_features(workspace, reference_time(workspace))
     if not len(ids):
         return {}
-    out = rfm(X[:, FEATURES.index("recency_days")], X[:, FEATURES.index("orders")],
-              X[:, FEATURES.index("spend")])  # fmt: skip
+    out = rfm(
+        X[:, FEATURES.index("recency_days")],
+        X[:, FEATURES.index("orders")],
+        X[:, FEATURES.index("spend")],
+    )
     counts = {}
     now = timezone.now()
     for name, _ in GROUPS:
         members = ids[out["group"] == name]
         segment, _ = Segment.objects.update_or_create(
-            workspace=workspace, name=PREFIX + name,
-            defaults={"kind": Segment.Kind.STATIC, "rules": {},
-                      "description": f"RFM group '{name}', rebuilt from orders"},
-        )  # fmt: skip
+            workspace=workspace,
+            name=PREFIX + name,
+            defaults={
+                "kind": Segment.Kind.STATIC,
+                "rules": {},
+                "description": f"RFM group '{name}', rebuilt from orders",
+            },
+        )
         segment.memberships.all().delete()
         SegmentMembership.objects.bulk_create(
             [SegmentMembership(segment=segment, customer_id=int(pk)) for pk in members],

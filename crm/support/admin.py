@@ -30,8 +30,11 @@ class ChatMessageInline(admin.TabularInline):
 
 
 class ConversationForm(forms.ModelForm):
-    reply = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
-                            help_text="sent to the customer in this conversation")  # fmt: skip
+    reply = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="sent to the customer in this conversation",
+    )
 
     class Meta:
         model = Conversation

@@ -65,8 +65,15 @@ def _orders(customer: Customer):
     out = []
     for order in rows:
         lines = [f"{line.quantity} × {line.product.name}" for line in order.lines.all()]
-        out.append(OrderFacts(order.external_id, order.placed_at.date().isoformat(),
-                              order.status, f"{order.total} {order.currency}", lines))  # fmt: skip
+        out.append(
+            OrderFacts(
+                order.external_id,
+                order.placed_at.date().isoformat(),
+                order.status,
+                f"{order.total} {order.currency}",
+                lines,
+            )
+        )
     return out
 
 

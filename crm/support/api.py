@@ -59,15 +59,20 @@ class ChatApi(WorkspaceApi):
         customer = selectors.customer_get(workspace=self.workspace, ref=ref) if ref else None
         try:
             message = chat.chat_post(
-                workspace=self.workspace, text=data.validated_data["message"],
-                conversation=data.validated_data.get("conversation") or "", customer=customer,
+                workspace=self.workspace,
+                text=data.validated_data["message"],
+                conversation=data.validated_data.get("conversation") or "",
+                customer=customer,
                 speaks_for_customer=True,  # the key vouches for this workspace's customers
-            )  # fmt: skip
+            )
         except chat.ChatError as exc:
             raise ValidationError(exc.errors) from exc
         conversation = message.conversation
-        body = {"conversation": conversation.token, "status": conversation.status,
-                "message": message.pk}  # fmt: skip
+        body = {
+            "conversation": conversation.token,
+            "status": conversation.status,
+            "message": message.pk,
+        }
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 

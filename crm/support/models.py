@@ -86,10 +86,11 @@ class ChatMessage(models.Model):
             # The sweep's question ("which customer messages still wait for a reply?") reads
             # only the few unanswered rows.
             models.Index(
-                fields=["reply_queued_at"], name="crm_chat_unanswered",
+                fields=["reply_queued_at"],
+                name="crm_chat_unanswered",
                 condition=models.Q(answered=False, role="customer"),
             ),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:40]}"

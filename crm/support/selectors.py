@@ -31,16 +31,29 @@ def conversation_messages(conversation: Conversation) -> list[dict]:
 def conversations_export(customer: Customer) -> list[dict]:
     # The id, not the token: the token is the visitor's handle, not something to hand around.
     return [
-        {"id": c.pk, "status": c.status, "created_at": c.created_at,
-         "messages": conversation_messages(c)}
+        {
+            "id": c.pk,
+            "status": c.status,
+            "created_at": c.created_at,
+            "messages": conversation_messages(c),
+        }
         for c in Conversation.objects.filter(customer=customer).order_by("pk")
-    ]  # fmt: skip
+    ]
 
 
 def conversations_timeline(customer: Customer, limit: int) -> list[dict]:
     rows = (
         Conversation.objects.filter(customer=customer)
-        .annotate(message_count=Count("messages")).order_by("-created_at")[:limit]
-    )  # fmt: skip
-    return [{"at": c.created_at, "kind": "conversation", "id": c.pk, "status": c.status,
-             "messages": c.message_count} for c in rows]  # fmt: skip
+        .annotate(message_count=Count("messages"))
+        .order_by("-created_at")[:limit]
+    )
+    return [
+        {
+            "at": c.created_at,
+            "kind": "conversation",
+            "id": c.pk,
+            "status": c.status,
+            "messages": c.message_count,
+        }
+        for c in rows
+    ]

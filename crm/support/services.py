@@ -39,17 +39,23 @@ def knowledge_load(*, workspace: Workspace, folder: Path = DEMO_KNOWLEDGE) -> in
         first, _, rest = text.partition("\n")
         title = first.lstrip("# ").strip() if first.startswith("#") else path.stem
         KnowledgeArticle.objects.update_or_create(
-            workspace=workspace, slug=path.stem,
+            workspace=workspace,
+            slug=path.stem,
             defaults={"title": title, "body": rest.strip() if first.startswith("#") else text},
-        )  # fmt: skip
+        )
         count += 1
     return count
 
 
 @transaction.atomic
-def chat_post(*, workspace: Workspace, text: str, conversation: str = "",
-              customer: Customer | None = None, speaks_for_customer: bool = False,
-              ) -> ChatMessage:  # fmt: skip
+def chat_post(
+    *,
+    workspace: Workspace,
+    text: str,
+    conversation: str = "",
+    customer: Customer | None = None,
+    speaks_for_customer: bool = False,
+) -> ChatMessage:
     """Stores a customer's message (new conversation unless `conversation` names one of this
     workspace's) and queues the assistant's answer. The identity of a conversation never changes
     once set: a later message cannot claim to be somebody else. An identified conversation takes
@@ -62,9 +68,11 @@ def chat_post(*, workspace: Workspace, text: str, conversation: str = "",
     if len(text) > MAX_TEXT:
         raise ChatError({"message": [f"at most {MAX_TEXT} characters"]})
     if conversation:
-        found = Conversation.objects.select_for_update().filter(
-            workspace=workspace, token=conversation
-        ).first()  # fmt: skip
+        found = (
+            Conversation.objects.select_for_update()
+            .filter(workspace=workspace, token=conversation)
+            .first()
+        )
         if found is None:
             raise ChatError({"conversation": ["no such conversation"]})
         if customer is not None and found.customer_id not in (None, customer.pk):
@@ -81,9 +89,12 @@ def chat_post(*, workspace: Workspace, text: str, conversation: str = "",
             workspace=workspace, customer=customer, token=secrets.token_urlsafe(24)
         )
     message = ChatMessage.objects.create(
-        conversation=found, role=ChatMessage.Role.CUSTOMER, text=text,
-        reply_queued_at=timezone.now(), reply_attempts=1,
-    )  # fmt: skip
+        conversation=found,
+        role=ChatMessage.Role.CUSTOMER,
+        text=text,
+        reply_queued_at=timezone.now(),
+        reply_attempts=1,
+    )
     chat_reply = task_named(CHAT_REPLY)
     transaction.on_commit(lambda: chat_reply.delay(message.pk))
     return message
@@ -105,13 +116,21 @@ def reply_save(message: ChatMessage, reply) -> ChatMessage | None:
         if status.first() == Conversation.Status.WAITING:
             return None
         articles = {a.pk: a for a in KnowledgeArticle.objects.filter(pk__in=reply.citations)}
-        citations = [{"id": a, "slug": articles[a].slug, "title": articles[a].title}
-                     for a in reply.citations if a in articles]  # fmt: skip
+        citations = [
+            {"id": a, "slug": articles[a].slug, "title": articles[a].title}
+            for a in reply.citations
+            if a in articles
+        ]
         answer = ChatMessage.objects.create(
-            conversation=conversation, role=ChatMessage.Role.ASSISTANT, text=reply.text,
-            intent=reply.intent, citations=citations, refused=reply.refused,
-            source=reply.source, answered=True,
-        )  # fmt: skip
+            conversation=conversation,
+            role=ChatMessage.Role.ASSISTANT,
+            text=reply.text,
+            intent=reply.intent,
+            citations=citations,
+            refused=reply.refused,
+            source=reply.source,
+            answered=True,
+        )
         changes = {"updated_at": timezone.now()}
         if reply.handoff:
             changes["status"] = conversation.status = Conversation.Status.WAITING
@@ -123,12 +142,15 @@ def reply_save(message: ChatMessage, reply) -> ChatMessage | None:
     return answer
 
 
-GIVE_UP = ("Sorry, I couldn't answer that just now. I've asked a member of our team to join this "
-           "conversation; they'll reply here.")  # fmt: skip
+GIVE_UP = (
+    "Sorry, I couldn't answer that just now. I've asked a member of our team to join this "
+    "conversation; they'll reply here."
+)
 
 
-def chat_unanswered_requeue(*, older_than: float | None = None,
-                            max_attempts: int | None = None) -> dict:  # fmt: skip
+def chat_unanswered_requeue(
+    *, older_than: float | None = None, max_attempts: int | None = None
+) -> dict:
     """Queues the reply task again for customer messages still unanswered `older_than` seconds
     (default CHAT_REQUEUE_SECONDS) after it was last queued: the worker died mid-turn, or the
     broker lost the task. Each row is claimed by moving its `reply_queued_at`, so two sweeps
@@ -141,8 +163,9 @@ def chat_unanswered_requeue(*, older_than: float | None = None,
     cutoff = now - timedelta(seconds=older_than)
     stale = ChatMessage.objects.filter(
         Q(reply_queued_at__lt=cutoff) | Q(reply_queued_at__isnull=True, created_at__lt=cutoff),
-        role=ChatMessage.Role.CUSTOMER, answered=False,
-    ).values_list("pk", "reply_queued_at", "reply_attempts")[:500]  # fmt: skip
+        role=ChatMessage.Role.CUSTOMER,
+        answered=False,
+    ).values_list("pk", "reply_queued_at", "reply_attempts")[:500]
     chat_reply = task_named(CHAT_REPLY)
     counts = {"requeued": 0, "handed_over": 0}
     for pk, queued_at, attempts in stale:
@@ -151,13 +174,16 @@ def chat_unanswered_requeue(*, older_than: float | None = None,
             continue
         claimed = ChatMessage.objects.filter(
             pk=pk, answered=False, reply_queued_at=queued_at, reply_attempts=attempts
-        ).update(reply_queued_at=now, reply_attempts=F("reply_attempts") + 1)  # fmt: skip
+        ).update(reply_queued_at=now, reply_attempts=F("reply_attempts") + 1)
         if claimed:
             chat_reply.delay(pk)
             counts["requeued"] += 1
     if any(counts.values()):
-        log.warning("chat sweep: %(requeued)d message(s) queued again, %(handed_over)d handed "
-                    "over to staff", counts)  # fmt: skip
+        log.warning(
+            "chat sweep: %(requeued)d message(s) queued again, %(handed_over)d handed "
+            "over to staff",
+            counts,
+        )
     return counts
 
 
@@ -178,9 +204,12 @@ def staff_reply(*, conversation: Conversation, user, text: str) -> ChatMessage:
     if not text:
         raise ChatError({"text": ["write a reply"]})
     reply = ChatMessage.objects.create(
-        conversation=conversation, role=ChatMessage.Role.STAFF, text=text, author=user,
+        conversation=conversation,
+        role=ChatMessage.Role.STAFF,
+        text=text,
+        author=user,
         answered=True,
-    )  # fmt: skip
+    )
     Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.OPEN)
     return reply
 

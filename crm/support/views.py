@@ -40,17 +40,25 @@ def chat_page(request: HttpRequest, workspace: str) -> HttpResponse:
     customer = links.customer_from_token(identity) if identity else None
     if customer is not None and customer.workspace_id != space.pk:
         customer = None
-    context = {"workspace": space, "identity": identity if customer else "",
-               "greeting": customer.first_name if customer else "",
-               "post_url": reverse("chat-messages", args=[space.slug])}  # fmt: skip
+    context = {
+        "workspace": space,
+        "identity": identity if customer else "",
+        "greeting": customer.first_name if customer else "",
+        "post_url": reverse("chat-messages", args=[space.slug]),
+    }
     return render(request, "crm/chat.html", context)
 
 
 def _shape(space: Workspace, reply) -> dict:
-    return {"id": reply.pk, "text": reply.text, "role": reply.role, "citations": [
-        {"title": c["title"], "url": reverse("help-article", args=[space.slug, c["slug"]])}
-        for c in reply.citations
-    ]}  # fmt: skip
+    return {
+        "id": reply.pk,
+        "text": reply.text,
+        "role": reply.role,
+        "citations": [
+            {"title": c["title"], "url": reverse("help-article", args=[space.slug, c["slug"]])}
+            for c in reply.citations
+        ],
+    }
 
 
 @csrf_exempt
@@ -66,8 +74,9 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
         return JsonResponse({"errors": {"method": ["GET or POST"]}}, status=405)
     wait = _rate_limited(request)
     if wait:
-        response = JsonResponse({"errors": {"message": ["too many messages; wait a minute"]}},
-                                status=429)  # fmt: skip
+        response = JsonResponse(
+            {"errors": {"message": ["too many messages; wait a minute"]}}, status=429
+        )
         response["Retry-After"] = str(int(wait) + 1)
         return response
     try:
@@ -86,13 +95,19 @@ def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
     if token and sent.count() >= MAX_MESSAGES:  # one query, whether or not it exists
         return JsonResponse({"errors": {"conversation": ["start a new chat"]}}, status=400)
     try:
-        message = chat.chat_post(workspace=space, text=str(body.get("message") or ""),
-                                    conversation=token, customer=customer)  # fmt: skip
+        message = chat.chat_post(
+            workspace=space,
+            text=str(body.get("message") or ""),
+            conversation=token,
+            customer=customer,
+        )
     except chat.ChatError as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
     conversation = message.conversation
-    return JsonResponse({"conversation": conversation.token, "status": conversation.status,
-                         "after": message.pk}, status=202)  # fmt: skip
+    return JsonResponse(
+        {"conversation": conversation.token, "status": conversation.status, "after": message.pk},
+        status=202,
+    )
 
 
 def _identified(space: Workspace, identity: str):
@@ -133,8 +148,14 @@ def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
     pending = conversations.conversation_pending(conversation)
     shaped = [_shape(space, r) for r in replies.order_by("pk")[:MAX_MESSAGES]]
     conversation.refresh_from_db(fields=["status"])
-    return JsonResponse({"conversation": conversation.token, "status": conversation.status,
-                         "pending": pending, "replies": shaped})  # fmt: skip
+    return JsonResponse(
+        {
+            "conversation": conversation.token,
+            "status": conversation.status,
+            "pending": pending,
+            "replies": shaped,
+        }
+    )
 
 
 @require_GET

@@ -24,9 +24,14 @@ class Interactions:
 
     def subset(self, mask: np.ndarray) -> "Interactions":
         return Interactions(
-            self.users[mask], self.items[mask], self.times[mask], self.n_users, self.n_items,
-            self.user_labels, self.item_labels,
-        )  # fmt: skip
+            self.users[mask],
+            self.items[mask],
+            self.times[mask],
+            self.n_users,
+            self.n_items,
+            self.user_labels,
+            self.item_labels,
+        )
 
     def matrix(self):
         """users × items binary CSR matrix (repeats count once)."""
@@ -45,9 +50,14 @@ def from_arrays(users, items, times=None) -> Interactions:
     item_labels, item_codes = np.unique(np.asarray(items), return_inverse=True)
     times = np.zeros(len(user_codes)) if times is None else np.asarray(times, dtype=np.float64)
     return Interactions(
-        user_codes.astype(np.int32), item_codes.astype(np.int32), times,
-        len(user_labels), len(item_labels), user_labels, item_labels,
-    )  # fmt: skip
+        user_codes.astype(np.int32),
+        item_codes.astype(np.int32),
+        times,
+        len(user_labels),
+        len(item_labels),
+        user_labels,
+        item_labels,
+    )
 
 
 def load_recbole_inter(path: str | Path, min_rating: float | None = None) -> Interactions:

@@ -97,9 +97,11 @@ def evaluate(model, seen, target: Interactions, k: int = 10, batch: int = 1024) 
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
         relevant = truth[chunk]
         hits = np.asarray(
-            [np.isin(top[i], relevant.indices[relevant.indptr[i] : relevant.indptr[i + 1]])
-             for i in range(len(chunk))]
-        )  # fmt: skip
+            [
+                np.isin(top[i], relevant.indices[relevant.indptr[i] : relevant.indptr[i + 1]])
+                for i in range(len(chunk))
+            ]
+        )
         n_true = np.diff(relevant.indptr)
         recall_sum += float((hits.sum(1) / n_true).sum())
         dcg = (hits * discounts[:width]).sum(1)

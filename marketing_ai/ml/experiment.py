@@ -56,8 +56,9 @@ def mean_interval(total: float, total_sq: float, n: int, z: float = Z95) -> tupl
     return (mean - half, mean + half)
 
 
-def mean_difference_interval(a: tuple[float, float, int], b: tuple[float, float, int],
-                             z: float = Z95) -> tuple[float, float]:  # fmt: skip
+def mean_difference_interval(
+    a: tuple[float, float, int], b: tuple[float, float, int], z: float = Z95
+) -> tuple[float, float]:
     """Welch interval for mean_a - mean_b; each argument is (sum, sum of squares, n)."""
     (sa, qa, na), (sb, qb, nb) = a, b
     if na <= 1 or nb <= 1:

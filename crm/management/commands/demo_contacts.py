@@ -34,21 +34,34 @@ class Command(BaseCommand):
         now = timezone.now()
         consenting = [p for p in people if rng.random() < share]
         Consent.objects.bulk_create(
-            [Consent(customer=p, channel="email", status="subscribed", source="demo data",
-                     updated_at=now) for p in consenting],
+            [
+                Consent(
+                    customer=p,
+                    channel="email",
+                    status="subscribed",
+                    source="demo data",
+                    updated_at=now,
+                )
+                for p in consenting
+            ],
             ignore_conflicts=True,
-        )  # fmt: skip
+        )
         segment, _ = Segment.objects.get_or_create(
-            workspace=ws, name=SEGMENT,
-            defaults={"kind": Segment.Kind.STATIC,
-                      "description": "Demo customers with made-up addresses who opted in"},
-        )  # fmt: skip
+            workspace=ws,
+            name=SEGMENT,
+            defaults={
+                "kind": Segment.Kind.STATIC,
+                "description": "Demo customers with made-up addresses who opted in",
+            },
+        )
         SegmentMembership.objects.bulk_create(
             [SegmentMembership(segment=segment, customer=p) for p in consenting],
-            ignore_conflicts=True, batch_size=2000,
-        )  # fmt: skip
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
         Segment.objects.filter(pk=segment.pk).update(
             member_count=segment.memberships.count(), refreshed_at=now
         )
-        self.stdout.write(f"{len(people)} addresses given, {len(consenting)} opted in "
-                          f"(segment {SEGMENT!r})")  # fmt: skip
+        self.stdout.write(
+            f"{len(people)} addresses given, {len(consenting)} opted in (segment {SEGMENT!r})"
+        )

@@ -21,9 +21,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--params", default="{}", help='JSON, e.g. {"l2": 500}')
         parser.add_argument(
-            "--repeat-purchases", action="store_true",
+            "--repeat-purchases",
+            action="store_true",
             help="lists may hold products the customer already bought (consumables)",
-        )  # fmt: skip
+        )
         parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
 
     def handle(self, *args, **opts) -> None:

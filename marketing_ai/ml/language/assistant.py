@@ -92,8 +92,9 @@ class Assistant:
         best = int(np.argmax(similarity))
         return str(self._example_intents[best]) if similarity[best] >= 0.55 else "question"
 
-    def reply(self, message: str, orders: list[Order] | None = None,
-              identified: bool = False) -> Reply:  # fmt: skip
+    def reply(
+        self, message: str, orders: list[Order] | None = None, identified: bool = False
+    ) -> Reply:
         """`orders` are the identified customer's own orders (None when nobody is identified)."""
         refused = screen(message)
         if refused:
@@ -106,15 +107,19 @@ class Assistant:
             reply = self._order_status(message, orders if identified else None)
             return self._with_articles(message, reply)  # e.g. the article on tracking
         if intent == "unsubscribe":
-            text = ("You can stop our e-mails with the unsubscribe link at the foot of any e-mail "
-                    "from us, or from your preferences page; it takes effect at once.")  # fmt: skip
+            text = (
+                "You can stop our e-mails with the unsubscribe link at the foot of any e-mail "
+                "from us, or from your preferences page; it takes effect at once."
+            )
             return self._with_articles(message, Reply(text, intent, source="fixed"))
         return self._from_knowledge(message, intent)
 
     def _order_status(self, message: str, orders: list[Order] | None) -> Reply:
         if orders is None:
-            text = ("I can look up orders once I know who you are: please open this chat from the "
-                    "link in one of our e-mails or from your account.")  # fmt: skip
+            text = (
+                "I can look up orders once I know who you are: please open this chat from the "
+                "link in one of our e-mails or from your account."
+            )
             return Reply(text, "order_status", source="fixed")
         if not orders:
             return Reply(
@@ -124,8 +129,10 @@ class Assistant:
         if asked:
             found = [o for o in orders if any(a in o.number for a in asked)]
             if not found:
-                text = (f"I can't find an order numbered {asked[0]} on your account. Your most "
-                        f"recent order is {orders[0].number}.")  # fmt: skip
+                text = (
+                    f"I can't find an order numbered {asked[0]} on your account. Your most "
+                    f"recent order is {orders[0].number}."
+                )
                 return Reply(text, "order_status", source="orders")
             order = found[0]
         else:
@@ -147,14 +154,17 @@ class Assistant:
     def _from_knowledge(self, message: str, intent: str) -> Reply:
         hits = self.index.search(message, k=3)
         if not hits or hits[0].similarity < self.min_similarity:
-            text = ("I don't have an answer to that in our help articles. Would you like me to "
-                    "pass your question to a member of our team?")  # fmt: skip
+            text = (
+                "I don't have an answer to that in our help articles. Would you like me to "
+                "pass your question to a member of our team?"
+            )
             return Reply(text, intent, source="fixed")
         top = hits[0].passage
         cited = [top.article] + [
-            h.passage.article for h in hits[1:]
+            h.passage.article
+            for h in hits[1:]
             if h.passage.article != top.article and h.similarity >= hits[0].similarity - 0.05
-        ][:1]  # fmt: skip
+        ][:1]
         context = "\n\n".join(h.passage.as_text() for h in hits if h.passage.article in cited)
         text, source = "", "extract"
         if self.model is not None:
@@ -167,10 +177,13 @@ class Assistant:
 
     def _generate(self, message: str, context: str) -> str:
         conversation = [
-            {"role": "system", "content": "You answer customers' questions for a shop, using only "
-             "the help text given. Answer in one or two sentences."},
+            {
+                "role": "system",
+                "content": "You answer customers' questions for a shop, using only "
+                "the help text given. Answer in one or two sentences.",
+            },
             {"role": "user", "content": f"Help text:\n{context}\n\nQuestion: {message}"},
-        ]  # fmt: skip
+        ]
         out = self.model.generate([conversation], max_new_tokens=70, temperature=0.0)[0].text
         out = " ".join(re.split(r"(?<=[.!?])\s+", out.strip())[:2]).strip()
         if len(out) < 15 or out[-1:] not in ".!?":
@@ -179,14 +192,19 @@ class Assistant:
         facts = guardrails.Facts(context + "\n" + message)
         rules = guardrails.BrandRules(language="", min_length={}, max_length={})
         report = guardrails.check({"text": out}, rules, facts)
-        grounded = not any(f.rule in guardrails.INVENTED or f.rule == "personal_data"
-                           for f in report.failures)  # fmt: skip
+        grounded = not any(
+            f.rule in guardrails.INVENTED or f.rule == "personal_data" for f in report.failures
+        )
         return out if grounded else ""
 
     def _extract(self, message: str, found: list) -> str:
         """The two sentences of the found passages closest to the question, in their order."""
-        sentences = [s.strip() for p in found for s in re.split(r"(?<=[.!?])\s+", p.text)
-                     if len(s.strip()) > 20]  # fmt: skip
+        sentences = [
+            s.strip()
+            for p in found
+            for s in re.split(r"(?<=[.!?])\s+", p.text)
+            if len(s.strip()) > 20
+        ]
         if not sentences:
             return found[0].text
         similarity = self.encoder.encode(sentences) @ self.encoder.encode([message])[0]

@@ -63,9 +63,12 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = self.tokenizer(
-                    [t or "" for t in texts[start : start + batch_size]], padding=True,
-                    truncation=True, max_length=max_length, return_tensors="pt",
-                ).to(self.device)  # fmt: skip
+                    [t or "" for t in texts[start : start + batch_size]],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                ).to(self.device)
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

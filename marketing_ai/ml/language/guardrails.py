@@ -18,8 +18,10 @@ MAX_LENGTH = {"subject": 70, "preheader": 110, "body": 1500, "text": 160}
 MIN_LENGTH = {"subject": 8, "body": 60, "text": 20}
 
 # Not "may": far more often a verb than a month.
-MONTHS = ("january february march april june july august september october november "
-          "december jan feb mar apr jun jul aug sep sept oct nov dec").split()  # fmt: skip
+MONTHS = (
+    "january february march april june july august september october november "
+    "december jan feb mar apr jun jul aug sep sept oct nov dec"
+).split()
 WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 DISCOUNT_WORDS = ("discount", "discounts", "discounted", "percent off", "coupon", "voucher",
                   "promo code", "promo", "half price", "half-price", "clearance", "markdown",
@@ -105,12 +107,17 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "").rstrip(".") for n in NUMBER.findall(text)}
 
 
-def check(fields: dict[str, str], rules: BrandRules, facts: Facts,
-          context: "Context | None" = None) -> Report:  # fmt: skip
+def check(
+    fields: dict[str, str], rules: BrandRules, facts: Facts, context: "Context | None" = None
+) -> Report:
     """Every rule over every field of the copy, then the rules over the whole of it."""
     context = context or Context(facts, rules)
-    failures = [f for name in FIELDS if name in fields
-                for f in check_field(name, fields[name], rules, facts, context)]  # fmt: skip
+    failures = [
+        f
+        for name in FIELDS
+        if name in fields
+        for f in check_field(name, fields[name], rules, facts, context)
+    ]
     body_name = "text" if "text" in fields else "body"
     body = normalise(fields.get(body_name) or "")
     for phrase in rules.required_phrases:
@@ -132,13 +139,15 @@ class Context:
         # Not "other" when a given product's name contains it ("red spotty oven glove" inside
         # "red spotty oven glove double").
         self.other_products = [
-            (name, key) for name in facts.catalogue
+            (name, key)
+            for name in facts.catalogue
             if len(name) > 3 and not any((key := normalise(name)) in g for g in given)
-        ]  # fmt: skip
+        ]
 
 
-def check_field(name: str, raw: str, rules: BrandRules, facts: Facts,
-                context: "Context | None" = None) -> list[Failure]:  # fmt: skip
+def check_field(
+    name: str, raw: str, rules: BrandRules, facts: Facts, context: "Context | None" = None
+) -> list[Failure]:
     """The rules that concern one field alone (a writer can redo just that field)."""
     context = context or Context(facts, rules)
     raw = raw or ""

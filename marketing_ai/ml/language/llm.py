@@ -74,8 +74,11 @@ def converted(gguf: Path, cache: Path | None = None) -> Path:
         del model.config.quantization_config
     tokenizer.save_pretrained(staging)
     model.save_pretrained(staging)
-    record = {"source": str(gguf), "source_sha256": source_sha,
-              "weights": packaged.sha256(staging / WEIGHTS)}  # fmt: skip
+    record = {
+        "source": str(gguf),
+        "source_sha256": source_sha,
+        "weights": packaged.sha256(staging / WEIGHTS),
+    }
     (staging / "manifest.json").write_text(json.dumps(record, indent=1))
     try:
         staging.rename(folder)  # atomic: a concurrent loader sees all or nothing
@@ -154,8 +157,11 @@ class LanguageModel:
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         batch = batch.to(self.device.name)
         torch.manual_seed(seed)
-        options = {"max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
-                   "pad_token_id": self.tokenizer.pad_token_id}  # fmt: skip
+        options = {
+            "max_new_tokens": max_new_tokens,
+            "repetition_penalty": repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
         if temperature > 0:
             options.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:

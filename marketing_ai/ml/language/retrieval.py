@@ -56,9 +56,8 @@ def passages(article: int, title: str, body: str, max_words: int = 120) -> list[
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "a an and are as at be by can do does for from how i if in is it its me my of on or our "
-    "so that the this to was what when where which who why will with you your"
-    .split()
-)  # fmt: skip
+    "so that the this to was what when where which who why will with you your".split()
+)
 
 
 def tokens(text: str) -> list[str]:

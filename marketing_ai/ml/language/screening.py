@@ -68,28 +68,40 @@ def forms(message: str) -> tuple[list[str], bool]:
 # --- patterns ---------------------------------------------------------------------------------
 
 _NOT = r"[^.!?\n]"  # within one sentence
-_RULES = (r"(?:instructions?|rules|guidelines?|guidance|directives?|prompts?|programming|"
-          r"restrictions?|guardrails?|constraints?|(?:content|safety|usage) (?:polic(?:y|ies)|"
-          r"filters?|rules|checks?)|system (?:message|prompt)|configuration|training|"
-          r"what (?:you were|you've been|you have been|they) (?:told|given)|what they told you|"
-          r"(?:everything|anything|all) (?:above|before|prior|earlier|you were told|you've been "
-          r"told))")  # fmt: skip
-_DROP = (r"(?:ignore|ignoring|disregard|forget|override|overrule|bypass|circumvent|set aside|"
-         r"put aside|pay no attention to|stop following|don'?t follow|do not follow|no longer "
-         r"follow|throw out|throw away|discard|abandon)")  # fmt: skip
-_YOUR_SETUP = (r"(?:your|its|the (?:bot|assistant|ai|model)'?s?) (?:(?:exact|full|original|"
-               r"initial|hidden|secret|confidential|internal|complete|entire|whole|current|"
-               r"own|system) ){0,2}(?:instructions|prompt|directives|programming|configuration|"
-               r"config|set-?up text|system message|initial message|context|training data|rules|"
-               r"guidelines)\b(?! (?:for|on|about|to|of) (?!me\b|us\b))")  # fmt: skip
-_HIDDEN = (r"(?:system|hidden|secret|confidential|internal|initial|original|operating|"
-           r"underlying|pre-?) (?:prompt|instructions|rules|guidelines|directives|configuration)"
-           r"|system message|context window|pre-?prompt")  # fmt: skip
-_PEOPLE = (r"(?:customers?|users?|people|persons?|shoppers?|buyers?|clients?|members?|"
-           r"subscribers?|visitors?|accounts?)")  # fmt: skip
-_DATA = (r"(?:names?|e-?mails?|e-?mail addresses|(?:home |postal )?address(?:es)?|phone"
-         r"(?: numbers?)?|orders?|order histor(?:y|ies)|purchases?|details|data|information|info|"
-         r"records?|card numbers?|passwords?|conversations?|chats?)")  # fmt: skip
+_RULES = (
+    r"(?:instructions?|rules|guidelines?|guidance|directives?|prompts?|programming|"
+    r"restrictions?|guardrails?|constraints?|(?:content|safety|usage) (?:polic(?:y|ies)|"
+    r"filters?|rules|checks?)|system (?:message|prompt)|configuration|training|"
+    r"what (?:you were|you've been|you have been|they) (?:told|given)|what they told you|"
+    r"(?:everything|anything|all) (?:above|before|prior|earlier|you were told|you've been "
+    r"told))"
+)
+_DROP = (
+    r"(?:ignore|ignoring|disregard|forget|override|overrule|bypass|circumvent|set aside|"
+    r"put aside|pay no attention to|stop following|don'?t follow|do not follow|no longer "
+    r"follow|throw out|throw away|discard|abandon)"
+)
+_YOUR_SETUP = (
+    r"(?:your|its|the (?:bot|assistant|ai|model)'?s?) (?:(?:exact|full|original|"
+    r"initial|hidden|secret|confidential|internal|complete|entire|whole|current|"
+    r"own|system) ){0,2}(?:instructions|prompt|directives|programming|configuration|"
+    r"config|set-?up text|system message|initial message|context|training data|rules|"
+    r"guidelines)\b(?! (?:for|on|about|to|of) (?!me\b|us\b))"
+)
+_HIDDEN = (
+    r"(?:system|hidden|secret|confidential|internal|initial|original|operating|"
+    r"underlying|pre-?) (?:prompt|instructions|rules|guidelines|directives|configuration)"
+    r"|system message|context window|pre-?prompt"
+)
+_PEOPLE = (
+    r"(?:customers?|users?|people|persons?|shoppers?|buyers?|clients?|members?|"
+    r"subscribers?|visitors?|accounts?)"
+)
+_DATA = (
+    r"(?:names?|e-?mails?|e-?mail addresses|(?:home |postal )?address(?:es)?|phone"
+    r"(?: numbers?)?|orders?|order histor(?:y|ies)|purchases?|details|data|information|info|"
+    r"records?|card numbers?|passwords?|conversations?|chats?)"
+)
 
 INJECTION = [
     # Dropping the instructions.

@@ -17,25 +17,40 @@ class ChurnModel:
     feature_names: list[str] = field(default_factory=list)
     seed: int = 0
 
-    def fit(self, X: np.ndarray, y: np.ndarray, feature_names: list[str] | None = None,
-            categorical: list[int] | None = None) -> "ChurnModel":  # fmt: skip
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str] | None = None,
+        categorical: list[int] | None = None,
+    ) -> "ChurnModel":
         # lightgbm: only fitting needs it (a stored model brings it back when unpickled)
         import lightgbm as lgb
 
         self.feature_names = list(feature_names or [f"f{i}" for i in range(X.shape[1])])
         self.booster = lgb.train(
             {
-                "objective": "binary", "num_leaves": self.num_leaves,
+                "objective": "binary",
+                "num_leaves": self.num_leaves,
                 "learning_rate": self.learning_rate,
                 # a small shop's few hundred customers still get splits
                 "min_child_samples": min(self.min_child_samples, max(5, len(X) // 20)),
-                "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
-                "lambda_l2": 1.0, "seed": self.seed, "verbose": -1, "num_threads": 2,
+                "feature_fraction": 0.8,
+                "bagging_fraction": 0.8,
+                "bagging_freq": 1,
+                "lambda_l2": 1.0,
+                "seed": self.seed,
+                "verbose": -1,
+                "num_threads": 2,
             },
-            lgb.Dataset(X, label=y, feature_name=self.feature_names,
-                        categorical_feature=categorical or "auto"),
+            lgb.Dataset(
+                X,
+                label=y,
+                feature_name=self.feature_names,
+                categorical_feature=categorical or "auto",
+            ),
             num_boost_round=self.n_estimators,
-        )  # fmt: skip
+        )
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -47,11 +62,17 @@ class ChurnModel:
         contributions = self.booster.predict(X, pred_contrib=True)[:, :-1]
         order = np.argsort(-contributions, axis=1)[:, :top]
         return [
-            [{"feature": self.feature_names[j], "value": _plain(X[i, j]),
-              "contribution": round(float(contributions[i, j]), 4)}
-             for j in order[i] if contributions[i, j] > 0]
+            [
+                {
+                    "feature": self.feature_names[j],
+                    "value": _plain(X[i, j]),
+                    "contribution": round(float(contributions[i, j]), 4),
+                }
+                for j in order[i]
+                if contributions[i, j] > 0
+            ]
             for i in range(len(X))
-        ]  # fmt: skip
+        ]
 
 
 def _plain(value) -> float | None:

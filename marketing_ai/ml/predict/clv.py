@@ -21,9 +21,12 @@ def _fit(negative_ll, start: np.ndarray, upper: np.ndarray | None = None) -> np.
     bounds = None if upper is None else [(None, np.log(u)) for u in upper]
     with np.errstate(all="ignore"):  # the search tries parameters where the terms overflow
         result = optimize.minimize(
-            lambda p: negative_ll(np.exp(p)), np.log(start), method="Nelder-Mead", bounds=bounds,
+            lambda p: negative_ll(np.exp(p)),
+            np.log(start),
+            method="Nelder-Mead",
+            bounds=bounds,
             options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20000, "maxfev": 4000},
-        )  # fmt: skip
+        )
     return np.exp(result.x)
 
 
@@ -38,8 +41,12 @@ class BetaGeoNBD:
     def log_likelihood(params, x, t_x, T) -> np.ndarray:
         r, alpha, a, b = params
         ln_a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-        ln_a2 = (special.gammaln(a + b) + special.gammaln(b + x)
-                 - special.gammaln(b) - special.gammaln(a + b + x))  # fmt: skip
+        ln_a2 = (
+            special.gammaln(a + b)
+            + special.gammaln(b + x)
+            - special.gammaln(b)
+            - special.gammaln(a + b + x)
+        )
         ln_a3 = -(r + x) * np.log(alpha + T)
         with np.errstate(divide="ignore", invalid="ignore"):
             ln_a4 = np.where(
@@ -87,9 +94,15 @@ class GammaGamma:
     @staticmethod
     def log_likelihood(params, x, m) -> np.ndarray:
         p, q, v = params
-        return (special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q)
-                + q * np.log(v) + (p * x - 1) * np.log(m) + p * x * np.log(x)
-                - (p * x + q) * np.log(v + x * m))  # fmt: skip
+        return (
+            special.gammaln(p * x + q)
+            - special.gammaln(p * x)
+            - special.gammaln(q)
+            + q * np.log(v)
+            + (p * x - 1) * np.log(m)
+            + p * x * np.log(x)
+            - (p * x + q) * np.log(v + x * m)
+        )
 
     def fit(self, x, m) -> "GammaGamma":
         """x: repeat purchases (> 0 only), m: their mean value."""
@@ -120,8 +133,8 @@ def _log_hyp2f1(a, b, c, z) -> np.ndarray:
 
 
 # Pareto/NBD's gamma shapes (r, s) stay at most this: a larger shape means customers' rates hardly
-# differ, the forecasts hardly change beyond it, and ₂F₁ takes 20x longer to evaluate there (a
-# fit on Online Retail II's history drifted to s = 11 in 4,000 evaluations of 0.1 s each).
+# differ, the forecasts hardly change beyond it, and ₂F₁ takes far longer to evaluate there (an
+# uncapped fit can drift to large shapes and spend minutes on it).
 SHAPE_CAP = 5.0
 UPPER = np.array([SHAPE_CAP, np.inf, SHAPE_CAP, np.inf])
 
@@ -182,8 +195,14 @@ class ParetoNBD:
         x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
         p = (self.r, self.alpha, self.s, self.beta)
         r, alpha, s, beta = p
-        stay = (special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-                - (r + x) * np.log(alpha + T) - s * np.log(beta + T))  # fmt: skip
+        stay = (
+            special.gammaln(r + x)
+            - special.gammaln(r)
+            + r * np.log(alpha)
+            + s * np.log(beta)
+            - (r + x) * np.log(alpha + T)
+            - s * np.log(beta + T)
+        )
         return np.exp(stay - self.log_likelihood(p, x, t_x, T))
 
     def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
@@ -236,14 +255,21 @@ class ParetoNBDCovariates:
         """The Pareto/NBD of customers with covariates z (α and β per customer)."""
         z = (np.asarray(z, dtype=float).reshape(len(z), -1) - self.mean) / self.scale
         base = self.base
-        return ParetoNBD(base.r, base.alpha * np.exp(-z @ self.purchase_effects),
-                         base.s, base.beta * np.exp(-z @ self.dropout_effects))  # fmt: skip
+        return ParetoNBD(
+            base.r,
+            base.alpha * np.exp(-z @ self.purchase_effects),
+            base.s,
+            base.beta * np.exp(-z @ self.dropout_effects),
+        )
 
     def log_likelihood(self, x, t_x, T, z) -> float:
         model = self._for(z)
         params = (model.r, model.alpha, model.s, model.beta)
-        return float(ParetoNBD.log_likelihood(params, *(np.asarray(v, dtype=float)
-                                                        for v in (x, t_x, T))).sum())  # fmt: skip
+        return float(
+            ParetoNBD.log_likelihood(
+                params, *(np.asarray(v, dtype=float) for v in (x, t_x, T))
+            ).sum()
+        )
 
     def probability_alive(self, x, t_x, T, z) -> np.ndarray:
         return self._for(z).probability_alive(x, t_x, T)

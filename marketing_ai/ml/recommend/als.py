@@ -15,8 +15,13 @@ class Als:
         iterations: int = 15,
         seed: int = 0,
     ) -> None:
-        self.params = {"factors": factors, "regularization": regularization, "alpha": alpha,
-                       "iterations": iterations, "random_state": seed}  # fmt: skip
+        self.params = {
+            "factors": factors,
+            "regularization": regularization,
+            "alpha": alpha,
+            "iterations": iterations,
+            "random_state": seed,
+        }
 
     def fit(self, X) -> "Als":
         # implicit: only the ALS model needs it

@@ -106,11 +106,23 @@ def _left_pad(seqs: list[np.ndarray], max_len: int) -> np.ndarray:
 class SASRec:
     sequential = True
 
-    def __init__(self, hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 200,
-                 dropout: float = 0.2, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
-                 weight_decay: float = 0.0, seed: int = 0, device: str | None = None,
-                 patience: int = 5, max_seconds: float | None = None,
-                 precision: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        max_len: int = 200,
+        dropout: float = 0.2,
+        epochs: int = 50,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        device: str | None = None,
+        patience: int = 5,
+        max_seconds: float | None = None,
+        precision: str | None = None,
+    ) -> None:
         """`precision`: "bf16" (autocast) or "fp32"; by default bf16 on CUDA, fp32 elsewhere."""
         if precision not in (None, "bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', not {precision!r}")
@@ -131,8 +143,9 @@ class SASRec:
         rng = np.random.default_rng(self.seed)
         self.device = devices.choose(self.prefer)
         self.n_items = data.n_items
-        self.net = _network(data.n_items, self.hidden, self.layers, self.heads, self.max_len,
-                            self.dropout).to(self.device.name)  # fmt: skip
+        self.net = _network(
+            data.n_items, self.hidden, self.layers, self.heads, self.max_len, self.dropout
+        ).to(self.device.name)
         # Training rows: each history cut from its end into windows of max_len + 1 items, in
         # which items 0..n-2 predict items 1..n-1 — every interaction is a target once, however
         # long the history (RecBole gets the same from one row per prefix, at more cost).
@@ -144,8 +157,9 @@ class SASRec:
                     train.append(window)
         inputs = _left_pad([s[:-1] for s in train], self.max_len)
         targets = _left_pad([s[1:] for s in train], self.max_len)
-        optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr,
-                                     weight_decay=self.weight_decay)  # fmt: skip
+        optimiser = torch.optim.Adam(
+            self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
         precision = self.precision or ("bf16" if self.device.name == "cuda" else "fp32")
         use_bf16 = precision == "bf16"
         self.trained_on = {"device": self.device.name, "precision": precision}
@@ -169,8 +183,11 @@ class SASRec:
                 loss.backward()
                 optimiser.step()
                 total, batches = total + float(loss.detach()), batches + 1
-            entry = {"epoch": epoch + 1, "loss": total / max(batches, 1),
-                     "seconds": time.perf_counter() - started}  # fmt: skip
+            entry = {
+                "epoch": epoch + 1,
+                "loss": total / max(batches, 1),
+                "seconds": time.perf_counter() - started,
+            }
             if valid is not None:
                 entry["valid"] = float(valid(self))
                 if entry["valid"] > best:
@@ -202,8 +219,9 @@ class SASRec:
         self.__dict__.update(state)
         if weights is not None:
             self.device = devices.choose(self.prefer)
-            self.net = _network(self.n_items, self.hidden, self.layers, self.heads,
-                                self.max_len, self.dropout)  # fmt: skip
+            self.net = _network(
+                self.n_items, self.hidden, self.layers, self.heads, self.max_len, self.dropout
+            )
             self.net.load_state_dict(weights)
             self.net.to(self.device.name).eval()
 

@@ -46,8 +46,13 @@ class Clustering:
 
 def _behaviour_matrix(b: CustomerBehaviour) -> np.ndarray:
     aov = b.spend / np.maximum(b.orders, 1)
-    columns = [np.log1p(np.maximum(b.spend, 0)), np.log1p(b.orders), np.log1p(b.recency_days),
-               np.log1p(b.tenure_days), np.log1p(np.maximum(aov, 0))]  # fmt: skip
+    columns = [
+        np.log1p(np.maximum(b.spend, 0)),
+        np.log1p(b.orders),
+        np.log1p(b.recency_days),
+        np.log1p(b.tenure_days),
+        np.log1p(np.maximum(aov, 0)),
+    ]
     matrix = np.column_stack(columns)
     std = matrix.std(axis=0)
     return (matrix - matrix.mean(axis=0)) / np.where(std > 0, std, 1)
@@ -90,8 +95,14 @@ def fit(
     score, k, labels = best
     profiles, descriptions = describe(behaviour, labels, product_words)
     sizes = [int((labels == c).sum()) for c in range(k)]
-    return Clustering(labels=labels, descriptions=descriptions, sizes=sizes, k=k,
-                      silhouette=score, profiles=profiles)  # fmt: skip
+    return Clustering(
+        labels=labels,
+        descriptions=descriptions,
+        sizes=sizes,
+        k=k,
+        silhouette=score,
+        profiles=profiles,
+    )
 
 
 def _level(value: float, population: np.ndarray, low: str, high: str) -> str | None:
@@ -102,16 +113,21 @@ def _level(value: float, population: np.ndarray, low: str, high: str) -> str | N
     return None
 
 
-def describe(behaviour: CustomerBehaviour, labels: np.ndarray,
-             product_words: list[list[str]] | None) -> tuple[list[dict], list[str]]:  # fmt: skip
+def describe(
+    behaviour: CustomerBehaviour, labels: np.ndarray, product_words: list[list[str]] | None
+) -> tuple[list[dict], list[str]]:
     overall = Counter()
     per_cluster: dict[int, Counter] = {}
     if product_words is not None:
         for label, names in zip(labels, product_words, strict=True):
             # A word counts once per distinct product name it is in: "candle" in three candle
             # products outranks "lavender" in one.
-            words = Counter(w for name in set(names) for w in set(WORD.findall(name.lower()))
-                            if w not in STOPWORDS)  # fmt: skip
+            words = Counter(
+                w
+                for name in set(names)
+                for w in set(WORD.findall(name.lower()))
+                if w not in STOPWORDS
+            )
             overall.update(words)
             per_cluster.setdefault(int(label), Counter()).update(words)
     profiles, descriptions = [], []
@@ -120,10 +136,14 @@ def describe(behaviour: CustomerBehaviour, labels: np.ndarray,
         spend = float(np.median(behaviour.spend[members]))
         orders = float(np.median(behaviour.orders[members]))
         recency = float(np.median(behaviour.recency_days[members]))
-        parts = [p for p in (
-            _level(spend, behaviour.spend, "low spend", "high spend"),
-            _level(orders, behaviour.orders, "one or two orders", "frequent buyers"),
-        ) if p]  # fmt: skip
+        parts = [
+            p
+            for p in (
+                _level(spend, behaviour.spend, "low spend", "high spend"),
+                _level(orders, behaviour.orders, "one or two orders", "frequent buyers"),
+            )
+            if p
+        ]
         if recency >= 180:
             parts.append("lapsed 180+ days")
         elif recency >= 90:
@@ -134,14 +154,22 @@ def describe(behaviour: CustomerBehaviour, labels: np.ndarray,
         if themes:
             parts.append("buys " + ", ".join(themes))
         descriptions.append(", ".join(parts) or "typical customers")
-        profiles.append({"cluster": c, "customers": int(members.sum()), "median_spend": spend,
-                         "median_orders": orders, "median_recency_days": recency,
-                         "themes": themes})  # fmt: skip
+        profiles.append(
+            {
+                "cluster": c,
+                "customers": int(members.sum()),
+                "median_spend": spend,
+                "median_orders": orders,
+                "median_recency_days": recency,
+                "themes": themes,
+            }
+        )
     return profiles, _unique(descriptions)
 
 
-def _themes(words: Counter, overall: Counter, members: int, everyone: int,
-            top: int = 3) -> list[str]:  # fmt: skip
+def _themes(
+    words: Counter, overall: Counter, members: int, everyone: int, top: int = 3
+) -> list[str]:
     """Words bought by many of the cluster and relatively more than by everyone else."""
     scored = []
     for word, count in words.items():
