@@ -1,6 +1,8 @@
 """The API's routes as the URL configuration has them, for the tests that walk every one
 (isolation, trailing slashes, allowed methods): a new route is covered, or fails them, at once."""
 
+import re
+
 from django.urls import URLPattern, URLResolver, get_resolver
 
 
@@ -25,3 +27,20 @@ def api_views() -> dict[str, type]:
 
 def api_routes() -> list[str]:
     return list(api_views())
+
+
+_PLACEHOLDER = re.compile(r"<(?:\w+:)?(?P<name>\w+)>|\(\?P<(?P<group>\w+)>[^)]*\)")
+
+
+def concrete(route: str, world: dict) -> str:
+    """The route with a real id in place of each placeholder: `world` (the fixture in
+    tests/conftest.py) has the ids by resource (`pks`) and by placeholder name (`values`)."""
+
+    def value(match: re.Match) -> str:
+        name = match["name"] or match["group"]
+        if name == "pk":
+            return str(world["pks"][route.split("/")[0]])
+        assert name in world["values"], f"{route}: no value for <{name}> in this test"
+        return str(world["values"][name])
+
+    return _PLACEHOLDER.sub(value, route)

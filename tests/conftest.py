@@ -18,6 +18,21 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.utils import timezone
+
+from campaigns.models import WebhookEndpoint
+from crm.models import ApiKey, Conversation
+from tests.campaigns.factories import CampaignFactory, VariantFactory
+from tests.crm.factories import (
+    CustomerFactory,
+    EventFactory,
+    OrderFactory,
+    ProductFactory,
+    SegmentFactory,
+    WorkspaceFactory,
+    client_for,
+)
+from workers.models import TaskRun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -224,3 +239,67 @@ def _point_celery_at(app, url: str) -> None:
     # Celery has no public reset of the producer pool (its own after-fork hook clears it so).
     app.close()
     app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def world(db) -> dict:
+    """One workspace with one object of each kind the API serves and a client whose key has
+    every scope: {"api": client, "pks": id by resource (a route's first segment), "values": id
+    by placeholder name}, as tests.api_routes.concrete fills routes in."""
+    workspace = WorkspaceFactory(slug="w", name="W")
+    now = timezone.now()
+    customer = CustomerFactory(workspace=workspace, email="a@x.io", first_name="Ann")
+    product = ProductFactory(workspace=workspace, sku="s1", name="Tea", price=5)
+    order = OrderFactory(
+        workspace=workspace, customer=customer, external_id="o1", placed_at=now, total=5
+    )
+    event = EventFactory(workspace=workspace, customer=customer, type="view", occurred_at=now)
+    segment = SegmentFactory(workspace=workspace, name="s", members=[customer])
+    campaign = CampaignFactory(workspace=workspace, name="c")
+    variant = VariantFactory(
+        campaign=campaign, name="A", subject="hi", body_html="<p>hi</p>", approved=False
+    )
+    webhook = WebhookEndpoint.objects.create(
+        workspace=workspace, url="https://x.example/h", secret="s"
+    )
+    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", workspace=workspace)
+    conversation = Conversation.objects.create(
+        workspace=workspace, customer=customer, token=uuid.uuid4().hex
+    )
+    api = client_for(workspace, list(ApiKey.SCOPES))
+    pks = {
+        "customers": customer.pk,
+        "products": product.pk,
+        "orders": order.pk,
+        "events": event.pk,
+        "segments": segment.pk,
+        "campaigns": campaign.pk,
+        "webhooks": webhook.pk,
+        "chat": conversation.pk,
+    }
+    values = {
+        "ref": customer.pk,
+        "variant_pk": variant.pk,
+        "run_id": run.pk,
+        "token": conversation.token,
+    }
+    return {"api": api, "pks": pks, "values": values}
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium through Selenium (tests.browser.needs_chromium skips without it)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from tests.browser import CHROMIUM, DRIVER
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    flags = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu")
+    for flag in (*flags, "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()

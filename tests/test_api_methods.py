@@ -12,8 +12,7 @@ import re
 import pytest
 
 from campaigns.models import Variant, WebhookEndpoint
-from tests.api_routes import api_views
-from tests.test_slash import concrete, world  # noqa: F401 (world is a fixture)
+from tests.api_routes import api_views, concrete
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +91,7 @@ def test_the_schema_lists_only_those_methods(client):
     assert listed == {shape(route): methods for route, methods in EXPECTED.items()}
 
 
-def test_any_other_method_answers_405_and_changes_nothing(world):  # noqa: F811
+def test_any_other_method_answers_405_and_changes_nothing(world):
     api = world["api"]
     webhook, variant = world["pks"]["webhooks"], world["values"]["variant_pk"]
     for route, methods in EXPECTED.items():

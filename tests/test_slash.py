@@ -4,79 +4,15 @@ The routes are read from the URL configuration, so a route added later is covere
 asked with real ids of one workspace's objects, so most answers are the objects themselves.
 """
 
-import re
-import uuid
-
 import pytest
-from django.utils import timezone
-from rest_framework.test import APIClient
 
-from campaigns.models import Campaign, Variant, WebhookEndpoint
-from crm import services
 from crm.models import (
-    ApiKey,
-    Conversation,
     Customer,
-    Event,
     Order,
-    Product,
-    Segment,
-    SegmentMembership,
-    Workspace,
 )
-from tests.api_routes import api_routes
-from workers.models import TaskRun
+from tests.api_routes import api_routes, concrete
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def world() -> dict:
-    workspace = Workspace.objects.create(slug="w", name="W")
-    now = timezone.now()
-    customer = Customer.objects.create(workspace=workspace, email="a@x.io", first_name="Ann")
-    product = Product.objects.create(workspace=workspace, sku="s1", name="Tea", price=5)
-    order = Order.objects.create(workspace=workspace, customer=customer, external_id="o1",
-                                 placed_at=now, total=5)  # fmt: skip
-    event = Event.objects.create(workspace=workspace, customer=customer, type="view",
-                                 occurred_at=now)  # fmt: skip
-    segment = Segment.objects.create(workspace=workspace, name="s", kind=Segment.Kind.STATIC)
-    SegmentMembership.objects.create(segment=segment, customer=customer)
-    campaign = Campaign.objects.create(workspace=workspace, name="c")
-    variant = Variant.objects.create(campaign=campaign, name="A", subject="hi",
-                                     body_html="<p>hi</p>")  # fmt: skip
-    webhook = WebhookEndpoint.objects.create(workspace=workspace, url="https://x.example/h",
-                                             secret="s")  # fmt: skip
-    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", workspace=workspace)
-    conversation = Conversation.objects.create(workspace=workspace, customer=customer,
-                                               token=uuid.uuid4().hex)  # fmt: skip
-    _, secret = services.api_key_create(workspace=workspace, name="all",
-                                        scopes=list(ApiKey.SCOPES))  # fmt: skip
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    # The id each route's placeholder stands for, by resource (the route's first segment).
-    pks = {"customers": customer.pk, "products": product.pk, "orders": order.pk,
-           "events": event.pk, "segments": segment.pk, "campaigns": campaign.pk,
-           "webhooks": webhook.pk, "chat": conversation.pk}  # fmt: skip
-    values = {"ref": customer.pk, "variant_pk": variant.pk, "run_id": run.pk,
-              "token": conversation.token}  # fmt: skip
-    return {"api": api, "pks": pks, "values": values}
-
-
-PLACEHOLDER = re.compile(r"<(?:\w+:)?(?P<name>\w+)>|\(\?P<(?P<group>\w+)>[^)]*\)")
-
-
-def concrete(route: str, world: dict) -> str:
-    """The route with a real id in place of each placeholder."""
-
-    def value(match: re.Match) -> str:
-        name = match["name"] or match["group"]
-        if name == "pk":
-            return str(world["pks"][route.split("/")[0]])
-        assert name in world["values"], f"{route}: no value for <{name}> in this test"
-        return str(world["values"][name])
-
-    return PLACEHOLDER.sub(value, route)
 
 
 def test_every_api_route_answers_the_same_with_a_trailing_slash(world):

@@ -1,55 +1,17 @@
-"""Campaign fixtures: an audience with consent, a campaign with an approved variant, and a local
-SMTP server (tests/smtp_sink.py, aiosmtpd) in its own process that counts what it accepts."""
+"""Campaign fixtures: the workspace, a local SMTP server per test (tests.campaigns.helpers.Sink)
+and Django's e-mail pointed at it, tasks run in this process, and a resolver a test can script."""
 
 import socket
-import subprocess
-import sys
-import time
-from collections import Counter
-from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
-from campaigns.models import Campaign, Message, Variant
-from campaigns.services.variants import variant_approve
-from crm.models import Consent, Customer, Segment, SegmentMembership, Workspace
-from tests.conftest import ROOT, _port_open, free_port, wait_until
-from tests.smtp_sink import read_log
-
-HTML = (
-    "<html><body><h1>Hello {{ customer.first_name }}</h1>"
-    '<p>Our <a href="https://shop.example.com/new?a=1&amp;b=2">new collection</a> is here.</p>'
-    "</body></html>"
-)
+from tests.campaigns.helpers import Sink
+from tests.crm.factories import WorkspaceFactory
 
 
-class Sink:
-    def __init__(self, tmp: Path, fail_rate: float = 0.0, fail_at: str = "data") -> None:
-        self.port = free_port()
-        self.log = tmp / f"sink-{self.port}.log"
-        self.log.touch()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.smtp_sink", "--port", str(self.port),
-             "--log", str(self.log), "--fail-rate", str(fail_rate), "--fail-at", fail_at],
-            cwd=ROOT, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(lambda: _port_open(self.port), timeout=15)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def received(self) -> Counter:
-        return Counter(rcpt for rcpt, _ in read_log(str(self.log)))
-
-    def count(self) -> int:
-        with open(self.log) as f:
-            return sum(1 for _ in f)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory(slug="shop", name="Shop")
 
 
 @pytest.fixture
@@ -80,66 +42,17 @@ def smtp_settings(settings):
     return use
 
 
-def make_audience(workspace: Workspace, n: int, *, consent: str = "subscribed",
-                  name: str = "Everyone", prefix: str = "person") -> Segment:  # fmt: skip
-    customers = Customer.objects.bulk_create([
-        Customer(workspace=workspace, email=f"{prefix}{i}@example.com", first_name=f"P{i}",
-                 time_zone="Europe/London")
-        for i in range(n)
-    ])  # fmt: skip
-    now = timezone.now()
-    Consent.objects.bulk_create(
-        [Consent(customer=c, channel="email", status=consent, updated_at=now) for c in customers]
-    )
-    segment = Segment.objects.create(workspace=workspace, name=name, kind=Segment.Kind.STATIC)
-    SegmentMembership.objects.bulk_create(
-        [SegmentMembership(segment=segment, customer=c) for c in customers]
-    )
-    return segment
-
-
-def make_campaign(workspace: Workspace, segment: Segment, *, variants: int = 1,
-                  **fields) -> Campaign:  # fmt: skip
-    campaign = Campaign.objects.create(workspace=workspace, name=fields.pop("name", "Spring"),
-                                       **fields)  # fmt: skip
-    campaign.include_segments.add(segment)
-    for i in range(variants):
-        variant = Variant.objects.create(
-            campaign=campaign, name="AB"[i] if variants <= 2 else str(i),
-            subject=f"Variant {i}: for {{{{ customer.first_name }}}}", body_html=HTML,
-        )  # fmt: skip
-        variant_approve(variant=variant)
-    return campaign
-
-
-def wait_for_status(campaign: Campaign, status: str, timeout: float = 120) -> Campaign:
-    def reached():
-        campaign.refresh_from_db()
-        return campaign.status == status
-
-    wait_until(reached, timeout=timeout, interval=0.2)
-    return campaign
-
-
-def expected_recipients(campaign: Campaign) -> set[str]:
-    """Addresses of every row that must be delivered (not holdout, not skipped at launch)."""
-    return set(
-        Message.objects.filter(campaign=campaign, holdout=False)
-        .exclude(state=Message.State.SKIPPED)
-        .values_list("customer__email", flat=True)
-    )
-
-
 @pytest.fixture
-def workspace(db):
-    return Workspace.objects.create(slug="shop", name="Shop")
+def sends_in_this_process():
+    """Tasks that state changes queue (resume, resend) run here, against this test's SMTP server,
+    not in the suite's shared worker (which has no way to reach it)."""
+    from workers.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
 
 
-def settle(seconds: float = 0.3) -> None:
-    time.sleep(seconds)
-
-
-PUBLIC = "93.184.216.34"  # a global address (example.com's, once); nothing here answers on it
 _real_getaddrinfo = socket.getaddrinfo
 
 

@@ -3,7 +3,7 @@ values staff can type into its pages answer a page or a message, never a 500."""
 
 import pytest
 
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db
 

@@ -2,38 +2,19 @@
 with a variant, preview it for a customer, approve, launch; a real worker sends it; the results
 page shows it sent. Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
 
-import shutil
 import time
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from campaigns.models import Campaign
-from tests.campaigns.conftest import make_audience
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
+from tests.browser import needs_chromium
+from tests.campaigns.factories import make_audience
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed"),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1400,1000"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
 
 
 def click_and_load(b, element) -> None:

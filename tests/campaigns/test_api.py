@@ -6,7 +6,8 @@ from rest_framework.test import APIClient
 from campaigns.models import Campaign, Message
 from crm import services
 from crm.models import Segment, Workspace
-from tests.campaigns.conftest import PUBLIC, make_audience, wait_for_status
+from tests.campaigns.factories import make_audience
+from tests.campaigns.helpers import PUBLIC, wait_for_status
 
 SCOPES = ["campaigns:read", "campaigns:write", "tasks:read"]
 

@@ -4,8 +4,8 @@ campaigns:read key read every endpoint's secret and could sign forged deliveries
 import pytest
 
 from campaigns.models import WebhookEndpoint
-from tests.campaigns.conftest import PUBLIC
-from tests.campaigns.test_api import client_for
+from tests.campaigns.factories import client_for
+from tests.campaigns.helpers import PUBLIC
 
 pytestmark = pytest.mark.django_db
 

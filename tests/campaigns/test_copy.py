@@ -10,7 +10,7 @@ from campaigns.services import lifecycle
 from campaigns.services.variants import variant_approve
 from crm import services
 from marketing_ai.ml.language import copywriter
-from tests.campaigns.conftest import make_audience
+from tests.campaigns.factories import make_audience
 from tests.conftest import wait_until
 from workers.models import TaskRun
 

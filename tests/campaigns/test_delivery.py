@@ -14,7 +14,8 @@ from campaigns.services import lifecycle, variants
 from campaigns.services.delivery import deliver
 from campaigns.services.recipients import build_ledger
 from crm.models import Consent, Customer
-from tests.campaigns.conftest import expected_recipients, make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
+from tests.campaigns.helpers import expected_recipients
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,7 @@ from campaigns.services.recipients import build_ledger
 from campaigns.services.results import campaign_stats
 from campaigns.services.webhooks import deliver_due
 from crm.models import Consent, Event
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

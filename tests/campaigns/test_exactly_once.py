@@ -24,12 +24,8 @@ from django.db import connection
 
 from campaigns.models import Campaign, Message
 from campaigns.services.recipients import build_ledger
-from tests.campaigns.conftest import (
-    expected_recipients,
-    make_audience,
-    make_campaign,
-    wait_for_status,
-)
+from tests.campaigns.factories import make_audience, make_campaign
+from tests.campaigns.helpers import expected_recipients, wait_for_status
 from tests.conftest import free_port, start_beat, start_redis, start_worker, stop_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]

@@ -9,7 +9,7 @@ from campaigns.channels import channel_for
 from campaigns.models import Campaign, Message, Suppression
 from campaigns.services.recipients import build_ledger
 from crm.models import Consent, Customer, Segment, SegmentMembership
-from tests.campaigns.conftest import make_campaign
+from tests.campaigns.factories import make_campaign
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from campaigns.services.sweep import sweep
 from campaigns.tasks import launch
 from crm import services
 from crm.models import Consent, Segment
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 from workers.models import TaskRun
 from workers.services import task_run_start
 

@@ -19,8 +19,8 @@ from campaigns.channels import Outcome, Outgoing
 from campaigns.channels.http import SmsChannel
 from campaigns.models import WebhookDelivery, WebhookEndpoint
 from campaigns.services.webhooks import deliver_due, webhook_emit
-from tests.campaigns.conftest import PUBLIC
-from tests.campaigns.test_api import client_for
+from tests.campaigns.factories import client_for
+from tests.campaigns.helpers import PUBLIC
 
 
 class Receiver(BaseHTTPRequestHandler):

@@ -14,7 +14,7 @@ from campaigns.services import copy
 from crm import services
 from crm.models import Customer, Product, Workspace
 from marketing_ai.ml.language import copywriter, guardrails
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 
 WALK = (
     "{% for u in customer.workspace.members.all %}{{ u.password }}"

@@ -8,7 +8,7 @@ import pytest
 from campaigns import tracking
 from campaigns.models import Message
 from campaigns.services.recipients import build_ledger
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db
 

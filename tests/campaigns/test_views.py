@@ -8,7 +8,7 @@ from campaigns import tracking
 from campaigns.models import Message
 from campaigns.services.recipients import build_ledger
 from crm.models import Consent
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_no_public_page_replaces_a_bounce_or_complaint(client, workspace, status
     """The outside tester's sequence: an integration records the bounce, then the unsubscribe
     page (or a mail provider's one-click POST) turned it into "unsubscribed", which the
     preference page then turned into "subscribed"."""
-    from tests.crm.test_api import client_for
+    from tests.crm.factories import client_for
 
     campaign = make_campaign(workspace, make_audience(workspace, 1))
     build_ledger(campaign=campaign)

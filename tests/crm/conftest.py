@@ -1,13 +1,13 @@
 import pytest
 
-from crm.models import Workspace
+from tests.crm.factories import WorkspaceFactory
 
 
 @pytest.fixture
 def workspace(db):
-    return Workspace.objects.create(slug="acme", name="Acme")
+    return WorkspaceFactory(slug="acme", name="Acme")
 
 
 @pytest.fixture
 def other_workspace(db):
-    return Workspace.objects.create(slug="globex", name="Globex")
+    return WorkspaceFactory(slug="globex", name="Globex")

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from crm.models import ApiKey, Customer
-from tests.crm.test_api import seed
+from tests.crm.factories import seed
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +196,7 @@ def test_deleting_a_customer_in_the_admin_is_the_apis_erasure(admin_client, work
     DELETE /api/v1/customers/<id> leaves: a tombstone and a privacy.erase audit entry with the
     same counts (a plain delete left no audit entry and dropped the row)."""
     from crm.models import AuditEntry, Order, Workspace
-    from tests.crm.test_api import client_for
+    from tests.crm.factories import client_for
 
     def outcome(customer_id: int) -> dict:
         customer = Customer.objects.get(pk=customer_id)  # still there, as a tombstone

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from crm import services
@@ -13,67 +12,11 @@ from crm.models import (
     CustomerScore,
     Event,
     Order,
-    Segment,
     SegmentMembership,
-    Workspace,
 )
-from workers.models import TaskRun
+from tests.crm.factories import client_for, seed
 
 pytestmark = pytest.mark.django_db
-
-ALL_SCOPES = ["crm:read", "crm:write", "privacy", "tasks:read"]
-
-
-def client_for(workspace: Workspace, scopes=ALL_SCOPES) -> APIClient:
-    _, secret = services.api_key_create(workspace=workspace, name="test", scopes=scopes)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
-
-
-def seed(workspace: Workspace) -> dict:
-    """One customer with an order, an event, a score and a segment membership."""
-    customer_id = services.customer_bulk_upsert(
-        workspace=workspace,
-        rows=[{"source": "shop", "external_id": "c1", "email": f"c1@{workspace.slug}.io"}],
-    ).ids[0]
-    product_id = services.product_bulk_upsert(
-        workspace=workspace, rows=[{"sku": "P1", "name": "Teapot", "price": 20}]
-    ).ids[0]
-    order_id = services.order_bulk_upsert(
-        workspace=workspace,
-        rows=[
-            {
-                "external_id": "o1",
-                "customer": customer_id,
-                "placed_at": "2026-01-01T10:00:00Z",
-                "lines": [{"sku": "P1", "quantity": 1, "unit_price": 20}],
-            }
-        ],
-    ).ids[0]
-    event_id = services.event_bulk_create(
-        workspace=workspace,
-        rows=[{"customer": customer_id, "type": "view", "occurred_at": "2026-01-02T10:00:00Z"}],
-    ).ids[0]
-    CustomerScore.objects.create(
-        workspace=workspace,
-        customer_id=customer_id,
-        kind="churn_risk",
-        value=0.7,
-        reasons=[{"feature": "recency_days", "contribution": 0.4}],
-        computed_at=timezone.now(),
-    )
-    segment = Segment.objects.create(workspace=workspace, name="All", kind="static")
-    SegmentMembership.objects.create(segment=segment, customer_id=customer_id)
-    run = TaskRun.objects.create(kind="x", workspace=workspace)
-    return {
-        "customer": customer_id,
-        "product": product_id,
-        "order": order_id,
-        "event": event_id,
-        "run": run.pk,
-        "email": f"c1@{workspace.slug}.io",
-    }
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from crm.support import links
-from tests.campaigns.test_admin_browser import CHROMIUM, DRIVER, browser  # noqa: F401
-from tests.crm.test_support import shop
+from tests.browser import needs_chromium
+from tests.crm.factories import shop
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed"),
+    needs_chromium,
 ]
 
 
@@ -26,7 +26,7 @@ def ask(b, text: str, count: int) -> str:
     return b.find_elements(By.CSS_SELECTOR, "p.assistant")[count - 1].text
 
 
-def test_customer_asks_the_widget_about_an_order(live_server, browser, workspace, live_worker,  # noqa: F811
+def test_customer_asks_the_widget_about_an_order(live_server, browser, workspace, live_worker,
                                                  settings):  # fmt: skip
     settings.CHAT_RATE_LIMIT = "1000/min"
     ada, _ = shop(workspace)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from crm.models import IdempotencyRecord
 from crm.tasks.idempotency import purge_idempotency_records
-from tests.crm.test_api import client_for
+from tests.crm.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

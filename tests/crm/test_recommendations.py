@@ -9,7 +9,7 @@ from crm.models import Customer, Order, Product, Recommendation
 from crm.tasks.models import train_recommender
 from marketing_ai.fastjson import JSONRenderer
 from tests.conftest import wait_until
-from tests.crm.test_api import client_for
+from tests.crm.factories import client_for
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
 

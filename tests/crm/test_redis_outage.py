@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from crm.models import Customer, Product, Recommendation
 from crm.services import segments as segment_services
-from tests.crm.test_api import client_for, seed
+from tests.crm.factories import client_for, seed
 from workers import sweeper
 from workers.models import ModelVersion, TaskRun
 

@@ -9,7 +9,7 @@ from crm import segments, services
 from crm.models import Customer, CustomerScore, Event, Order, Segment, SegmentMembership
 from crm.services import segments as segment_services
 from tests.conftest import wait_until
-from tests.crm.test_api import client_for
+from tests.crm.factories import client_for
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

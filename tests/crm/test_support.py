@@ -19,6 +19,7 @@ from crm.support import answering, links
 from crm.support import services as chat
 from marketing_ai.ml.language.assistant import Reply
 from tests.conftest import wait_until
+from tests.crm.factories import shop
 from workers.celery import app
 
 
@@ -38,26 +39,6 @@ def no_worker(settings, own_redis):
     settings.CHAT_USE_MODEL = False
     settings.CHAT_RATE_LIMIT = "1000/min"
     yield
-
-
-def shop(workspace) -> tuple[Customer, Customer]:
-    chat.knowledge_load(workspace=workspace)
-    products = [
-        {"sku": "TEA", "name": "Regency teacup"},
-        {"sku": "LAMP", "name": "Moroccan lantern"},
-    ]
-    services.product_bulk_upsert(workspace=workspace, rows=products)
-    ids = services.customer_bulk_upsert(workspace=workspace, rows=[
-        {"email": "ada@example.com", "first_name": "Ada"},
-        {"email": "bob@example.com", "first_name": "Bob"}]).ids  # fmt: skip
-    orders = [
-        {"external_id": "581001", "customer": ids[0], "placed_at": "2026-11-01T10:00:00Z",
-         "lines": [{"sku": "TEA", "quantity": 2, "unit_price": 12.25}]},
-        {"external_id": "581002", "customer": ids[1], "placed_at": "2026-11-02T10:00:00Z",
-         "lines": [{"sku": "LAMP", "quantity": 1, "unit_price": 30}]},
-    ]  # fmt: skip
-    assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
-    return Customer.objects.get(pk=ids[0]), Customer.objects.get(pk=ids[1])
 
 
 def widget(client, workspace, message, conversation="", identity="", **extra):
@@ -184,9 +165,7 @@ def test_injection_is_refused_and_a_person_can_take_over(client, workspace, eage
 @pytest.mark.django_db(transaction=True)
 def test_conversations_are_exported_and_erased(client, workspace, eager):
     ada, bob = shop(workspace)
-    widget(
-        client, workspace, "Do you sell gift vouchers?", identity=links.customer_chat_token(ada)
-    )
+    widget(client, workspace, "Do you sell gift vouchers?", identity=links.customer_chat_token(ada))
     widget(client, workspace, "Can I pay with PayPal?", identity=links.customer_chat_token(bob))
     exported = privacy.privacy_export(customer=ada, actor="test")["conversations"]
     assert len(exported) == 1 and exported[0]["messages"][0]["text"] == "Do you sell gift vouchers?"

@@ -18,7 +18,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from campaigns.models import Campaign
 from crm.models import Customer, Product, Segment, Workspace
 from crm.services import api_key_create
-from tests.campaigns.conftest import make_audience, make_campaign
+from tests.campaigns.factories import make_audience, make_campaign
 from workers import services
 from workers.admin_access import STAFF_ONLY
 from workers.models import ModelVersion, TaskRun
