@@ -1,6 +1,6 @@
-"""The campaign admin in a real browser (headless Chromium through Selenium): create a campaign
-with a variant, preview it for a customer, approve, launch; a real worker sends it; the results
-page shows it sent. Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
+"""campaigns.admin.campaigns in a real browser (headless Chromium through Selenium): create a
+campaign with a variant, preview it for a customer, approve, launch; a real worker sends it; the
+results page shows it sent. Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
 
 import time
 

@@ -1,4 +1,5 @@
-"""The campaign API end to end: a real worker launches and sends (file e-mail backend)."""
+"""campaigns.api.views, the campaign API end to end: a real worker launches and sends (file e-mail
+backend)."""
 
 import pytest
 from rest_framework.test import APIClient

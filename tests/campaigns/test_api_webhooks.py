@@ -1,5 +1,6 @@
-"""Webhook endpoints over the API: the signing secret is write-only (an outside tester's find: a
-campaigns:read key read every endpoint's secret and could sign forged deliveries)."""
+"""campaigns.api: webhook endpoints over the API, whose signing secret is write-only (an outside
+tester's find: a campaigns:read key read every endpoint's secret and could sign forged
+deliveries)."""
 
 import pytest
 

@@ -1,5 +1,6 @@
-"""AI-written variants on the platform: the brief's validation (API and admin), a real worker
-writing variants with their provenance, and approval that checks generated copy again."""
+"""campaigns.services.copy, AI-written variants on the platform: the brief's validation (API and
+admin), a real worker writing variants with their provenance, and approval that checks generated
+copy again."""
 
 import pytest
 from rest_framework.test import APIClient

@@ -1,4 +1,5 @@
-"""Exactly once under faults, with every part real: Celery workers and beat as processes, a Redis
+"""campaigns.ledger and campaigns.services.delivery: exactly once under faults, with every part
+real: Celery workers and beat as processes, a Redis
 server, the database, and an SMTP server (aiosmtpd) that logs every message it accepts.
 
 A campaign's workers are killed with SIGKILL (the whole worker: main process and pool) in the

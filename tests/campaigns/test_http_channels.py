@@ -1,4 +1,5 @@
-"""SMS and webhook channels through a real local HTTP endpoint: signed, idempotent, retried."""
+"""campaigns.channels.http: SMS and webhook channels through a real local HTTP endpoint: signed,
+idempotent, retried."""
 
 import hashlib
 import hmac

@@ -1,21 +1,19 @@
-"""campaigns.services.lifecycle: the one rule for a campaign being done (the launch run, delivery
-and the sweeper all use it) and the one rule for taking an approval back after an edit (the
-admin's inline and the API's PATCH both use it)."""
+"""campaigns.services.lifecycle: launch (refused while incomplete), pause, resume, cancel and
+resend to the failed, and the one rule for a campaign being done (the launch run, delivery
+and the sweeper all use it)."""
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from campaigns.models import Campaign, Message, Variant
-from campaigns.services import lifecycle, variants
+from campaigns.models import Campaign, Message
+from campaigns.services import lifecycle
 from campaigns.services.delivery import deliver
 from campaigns.services.recipients import build_ledger
 from campaigns.services.sweep import sweep
 from campaigns.tasks import launch
-from crm import services
 from crm.models import Consent, Segment
-from tests.campaigns.factories import make_audience, make_campaign
+from tests.campaigns.factories import launch_now, make_audience, make_campaign
+from tests.campaigns.helpers import deliver_until_done
 from workers.models import TaskRun
 from workers.services import task_run_start
 
@@ -127,91 +125,51 @@ def test_delivery_and_the_sweeper_finish_by_the_same_rule(workspace):
     assert sweep()["finished"] == [swept.pk] and status_of(swept) == Campaign.Status.SENT
 
 
-# --- re-approval after an edit ---------------------------------------------------------------
+# --- launch, pause, resume, cancel, resend ----------------------------------------------------
 
 
-def api_for(workspace) -> APIClient:
-    _, secret = services.api_key_create(workspace=workspace, name="t", scopes=["campaigns:write"])
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sends_in_this_process")
+def test_launch_refuses_incomplete_campaigns(workspace):
+    campaign = Campaign.objects.create(workspace=workspace, name="empty", timing="local")
+    with pytest.raises(lifecycle.CampaignError) as error:
+        lifecycle.campaign_launch(campaign=campaign)
+    assert {"include_segments", "variants", "local_time"} <= set(error.value.errors)
 
 
-def admin_for(workspace, client):
-    staff = User.objects.create_superuser("boss", password="a-long-password-2")
-    workspace.members.add(staff)
-    client.force_login(staff)
-
-    def edit(campaign: Campaign, variant: Variant, **changes) -> None:
-        """Saves the campaign's change form as the page posts it, with `changes` to the variant."""
-        url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-        page = client.get(url)
-        forms = [page.context["adminform"].form]
-        for inline in page.context["inline_admin_formsets"]:
-            forms += [inline.formset.management_form, *inline.formset.forms]
-        data = {}
-        for form in forms:
-            for name in form.fields:
-                value = form[name].value()
-                if value is not None and value is not False:
-                    data[form.add_prefix(name)] = value
-        (prefix,) = {f.prefix for f in forms[2:] if f.instance.pk == variant.pk}
-        data.update({f"{prefix}-{name}": value for name, value in changes.items()})
-        answer = client.post(url, data)
-        assert answer.status_code == 302, answer.context and answer.context["errors"]
-
-    return edit
-
-
-def api_edit(workspace):
-    api = api_for(workspace)
-
-    def edit(campaign: Campaign, variant: Variant, **changes) -> None:
-        answer = api.patch(f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}", changes)
-        assert answer.status_code == 200, answer.content
-
-    return edit
-
-
-@pytest.fixture(params=["admin", "api"])
-def edit(request, workspace, client):
-    return admin_for(workspace, client) if request.param == "admin" else api_edit(workspace)
-
-
-def approved(variant: Variant) -> bool:
-    variant.refresh_from_db()
-    return variant.status == Variant.Status.APPROVED and variant.approved_at is not None
-
-
-def test_an_edit_of_the_copy_takes_the_approval_back_in_the_admin_and_the_api(workspace, edit):
-    campaign = make_campaign(workspace, make_audience(workspace, 1))
-    variant = campaign.variants.get()
-    assert approved(variant)
-    edit(campaign, variant, weight=3, name="Renamed")  # no copy changed: still approved
-    assert approved(variant) and (variant.weight, variant.name) == (3, "Renamed")
-    edit(campaign, variant, subject="Now 90% off")
-    variant.refresh_from_db()
-    assert variant.subject == "Now 90% off" and not approved(variant)
-    assert variant.status == Variant.Status.DRAFT and variant.approved_by is None
-
-
-def test_an_edit_with_the_same_copy_keeps_the_approval(workspace, edit):
-    campaign = make_campaign(workspace, make_audience(workspace, 1))
-    variant = campaign.variants.get()
-    edit(campaign, variant, subject=variant.subject, body_html=variant.body_html)
-    assert approved(variant)
-
-
-def test_a_launched_campaigns_copy_is_frozen(workspace):
-    campaign = make_campaign(workspace, make_audience(workspace, 1))
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
-    variant = campaign.variants.get()
-    with pytest.raises(lifecycle.CampaignError) as refused:
-        variants.variant_update(variant=variant, fields={"subject": "changed"})
-    assert "frozen" in str(refused.value.errors["status"])
-    answer = api_for(workspace).patch(
-        f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}", {"subject": "changed"}
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sends_in_this_process")
+def test_pause_resume_cancel_and_resend_failed(workspace, sink_factory, smtp_settings):
+    sink = sink_factory()
+    smtp_settings(sink)
+    campaign = make_campaign(workspace, make_audience(workspace, 30))
+    launch_now(campaign)
+    lifecycle.campaign_pause(campaign=campaign)
+    deliver(campaign_id=campaign.pk, budget_seconds=5)
+    assert sink.count() == 0
+    with pytest.raises(lifecycle.CampaignError):
+        lifecycle.campaign_pause(campaign=campaign)
+    Message.objects.filter(campaign=campaign, customer__email="person0@example.com").update(
+        state="failed", reason="simulated outage"
     )
-    assert answer.status_code == 400 and "status" in answer.json()
-    variant.refresh_from_db()
-    assert variant.subject != "changed" and approved(variant)
+    lifecycle.campaign_resume(campaign=campaign)
+    deliver_until_done(campaign)
+    assert sink.count() == 29
+    assert lifecycle.campaign_resend_failed(campaign=campaign) == 1
+    deliver_until_done(campaign)
+    assert set(sink.received().values()) == {1} and sink.count() == 30
+    campaign.refresh_from_db()
+    assert campaign.status == "sent"
+    with pytest.raises(lifecycle.CampaignError):
+        lifecycle.campaign_cancel(campaign=campaign)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sends_in_this_process")
+def test_cancel_skips_what_was_not_sent(workspace):
+    campaign = make_campaign(workspace, make_audience(workspace, 12))
+    launch_now(campaign)
+    assert lifecycle.campaign_cancel(campaign=campaign) == 12
+    assert set(Message.objects.filter(campaign=campaign).values_list("reason", flat=True)) == {
+        "cancelled"
+    }

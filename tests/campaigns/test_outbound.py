@@ -1,5 +1,6 @@
-"""Outbound HTTP cannot be pointed inside our network (SSRF): refused at registration, refused
-again at delivery on the address actually connected to, no redirects, no response bodies kept.
+"""campaigns.outbound: outbound HTTP cannot be pointed inside our network (SSRF): refused at
+registration, refused again at delivery on the address actually connected to, no redirects, no
+response bodies kept.
 
 Only the resolver (socket.getaddrinfo) is replaced, to give test names the answers an attacker's
 DNS would; everything else is the real code talking to real local HTTP(S) servers."""

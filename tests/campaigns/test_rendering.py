@@ -1,18 +1,23 @@
-"""Variant templates run in a fence: plain data in, allow-listed tags, a budget per message.
-Each test here reproduces a hole an outside review found (issue 14, findings 1 and 3)."""
+"""campaigns.rendering: a variant rendered for its recipient, with tracked links, the open pixel,
+the unsubscribe footer and their recommendations; and the fence its templates run in (plain data
+in, allow-listed tags, a budget per message), where each test reproduces a hole an outside review
+found (issue 14, findings 1 and 3)."""
 
 import time
 
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns import rendering, sandbox
-from campaigns.models import Variant
+from campaigns import rendering, sandbox, tracking
+from campaigns.models import Campaign, Variant
 from campaigns.services import copy
+from campaigns.services.delivery import deliver
+from campaigns.services.recipients import build_ledger
 from crm import services
-from crm.models import Customer, Product, Workspace
+from crm.models import Customer, Product, Recommendation, Workspace
 from marketing_ai.ml.language import copywriter, guardrails
 from tests.campaigns.factories import make_audience, make_campaign
 
@@ -268,3 +273,51 @@ def test_templates_have_a_size_limit(two_shops):
     assert answer.status_code == 400 and "body_text" in answer.json()
     with pytest.raises(rendering.VariantError, match="body_html: longer than 200,000"):
         compile_body("{{a}}" * 40_001)  # a row written around the API is refused at compile
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rendered_email_has_tracked_links_pixel_and_unsubscribe(workspace):
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    message_token = "cd" * 16
+    variant = campaign.variants.get()
+    customer = campaign.include_segments.get().memberships.get().customer
+    rendered = rendering.compiled(variant).render_for(
+        customer,
+        unsubscribe_url=tracking.unsubscribe_url(message_token),
+        preferences_url=tracking.preferences_url(message_token),
+        message_token=message_token,
+    )
+    assert rendered.subject == f"Variant 0: for {customer.first_name}"
+    assert "https://shop.example.com" not in rendered.html  # every link goes through /t/c/
+    assert "/t/c/" in rendered.html and "/t/o/" in rendered.html and "/u/" in rendered.html
+    assert "new collection (http" in rendered.text and "Unsubscribe (http" in rendered.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_variant_renders_the_customers_recommendations(workspace, sink_factory, smtp_settings):
+    lamp = Product.objects.create(workspace=workspace, sku="L1", name="Brass lamp", price=30)
+    mug = Product.objects.create(workspace=workspace, sku="M1", name="Owl mug", price=8)
+    gone = Product.objects.create(workspace=workspace, sku="X1", name="Retired vase", active=False)
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    customer = campaign.include_segments.get().memberships.get().customer
+    Recommendation.objects.create(
+        workspace=workspace,
+        customer=customer,
+        computed_at=timezone.now(),
+        products=[[mug.pk, 0.9], [gone.pk, 0.8], [lamp.pk, 0.7]],
+    )
+    variant = campaign.variants.get()
+    variant.body_html = (
+        "<p>Picked for you:</p>{% recommend customer 3 as picks %}"
+        "<ul>{% for p in picks %}<li>{{ p.name }}</li>{% endfor %}</ul>"
+    )
+    variant.save()
+    text = rendering.compiled(variant).render_for(customer).text
+    assert "- Owl mug" in text and "- Brass lamp" in text and "Retired vase" not in text
+    # ... and the same in the message that goes out.
+    sink = sink_factory()
+    smtp_settings(sink)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    build_ledger(campaign=campaign)
+    deliver(campaign_id=campaign.pk, budget_seconds=10)
+    assert sink.count() == 1

@@ -1,5 +1,5 @@
-"""Signed tracking links through a key rotation: links in e-mails already sent keep working when
-the old key is in SECRET_KEY_FALLBACKS, and stop working without it."""
+"""campaigns.tracking: signed tracking links through a key rotation: links in e-mails already sent
+keep working when the old key is in SECRET_KEY_FALLBACKS, and stop working without it."""
 
 from urllib.parse import urlsplit
 

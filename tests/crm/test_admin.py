@@ -1,3 +1,7 @@
+"""crm.admin: staff see only their workspaces' rows, the workspace switcher, the segment
+builder, API keys shown once, erasure, and customer CSV import (the admin page and the
+import_customers command)."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
-"""The CRM API: keys and scopes, workspace isolation, bulk writes, errors, privacy."""
+"""crm.api.views, the CRM API: keys and scopes, workspace isolation, bulk writes, errors,
+privacy."""
 
 import json
 

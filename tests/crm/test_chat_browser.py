@@ -1,7 +1,7 @@
-"""The public chat widget in a real browser (headless Chromium): a customer opens it from their
-signed link, asks about an order and a delivery question; the server answers each message 202 at
-once, a real worker writes the reply (the language model for the question) and the page polls
-for it, then shows the answers with their citations."""
+"""crm.support.views, the public chat widget, in a real browser (headless Chromium): a customer
+opens it from their signed link, asks about an order and a delivery question; the server answers
+each message 202 at once, a real worker writes the reply (the language model for the question) and
+the page polls for it, then shows the answers with their citations."""
 
 import pytest
 from selenium.webdriver.common.by import By

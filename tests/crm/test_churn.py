@@ -1,4 +1,5 @@
-"""Churn risk trained by a real worker on orders, stored with reasons, usable in segments."""
+"""crm.services.churn: churn risk trained by a real worker on orders, stored with reasons, usable in
+segments."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,4 @@
-"""Cluster segments on the platform, with the packaged MiniLM embeddings."""
+"""crm.services.clusters: cluster segments on the platform, with the packaged MiniLM embeddings."""
 
 from datetime import timedelta
 from decimal import Decimal

@@ -1,5 +1,6 @@
-"""Lifetime value trained by a real worker on orders: the purchase model chosen on the latest
-weeks, scores with the figures behind them, usable in segments; erased customers left out."""
+"""crm.services.clv: lifetime value trained by a real worker on orders: the purchase model chosen on
+the latest weeks, scores with the figures behind them, usable in segments; erased customers left
+out."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,5 +1,5 @@
-"""Stored Idempotency-Key answers live IDEMPOTENCY_KEY_TTL_HOURS, then the hourly beat task
-purges them and the same key counts as new."""
+"""crm.services.idempotency and its task: stored Idempotency-Key answers live
+IDEMPOTENCY_KEY_TTL_HOURS, then the hourly beat task purges them and the same key counts as new."""
 
 from datetime import timedelta
 

@@ -1,4 +1,5 @@
-"""Recommenders on the platform: trained by a real worker, served over the API and admin."""
+"""crm.services.recommendations and crm.selectors.recommendations: recommenders on the platform,
+trained by a real worker, served over the API and admin."""
 
 import json
 

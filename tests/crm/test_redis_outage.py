@@ -1,4 +1,4 @@
-"""The API with its Redis server stopped (a real server, killed): reads and writes keep working,
+"""crm.api with its Redis server stopped (a real server, killed): reads and writes keep working,
 the rate limiter lets requests through and says so once, and a task that could not be queued
 stays a `queued` run that the run sweeper sends once Redis is back."""
 

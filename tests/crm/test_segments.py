@@ -1,4 +1,5 @@
-"""The segment compiler against a Python oracle, membership refresh, and the segment API."""
+"""crm.segments (the compiler, against a Python oracle), crm.services.segments (membership
+refresh) and crm.api.segments."""
 
 import random
 from datetime import UTC, datetime, timedelta

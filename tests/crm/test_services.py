@@ -1,3 +1,6 @@
+"""crm.services: customers upserted in bulk (identities, merges by address, bad rows reported,
+concurrent batches), products, orders and events; demo contacts."""
+
 from decimal import Decimal
 
 import pytest

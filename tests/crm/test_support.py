@@ -1,7 +1,7 @@
-"""Support chat on the platform: identity and isolation, the API and widget, hand-over to staff,
-privacy, the turn's transactions and the sweep of unanswered messages. Answers here are
-extractive (CHAT_USE_MODEL off) except the worker test, which runs the packaged language model
-in a real Celery worker."""
+"""crm.support, support chat on the platform: identity and isolation, the API and widget, hand-over
+to staff, privacy, the turn's transactions and the sweep of unanswered messages. Answers here are
+extractive (CHAT_USE_MODEL off) except the worker test, which runs the packaged language model in a
+real Celery worker."""
 
 import secrets
 import time

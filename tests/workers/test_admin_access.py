@@ -1,4 +1,5 @@
-"""Every extra admin page and every admin action needs a model permission, not staff status.
+"""workers.admin_access: every extra admin page and every admin action needs a model
+permission, not staff status.
 
 The cases below are checked against what the admin really registers (each ModelAdmin's
 get_urls() and actions): a page or action added without an entry here fails the first test,

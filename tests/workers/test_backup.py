@@ -1,5 +1,5 @@
-"""`manage.py backup` then `manage.py restore` into a fresh database finds the data again
-(pg_dump/pg_restore when the suite runs on PostgreSQL, SQLite's backup API otherwise)."""
+"""workers.backup: `manage.py backup` then `manage.py restore` into a fresh database finds the data
+again (pg_dump/pg_restore when the suite runs on PostgreSQL, SQLite's backup API otherwise)."""
 
 import contextlib
 import io

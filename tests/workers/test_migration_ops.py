@@ -1,6 +1,6 @@
-"""Indexes on the big tables are built CONCURRENTLY on PostgreSQL: every migration written from
-now on is scanned for a plain index on them, and the helper builds and drops an index on the
-database the suite runs on."""
+"""workers.migration_ops: indexes on the big tables are built CONCURRENTLY on PostgreSQL: every
+migration written from now on is scanned for a plain index on them, and the helper builds and drops
+an index on the database the suite runs on."""
 
 import re
 

@@ -1,4 +1,5 @@
-"""Migrations of workers that change data, run against the test database and back."""
+"""workers/migrations: the migrations of workers that change data, run against the test database and
+back."""
 
 from datetime import timedelta
 

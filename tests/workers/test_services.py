@@ -1,3 +1,6 @@
+"""workers.services: model versions numbered per family, promoted, rolled back and held to one
+active per slot (one recommender per workspace, whichever its model)."""
+
 import pytest
 from django.db import IntegrityError, transaction
 

@@ -1,5 +1,5 @@
-"""The run sweeper with real parts: a Celery worker process killed with SIGKILL mid-task, a run
-whose message the broker never got, and runs that used up their attempts."""
+"""workers.sweeper, the run sweeper, with real parts: a Celery worker process killed with SIGKILL
+mid-task, a run whose message the broker never got, and runs that used up their attempts."""
 
 import os
 import signal

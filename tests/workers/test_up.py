@@ -1,4 +1,5 @@
-"""`manage.py up` starts the whole platform and leaves no process behind when stopped."""
+"""workers/management/commands/up.py: `manage.py up` starts the whole platform and leaves no process
+behind when stopped."""
 
 import json
 import os

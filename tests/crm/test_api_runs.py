@@ -1,3 +1,6 @@
+"""crm.api.runs: GET /api/v1/tasks/<id>, a run's status and progress for staff and for keys
+with tasks:read, and its place in the OpenAPI schema."""
+
 import uuid
 
 import pytest
@@ -42,16 +45,3 @@ def test_openapi_schema_documents_tasks(client):
     assert "/api/v1/tasks/{run_id}" in response.json()["paths"]
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
-
-
-def test_openapi_schema_validates_without_warnings():
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    result = subprocess.run(
-        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,6 +1,11 @@
+"""crm.admin.runs: the task-run admin (progress bars, the worker self-check) and the
+model-version admin (promote, roll back, which rescore from the version made active; *Train
+model*, which starts crm.services.training's run)."""
+
 import pytest
 from django.contrib.auth import get_user_model
 
+from crm.models import Workspace
 from workers import services
 from workers.models import ModelVersion, TaskRun
 
@@ -49,8 +54,6 @@ def test_modelversion_promote_action(admin_client):
 
 
 def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_commit_callbacks):
-    from crm.models import Workspace
-
     workspace = Workspace.objects.create(slug="w", name="W")
     page = admin_client.get("/admin/workers/modelversion/").content.decode()
     assert "Train model" in page and '<option value="churn">' in page
@@ -79,8 +82,6 @@ def test_train_button_refuses_what_is_not_a_workspace_id(admin_client, workspace
 def test_modelversion_roll_back_action_rescores_from_the_restored_version(
     admin_client, django_capture_on_commit_callbacks
 ):
-    from crm.models import Workspace
-
     workspace = Workspace.objects.create(slug="w", name="W")
     one, two = (
         services.model_version_create(family="predict.churn", metrics={}, workspace=workspace)
