@@ -7,7 +7,10 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from campaigns import tasks  # noqa: F401  (registers the campaign tasks in every process)
+        from campaigns.journeys import signals as journey_signals
+        from campaigns.journeys import tasks as journey_tasks  # noqa: F401
         from campaigns.services import privacy, webhooks
 
         privacy.connect()
         webhooks.connect()
+        journey_signals.connect()

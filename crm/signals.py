@@ -7,6 +7,10 @@ from django.dispatch import Signal
 # receiver, so erasure reaches them too.
 customer_erased = Signal()
 
+# Sent after events were recorded for `workspace_id` (the API's and bulk writes, orders), inside
+# their transaction: automation that reads crm.EventOutbox can be nudged to read it at once.
+events_recorded = Signal()
+
 # Sent inside a chat turn's short final transaction when a customer asks for a person: the
 # campaigns app turns it into a `conversation.waiting` webhook, so a helpdesk outside can pick
 # it up too.

@@ -12,7 +12,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
 app = Celery("marketing_ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app keeps its tasks beside its services; the apps also import them when they load.
-app.autodiscover_tasks(["crm", "crm.support", "campaigns", "workers"], related_name="tasks")
+app.autodiscover_tasks(
+    ["crm", "crm.support", "campaigns", "campaigns.journeys", "workers"], related_name="tasks"
+)
 
 
 @celeryd_after_setup.connect

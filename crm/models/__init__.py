@@ -4,7 +4,7 @@ workspace, and no request ever sees another workspace's rows."""
 from crm.models.access import ApiKey, AuditEntry, IdempotencyRecord
 from crm.models.catalogue import Order, OrderLine, Product
 from crm.models.customers import Channel, Consent, Customer, ExternalIdentity
-from crm.models.events import Event
+from crm.models.events import Event, EventOutbox
 from crm.models.scores import CustomerScore, Recommendation
 from crm.models.segments import Segment, SegmentMembership
 from crm.models.workspaces import Workspace
@@ -20,6 +20,7 @@ __all__ = [
     "Customer",
     "CustomerScore",
     "Event",
+    "EventOutbox",
     "ExternalIdentity",
     "IdempotencyRecord",
     "KnowledgeArticle",

@@ -45,3 +45,22 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class EventOutbox(models.Model):
+    """Events recorded in a workspace that asked for them (Workspace.event_outbox), waiting for
+    the automation that reacts to events. A database trigger on the events table writes a row
+    for each event actually inserted, in that insert's own transaction: every path that records
+    events (the API, bulk writes, orders, imports, opens and clicks) feeds it, an event the
+    database kept always has its row, and one it refused as a duplicate has none. Readers claim
+    rows and delete them in the transaction that acts on them (crm.migrations 0009)."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.BigIntegerField()
+    workspace_id = models.BigIntegerField()
+    customer_id = models.BigIntegerField()
+    type = models.CharField(max_length=50)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} ({self.type})"

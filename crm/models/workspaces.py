@@ -12,6 +12,9 @@ class Workspace(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="workspaces", blank=True
     )
+    # Its events are copied to crm.EventOutbox as they are recorded (automation that reacts to
+    # events turns it on: a live journey).
+    event_outbox = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

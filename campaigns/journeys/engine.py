@@ -1,0 +1,528 @@
+"""The journey engine: enrolments enter a version's graph and move through it, step by step,
+each step run once.
+
+Where an enrolment rests it holds a timer (a delay, or the timeout of a wait for an event), or it
+is finished. Moving on happens in one transaction that claims what moves (due timers, claimed
+in batches with FOR UPDATE SKIP LOCKED on PostgreSQL; or the timer of a waiting enrolment whose
+event came, deleted where it is still unclaimed), runs the steps that follow at once
+(conditions, splits, updates, webhooks) for the whole batch, and writes where each enrolment
+rests next. A worker killed midway rolls the transaction back and the timers are due again: no
+step runs twice and no enrolment is left without a timer or an end.
+
+Steps are run set-wise: the enrolments of a batch that stand at the same step of the same
+version go through it together (one query for a condition over a thousand customers, one
+insert for their timers), which is what lets a million enrolments due at once move at
+thousands a second.
+"""
+
+import hashlib
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from campaigns import schedule
+from campaigns.journeys import graph
+from campaigns.journeys.models import (
+    Enrolment,
+    EnrolmentStep,
+    Journey,
+    JourneyTimer,
+    JourneyVersion,
+)
+from campaigns.models import WebhookEndpoint
+from campaigns.services.webhooks import webhook_emit
+from crm.models import Customer, Event, EventOutbox, Segment
+from crm.segments import customers_matching
+from crm.services.segments import segment_add_members
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = (Enrolment.State.ACTIVE, Enrolment.State.WAITING)
+
+
+def unit(enrolment_id: int, purpose: str) -> float:
+    """A number in [0, 1) drawn from the enrolment and what it is for: the same every time."""
+    digest = hashlib.sha256(f"{enrolment_id}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class _Batch:
+    """Enrolments of one version moving together, with what the steps need to know of them."""
+
+    version: JourneyVersion
+    now: datetime
+    customers: dict[int, int]  # enrolment id -> customer id
+    holdout: dict[int, bool]
+    context: dict[int, dict]
+    history: list[EnrolmentStep] = field(default_factory=list)
+    timers: list[JourneyTimer] = field(default_factory=list)
+    resting: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # step -> state -> ids
+
+    @property
+    def definition(self) -> dict:
+        return self.version.definition
+
+    def log(self, ids, step: str, outcome: str = "") -> None:
+        self.history += [
+            EnrolmentStep(
+                enrolment_id=e, version=self.version, step=step, at=self.now, outcome=outcome
+            )
+            for e in ids
+        ]
+
+    def rest(self, ids, step: str, state: str) -> None:
+        self.resting.setdefault(step, {}).setdefault(state, []).extend(ids)
+
+
+def _batch_for(version: JourneyVersion, enrolment_ids, now: datetime) -> _Batch:
+    rows = Enrolment.objects.filter(pk__in=list(enrolment_ids)).values_list(
+        "pk", "customer_id", "holdout", "context"
+    )
+    batch = _Batch(version=version, now=now, customers={}, holdout={}, context={})
+    for pk, customer_id, holdout, context in rows:
+        batch.customers[pk], batch.holdout[pk], batch.context[pk] = customer_id, holdout, context
+    return batch
+
+
+def _run(batch: _Batch, step_id: str, ids: list[int]) -> None:
+    """Takes `ids` into `step_id` and on, until each rests at a waiting step or finishes."""
+    steps = batch.definition["steps"]
+    todo = [(step_id, list(ids))]
+    while todo:
+        step_id, ids = todo.pop()
+        if not ids:
+            continue
+        step = steps[step_id]
+        kind = step["type"]
+        if kind == "delay":
+            batch.log(ids, step_id)
+            _delay(batch, step_id, step, ids)
+        elif kind == "wait_event":
+            batch.log(ids, step_id)
+            due = batch.now + timedelta(seconds=graph.seconds(step["timeout"]))
+            batch.timers += [JourneyTimer(enrolment_id=e, step=step_id, due_at=due) for e in ids]
+            batch.rest(ids, step_id, Enrolment.State.WAITING)
+        elif kind == "condition":
+            customer_ids = [batch.customers[e] for e in ids]
+            workspace = batch.version.journey.workspace
+            matching = set(
+                customers_matching(workspace, step["rules"], customer_ids=customer_ids).values_list(
+                    "pk", flat=True
+                )
+            )
+            yes = [e for e in ids if batch.customers[e] in matching]
+            no = [e for e in ids if batch.customers[e] not in matching]
+            batch.log(yes, step_id, "yes")
+            batch.log(no, step_id, "no")
+            todo += [(step["yes"], yes), (step["no"], no)]
+        elif kind == "split":
+            branches = step["branches"]
+            total = sum(b["weight"] for b in branches)
+            chosen: dict[int, list[int]] = defaultdict(list)
+            for e in ids:
+                u, edge = unit(e, f"split:{step_id}") * total, 0
+                for index, branch in enumerate(branches):
+                    edge += branch["weight"]
+                    if u < edge:
+                        chosen[index].append(e)
+                        break
+            for index, members in chosen.items():
+                batch.log(members, step_id, f"branch {index + 1}")
+                todo.append((branches[index]["next"], members))
+        elif kind == "update_attribute":
+            batch.log(ids, step_id)
+            _update_attribute(batch, step, ids)
+            todo.append((step["next"], ids))
+        elif kind == "segment":
+            batch.log(ids, step_id, step["action"])
+            _segment(batch, step, ids)
+            todo.append((step["next"], ids))
+        elif kind == "webhook":
+            batch.log(ids, step_id)
+            _webhook(batch, step_id, step, ids)
+            todo.append((step["next"], ids))
+        elif kind == "exit":
+            batch.log(ids, step_id)
+            batch.rest(ids, step_id, Enrolment.State.FINISHED)
+
+
+def _delay(batch: _Batch, step_id: str, step: dict, ids: list[int]) -> None:
+    if step.get("duration") is not None:
+        due = batch.now + timedelta(seconds=graph.seconds(step["duration"]))
+        batch.timers += [JourneyTimer(enrolment_id=e, step=step_id, due_at=due) for e in ids]
+    else:
+        at = graph.time_of_day(step["until_time"])
+        zones = dict(
+            Customer.objects.filter(pk__in={batch.customers[e] for e in ids}).values_list(
+                "pk", "time_zone"
+            )
+        )
+        due_by_zone: dict[str, datetime] = {}
+        for e in ids:
+            name = zones.get(batch.customers[e]) or ""
+            if name not in due_by_zone:
+                tz = schedule.zone(name, settings.TIME_ZONE)
+                local = batch.now.astimezone(tz)
+                due = datetime.combine(local.date(), at, tzinfo=tz)
+                if due <= local:
+                    due = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=tz)
+                due_by_zone[name] = due
+            batch.timers.append(
+                JourneyTimer(enrolment_id=e, step=step_id, due_at=due_by_zone[name])
+            )
+    batch.rest(ids, step_id, Enrolment.State.ACTIVE)
+
+
+def _update_attribute(batch: _Batch, step: dict, ids: list[int]) -> None:
+    customer_ids = {batch.customers[e] for e in ids}
+    changed = []
+    for customer in Customer.objects.filter(pk__in=customer_ids).only("pk", "attributes"):
+        customer.attributes = {**(customer.attributes or {}), step["attribute"]: step["value"]}
+        changed.append(customer)
+    Customer.objects.bulk_update(changed, ["attributes"], batch_size=1000)
+
+
+def _segment(batch: _Batch, step: dict, ids: list[int]) -> None:
+    workspace_id = batch.version.journey.workspace_id
+    segment = Segment.objects.filter(
+        pk=step["segment"], workspace_id=workspace_id, kind=Segment.Kind.STATIC
+    ).first()
+    if segment is None:  # deleted since publishing: the step does nothing and says so
+        log.warning("journey %s: segment %s is gone", batch.version.journey_id, step["segment"])
+        return
+    customer_ids = [batch.customers[e] for e in ids]
+    if step["action"] == "add":
+        segment_add_members(segment=segment, customer_ids=customer_ids)
+    else:
+        segment.memberships.filter(customer_id__in=customer_ids).delete()
+
+
+def _webhook(batch: _Batch, step_id: str, step: dict, ids: list[int]) -> None:
+    journey = batch.version.journey
+    endpoint = WebhookEndpoint.objects.filter(
+        pk=step["endpoint"], workspace_id=journey.workspace_id, active=True
+    ).first()
+    if endpoint is None:
+        log.warning("journey %s: webhook endpoint %s is gone", journey.pk, step["endpoint"])
+        return
+    for e in ids:
+        if batch.holdout[e]:
+            continue  # the control group gets no messages
+        webhook_emit(
+            workspace_id=journey.workspace_id,
+            event="journey.step",
+            endpoints=[endpoint],
+            data={
+                "journey": journey.pk,
+                "version": batch.version.number,
+                "step": step_id,
+                "enrolment": e,
+                "customer": batch.customers[e],
+                "trigger": batch.context[e],
+            },
+        )
+
+
+def _write(batch: _Batch) -> None:
+    """Writes where each enrolment of the batch rests now, its timers and its history."""
+    for step_id, by_state in batch.resting.items():
+        for state, ids in by_state.items():
+            changes = {"step": step_id, "state": state}
+            if state == Enrolment.State.FINISHED:
+                changes["finished_at"] = batch.now
+            Enrolment.objects.filter(pk__in=ids).update(**changes)
+    JourneyTimer.objects.bulk_create(batch.timers, batch_size=2000)
+    EnrolmentStep.objects.bulk_create(batch.history, batch_size=2000)
+
+
+# --- entering ---------------------------------------------------------------------------
+
+
+def enrol(
+    *,
+    version: JourneyVersion,
+    entrants: list[tuple[int, dict]],
+    now: datetime | None = None,
+    key: str = "",
+) -> list[int]:
+    """Takes customers (id, the context that started it) into `version` as its re-entry policy
+    allows and runs them to their first rest. Returns the new enrolments' ids. Call inside a
+    transaction; a customer already inside is not taken in again (the database refuses it)."""
+    now = now or timezone.now()
+    journey = version.journey
+    definition = version.definition
+    wanted = {}
+    for customer_id, context in entrants:
+        wanted.setdefault(customer_id, context)  # the first event that started it
+    if not wanted:
+        return []
+    if definition.get("entry_filter"):
+        allowed = set(
+            customers_matching(
+                journey.workspace, definition["entry_filter"], customer_ids=list(wanted)
+            ).values_list("pk", flat=True)
+        )
+    else:
+        allowed = set(
+            Customer.objects.filter(
+                pk__in=list(wanted), workspace_id=journey.workspace_id, erased_at__isnull=True
+            ).values_list("pk", flat=True)
+        )
+    before = Enrolment.objects.filter(journey=journey, customer_id__in=allowed)
+    policy = definition["reentry"]
+    if policy["policy"] == "once":
+        allowed -= set(before.values_list("customer_id", flat=True))
+    elif policy["policy"] == "after_days":
+        recent = now - timedelta(days=policy["days"])
+        allowed -= set(before.filter(entered_at__gte=recent).values_list("customer_id", flat=True))
+    inside = set(before.filter(finished_at__isnull=True).values_list("customer_id", flat=True))
+    allowed -= inside
+    if not allowed:
+        return []
+    start = definition["start"]
+    rows = [
+        Enrolment(
+            workspace_id=journey.workspace_id, journey=journey, version=version, customer_id=c,
+            step=start, context=wanted[c], entered_at=now, key=key,
+        )
+        for c in sorted(allowed)
+    ]  # fmt: skip
+    # A concurrent enrolment of the same customer (another batch, another worker) loses here.
+    Enrolment.objects.bulk_create(rows, ignore_conflicts=True)
+    ids = list(
+        Enrolment.objects.filter(
+            journey=journey, customer_id__in=allowed, entered_at=now, finished_at__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    holdout = float(definition.get("holdout_percent") or 0) / 100
+    if holdout:
+        held = [e for e in ids if unit(e, "holdout") < holdout]
+        Enrolment.objects.filter(pk__in=held).update(holdout=True)
+    batch = _batch_for(version, ids, now)
+    _run(batch, start, ids)
+    _write(batch)
+    return ids
+
+
+# --- timers -----------------------------------------------------------------------------
+
+
+def _claim_due(now: datetime, limit: int) -> uuid.UUID:
+    """Marks up to `limit` due timers of live journeys as this transaction's. On PostgreSQL
+    SKIP LOCKED lets workers claim side by side; SQLite runs one writer at a time anyway. A
+    paused journey's timers are left where they are until it resumes."""
+    claim = uuid.uuid4()
+    timers, enrolments, journeys = (
+        JourneyTimer._meta.db_table,
+        Enrolment._meta.db_table,
+        Journey._meta.db_table,
+    )
+    lock = " FOR UPDATE OF t SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # Table names are the models' own; every value is a bound parameter.
+    sql = (
+        f"UPDATE {timers} SET claim = %s WHERE id IN ("  # noqa: S608
+        f"SELECT t.id FROM {timers} t JOIN {enrolments} e ON e.id = t.enrolment_id"
+        f" JOIN {journeys} j ON j.id = e.journey_id"
+        f" WHERE t.due_at <= %s AND t.claim IS NULL AND j.status = %s"
+        f" ORDER BY t.due_at LIMIT %s{lock})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                claim.hex if connection.vendor == "sqlite" else claim,
+                now,
+                Journey.Status.LIVE,
+                limit,
+            ],
+        )
+    return claim
+
+
+@transaction.atomic
+def advance_due(*, now: datetime | None = None, limit: int = 2000) -> int:
+    """Moves on the enrolments whose timers are due (at most `limit`): the delay's next step, or
+    a wait's "no" branch. Returns how many moved."""
+    now = now or timezone.now()
+    claim = _claim_due(now, limit)
+    timers = list(
+        JourneyTimer.objects.filter(claim=claim).values_list(
+            "pk", "enrolment_id", "step", "enrolment__version_id"
+        )
+    )
+    if not timers:
+        return 0
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for _, enrolment, step, version in timers:
+        groups[(version, step)].append(enrolment)
+    JourneyTimer.objects.filter(claim=claim).delete()
+    versions = JourneyVersion.objects.select_related("journey__workspace").in_bulk(
+        {version for version, _ in groups}
+    )
+    for (version_id, step_id), ids in groups.items():
+        version = versions[version_id]
+        step = version.definition["steps"][step_id]
+        after = step["next"] if step["type"] == "delay" else step["no"]
+        if step["type"] == "wait_event":
+            _left(ids, step_id, "timed out")
+        batch = _batch_for(version, ids, now)
+        _run(batch, after, ids)
+        _write(batch)
+    return len(timers)
+
+
+def _left(ids: list[int], step_id: str, outcome: str) -> None:
+    """Writes how the enrolments left a wait onto the history row of their arrival there."""
+    EnrolmentStep.objects.filter(enrolment_id__in=ids, step=step_id, outcome="").update(
+        outcome=outcome
+    )
+
+
+def paused_timers_due(journey: Journey) -> int:
+    """How many of a paused journey's enrolments wait for it to resume."""
+    return JourneyTimer.objects.filter(enrolment__journey=journey, claim__isnull=True).count()
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def _matches(where: dict | None, properties: dict) -> bool:
+    return all(properties.get(key) == value for key, value in (where or {}).items())
+
+
+@transaction.atomic
+def events_arrived(*, limit: int = 2000, now: datetime | None = None) -> int:
+    """Takes a batch of recorded events from the outbox and acts on them: enrolments waiting
+    for one move on its "yes" branch, exit events end enrolments, and triggers take customers
+    in. The outbox rows go in the same transaction. Returns how many events were read."""
+    now = now or timezone.now()
+    table = EventOutbox._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
+            f" LIMIT %s{lock}) RETURNING event_id",
+            [limit],
+        )
+        event_ids = [row[0] for row in cursor.fetchall()]
+    if not event_ids:
+        return 0
+    events = list(
+        Event.objects.filter(pk__in=event_ids)
+        .order_by("pk")
+        .values("pk", "workspace_id", "customer_id", "type", "properties")
+    )
+    # Each customer's events in the order they were recorded: the k-th event of every customer
+    # goes in wave k, and a wave is handled set-wise (so a cart then a purchase in one batch
+    # enrols, then meets the wait).
+    waves: dict[int, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    seen: dict[int, int] = defaultdict(int)
+    for event in events:
+        wave = seen[event["customer_id"]]
+        seen[event["customer_id"]] += 1
+        waves[wave][event["workspace_id"]].append(event)
+    for wave in sorted(waves):
+        for workspace_id, items in waves[wave].items():
+            _workspace_events(workspace_id, items, now)
+    return len(event_ids)
+
+
+def _workspace_events(workspace_id: int, events: list[dict], now: datetime) -> None:
+    journeys = list(
+        Journey.objects.filter(
+            workspace_id=workspace_id, status=Journey.Status.LIVE, version__isnull=False
+        ).select_related("version", "workspace")
+    )
+    if not journeys:
+        return
+    customers = {e["customer_id"] for e in events}
+    _waits_met(customers, events, now)
+    for journey in journeys:
+        version = journey.version
+        version.journey = journey
+        definition = version.definition
+        exits = set(definition.get("exit_on") or [])
+        if exits:
+            leaving = {e["customer_id"] for e in events if e["type"] in exits}
+            if leaving:
+                exit_enrolments(journey=journey, customer_ids=leaving, reason="exit event", now=now)
+        trigger = definition["trigger"]
+        if trigger["type"] != "event":
+            continue
+        entrants = [
+            (
+                e["customer_id"],
+                {"event": e["type"], "event_id": e["pk"], "properties": e["properties"]},
+            )
+            for e in events
+            if e["type"] == trigger["event"] and _matches(trigger.get("where"), e["properties"])
+        ]
+        if entrants:
+            enrol(version=version, entrants=entrants, now=now)
+
+
+def _waits_met(customers: set[int], events: list[dict], now: datetime) -> None:
+    waiting = list(
+        Enrolment.objects.filter(
+            customer_id__in=customers, state=Enrolment.State.WAITING
+        ).select_related("version__journey__workspace")
+    )
+    moved: dict[tuple[int, str], list[int]] = defaultdict(list)
+    versions = {}
+    for enrolment in waiting:
+        if enrolment.version.journey.status != Journey.Status.LIVE:
+            continue
+        step = enrolment.version.definition["steps"].get(enrolment.step, {})
+        if step.get("type") != "wait_event":
+            continue
+        if not any(
+            e["customer_id"] == enrolment.customer_id
+            and e["type"] == step["event"]
+            and _matches(step.get("where"), e["properties"])
+            for e in events
+        ):
+            continue
+        # The timeout's timer goes first: where a timer worker has claimed it, it has the
+        # enrolment, and this event is too late for it.
+        if JourneyTimer.objects.filter(enrolment_id=enrolment.pk, claim__isnull=True).delete()[0]:
+            moved[(enrolment.version_id, enrolment.step)].append(enrolment.pk)
+            versions[enrolment.version_id] = enrolment.version
+    for (version_id, step_id), ids in moved.items():
+        _left(ids, step_id, "event came")
+        batch = _batch_for(versions[version_id], ids, now)
+        _run(batch, versions[version_id].definition["steps"][step_id]["yes"], ids)
+        _write(batch)
+
+
+def exit_enrolments(*, journey: Journey, customer_ids=None, reason: str, now=None) -> int:
+    """Ends the journey's unfinished enrolments (of these customers, or all) where they are."""
+    now = now or timezone.now()
+    inside = Enrolment.objects.filter(journey=journey, state__in=UNFINISHED)
+    if customer_ids is not None:
+        inside = inside.filter(customer_id__in=list(customer_ids))
+    ids = list(inside.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    JourneyTimer.objects.filter(enrolment_id__in=ids).delete()
+    return Enrolment.objects.filter(pk__in=ids, state__in=UNFINISHED).update(
+        state=Enrolment.State.EXITED, finished_at=now, exit_reason=reason[:100]
+    )
+
+
+def stuck(*, journey: Journey | None = None) -> int:
+    """Unfinished enrolments holding no timer: there should be none (every rest writes one)."""
+    inside = Enrolment.objects.filter(state__in=UNFINISHED, timer__isnull=True)
+    if journey is not None:
+        inside = inside.filter(journey=journey)
+    return inside.count()
+
+
+def timers_pending() -> int:
+    return JourneyTimer.objects.filter(claim__isnull=True).count()

@@ -1,0 +1,310 @@
+"""A journey's definition: its trigger, entry and exit rules and the graph of its steps, checked
+whole before it can be published. Every problem is reported against the place it is in
+(`steps.wait.timeout`, `trigger.event`), all at once, so an editor can mark each step.
+
+    {
+      "trigger": {"type": "event", "event": "cart_updated", "where": {"source": "web"}},
+      "entry_filter": {...segment rules...} or null,
+      "reentry": {"policy": "not_inside"}, or "once", or "after_days" with "days": 30,
+      "exit_on": ["purchase"],          event types that end an enrolment wherever it is
+      "holdout_percent": 10,            a control group that enters, is counted, gets no messages
+      "start": "wait",
+      "steps": {
+        "wait":  {"type": "wait_event", "event": "purchase", "timeout": "4h",
+                  "yes": "done", "no": "hook"},
+        "hook":  {"type": "webhook", "endpoint": 7, "next": "done"},
+        "done":  {"type": "exit"}
+      }
+    }
+
+Step types and their settings:
+- delay: one of `duration` ("30s", "15m", "4h", "7d" or seconds), `until_time` ("09:00", the
+  customer's local time of day, next occurrence); `next`.
+- wait_event: `event` (type), optional `where` (property equalities), `timeout`; `yes` (the event
+  came) and `no` (the timeout passed).
+- condition: `rules` (the segment rule language, scores included); `yes`, `no`.
+- split: `branches`: [{"weight": 50, "next": "a"}, ...] (a random split, e.g. a test inside).
+- update_attribute: `attribute`, `value`; `next`.
+- segment: `action` "add" or "remove", `segment` (a static segment's id); `next`.
+- webhook: `endpoint` (a registered webhook endpoint's id); `next`.
+- exit.
+
+The graph is refused when a step no path from `start` reaches, a successor that is not a step, a
+branch that leads nowhere, or a loop that passes no delay or wait (it would spin forever).
+"""
+
+import re
+from datetime import time
+from typing import Any
+
+from crm import validation as v
+
+TRIGGERS = ("event", "api")
+REENTRY = ("not_inside", "once", "after_days")
+# Steps that hold an enrolment until a timer (or an event) moves it on.
+WAITING = ("delay", "wait_event")
+SUCCESSORS = {
+    "delay": ("next",),
+    "wait_event": ("yes", "no"),
+    "condition": ("yes", "no"),
+    "update_attribute": ("next",),
+    "segment": ("next",),
+    "webhook": ("next",),
+    "exit": (),
+    "split": (),  # its branches name theirs
+}
+STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,50}$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SECONDS = 366 * 86400
+MAX_STEPS = 200
+
+
+class GraphError(v.Invalid):
+    """The definition's problems: `errors` maps a place ("steps.s2.timeout") to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {' '.join(m)}" for k, m in errors.items()))
+
+
+def seconds(value: Any) -> float:
+    """A duration in seconds from "30s", "15m", "4h", "7d" or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 30s, 15m, 4h or 7d")
+    if isinstance(value, int | float):
+        amount = float(value)
+    elif isinstance(value, str) and (match := DURATION.match(value.strip().lower())):
+        amount = float(match[1]) * UNITS[match[2]]
+    else:
+        raise ValueError("a duration such as 30s, 15m, 4h or 7d")
+    if not 0 <= amount <= MAX_SECONDS:
+        raise ValueError("from 0 seconds to a year")
+    return amount
+
+
+def time_of_day(value: Any) -> time:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        raise ValueError('a time of day such as "09:00"')
+    hours, minutes = (int(part) for part in value.strip().split(":"))
+    if hours > 23 or minutes > 59:
+        raise ValueError('a time of day such as "09:00"')
+    return time(hours, minutes)
+
+
+class _Check:
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, where: str, message: str) -> None:
+        self.errors.setdefault(where, []).append(message)
+
+    def event_type(self, where: str, value: Any) -> None:
+        if not isinstance(value, str) or not EVENT_TYPE.match(value):
+            self.add(where, "an event type (letters, digits, _ . : -; at most 50)")
+
+    def where(self, where: str, value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            self.add(where, "an object of property names to the values they must have")
+            return
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                self.add(f"{where}.{key}", "a plain value (text, number, true/false, null)")
+
+
+def check(definition: Any, *, rules_check=None) -> dict:
+    """The definition, normalised, or GraphError with every problem found.
+
+    `rules_check(rules) -> str | None` checks a segment rule (the platform passes one that
+    compiles it against the workspace); without it rules are only required to be objects.
+    """
+    c = _Check()
+    if not isinstance(definition, dict):
+        raise GraphError({"definition": ["an object with trigger, start and steps"]})
+    trigger = definition.get("trigger") or {"type": "api"}
+    if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
+        c.add("trigger.type", f"one of {', '.join(TRIGGERS)}")
+    elif trigger["type"] == "event":
+        c.event_type("trigger.event", trigger.get("event"))
+        c.where("trigger.where", trigger.get("where"))
+    reentry = definition.get("reentry") or {"policy": "not_inside"}
+    if not isinstance(reentry, dict) or reentry.get("policy") not in REENTRY:
+        c.add("reentry.policy", f"one of {', '.join(REENTRY)}")
+    elif reentry["policy"] == "after_days":
+        days = reentry.get("days")
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+            c.add("reentry.days", "whole days from 1 to 3650")
+    exit_on = definition.get("exit_on") or []
+    if not isinstance(exit_on, list):
+        c.add("exit_on", "a list of event types")
+    else:
+        for index, event in enumerate(exit_on):
+            c.event_type(f"exit_on.{index}", event)
+    holdout = definition.get("holdout_percent", 0)
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout <= 50:
+        c.add("holdout_percent", "a percentage from 0 to 50")
+    for name in ("entry_filter",):
+        rules = definition.get(name)
+        if rules is not None:
+            _rules(c, name, rules, rules_check)
+
+    steps = definition.get("steps")
+    start = definition.get("start")
+    if not isinstance(steps, dict) or not steps:
+        c.add("steps", "an object of step id to step")
+        raise GraphError(c.errors)
+    if len(steps) > MAX_STEPS:
+        c.add("steps", f"at most {MAX_STEPS} steps")
+        raise GraphError(c.errors)
+    for step_id, step in steps.items():
+        _step(c, step_id, step, steps, rules_check)
+    if start not in steps:
+        c.add("start", "the id of the first step")
+    if c.errors:
+        raise GraphError(c.errors)
+    _shape(c, start, steps)
+    if c.errors:
+        raise GraphError(c.errors)
+    return {
+        **definition,
+        "trigger": trigger,
+        "reentry": reentry,
+        "exit_on": exit_on,
+        "holdout_percent": holdout,
+    }
+
+
+def _rules(c: _Check, where: str, rules: Any, rules_check) -> None:
+    if not isinstance(rules, dict):
+        c.add(where, "segment rules (an object)")
+    elif rules_check is not None and (problem := rules_check(rules)):
+        c.add(where, problem)
+
+
+def successors(step: dict) -> list[str]:
+    """The steps `step` can lead to, in its own order."""
+    if step.get("type") == "split":
+        return [branch.get("next") for branch in step.get("branches") or []]
+    return [step.get(key) for key in SUCCESSORS.get(step.get("type"), ())]
+
+
+def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
+    where = f"steps.{step_id}"
+    if not isinstance(step_id, str) or not STEP_ID.match(step_id):
+        c.add(where, "a step id of letters, digits, _ and - (at most 40)")
+        return
+    if not isinstance(step, dict) or step.get("type") not in SUCCESSORS:
+        c.add(f"{where}.type", f"one of {', '.join(SUCCESSORS)}")
+        return
+    kind = step["type"]
+    if kind == "delay":
+        given = [key for key in ("duration", "until_time") if step.get(key) is not None]
+        if len(given) != 1:
+            c.add(where, "give one of duration or until_time")
+        for key, parse in (("duration", seconds), ("until_time", time_of_day)):
+            if step.get(key) is not None:
+                try:
+                    parse(step[key])
+                except ValueError as exc:
+                    c.add(f"{where}.{key}", str(exc))
+    elif kind == "wait_event":
+        c.event_type(f"{where}.event", step.get("event"))
+        c.where(f"{where}.where", step.get("where"))
+        try:
+            if seconds(step.get("timeout")) <= 0:
+                raise ValueError("longer than 0 seconds")
+        except ValueError as exc:
+            c.add(f"{where}.timeout", str(exc))
+    elif kind == "condition":
+        _rules(c, f"{where}.rules", step.get("rules"), rules_check)
+    elif kind == "split":
+        branches = step.get("branches")
+        if not isinstance(branches, list) or len(branches) < 2:
+            c.add(f"{where}.branches", "two or more branches, each with a weight and a next step")
+        else:
+            for index, branch in enumerate(branches):
+                weight = branch.get("weight") if isinstance(branch, dict) else None
+                if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+                    c.add(f"{where}.branches.{index}.weight", "a whole number of at least 1")
+    elif kind == "update_attribute":
+        name = step.get("attribute")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+            c.add(f"{where}.attribute", "an attribute name (letters, digits, _)")
+        if isinstance(step.get("value"), dict | list):
+            c.add(f"{where}.value", "a plain value (text, number, true/false, null)")
+    elif kind == "segment":
+        if step.get("action") not in ("add", "remove"):
+            c.add(f"{where}.action", "add or remove")
+        _identifier(c, f"{where}.segment", step.get("segment"))
+    elif kind == "webhook":
+        _identifier(c, f"{where}.endpoint", step.get("endpoint"))
+    names = SUCCESSORS[kind] if kind != "split" else ()
+    for key in names:
+        target = step.get(key)
+        if target is None:
+            c.add(f"{where}.{key}", "leads nowhere: name the next step")
+        elif target not in steps:
+            c.add(f"{where}.{key}", f"{target!r} is not a step")
+    if kind == "split" and isinstance(step.get("branches"), list):
+        for index, branch in enumerate(step["branches"]):
+            target = branch.get("next") if isinstance(branch, dict) else None
+            if target is None:
+                c.add(f"{where}.branches.{index}.next", "leads nowhere: name the next step")
+            elif target not in steps:
+                c.add(f"{where}.branches.{index}.next", f"{target!r} is not a step")
+
+
+def _identifier(c: _Check, where: str, value: Any) -> None:
+    try:
+        v.identifier(value)
+    except v.Invalid:
+        c.add(where, "an id (a whole number)")
+
+
+def _shape(c: _Check, start: str, steps: dict) -> None:
+    """Every step reachable from `start`, and no loop without a step that waits."""
+    seen, todo = {start}, [start]
+    while todo:
+        for target in successors(steps[todo.pop()]):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    for step_id in steps:
+        if step_id not in seen:
+            c.add(f"steps.{step_id}", "no path from the start reaches this step")
+    # Cycles among the steps that move on at once (a waiting step breaks a loop in time).
+    instant = {
+        s: [t for t in successors(steps[s])] for s in steps if steps[s]["type"] not in WAITING
+    }
+    state: dict[str, int] = {}
+    for root in instant:
+        if state.get(root):
+            continue
+        stack = [(root, iter(instant[root]))]
+        state[root] = 1
+        path = [root]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            if child not in instant:
+                continue
+            if state.get(child) == 1:
+                loop = path[path.index(child) :]
+                for member in loop:
+                    c.add(
+                        f"steps.{member}",
+                        f"in a loop with no delay or wait: {' -> '.join([*loop, child])}",
+                    )
+                continue
+            if not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(instant[child])))

@@ -1,0 +1,153 @@
+"""What staff and integrators do with journeys: save a draft definition, publish it as the next
+version, pause, resume and stop, enrol a customer through the API, take one out."""
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from campaigns.journeys import engine, graph
+from campaigns.journeys.models import Enrolment, Journey, JourneyVersion
+from campaigns.models import WebhookEndpoint
+from crm.models import Customer, Segment, Workspace
+from crm.segments import RuleError, compile_rules
+from workers.services import send_on_commit, task_named
+
+ADVANCE = "campaigns.journeys.tasks.advance"
+EVENTS = "campaigns.journeys.tasks.events"
+
+
+class JourneyError(Exception):
+    """A request the journey's state or definition does not allow; field -> messages."""
+
+    def __init__(self, errors: dict[str, list[str]] | str) -> None:
+        self.errors = errors if isinstance(errors, dict) else {"detail": [errors]}
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
+
+
+def definition_check(*, workspace: Workspace, definition) -> dict:
+    """The definition checked against the workspace (its rules compile, its segments and
+    webhook endpoints are the workspace's own); raises JourneyError naming each problem."""
+
+    def rules_check(rules) -> str | None:
+        try:
+            compile_rules(workspace, rules)
+        except RuleError as exc:
+            return str(exc)
+        return None
+
+    try:
+        checked = graph.check(definition, rules_check=rules_check)
+    except graph.GraphError as exc:
+        raise JourneyError(exc.errors) from None
+    errors: dict[str, list[str]] = {}
+    for step_id, step in checked["steps"].items():
+        if (
+            step["type"] == "segment"
+            and not Segment.objects.filter(
+                pk=step["segment"], workspace=workspace, kind=Segment.Kind.STATIC
+            ).exists()
+        ):
+            errors[f"steps.{step_id}.segment"] = ["not a static segment of this workspace"]
+        if (
+            step["type"] == "webhook"
+            and not WebhookEndpoint.objects.filter(
+                pk=step["endpoint"], workspace=workspace
+            ).exists()
+        ):
+            errors[f"steps.{step_id}.endpoint"] = ["not a webhook endpoint of this workspace"]
+    if errors:
+        raise JourneyError(errors)
+    return checked
+
+
+def journey_create(*, workspace: Workspace, name: str, definition: dict) -> Journey:
+    """A draft journey; its definition is checked when it is published (a draft may be
+    incomplete while staff build it)."""
+    return Journey.objects.create(workspace=workspace, name=name, definition=definition or {})
+
+
+@transaction.atomic
+def journey_publish(*, journey: Journey) -> JourneyVersion:
+    """Checks the draft and makes it the next version; the journey goes live. Customers already
+    inside finish the version they entered."""
+    journey = Journey.objects.select_for_update().get(pk=journey.pk)
+    if journey.status == Journey.Status.STOPPED:
+        raise JourneyError({"status": ["a stopped journey cannot be published again"]})
+    checked = definition_check(workspace=journey.workspace, definition=journey.definition)
+    latest = journey.versions.aggregate(n=Max("number"))["n"] or 0
+    version = JourneyVersion.objects.create(
+        journey=journey, number=latest + 1, definition=checked, published_at=timezone.now()
+    )
+    Journey.objects.filter(pk=journey.pk).update(version=version, status=Journey.Status.LIVE)
+    # From now on the workspace's events are kept for journeys to read (crm.EventOutbox).
+    Workspace.objects.filter(pk=journey.workspace_id, event_outbox=False).update(event_outbox=True)
+    journey.refresh_from_db()
+    return version
+
+
+def _status(journey: Journey, allowed: tuple, to: str) -> None:
+    if not Journey.objects.filter(pk=journey.pk, status__in=allowed).update(status=to):
+        journey.refresh_from_db()
+        raise JourneyError({"status": [f"cannot go from {journey.status} to {to}"]})
+    journey.refresh_from_db()
+
+
+def journey_pause(*, journey: Journey) -> None:
+    """Takes no one in; enrolments inside stay where they are until it resumes."""
+    _status(journey, (Journey.Status.LIVE,), Journey.Status.PAUSED)
+
+
+def journey_resume(*, journey: Journey) -> None:
+    _status(journey, (Journey.Status.PAUSED,), Journey.Status.LIVE)
+    advance_soon()
+
+
+@transaction.atomic
+def journey_stop(*, journey: Journey) -> int:
+    """Ends it for good: every enrolment inside exits. Returns how many."""
+    _status(journey, (Journey.Status.LIVE, Journey.Status.PAUSED, Journey.Status.DRAFT),
+            Journey.Status.STOPPED)  # fmt: skip
+    return engine.exit_enrolments(journey=journey, reason="journey stopped")
+
+
+@transaction.atomic
+def enrolment_create(
+    *, journey: Journey, customer: Customer, context: dict | None = None, key: str = ""
+) -> tuple[Enrolment | None, bool]:
+    """Enrols a customer through the API. With `key`, asking again returns the same enrolment
+    (created False). None when the re-entry policy or entry filter keeps them out."""
+    if journey.status != Journey.Status.LIVE or journey.version_id is None:
+        raise JourneyError({"journey": ["only a live journey takes customers in"]})
+    if key:
+        found = Enrolment.objects.filter(journey=journey, key=key).first()
+        if found is not None:
+            return found, False
+    version = journey.version
+    version.journey = journey
+    ids = engine.enrol(
+        version=version, entrants=[(customer.pk, {"api": True, **(context or {})})], key=key
+    )
+    advance_soon()
+    return (Enrolment.objects.get(pk=ids[0]) if ids else None), bool(ids)
+
+
+def enrolment_exit(*, enrolment: Enrolment, reason: str = "exited by staff") -> bool:
+    with transaction.atomic():
+        done = engine.exit_enrolments(
+            journey=enrolment.journey, customer_ids=[enrolment.customer_id], reason=reason
+        )
+    enrolment.refresh_from_db()
+    return bool(done)
+
+
+def advance_soon() -> None:
+    """Nudges a worker to move due enrolments once the transaction commits (the beat does it
+    every second anyway; this saves a new enrolment's first step the wait)."""
+    advance = task_named(ADVANCE)
+    send_on_commit(lambda: advance.delay(), what="journey advance")
+
+
+def events_soon() -> None:
+    """Nudges a worker to read the event outbox once the transaction commits."""
+    events = task_named(EVENTS)
+    send_on_commit(lambda: events.delay(), what="journey events")

@@ -1,0 +1,33 @@
+"""Journey tasks on `default`: moving due enrolments on, and reading the event outbox. Both run
+every second from beat and when nudged (an enrolment by API, an event written); any number may
+run at once, since each batch is claimed in its own transaction."""
+
+import time
+
+from campaigns.journeys import engine
+from workers import queues
+from workers.runs import queued_task
+
+BUDGET_SECONDS = 20.0  # one task works through a backlog this long, then the next one goes on
+
+
+def _drain(step, budget: float = BUDGET_SECONDS) -> int:
+    started, total = time.monotonic(), 0
+    while time.monotonic() - started < budget:
+        done = step()
+        total += done
+        if not done:
+            break
+    return total
+
+
+@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+def advance() -> int:
+    """Moves on every enrolment whose timer is due (a delay over, a wait timed out)."""
+    return _drain(engine.advance_due)
+
+
+@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+def events() -> int:
+    """Reads recorded events: waits met, exits, and customers taken in by triggers."""
+    return _drain(engine.events_arrived)

@@ -1,0 +1,38 @@
+"""The campaigns app's models: broadcasts (campaigns, variants, the send ledger, suppressions,
+outbound webhooks) and journeys (campaigns.journeys.models); import them from here."""
+
+from campaigns.journeys.models import (
+    Enrolment,
+    EnrolmentStep,
+    Journey,
+    JourneyTimer,
+    JourneyVersion,
+)
+from campaigns.models.broadcasts import (
+    BrandRules,
+    Campaign,
+    ChannelKind,
+    Message,
+    Suppression,
+    Variant,
+    WebhookDelivery,
+    WebhookEndpoint,
+    validate_sender,
+)
+
+__all__ = [
+    "BrandRules",
+    "Campaign",
+    "ChannelKind",
+    "Enrolment",
+    "EnrolmentStep",
+    "Journey",
+    "JourneyTimer",
+    "JourneyVersion",
+    "Message",
+    "Suppression",
+    "Variant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "validate_sender",
+]

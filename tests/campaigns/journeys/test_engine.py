@@ -1,0 +1,302 @@
+"""campaigns.journeys.engine and services: events reach journeys through the outbox, enrolments
+move through the graph, each step once, and none is left without a timer or an end."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from campaigns.journeys import engine, services
+from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey, JourneyTimer
+from crm import services as crm
+from crm.models import Customer, EventOutbox, Segment, Workspace
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def shop(db):
+    workspace = Workspace.objects.create(slug="shop", name="Shop")
+    crm.customer_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {"email": "ada@example.com", "country": "GB", "time_zone": "Europe/London"},
+            {"email": "bob@example.com", "country": "US", "time_zone": "America/New_York"},
+            {"email": "cyd@example.com", "country": "JP", "time_zone": "Asia/Tokyo"},
+        ],
+    )
+    return workspace
+
+
+def people(workspace) -> dict[str, Customer]:
+    return {c.email.split("@")[0]: c for c in Customer.objects.filter(workspace=workspace)}
+
+
+def event(workspace, who: Customer, kind: str, key: str | None = None, **properties):
+    result = crm.event_bulk_create(
+        workspace=workspace,
+        rows=[{"customer": str(who.pk), "type": kind, "properties": properties,
+               "idempotency_key": key, "occurred_at": timezone.now().isoformat()}],
+    )  # fmt: skip
+    assert not result.errors, result.errors
+
+
+def abandoned_cart(workspace, name: str = "Cart", **changes) -> Journey:
+    nudged, _ = Segment.objects.get_or_create(
+        workspace=workspace, name="Nudged", kind=Segment.Kind.STATIC
+    )
+    definition = {
+        "trigger": {"type": "event", "event": "cart_updated"},
+        "start": "wait",
+        "steps": {
+            "wait": {"type": "wait_event", "event": "purchase", "timeout": "4h",
+                     "yes": "bought", "no": "nudge"},
+            "nudge": {"type": "segment", "action": "add", "segment": nudged.pk, "next": "done"},
+            "bought": {"type": "exit"},
+            "done": {"type": "exit"},
+        },
+        **changes,
+    }  # fmt: skip
+    journey = services.journey_create(workspace=workspace, name=name, definition=definition)
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    return journey
+
+
+def path(enrolment: Enrolment) -> list[tuple[str, str]]:
+    return list(enrolment.history.order_by("pk").values_list("step", "outcome"))
+
+
+def test_the_outbox_has_every_event_the_database_kept_once(shop):
+    ada = people(shop)["ada"]
+    event(shop, ada, "viewed")
+    assert not EventOutbox.objects.exists()  # nobody asked for this workspace's events yet
+    Workspace.objects.filter(pk=shop.pk).update(event_outbox=True)
+    event(shop, ada, "cart_updated", key="cart-1")
+    event(shop, ada, "cart_updated", key="cart-1")  # the same event again: kept once
+    crm.product_bulk_upsert(workspace=shop, rows=[{"sku": "T1", "name": "Teapot", "price": "9"}])
+    ordered = crm.order_bulk_upsert(workspace=shop, rows=[{
+        "external_id": "o-1", "customer": str(ada.pk), "placed_at": timezone.now().isoformat(),
+        "currency": "GBP", "lines": [{"sku": "T1", "quantity": 1, "unit_price": "9"}],
+    }])  # fmt: skip
+    assert not ordered.errors, ordered.errors
+    assert sorted(EventOutbox.objects.values_list("type", flat=True)) == [
+        "cart_updated",
+        "purchase",
+    ]
+
+
+def test_a_cart_with_no_purchase_moves_on_when_the_wait_times_out(shop):
+    journey = abandoned_cart(shop)
+    ada = people(shop)["ada"]
+    event(shop, ada, "cart_updated", items=[{"sku": "T1", "quantity": 2}])
+    assert engine.events_arrived() == 1
+    enrolment = Enrolment.objects.get(journey=journey)
+    assert enrolment.state == Enrolment.State.WAITING and enrolment.step == "wait"
+    assert enrolment.context["properties"]["items"] == [{"sku": "T1", "quantity": 2}]
+    assert engine.advance_due() == 0  # not due yet
+    later = timezone.now() + timedelta(hours=4, seconds=1)
+    assert engine.advance_due(now=later) == 1
+    enrolment.refresh_from_db()
+    assert enrolment.state == Enrolment.State.FINISHED and enrolment.step == "done"
+    assert path(enrolment) == [("wait", "timed out"), ("nudge", "add"), ("done", "")]
+    assert Segment.objects.get(name="Nudged").memberships.filter(customer=ada).exists()
+    assert engine.stuck() == 0 and not JourneyTimer.objects.exists()
+
+
+def test_a_purchase_inside_the_wait_takes_the_yes_branch_and_the_timer_goes(shop):
+    journey = abandoned_cart(shop)
+    ada = people(shop)["ada"]
+    event(shop, ada, "cart_updated")
+    event(shop, ada, "cart_updated")  # a second cart while inside: still one enrolment
+    event(shop, ada, "purchase")
+    engine.events_arrived()
+    (enrolment,) = Enrolment.objects.filter(journey=journey)
+    assert enrolment.state == Enrolment.State.FINISHED and enrolment.step == "bought"
+    assert path(enrolment) == [("wait", "event came"), ("bought", "")]
+    assert not JourneyTimer.objects.exists() and engine.stuck() == 0
+    assert engine.advance_due(now=timezone.now() + timedelta(days=1)) == 0
+
+
+def test_an_exit_event_ends_an_enrolment_wherever_it_waits(shop):
+    journey = abandoned_cart(shop, exit_on=["unsubscribed"])
+    bob = people(shop)["bob"]
+    event(shop, bob, "cart_updated")
+    engine.events_arrived()
+    event(shop, bob, "unsubscribed")
+    engine.events_arrived()
+    enrolment = Enrolment.objects.get(journey=journey)
+    assert enrolment.state == Enrolment.State.EXITED and enrolment.exit_reason == "exit event"
+    assert not JourneyTimer.objects.exists()
+
+
+def test_reentry_once_ever_and_again_after_it_finished(shop):
+    once = abandoned_cart(shop, reentry={"policy": "once"})
+    ada = people(shop)["ada"]
+    for _ in range(2):
+        event(shop, ada, "cart_updated")
+        event(shop, ada, "purchase")
+        engine.events_arrived()
+    assert Enrolment.objects.filter(journey=once).count() == 1
+    services.journey_stop(journey=once)
+    again = abandoned_cart(shop, name="Cart again", reentry={"policy": "not_inside"})
+    for _ in range(2):
+        event(shop, ada, "cart_updated")
+        event(shop, ada, "purchase")
+        engine.events_arrived()
+    assert Enrolment.objects.filter(journey=again, state=Enrolment.State.FINISHED).count() == 2
+
+
+def branching(workspace) -> Journey:
+    definition = {
+        "trigger": {"type": "api"},
+        "start": "gb",
+        "steps": {
+            "gb": {"type": "condition", "yes": "mark", "no": "morning",
+                   "rules": {"attribute": "country", "op": "eq", "value": "GB"}},
+            "mark": {"type": "update_attribute", "attribute": "tier", "value": "uk", "next": "end"},
+            "morning": {"type": "delay", "until_time": "09:00", "next": "end"},
+            "end": {"type": "exit"},
+        },
+    }  # fmt: skip
+    journey = services.journey_create(workspace=workspace, name="Branch", definition=definition)
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    return journey
+
+
+def test_a_condition_splits_and_a_local_time_delay_waits_for_each_time_zone(shop):
+    journey = branching(shop)
+    who = people(shop)
+    version = journey.version
+    now = timezone.now().replace(
+        year=2026, month=12, day=2, hour=12, minute=0, second=0, microsecond=0
+    )
+    engine.enrol(version=version, entrants=[(c.pk, {}) for c in who.values()], now=now)
+    ada = Enrolment.objects.get(customer=who["ada"])
+    assert ada.state == Enrolment.State.FINISHED and path(ada) == [("gb", "yes"), ("mark", ""),
+                                                                    ("end", "")]  # fmt: skip
+    assert Customer.objects.get(pk=who["ada"].pk).attributes["tier"] == "uk"
+    due = {t.enrolment.customer.email[:3]: t.due_at for t in JourneyTimer.objects.select_related(
+        "enrolment__customer")}  # fmt: skip
+    # 12:00 UTC is 07:00 in New York (09:00 comes today) and 21:00 in Tokyo (tomorrow's).
+    assert due["bob"] == now.replace(hour=14)
+    assert due["cyd"] == now.replace(hour=0) + timedelta(days=1)
+    assert engine.advance_due(now=now + timedelta(hours=2)) == 1
+    assert engine.advance_due(now=now + timedelta(hours=13)) == 1
+    assert engine.stuck() == 0
+    assert set(Enrolment.objects.values_list("state", flat=True)) == {Enrolment.State.FINISHED}
+
+
+def test_a_paused_journey_keeps_its_enrolments_where_they_are(shop):
+    journey = abandoned_cart(shop)
+    event(shop, people(shop)["ada"], "cart_updated")
+    engine.events_arrived()
+    services.journey_pause(journey=journey)
+    later = timezone.now() + timedelta(hours=5)
+    assert engine.advance_due(now=later) == 0
+    event(shop, people(shop)["bob"], "cart_updated")
+    engine.events_arrived()
+    assert Enrolment.objects.count() == 1  # a paused journey takes no one in
+    services.journey_resume(journey=journey)
+    assert engine.advance_due(now=later) == 1
+    services.journey_stop(journey=journey)
+    with pytest.raises(services.JourneyError):
+        services.journey_publish(journey=journey)
+
+
+def test_publishing_refuses_a_segment_of_another_workspace(shop):
+    other = Workspace.objects.create(slug="other", name="Other")
+    theirs = Segment.objects.create(workspace=other, name="Theirs", kind=Segment.Kind.STATIC)
+    journey = services.journey_create(workspace=shop, name="Leaky", definition={
+        "start": "a", "steps": {"a": {"type": "segment", "action": "add", "segment": theirs.pk,
+                                      "next": "b"}, "b": {"type": "exit"}},
+    })  # fmt: skip
+    with pytest.raises(services.JourneyError) as refused:
+        services.journey_publish(journey=journey)
+    assert "steps.a.segment" in refused.value.errors
+    journey.refresh_from_db()
+    assert journey.status == Journey.Status.DRAFT and journey.version is None
+
+
+def delays(workspace, n: int) -> Journey:
+    definition = {
+        "start": "wait",
+        "steps": {
+            "wait": {"type": "delay", "duration": "1h", "next": "split"},
+            "split": {"type": "split", "branches": [{"weight": 1, "next": "a"},
+                                                    {"weight": 1, "next": "b"}]},
+            "a": {"type": "exit"},
+            "b": {"type": "exit"},
+        },
+    }  # fmt: skip
+    journey = services.journey_create(workspace=workspace, name=f"Delay {n}", definition=definition)
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    rows = [{"email": f"p{i}@example.com"} for i in range(n)]
+    crm.customer_bulk_upsert(workspace=workspace, rows=rows)
+    ids = Customer.objects.filter(workspace=workspace, email__startswith="p").values_list(
+        "pk", flat=True
+    )
+    engine.enrol(version=journey.version, entrants=[(pk, {}) for pk in ids])
+    return journey
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_racing_for_due_timers_move_each_enrolment_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite runs one writer at a time")
+    workspace = Workspace.objects.create(slug="race", name="Race")
+    journey = delays(workspace, 3000)
+    later = timezone.now() + timedelta(hours=2)
+    moved: list[int] = []
+
+    def worker() -> None:
+        try:
+            while True:
+                done = engine.advance_due(now=later, limit=250)
+                if not done:
+                    return
+                moved.append(done)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(moved) == 3000
+    left = EnrolmentStep.objects.filter(enrolment__journey=journey, step="split")
+    assert left.count() == 3000 and left.values("enrolment").distinct().count() == 3000
+    finished = Enrolment.objects.filter(journey=journey, state=Enrolment.State.FINISHED)
+    assert finished.count() == 3000 and engine.stuck() == 0
+    a = finished.filter(step="a").count()
+    assert 1300 < a < 1700  # the split's weights, drawn per enrolment
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_moves_an_api_enrolment_through_its_delay(live_worker):
+    workspace = Workspace.objects.create(slug="live", name="Live")
+    crm.customer_bulk_upsert(workspace=workspace, rows=[{"email": "eve@example.com"}])
+    eve = Customer.objects.get(workspace=workspace)
+    journey = services.journey_create(workspace=workspace, name="Soon", definition={
+        "start": "wait", "steps": {"wait": {"type": "delay", "duration": "1s", "next": "end"},
+                                   "end": {"type": "exit"}},
+    })  # fmt: skip
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    enrolment, created = services.enrolment_create(journey=journey, customer=eve, key="k-1")
+    assert created and enrolment.state == Enrolment.State.ACTIVE
+    again, created = services.enrolment_create(journey=journey, customer=eve, key="k-1")
+    assert again.pk == enrolment.pk and not created  # the same key: the same enrolment
+
+    def nudge_and_check() -> bool:
+        services.advance_soon()  # the beat does this every second in a running platform
+        enrolment.refresh_from_db()
+        return enrolment.state == Enrolment.State.FINISHED
+
+    wait_until(nudge_and_check, timeout=30, interval=0.5)
+    assert path(enrolment) == [("wait", ""), ("end", "")]
+    assert engine.stuck() == 0

@@ -1,0 +1,96 @@
+"""campaigns.journeys.graph: a definition is checked whole, each problem named by its place."""
+
+import pytest
+
+from campaigns.journeys import graph
+
+
+def cart() -> dict:
+    return {
+        "trigger": {"type": "event", "event": "cart_updated"},
+        "exit_on": ["purchase"],
+        "start": "wait",
+        "steps": {
+            "wait": {"type": "wait_event", "event": "purchase", "timeout": "4h",
+                     "yes": "done", "no": "pick"},
+            "pick": {"type": "split", "branches": [{"weight": 1, "next": "tag"},
+                                                   {"weight": 3, "next": "done"}]},
+            "tag": {"type": "update_attribute", "attribute": "nudged", "value": True,
+                    "next": "done"},
+            "done": {"type": "exit"},
+        },
+    }  # fmt: skip
+
+
+def problems(definition) -> dict:
+    with pytest.raises(graph.GraphError) as refused:
+        graph.check(definition)
+    return refused.value.errors
+
+
+def test_a_whole_definition_passes_with_its_defaults_filled_in():
+    checked = graph.check(cart())
+    assert checked["reentry"] == {"policy": "not_inside"} and checked["holdout_percent"] == 0
+
+
+def test_each_problem_is_named_by_its_place_all_at_once():
+    bad = cart()
+    bad["trigger"]["event"] = "has spaces"
+    bad["steps"]["wait"]["timeout"] = "soon"
+    bad["steps"]["pick"]["branches"][0]["weight"] = 0
+    bad["steps"]["tag"]["next"] = "nowhere"
+    bad["steps"]["odd"] = {"type": "teleport"}
+    errors = problems(bad)
+    assert set(errors) == {
+        "trigger.event",
+        "steps.wait.timeout",
+        "steps.pick.branches.0.weight",
+        "steps.tag.next",
+        "steps.odd.type",
+    }
+    assert "'nowhere' is not a step" in errors["steps.tag.next"][0]
+
+
+def test_a_step_no_path_reaches_and_a_branch_that_leads_nowhere_are_refused():
+    lonely = cart()
+    lonely["steps"]["island"] = {"type": "exit"}
+    assert "no path from the start" in problems(lonely)["steps.island"][0]
+    open_end = cart()
+    del open_end["steps"]["wait"]["no"]
+    assert "leads nowhere" in problems(open_end)["steps.wait.no"][0]
+
+
+def test_a_loop_without_a_wait_is_refused_and_one_through_a_delay_is_not():
+    spin = cart()
+    spin["steps"]["tag"]["next"] = "again"
+    spin["steps"]["again"] = {
+        "type": "condition", "yes": "tag", "no": "done",
+        "rules": {"attribute": "country", "op": "eq", "value": "GB"},
+    }  # fmt: skip
+    errors = problems(spin)
+    assert "loop with no delay or wait" in errors["steps.tag"][0]
+    assert "steps.again" in errors
+    calm = cart()
+    calm["steps"]["tag"]["next"] = "pause"
+    calm["steps"]["pause"] = {"type": "delay", "duration": "1d", "next": "tag"}
+    graph.check(calm)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("30s", 30), ("15m", 900), ("4h", 14400), ("7d", 604800), (90, 90), ("1.5h", 5400)],
+)
+def test_durations(value, expected):
+    assert graph.seconds(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "4 hours", "-1s", True, None, "400d", [1]])
+def test_bad_durations(value):
+    with pytest.raises(ValueError):
+        graph.seconds(value)
+
+
+def test_a_definition_that_is_not_an_object_or_has_no_steps():
+    assert "definition" in problems([1, 2])
+    assert "steps" in problems({"start": "a", "steps": {}})
+    assert "start" in problems({**cart(), "start": "missing"})
