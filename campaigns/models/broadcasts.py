@@ -250,6 +250,7 @@ class WebhookEndpoint(models.Model):
         "customer.unsubscribed",
         "message.converted",
         "conversation.waiting",
+        "journey.step",  # a journey's webhook step, sent to the endpoint the step names
     )
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")

@@ -8,8 +8,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.journeys import engine, services
+from campaigns.journeys import engine, selectors, services
 from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey, JourneyTimer
+from campaigns.models import WebhookDelivery, WebhookEndpoint
 from crm import services as crm
 from crm.models import Customer, EventOutbox, Segment, Workspace
 from tests.conftest import wait_until
@@ -300,3 +301,43 @@ def test_a_real_worker_moves_an_api_enrolment_through_its_delay(live_worker):
     wait_until(nudge_and_check, timeout=30, interval=0.5)
     assert path(enrolment) == [("wait", ""), ("end", "")]
     assert engine.stuck() == 0
+
+
+def test_stats_count_who_entered_each_step_stands_there_and_left(shop):
+    journey = abandoned_cart(shop)
+    who = people(shop)
+    for name in ("ada", "bob", "cyd"):
+        event(shop, who[name], "cart_updated")
+    event(shop, who["ada"], "purchase")
+    engine.events_arrived()
+    stats = selectors.journey_stats(journey=journey)
+    assert stats["enrolments"]["waiting"] == 2 and stats["enrolments"]["finished"] == 1
+    assert stats["steps"]["wait"] == {"entered": 3, "now": 2, "left": 1}
+    assert stats["steps"]["bought"] == {"entered": 1, "now": 0, "left": 1}
+    assert stats["steps"]["nudge"]["entered"] == 0
+
+
+def test_a_webhook_step_signs_a_delivery_for_each_enrolment_but_the_holdout(shop):
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=shop, url="https://hooks.example.com/j", secret="s", events=["journey.step"]
+    )
+    journey = services.journey_create(workspace=shop, name="Hook", definition={
+        "holdout_percent": 50, "start": "hook",
+        "steps": {"hook": {"type": "webhook", "endpoint": endpoint.pk, "next": "end"},
+                  "end": {"type": "exit"}},
+    })  # fmt: skip
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    crm.customer_bulk_upsert(
+        workspace=shop, rows=[{"email": f"h{i}@example.com"} for i in range(40)]
+    )
+    customers = Customer.objects.filter(workspace=shop, email__startswith="h")
+    engine.enrol(version=journey.version, entrants=[(c.pk, {"why": "test"}) for c in customers])
+    held = Enrolment.objects.filter(journey=journey, holdout=True).count()
+    assert 8 <= held <= 32  # about half, drawn per enrolment
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint, event="journey.step")
+    assert deliveries.count() == 40 - held
+    payload = deliveries.first().payload["data"]
+    assert payload["journey"] == journey.pk and payload["step"] == "hook"
+    assert payload["trigger"] == {"why": "test"}
+    assert Enrolment.objects.filter(journey=journey, state=Enrolment.State.FINISHED).count() == 40
