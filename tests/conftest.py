@@ -129,7 +129,7 @@ def start_worker(
 ) -> subprocess.Popen:
     """A Celery worker in its own process group (so a test can kill it with its pool)."""
     celery = str(Path(sys.executable).parent / "celery")
-    log = open(Path(tempfile.gettempdir()) / f"test-worker-{name}.log", "a")  # noqa: SIM115
+    log = open(worker_log(name), "a")  # noqa: SIM115
     return subprocess.Popen(
         [celery, "-A", "workers", "worker", "-Q", queues, "--concurrency", str(concurrency),
          "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
@@ -137,6 +137,23 @@ def start_worker(
         cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
+
+
+def worker_log(name: str) -> Path:
+    """Where the worker start_worker() named `name` logs (appended to when it starts again)."""
+    return Path(tempfile.gettempdir()) / f"test-worker-{name}.log"
+
+
+def wait_for_log(path: Path, text: str, *, after: int = 0, timeout: float = 60.0) -> None:
+    """Waits until `text` is in the log at `path` past its first `after` bytes: what a worker
+    process did, as it reports doing it."""
+
+    def logged() -> bool:
+        with open(path, "rb") as log:
+            log.seek(after)
+            return text.encode() in log.read()
+
+    wait_until(logged, timeout=timeout, interval=0.05)
 
 
 def start_beat(name: str, extra_env: dict | None = None) -> subprocess.Popen:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from tests.conftest import start_worker, stop_worker, wait_for_worker, wait_until
+from tests.conftest import (
+    start_worker,
+    stop_worker,
+    wait_for_log,
+    wait_for_worker,
+    wait_until,
+    worker_log,
+)
 from workers import services
 from workers.models import TaskRun
 from workers.sweeper import sweep_runs
@@ -35,6 +42,15 @@ def reload(run: TaskRun) -> TaskRun:
     return run
 
 
+def wait_until_silent(run: TaskRun, seconds: float) -> None:
+    """Until the run's last heartbeat is more than `seconds` old: what the sweeper takes for a
+    dead worker (TASK_RUN_STALE_SECONDS)."""
+    wait_until(
+        lambda: timezone.now() - reload(run).heartbeat_at > timedelta(seconds=seconds),
+        timeout=seconds + 30,
+    )
+
+
 def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes_once(fast_sweeper):
     name = f"sweep-{uuid.uuid4().hex[:6]}"
     queue = name  # a queue of this worker's own: no other worker of the suite takes the run
@@ -52,7 +68,7 @@ def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes_once(fast_sw
         assert run.status == TaskRun.Status.RUNNING and run.attempts == 1
 
         # Still beating? No: the heartbeat thread died with its worker.
-        time.sleep(STALE + 1)
+        wait_until_silent(run, STALE)
         assert reload(run).status == TaskRun.Status.RUNNING  # and nothing else would change that
         assert sweep_runs()["requeued"] == 1
         assert reload(run).status == TaskRun.Status.QUEUED and run.sends == 2
@@ -63,8 +79,15 @@ def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes_once(fast_sw
         assert run.attempts == 2 and run.result["steps"] == 40 and killed_at < 100
         finished_at = run.finished_at
         # Once: later sweeps and a duplicate delivery of the same run change nothing.
-        selfcheck.apply_async(args=[str(run.pk)], queue=queue)
-        time.sleep(STALE + 1)
+        log = worker_log(name)
+        before = log.stat().st_size
+        duplicate = selfcheck.apply_async(args=[str(run.pk)], queue=queue)
+        wait_for_log(log, f"Task {selfcheck.name}[{duplicate.id}] succeeded", after=before)
+        with open(log, "rb") as lines:
+            lines.seek(before)
+            assert f"task run {run.pk} is finished, cancelled or taken; skipping".encode() in (
+                lines.read()
+            )
         assert sweep_runs() == {"requeued": 0, "sent": 0, "failed": 0}
         assert reload(run).attempts == 2 and run.finished_at == finished_at
     finally:
@@ -91,7 +114,9 @@ def test_a_run_whose_pool_process_died_is_queued_again_after_the_redelivery_skip
         children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
         assert len(children) == 1  # concurrency 1: the pool process running the task
         os.kill(int(children[0]), signal.SIGKILL)
-        time.sleep(stale + 1)
+        # The worker hands the message back; its redelivery finds the heartbeat fresh and skips.
+        wait_for_log(worker_log(name), f"task run {run.pk} is finished, cancelled or taken")
+        wait_until_silent(run, stale)
         assert reload(run).status == TaskRun.Status.RUNNING and run.attempts == 1  # skipped
         assert sweep_runs()["requeued"] == 1
         wait_until(lambda: reload(run).status in TaskRun.FINISHED, timeout=90)
