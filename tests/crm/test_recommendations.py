@@ -7,12 +7,13 @@ import pytest
 
 from crm import services
 from crm.models import Customer, Order, Product, Recommendation
-from crm.tasks.models import train_recommender
+from crm.services.recommendations import recommender_train
+from crm.tasks.models import train_recommender, write_recommendations
 from marketing_ai.fastjson import JSONRenderer
 from tests.conftest import wait_until
 from tests.crm.factories import client_for
 from workers.models import ModelVersion, TaskRun
-from workers.services import task_run_start
+from workers.services import model_version_promote, model_version_rollback, task_run_start
 
 
 def seed_two_tastes(workspace) -> dict[str, list[int]]:
@@ -267,6 +268,50 @@ def test_promoting_and_rolling_back_a_recommender_rewrite_every_list(
     assert answer(tea)["model_version"] == ease.pk
     assert answer(late) | {"results": []} == {"source": "popular", "model_version": ease.pk,
                                               "results": []}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_promoting_ease_while_dlae_is_active_and_rolling_back_rewrite_every_list(
+    workspace, own_redis
+):
+    """Promotion and rollback queue their rescoring runs on a Redis of this test's own that no
+    worker reads; the test runs each here, so the lists it reads are the run's own."""
+    groups = seed_two_tastes(workspace)
+    dlae = recommender_train(workspace=workspace, params={"l2": 1.0})  # the default recommender
+    ease = recommender_train(workspace=workspace, model="ease", params={"l2": 1.0})
+    assert (dlae.family, dlae.status) == ("recommend.dlae", "active")
+    assert (ease.family, ease.status) == ("recommend.ease", "shadow")
+    api = client_for(workspace)
+    tea = groups["T"][0]
+
+    def rescored_by(version: ModelVersion) -> None:
+        """Runs here the rescoring run that making `version` active queued."""
+        run = TaskRun.objects.get(
+            kind=write_recommendations.name,
+            params={"model_version": version.pk},
+            status=TaskRun.Status.QUEUED,
+        )
+        write_recommendations.apply(args=[str(run.pk)])
+        run.refresh_from_db()
+        assert run.status == TaskRun.Status.SUCCEEDED, run.error
+
+    def lists_from() -> set[int]:
+        return set(Recommendation.objects.values_list("model_version", flat=True))
+
+    def answer() -> dict:
+        return api.get(f"/api/v1/customers/{tea}/recommendations").json()
+
+    assert lists_from() == {dlae.pk} and answer()["model_version"] == dlae.pk
+    model_version_promote(version=ease)  # another family: ease replaces dlae
+    rescored_by(ease)
+    assert ModelVersion.objects.get(pk=dlae.pk).status == "retired"
+    assert lists_from() == {ease.pk} and answer()["model_version"] == ease.pk
+
+    restored = model_version_rollback(family=ease.family, workspace=workspace)
+    assert restored.pk == dlae.pk
+    rescored_by(dlae)
+    assert ModelVersion.objects.get(pk=ease.pk).status == "retired"
+    assert lists_from() == {dlae.pk} and answer()["model_version"] == dlae.pk
 
 
 @pytest.mark.django_db

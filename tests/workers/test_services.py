@@ -1,11 +1,14 @@
 """workers.services: model versions numbered per family, promoted, rolled back and held to one
-active per slot (one recommender per workspace, whichever its model)."""
+active per slot (one recommender per workspace, whichever its model), and the rescoring run that
+promotion and rollback start for the version made active (the runs crm registers, see
+crm/apps.py)."""
 
 import pytest
 from django.db import IntegrityError, transaction
 
+from tests.crm.factories import WorkspaceFactory
 from workers import services
-from workers.models import ModelVersion
+from workers.models import ModelVersion, TaskRun
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +102,34 @@ def test_database_allows_one_active_recommender_per_workspace():
         ModelVersion.objects.create(
             workspace=a, family="recommend.dlae", version=1, status="active"
         )
+
+
+def test_promoting_ease_while_dlae_is_active_and_rolling_back_rescore_from_the_active_version():
+    workspace = WorkspaceFactory()
+    dlae, ease = (
+        services.model_version_create(family=family, metrics={}, workspace=workspace)
+        for family in ("recommend.dlae", "recommend.ease")
+    )
+    ModelVersion.objects.filter(pk__in=[dlae.pk, ease.pk]).update(artifact_path="model.pkl")
+    dlae.refresh_from_db()
+    ease.refresh_from_db()
+    rescoring = TaskRun.objects.filter(kind="crm.tasks.models.write_recommendations")
+
+    def statuses() -> dict[int, str]:
+        return dict(ModelVersion.objects.values_list("pk", "status"))
+
+    services.model_version_promote(version=dlae)
+    services.model_version_promote(version=ease)  # another family, the same slot
+    assert statuses() == {dlae.pk: "retired", ease.pk: "active"}
+    assert [run.params for run in rescoring.order_by("created_at")] == [
+        {"model_version": dlae.pk},
+        {"model_version": ease.pk},
+    ]
+
+    restored = services.model_version_rollback(family="recommend.ease", workspace=workspace)
+    assert restored.pk == dlae.pk
+    assert statuses() == {dlae.pk: "active", ease.pk: "retired"}
+    # Every customer's list is rewritten from the version active again.
+    latest = rescoring.order_by("-created_at").first()
+    assert latest.params == {"model_version": dlae.pk} and latest.workspace == workspace
+    assert latest.status == TaskRun.Status.QUEUED
