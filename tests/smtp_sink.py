@@ -166,8 +166,9 @@ def main() -> None:
     if args.lean:
         serve_lean(handler, args.port, stop)
         return
-    controller = Controller(handler, hostname="127.0.0.1", port=args.port,
-                            data_size_limit=10_000_000)  # fmt: skip
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=args.port, data_size_limit=10_000_000
+    )
     controller.start()
     print("ready", flush=True)
     stop.wait()

@@ -51,13 +51,22 @@ def env(db):
 
 
 def event(**extra) -> dict:
-    return {"customer": "ext:shop:c1", "type": "view", "occurred_at": "2026-01-01T00:00:00Z",
-            **extra}  # fmt: skip
+    return {
+        "customer": "ext:shop:c1",
+        "type": "view",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        **extra,
+    }
 
 
 def order(**extra) -> dict:
-    return {"external_id": "o1", "customer": "ext:shop:c1", "placed_at": "2026-01-01T00:00:00Z",
-            "lines": [{"sku": "P1", "quantity": 1, "unit_price": 5}], **extra}  # fmt: skip
+    return {
+        "external_id": "o1",
+        "customer": "ext:shop:c1",
+        "placed_at": "2026-01-01T00:00:00Z",
+        "lines": [{"sku": "P1", "quantity": 1, "unit_price": 5}],
+        **extra,
+    }
 
 
 def rules_with(condition: dict, **root) -> dict:
@@ -202,13 +211,17 @@ def fill(value, ids: dict):
     return value
 
 
-@pytest.mark.parametrize(("method", "url", "body", "field"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_odd_input_answers_400_naming_the_field(env, method, url, body, field):
     api, ids = env["api"], env["ids"]
     url = fill(url, ids)
-    kwargs = {} if body is None else {"data": json.dumps(fill(body, ids)),
-                                      "content_type": "application/json"}  # fmt: skip
+    kwargs = (
+        {}
+        if body is None
+        else {"data": json.dumps(fill(body, ids)), "content_type": "application/json"}
+    )
     response = getattr(api, method)(url, **kwargs)
     assert response.status_code == 400, (response.status_code, response.content[:300])
     assert field in response.json(), response.json()
@@ -218,15 +231,22 @@ def test_nothing_odd_was_stored(env):
     """After all of the above, in one workspace: no row holds what was refused."""
     api, ids = env["api"], env["ids"]
     for _, method, url, body, _ in CASES:
-        kwargs = {} if body is None else {"data": json.dumps(fill(body, ids)),
-                                          "content_type": "application/json"}  # fmt: skip
+        kwargs = (
+            {}
+            if body is None
+            else {"data": json.dumps(fill(body, ids)), "content_type": "application/json"}
+        )
         getattr(api, method)(fill(url, ids), **kwargs)
     assert Customer.objects.count() == 1 and Event.objects.count() == 0
     assert Order.objects.count() == 0 and Product.objects.count() == 1
     assert Segment.objects.count() == 1
     # every list still answers (a stored 260-deep object made them all 500)
-    for url in ("/api/v1/customers", "/api/v1/events", "/api/v1/segments",
-                f"/api/v1/campaigns/{ids['campaign']}/variants"):  # fmt: skip
+    for url in (
+        "/api/v1/customers",
+        "/api/v1/events",
+        "/api/v1/segments",
+        f"/api/v1/campaigns/{ids['campaign']}/variants",
+    ):
         assert api.get(url).status_code == 200, url
     export = api.post("/api/v1/privacy/export", {"customer": ids["c"]}, format="json")
     assert export.status_code == 200
@@ -269,21 +289,27 @@ def test_bulk_keeps_the_good_rows_and_names_each_bad_one(env, url, rows, bad):
 def test_a_body_over_the_limit_gets_413(env, settings):
     settings.API_MAX_BODY_BYTES = 10_000
     rows = [{"email": f"u{i}@x.io"} for i in range(1000)]
-    response = env["api"].post("/api/v1/customers/bulk", json.dumps(rows),
-                               content_type="application/json")  # fmt: skip
+    response = env["api"].post(
+        "/api/v1/customers/bulk", json.dumps(rows), content_type="application/json"
+    )
     assert response.status_code == 413
     assert "10000 bytes" in response.json()["body"][0]
     assert Customer.objects.count() == 1
-    small = env["api"].post("/api/v1/customers/bulk", json.dumps(rows[:10]),
-                            content_type="application/json")  # fmt: skip
+    small = env["api"].post(
+        "/api/v1/customers/bulk", json.dumps(rows[:10]), content_type="application/json"
+    )
     assert small.status_code == 200 and small.json()["created"] == 10
 
 
 def chunked(body: bytes, **environ) -> dict:
     """The WSGI environ of a body sent with Transfer-Encoding: chunked: no Content-Length (the
     test client always sets one; an empty one is what Django and DRF read as none)."""
-    return {"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked",
-            "wsgi.input": io.BytesIO(body), **environ}  # fmt: skip
+    return {
+        "CONTENT_LENGTH": "",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": io.BytesIO(body),
+        **environ,
+    }
 
 
 def test_a_chunked_body_the_server_did_not_finish_gets_411(env):
@@ -291,13 +317,18 @@ def test_a_chunked_body_the_server_did_not_finish_gets_411(env):
     answered 200 and changed nothing (Django reads Content-Length bytes: none)."""
     api, ref = env["api"], env["ids"]["c"]
     body = json.dumps({"first_name": "Chunky"}).encode()
-    response = api.patch(f"/api/v1/customers/{ref}", body, content_type="application/json",
-                         **chunked(body))  # fmt: skip
+    response = api.patch(
+        f"/api/v1/customers/{ref}", body, content_type="application/json", **chunked(body)
+    )
     assert response.status_code == 411, response.content[:300]
     assert "Content-Length" in response.json()["body"][0]
     assert Customer.objects.get(pk=ref).first_name == ""
-    bulk = api.post("/api/v1/customers/bulk", b"[]", content_type="application/json",
-                    **chunked(json.dumps([{"email": "new@x.io"}]).encode()))  # fmt: skip
+    bulk = api.post(
+        "/api/v1/customers/bulk",
+        b"[]",
+        content_type="application/json",
+        **chunked(json.dumps([{"email": "new@x.io"}]).encode()),
+    )
     assert bulk.status_code == 411 and Customer.objects.count() == 1
 
 
@@ -307,15 +338,18 @@ def test_a_chunked_body_the_server_read_whole_is_read(env, settings):
     api, ref = env["api"], env["ids"]["c"]
     body = json.dumps({"first_name": "Chunky"}).encode()
     whole = chunked(body, **{"wsgi.input_terminated": True})
-    response = api.patch(f"/api/v1/customers/{ref}", body, content_type="application/json",
-                         **whole)  # fmt: skip
+    response = api.patch(f"/api/v1/customers/{ref}", body, content_type="application/json", **whole)
     assert response.status_code == 200, response.content[:300]
     assert response.json()["first_name"] == "Chunky"
     assert Customer.objects.get(pk=ref).first_name == "Chunky"
     settings.API_MAX_BODY_BYTES = 10_000
     rows = json.dumps([{"email": f"u{i}@x.io"} for i in range(1000)]).encode()
-    big = api.post("/api/v1/customers/bulk", b"[]", content_type="application/json",
-                   **chunked(rows, **{"wsgi.input_terminated": True}))  # fmt: skip
+    big = api.post(
+        "/api/v1/customers/bulk",
+        b"[]",
+        content_type="application/json",
+        **chunked(rows, **{"wsgi.input_terminated": True}),
+    )
     assert big.status_code == 413 and "10000 bytes" in big.json()["body"][0]
     assert Customer.objects.count() == 1
     # A body with its Content-Length is read as before, Transfer-Encoding or not.
@@ -328,21 +362,25 @@ def test_an_idempotent_answer_echoing_nul_is_kept_and_replayed(env):
     failed on PostgreSQL (500), found by the fuzzing."""
     api = env["api"]
     rows = json.dumps([{"email": "a@x.io"}, {"email": "b@x.io", "o\x00ps": 1}])
-    first = api.post("/api/v1/customers/bulk", rows, content_type="application/json",
-                     HTTP_IDEMPOTENCY_KEY="k1")  # fmt: skip
+    first = api.post(
+        "/api/v1/customers/bulk", rows, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
     assert first.status_code == 200, first.content[:300]
     assert first.json()["errors"] == [{"index": 1, "errors": {"o\ufffdps": ["unknown field"]}}]
-    again = api.post("/api/v1/customers/bulk", rows, content_type="application/json",
-                     HTTP_IDEMPOTENCY_KEY="k1")  # fmt: skip
+    again = api.post(
+        "/api/v1/customers/bulk", rows, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     body = json.dumps({"name": "N", "channel": "e\x00mail"})
-    refused = api.post("/api/v1/campaigns", body, content_type="application/json",
-                       HTTP_IDEMPOTENCY_KEY="k2")  # fmt: skip
+    refused = api.post(
+        "/api/v1/campaigns", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k2"
+    )
     assert refused.status_code == 400 and "channel" in refused.json()
 
 
-@pytest.mark.parametrize("token", ["mai_ab\x00cd_secret", f"mai_{SUPERSCRIPT}_secret",
-                                   "mai_" + "a" * 5000 + "_secret"])  # fmt: skip
+@pytest.mark.parametrize(
+    "token", ["mai_ab\x00cd_secret", f"mai_{SUPERSCRIPT}_secret", "mai_" + "a" * 5000 + "_secret"]
+)
 def test_a_malformed_key_is_401_not_500(db, token):
     """The key's prefix is looked up; a NUL in it made PostgreSQL refuse the query (500)."""
     api = APIClient()

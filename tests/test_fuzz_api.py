@@ -47,12 +47,16 @@ def seed(workspace: Workspace) -> dict:
     customers = services.customer_bulk_upsert(
         workspace=workspace,
         rows=[
-            {"source": "shop", "external_id": f"c{i}", "email": f"c{i}@acme.io",
-             "attributes": {"tier": "gold" if i % 2 else "silver", "visits": i},
-             "consent": {"email": "subscribed"}}
+            {
+                "source": "shop",
+                "external_id": f"c{i}",
+                "email": f"c{i}@acme.io",
+                "attributes": {"tier": "gold" if i % 2 else "silver", "visits": i},
+                "consent": {"email": "subscribed"},
+            }
             for i in range(3)
         ],
-    ).ids.values()  # fmt: skip
+    ).ids.values()
     customers = list(customers)
     products = services.product_bulk_upsert(
         workspace=workspace,
@@ -61,46 +65,74 @@ def seed(workspace: Workspace) -> dict:
     orders = services.order_bulk_upsert(
         workspace=workspace,
         rows=[
-            {"external_id": f"o{i}", "customer": customers[i], "placed_at": "2026-01-01T10:00:00Z",
-             "lines": [{"sku": f"P{i}", "quantity": 2, "unit_price": 10}]}
+            {
+                "external_id": f"o{i}",
+                "customer": customers[i],
+                "placed_at": "2026-01-01T10:00:00Z",
+                "lines": [{"sku": f"P{i}", "quantity": 2, "unit_price": 10}],
+            }
             for i in range(3)
         ],
-    ).ids.values()  # fmt: skip
+    ).ids.values()
     events = services.event_bulk_create(
         workspace=workspace,
         rows=[
-            {"customer": customers[i], "type": "view", "occurred_at": "2026-01-02T10:00:00Z",
-             "properties": {"sku": f"P{i}"}}
+            {
+                "customer": customers[i],
+                "type": "view",
+                "occurred_at": "2026-01-02T10:00:00Z",
+                "properties": {"sku": f"P{i}"},
+            }
             for i in range(3)
         ],
-    ).ids.values()  # fmt: skip
+    ).ids.values()
     CustomerScore.objects.create(
-        workspace=workspace, customer_id=customers[0], kind="churn_risk", value=0.7,
-        reasons=[{"feature": "recency_days", "contribution": 0.4}], computed_at=timezone.now(),
-    )  # fmt: skip
+        workspace=workspace,
+        customer_id=customers[0],
+        kind="churn_risk",
+        value=0.7,
+        reasons=[{"feature": "recency_days", "contribution": 0.4}],
+        computed_at=timezone.now(),
+    )
     segment = Segment.objects.create(
-        workspace=workspace, name="Gold", kind="rules",
-        rules={"all": [{"attribute": "attributes.tier", "op": "eq", "value": "gold"},
-                       {"orders": {"op": "gte", "value": 1}, "within_days": 3650}]},
-    )  # fmt: skip
+        workspace=workspace,
+        name="Gold",
+        kind="rules",
+        rules={
+            "all": [
+                {"attribute": "attributes.tier", "op": "eq", "value": "gold"},
+                {"orders": {"op": "gte", "value": 1}, "within_days": 3650},
+            ]
+        },
+    )
     static = Segment.objects.create(workspace=workspace, name="Picked", kind="static")
     campaign = Campaign.objects.create(workspace=workspace, name="Spring", channel="email")
     campaign.include_segments.add(segment)
     variant = Variant.objects.create(
-        campaign=campaign, name="A", subject="Hello {{ customer.first_name }}",
-        body_html="<p>Hi</p>", body_text="Hi",
-    )  # fmt: skip
+        campaign=campaign,
+        name="A",
+        subject="Hello {{ customer.first_name }}",
+        body_html="<p>Hi</p>",
+        body_text="Hi",
+    )
     webhook = WebhookEndpoint.objects.create(
-        workspace=workspace, url="https://hooks.example.com/in", secret="s" * 32,
+        workspace=workspace,
+        url="https://hooks.example.com/in",
+        secret="s" * 32,
         events=["message.sent"],
-    )  # fmt: skip
+    )
     run = TaskRun.objects.create(kind="x", workspace=workspace)
     return {
         "customer": [str(customers[0]), "ext:shop:c1", "email:c2@acme.io"],
-        "product": list(products), "order": list(orders), "event": list(events),
-        "segment": [segment.pk, static.pk], "campaign": [campaign.pk],
-        "variant": [variant.pk], "webhook": [webhook.pk], "run": [str(run.pk)],
-    }  # fmt: skip
+        "product": list(products),
+        "order": list(orders),
+        "event": list(events),
+        "segment": [segment.pk, static.pk],
+        "campaign": [campaign.pk],
+        "variant": [variant.pk],
+        "webhook": [webhook.pk],
+        "run": [str(run.pk)],
+    }
 
 
 def seeded_values(path: str, name: str, ids: dict) -> list:
@@ -112,8 +144,14 @@ def seeded_values(path: str, name: str, ids: dict) -> list:
     if name == "run_id":
         return ids["run"]
     resource = path.split("/")[3]  # /api/v1/<resource>/...
-    key = {"products": "product", "orders": "order", "events": "event", "segments": "segment",
-           "campaigns": "campaign", "webhooks": "webhook"}.get(resource)  # fmt: skip
+    key = {
+        "products": "product",
+        "orders": "order",
+        "events": "event",
+        "segments": "segment",
+        "campaigns": "campaign",
+        "webhooks": "webhook",
+    }.get(resource)
     return ids[key] if key else []
 
 
@@ -166,8 +204,11 @@ def fuzz_env(db, settings):
     # holds the test's transaction after every request.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    yield {"ids": seed(workspace), "headers": {"Authorization": f"Bearer {secret}"},
-           "recorder": recorder}  # fmt: skip
+    yield {
+        "ids": seed(workspace),
+        "headers": {"Authorization": f"Bearer {secret}"},
+        "recorder": recorder,
+    }
     got_request_exception.disconnect(recorder.on_exception)
     quiet.setLevel(level)
     request_started.connect(close_old_connections)
@@ -222,9 +263,11 @@ def test_fuzz_every_operation_without_5xx(fuzz_env):
 
     stopped = ""
     try:
-        Stateful.run(settings=settings(
-            max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, **FUZZ_SETTINGS
-        ))  # fmt: skip
+        Stateful.run(
+            settings=settings(
+                max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, **FUZZ_SETTINGS
+            )
+        )
     except FlakyStrategyDefinition as exc:
         # Not a server error: a replayed scenario met other answers than the first time (ids
         # from a PostgreSQL sequence, say). Every 5xx so far is recorded and still fails below.
@@ -232,14 +275,21 @@ def test_fuzz_every_operation_without_5xx(fuzz_env):
 
     seconds = round(time.monotonic() - started, 1)
     links = len(Stateful.setup_state().rules)  # transitions schemathesis inferred, and roots
-    report = {"requests": recorder.requests, "operations": len(operations), "seconds": seconds,
-              "stateful_transitions": links, "stateful_stopped_early": stopped,
-              "server_errors": recorder.server_errors,
-              "by_operation": recorder.by_operation}  # fmt: skip
+    report = {
+        "requests": recorder.requests,
+        "operations": len(operations),
+        "seconds": seconds,
+        "stateful_transitions": links,
+        "stateful_stopped_early": stopped,
+        "server_errors": recorder.server_errors,
+        "by_operation": recorder.by_operation,
+    }
     out = Path(os.environ.get("MARKETING_AI_DATA_DIR", "var")) / "fuzz-api.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    print(f"\nschemathesis: {recorder.requests} requests over {len(operations)} operations "
-          f"and {links} stateful transitions in {seconds} s, {recorder.server_errors} server "
-          f"errors ({out}){'; stateful stopped early: ' + stopped if stopped else ''}")  # fmt: skip
+    print(
+        f"\nschemathesis: {recorder.requests} requests over {len(operations)} operations "
+        f"and {links} stateful transitions in {seconds} s, {recorder.server_errors} server "
+        f"errors ({out}){'; stateful stopped early: ' + stopped if stopped else ''}"
+    )
     assert not recorder.failures, "5xx answers:\n\n" + "\n\n".join(recorder.failures)

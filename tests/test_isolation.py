@@ -46,8 +46,9 @@ def api_for(workspace: Workspace) -> APIClient:
 def b_objects(db) -> dict:
     b = Workspace.objects.create(slug="bee", name=f"B {SECRET}")
     now = timezone.now()
-    customer = Customer.objects.create(workspace=b, email=f"{SECRET}@b.example",
-                                       first_name=SECRET, attributes={"note": SECRET})  # fmt: skip
+    customer = Customer.objects.create(
+        workspace=b, email=f"{SECRET}@b.example", first_name=SECRET, attributes={"note": SECRET}
+    )
     ExternalIdentity.objects.create(workspace=b, customer=customer, source="shop", external_id="7")
     product = Product.objects.create(
         workspace=b,
@@ -55,31 +56,49 @@ def b_objects(db) -> dict:
         name=SECRET,
         price=5,
     )
-    order = Order.objects.create(workspace=b, customer=customer, external_id=f"{SECRET}-o1",
-                                 placed_at=now, total=10)  # fmt: skip
-    event = Event.objects.create(workspace=b, customer=customer, type="view",
-                                 properties={"note": SECRET}, occurred_at=now)  # fmt: skip
+    order = Order.objects.create(
+        workspace=b, customer=customer, external_id=f"{SECRET}-o1", placed_at=now, total=10
+    )
+    event = Event.objects.create(
+        workspace=b, customer=customer, type="view", properties={"note": SECRET}, occurred_at=now
+    )
     segment = Segment.objects.create(workspace=b, name=f"{SECRET} seg", kind=Segment.Kind.STATIC)
     SegmentMembership.objects.create(segment=segment, customer=customer)
     campaign = Campaign.objects.create(workspace=b, name=f"{SECRET} campaign")
     campaign.include_segments.add(segment)
-    variant = Variant.objects.create(campaign=campaign, name="A", subject=SECRET,
-                                     body_html=f"<p>{SECRET}</p>")  # fmt: skip
-    message = Message.objects.create(campaign=campaign, customer=customer, variant=variant,
-                                     send_at=now, address=customer.email)  # fmt: skip
-    endpoint = WebhookEndpoint.objects.create(workspace=b, url=f"https://{SECRET}.example/hook",
-                                              secret=SECRET)  # fmt: skip
-    WebhookDelivery.objects.create(endpoint=endpoint, event="message.sent",
-                                   payload={"note": SECRET}, next_attempt_at=now)  # fmt: skip
-    run = TaskRun.objects.create(kind="workers.tasks.selfcheck", workspace=b,
-                                 params={"note": SECRET}, message=SECRET)  # fmt: skip
-    conversation = Conversation.objects.create(workspace=b, customer=customer,
-                                               token=f"{SECRET}-{uuid.uuid4().hex}")  # fmt: skip
+    variant = Variant.objects.create(
+        campaign=campaign, name="A", subject=SECRET, body_html=f"<p>{SECRET}</p>"
+    )
+    message = Message.objects.create(
+        campaign=campaign, customer=customer, variant=variant, send_at=now, address=customer.email
+    )
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=b, url=f"https://{SECRET}.example/hook", secret=SECRET
+    )
+    WebhookDelivery.objects.create(
+        endpoint=endpoint, event="message.sent", payload={"note": SECRET}, next_attempt_at=now
+    )
+    run = TaskRun.objects.create(
+        kind="workers.tasks.selfcheck", workspace=b, params={"note": SECRET}, message=SECRET
+    )
+    conversation = Conversation.objects.create(
+        workspace=b, customer=customer, token=f"{SECRET}-{uuid.uuid4().hex}"
+    )
     ChatMessage.objects.create(conversation=conversation, role="customer", text=SECRET)
-    return {"workspace": b, "customer": customer, "product": product, "order": order,
-            "event": event, "segment": segment, "campaign": campaign, "variant": variant,
-            "message": message, "webhook": endpoint, "run": run,
-            "conversation": conversation}  # fmt: skip
+    return {
+        "workspace": b,
+        "customer": customer,
+        "product": product,
+        "order": order,
+        "event": event,
+        "segment": segment,
+        "campaign": campaign,
+        "variant": variant,
+        "message": message,
+        "webhook": endpoint,
+        "run": run,
+        "conversation": conversation,
+    }
 
 
 @pytest.fixture
@@ -99,7 +118,7 @@ def b_paths(b: dict) -> dict[str, list[str]]:
         r"customers/(?P<ref>[^/]+)/timeline": [f"customers/{r}/timeline" for r in refs],
         r"customers/(?P<ref>[^/]+)/recommendations": [
             f"customers/{r}/recommendations" for r in refs
-        ],  # fmt: skip
+        ],
         "products/<int:pk>": [f"products/{b['product'].pk}"],
         "orders/<int:pk>": [f"orders/{b['order'].pk}"],
         "events/<int:pk>": [f"events/{b['event'].pk}"],
@@ -124,7 +143,7 @@ def b_paths(b: dict) -> dict[str, list[str]]:
                 "messages",
                 "variants",
             )
-        },  # fmt: skip
+        },
         "campaigns/<int:pk>/variants/<int:variant_pk>": [
             f"campaigns/{camp.pk}/variants/{b['variant'].pk}"
         ],
@@ -171,8 +190,9 @@ def test_every_route_that_takes_an_id_answers_404_for_another_workspaces_objects
     # Nothing of B's changed or vanished.
     b = b_objects
     assert Customer.objects.filter(pk=b["customer"].pk, first_name=SECRET).exists()
-    assert Campaign.objects.filter(pk=b["campaign"].pk, status="draft",
-                                   name=f"{SECRET} campaign").exists()  # fmt: skip
+    assert Campaign.objects.filter(
+        pk=b["campaign"].pk, status="draft", name=f"{SECRET} campaign"
+    ).exists()
     assert Variant.objects.filter(pk=b["variant"].pk, subject=SECRET, status="draft").exists()
     assert WebhookEndpoint.objects.filter(pk=b["webhook"].pk, active=True).exists()
     for kind in ("product", "order", "event", "segment", "message", "conversation", "run"):
@@ -184,11 +204,13 @@ def test_a_variant_of_another_workspace_is_404_under_ones_own_campaign(b_objects
     _, api, campaign = a_side
     variant = b_objects["variant"]
     for method in ("get", "patch", "delete"):
-        response = getattr(api, method)(f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}",
-                                        {"subject": "x"})  # fmt: skip
+        response = getattr(api, method)(
+            f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}", {"subject": "x"}
+        )
         assert_sealed(response, method)
-    assert_sealed(api.post(f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}/approve"),
-                  "approve")  # fmt: skip
+    assert_sealed(
+        api.post(f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}/approve"), "approve"
+    )
     assert Variant.objects.get(pk=variant.pk).subject == SECRET
 
 
@@ -203,10 +225,15 @@ def test_lists_filters_and_exports_show_nothing_of_another_workspace(b_objects, 
             continue
         assert response.status_code in (200, 400), (route, response.status_code)
         assert SECRET.encode() not in response.content, route
-    queries = [f"customers?email={b['customer'].email}", "customers?country=",
-               f"orders?customer={b['customer'].pk}", f"events?customer={b['customer'].pk}",
-               f"products?sku={b['product'].sku}", f"orders?customer=email:{b['customer'].email}",
-               "campaigns?status=draft"]  # fmt: skip
+    queries = [
+        f"customers?email={b['customer'].email}",
+        "customers?country=",
+        f"orders?customer={b['customer'].pk}",
+        f"events?customer={b['customer'].pk}",
+        f"products?sku={b['product'].sku}",
+        f"orders?customer=email:{b['customer'].email}",
+        "campaigns?status=draft",
+    ]
     for query in queries:
         response = api.get(f"/api/v1/{query}")
         assert response.status_code in (200, 400, 404), (query, response.status_code)
@@ -241,14 +268,17 @@ def test_bodies_that_name_another_workspaces_objects_are_refused(b_objects, a_si
         response = api.post(f"/api/v1/{route}", body)
         assert_sealed(response, f"{route} {body}", allowed=(400, 404))
     # Bulk rows that name B's customer are reported per row; nothing attaches to B.
-    response = api.post("/api/v1/orders/bulk", [
-        {"external_id": "o-z", "customer": "ext:shop:7", "placed_at": now}])  # fmt: skip
+    response = api.post(
+        "/api/v1/orders/bulk", [{"external_id": "o-z", "customer": "ext:shop:7", "placed_at": now}]
+    )
     assert response.status_code in (200, 207, 400) and not response.json().get("results")
     assert not Order.objects.filter(workspace=a).exists()
     assert Order.objects.filter(customer=c).count() == 1
     # The same external id in A is A's own customer, a different person.
-    response = api.post("/api/v1/customers/bulk", [
-        {"source": "shop", "external_id": "7", "email": c.email, "first_name": "Ann"}])  # fmt: skip
+    response = api.post(
+        "/api/v1/customers/bulk",
+        [{"source": "shop", "external_id": "7", "email": c.email, "first_name": "Ann"}],
+    )
     assert response.status_code == 200, response.content
     mine = Customer.objects.get(workspace=a, email=c.email)
     assert mine.pk != c.pk and Customer.objects.get(pk=c.pk).first_name == SECRET
@@ -264,17 +294,22 @@ def test_rules_reach_only_ones_own_workspace(b_objects, a_side):
         {"attribute": "email", "op": "contains", "value": SECRET},
         {"event": "view", "count": {"op": "gte", "value": 1}},
         {"orders": {"op": "gte", "value": 1}},
-        {"any": [{"segment": b["segment"].pk}, {"attribute": "first_name", "op": "eq",
-                                                 "value": SECRET}]},
-    ]  # fmt: skip
+        {
+            "any": [
+                {"segment": b["segment"].pk},
+                {"attribute": "first_name", "op": "eq", "value": SECRET},
+            ]
+        },
+    ]
     for rule in rules:
         response = api.post("/api/v1/segments/preview", {"rules": rule})
         assert response.status_code in (200, 400), (rule, response.content)
         assert SECRET.encode() not in response.content, rule
         if response.status_code == 200:
             assert response.json().get("count", 0) == 0, rule
-        saved = api.post("/api/v1/segments", {"name": f"s{rules.index(rule)}", "kind": "rules",
-                                              "rules": rule})  # fmt: skip
+        saved = api.post(
+            "/api/v1/segments", {"name": f"s{rules.index(rule)}", "kind": "rules", "rules": rule}
+        )
         if saved.status_code == 201:
             pk = saved.json()["id"]
             for tail in ("count", "preview", "members"):
@@ -288,14 +323,17 @@ def test_the_public_chat_widget_does_not_open_another_workspaces_conversation(
 ):
     a, _, _ = a_side
     token = b_objects["conversation"].token
-    response = client.get(f"/chat/{a.slug}/messages", {"conversation": token,
-                                                        "after": "0"})  # fmt: skip
+    response = client.get(f"/chat/{a.slug}/messages", {"conversation": token, "after": "0"})
     assert SECRET.encode() not in response.content
-    response = client.post(f"/chat/{a.slug}/messages", {"conversation": token, "message": "hi"},
-                           content_type="application/json")  # fmt: skip
+    response = client.post(
+        f"/chat/{a.slug}/messages",
+        {"conversation": token, "message": "hi"},
+        content_type="application/json",
+    )
     assert SECRET.encode() not in response.content
-    assert not ChatMessage.objects.filter(conversation=b_objects["conversation"],
-                                          text="hi").exists()  # fmt: skip
+    assert not ChatMessage.objects.filter(
+        conversation=b_objects["conversation"], text="hi"
+    ).exists()
 
 
 def test_the_list_of_routes_is_read_from_the_url_configuration():

@@ -18,8 +18,7 @@ PAIRS = {  # what we want -> what is installed
     "requirements-models.txt": "requirements-models.lock",
 }
 LOCAL_TORCH = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
-ENTRY = re.compile(r"^([\w][\w.-]*)==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)",
-                   re.M)  # fmt: skip
+ENTRY = re.compile(r"^([\w][\w.-]*)==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", re.M)
 
 
 def wanted(name: str) -> list[Requirement]:
@@ -89,8 +88,11 @@ def test_installed_packages_are_the_locked_versions():
 
 
 def test_the_makefile_installs_only_from_the_locks_with_hashes():
-    installs = [line.strip() for line in (ROOT / "Makefile").read_text().splitlines()
-                if line.strip().startswith("$(PIP)")]  # fmt: skip
+    installs = [
+        line.strip()
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if line.strip().startswith("$(PIP)")
+    ]
     assert installs, "no install lines found in the Makefile"
     for line in installs:
         assert "--require-hashes" in line and re.search(r"-r \S+\.lock\b", line), line

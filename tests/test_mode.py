@@ -27,8 +27,12 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("MARKETING_AI_ENV", "PYTEST_VERSION")}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_unset_mode_refuses_to_start_with_a_clear_message():
@@ -93,10 +97,20 @@ def test_web_server_log_says_the_mode(tmp_path):
     log = tmp_path / "gunicorn.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [gunicorn, "marketing_ai.wsgi:application", "--bind", f"127.0.0.1:{free_port()}",
-             "--workers", "1", "--no-control-socket"],
-            cwd=ROOT, env=worker_env(), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                gunicorn,
+                "marketing_ai.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{free_port()}",
+                "--workers",
+                "1",
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=worker_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         content = read_until(log, SAID, process)
     finally:

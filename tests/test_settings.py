@@ -32,9 +32,12 @@ def test_production_refuses_to_start_without_secret_key():
 
 def test_production_refuses_debug_and_missing_hosts():
     result = run_manage(
-        "check", MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY, DEBUG="True",
+        "check",
+        MARKETING_AI_ENV="production",
+        SECRET_KEY=GOOD_KEY,
+        DEBUG="True",
         ALLOWED_HOSTS="example.com",
-    )  # fmt: skip
+    )
     assert result.returncode != 0 and "DEBUG must be False" in result.stderr
     result = run_manage("check", MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY)
     assert result.returncode != 0 and "ALLOWED_HOSTS" in result.stderr
@@ -42,9 +45,14 @@ def test_production_refuses_debug_and_missing_hosts():
 
 def test_check_deploy_is_clean_in_production():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
-        MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="mkt.example.com",
-    )  # fmt: skip
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        MARKETING_AI_ENV="production",
+        SECRET_KEY=GOOD_KEY,
+        ALLOWED_HOSTS="mkt.example.com",
+    )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 

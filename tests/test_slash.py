@@ -32,12 +32,14 @@ def test_every_api_route_answers_the_same_with_a_trailing_slash(world):
 
 def test_a_write_through_the_slashed_path_is_the_same_write(world):
     api = world["api"]
-    first = api.post("/api/v1/customers/", {"email": "b@x.io"}, format="json",
-                     headers={"Idempotency-Key": "k1"})  # fmt: skip
+    first = api.post(
+        "/api/v1/customers/", {"email": "b@x.io"}, format="json", headers={"Idempotency-Key": "k1"}
+    )
     assert first.status_code == 201, first.content
     # A retry through the other spelling of the path is the same request, replayed.
-    again = api.post("/api/v1/customers", {"email": "b@x.io"}, format="json",
-                     headers={"Idempotency-Key": "k1"})  # fmt: skip
+    again = api.post(
+        "/api/v1/customers", {"email": "b@x.io"}, format="json", headers={"Idempotency-Key": "k1"}
+    )
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == first.json()["id"]
     assert Customer.objects.filter(email="b@x.io").count() == 1

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("who", ["²", "١٢", "-1", str(2**70), "nobody@example.com", "abc"])
 def test_preview_takes_any_customer_value(admin_client, workspace, who):
     campaign = make_campaign(workspace, make_audience(workspace, 1))
-    response = admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/preview/",
-                                {"customer": who})  # fmt: skip
+    response = admin_client.get(
+        f"/admin/campaigns/campaign/{campaign.pk}/preview/", {"customer": who}
+    )
     assert response.status_code == 200
     assert response.context["customer"] is None  # none of these names a customer
 
@@ -53,10 +54,20 @@ def test_campaign_form_holds_sender_and_ab_wait_to_the_apis_rules(
     request = rf.get("/")
     request.user, request.session = admin_user, {}
     form_class = admin.site._registry[Campaign].get_form(request)
-    data = {"workspace": workspace.pk, "name": "c", "channel": "email", "consent_rule": "opt_in",
-            "timing": "now", "frequency_days": 7, "attribution_days": 5, "holdout_percent": 0,
-            "goal_event": "purchase",
-            "ab_metric": "click", "ab_wait_hours": 4, field: value}  # fmt: skip
+    data = {
+        "workspace": workspace.pk,
+        "name": "c",
+        "channel": "email",
+        "consent_rule": "opt_in",
+        "timing": "now",
+        "frequency_days": 7,
+        "attribution_days": 5,
+        "holdout_percent": 0,
+        "goal_event": "purchase",
+        "ab_metric": "click",
+        "ab_wait_hours": 4,
+        field: value,
+    }
     form = form_class(data=data)
     assert form.is_valid() is saved, form.errors
     if not saved:

@@ -62,10 +62,15 @@ def test_a_sender_or_ab_wait_that_cannot_work_is_refused(workspace, field, value
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("from_email", ""), ("from_email", "news@shop.example"),
-     ("from_email", "Shop News <news@shop.example>"), ("ab_wait_hours", 0),
-     ("ab_wait_hours", 720), ("ab_wait_hours", 0.5)],
-)  # fmt: skip
+    [
+        ("from_email", ""),
+        ("from_email", "news@shop.example"),
+        ("from_email", "Shop News <news@shop.example>"),
+        ("ab_wait_hours", 0),
+        ("ab_wait_hours", 720),
+        ("ab_wait_hours", 0.5),
+    ],
+)
 def test_a_sender_and_ab_wait_that_work_are_kept(workspace, field, value):
     api = client_for(workspace)
     created = api.post("/api/v1/campaigns", {"name": "c", field: value}, format="json")
@@ -77,13 +82,17 @@ def test_a_sender_and_ab_wait_that_work_are_kept(workspace, field, value):
 def test_create_approve_launch_send_and_read_results(workspace, live_worker):
     segment = make_audience(workspace, 40)
     api = client_for(workspace)
-    created = api.post("/api/v1/campaigns", {"name": "Autumn", "include_segments": [segment.pk],
-                                             "holdout_percent": 10, "seed": 4})  # fmt: skip
+    created = api.post(
+        "/api/v1/campaigns",
+        {"name": "Autumn", "include_segments": [segment.pk], "holdout_percent": 10, "seed": 4},
+    )
     assert created.status_code == 201, created.json()
     base = f"/api/v1/campaigns/{created.json()['id']}"
     assert api.post(f"{base}/launch").status_code == 400  # nothing approved yet
-    variant = api.post(f"{base}/variants", {"name": "A", "subject": "Hi {{ customer.first_name }}",
-                                            "body_html": "<p>{% if %}</p>"})  # fmt: skip
+    variant = api.post(
+        f"{base}/variants",
+        {"name": "A", "subject": "Hi {{ customer.first_name }}", "body_html": "<p>{% if %}</p>"},
+    )
     assert variant.status_code == 201
     vbase = f"{base}/variants/{variant.json()['id']}"
     refused = api.post(f"{vbase}/approve")
@@ -114,8 +123,9 @@ def test_webhook_endpoints_and_their_delivery_log(workspace, dns):
     api = client_for(workspace)
     bad = api.post("/api/v1/webhooks", {"url": "not a url", "events": ["message.exploded"]})
     assert bad.status_code == 400 and {"url", "events"} <= set(bad.json())
-    made = api.post("/api/v1/webhooks", {"url": "https://crm.example.com/hook",
-                                         "events": ["message.sent"]})  # fmt: skip
+    made = api.post(
+        "/api/v1/webhooks", {"url": "https://crm.example.com/hook", "events": ["message.sent"]}
+    )
     assert made.status_code == 201 and len(made.json()["secret"]) == 40
     hook = made.json()["id"]
     assert api.get(f"/api/v1/webhooks/{hook}/deliveries").json()["results"] == []
@@ -150,15 +160,18 @@ def test_a_launch_the_broker_never_got_is_sent_again_by_the_sweeper(workspace, l
 
     segment = make_audience(workspace, 5)
     campaign = Campaign.objects.create(
-        workspace=workspace, name="Lost", status="scheduled",
+        workspace=workspace,
+        name="Lost",
+        status="scheduled",
         launched_at=timezone.now() - timedelta(minutes=5),
-    )  # fmt: skip
+    )
     campaign.include_segments.add(segment)
     variant = Variant.objects.create(campaign=campaign, name="A", subject="Hi", body_html="<p></p>")
     variant_approve(variant=variant)
     # What a launch leaves when its message never reached Redis: a queued run, no ledger.
-    TaskRun.objects.create(kind=launch.name, params={"campaign": campaign.pk}, queue="default",
-                           workspace=workspace)  # fmt: skip
+    TaskRun.objects.create(
+        kind=launch.name, params={"campaign": campaign.pk}, queue="default", workspace=workspace
+    )
     assert sweep_runs()["sent"] == 1  # the one sweeper of every run
     wait_for_status(campaign, "sent", timeout=60)
     assert campaign.messages.filter(state="sent").count() == 5

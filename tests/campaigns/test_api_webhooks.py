@@ -19,8 +19,9 @@ def test_the_secret_is_shown_once_by_the_request_that_set_it(workspace, dns):
     assert made.status_code == 201
     hook, secret = made.json()["id"], made.json()["secret"]
     assert len(secret) == 40 and WebhookEndpoint.objects.get().secret == secret
-    chosen = writer.post("/api/v1/webhooks", {"url": "https://crm.example.com/b",
-                                              "secret": "s" * 20})  # fmt: skip
+    chosen = writer.post(
+        "/api/v1/webhooks", {"url": "https://crm.example.com/b", "secret": "s" * 20}
+    )
     assert chosen.status_code == 201 and chosen.json()["secret"] == "s" * 20
 
     for api in (reader, writer):

@@ -21,10 +21,16 @@ def test_email_is_multipart_with_one_click_unsubscribe_headers(settings):
         text="Hi Ann",
     )
     headers = channel.headers(outgoing)
-    data = mime.build(sender="Shop <shop@example.com>", to=outgoing.address,
-                      subject=outgoing.subject, text=outgoing.text, html=outgoing.html,
-                      message_id=headers.pop("Message-ID"), boundary=outgoing.token,
-                      headers=headers)  # fmt: skip
+    data = mime.build(
+        sender="Shop <shop@example.com>",
+        to=outgoing.address,
+        subject=outgoing.subject,
+        text=outgoing.text,
+        html=outgoing.html,
+        message_id=headers.pop("Message-ID"),
+        boundary=outgoing.token,
+        headers=headers,
+    )
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert parsed["Subject"] == "Zoë’s picks"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -33,5 +39,12 @@ def test_email_is_multipart_with_one_click_unsubscribe_headers(settings):
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert parsed.get_body(("html",)).get_content().strip() == "<p>Hi <b>Ann</b></p>"
     with pytest.raises(mime.HeaderInjection):
-        mime.build(sender="a@b.c", to="x@y.z", subject="hi\r\nBcc: all@example.com", text="t",
-                   html="", message_id="<1@x>", boundary="b")  # fmt: skip
+        mime.build(
+            sender="a@b.c",
+            to="x@y.z",
+            subject="hi\r\nBcc: all@example.com",
+            text="t",
+            html="",
+            message_id="<1@x>",
+            boundary="b",
+        )

@@ -19,11 +19,17 @@ FOOTER = "You receive this e-mail because you subscribed."
 
 
 def setup_shop(workspace) -> Campaign:
-    services.product_bulk_upsert(workspace=workspace, rows=[
-        {"sku": "TEA", "name": "ROSES REGENCY TEACUP AND SAUCER",
-         "description": "Bone china teacup and saucer with roses"},
-        {"sku": "HEART", "name": "WHITE HANGING HEART T-LIGHT HOLDER"},
-    ])  # fmt: skip
+    services.product_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {
+                "sku": "TEA",
+                "name": "ROSES REGENCY TEACUP AND SAUCER",
+                "description": "Bone china teacup and saucer with roses",
+            },
+            {"sku": "HEART", "name": "WHITE HANGING HEART T-LIGHT HOLDER"},
+        ],
+    )
     BrandRules.objects.create(workspace=workspace, brand_name="Rosebud", required_phrases=FOOTER)
     segment = make_audience(workspace, 3, name="Tea lovers")
     campaign = Campaign.objects.create(workspace=workspace, name="Tea time")
@@ -96,9 +102,17 @@ def test_copy_generation_starts_alike_from_the_api_and_the_admin(workspace, clie
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worker):
     campaign = setup_shop(workspace)
-    started = api_for(workspace).post("/api/v1/content/generate", {
-        "campaign": campaign.pk, "products": ["TEA"], "goal": "Show tea lovers our teacups",
-        "k": 2, "rounds": 2, "seed": 5})  # fmt: skip
+    started = api_for(workspace).post(
+        "/api/v1/content/generate",
+        {
+            "campaign": campaign.pk,
+            "products": ["TEA"],
+            "goal": "Show tea lovers our teacups",
+            "k": 2,
+            "rounds": 2,
+            "seed": 5,
+        },
+    )
     assert started.status_code == 202, started.content
     run_id = started.json()["task"]
     wait_until(lambda: TaskRun.objects.get(pk=run_id).status in TaskRun.FINISHED, timeout=400)

@@ -43,8 +43,12 @@ def test_open_click_and_redirect_only_to_the_signed_url(client, workspace):
 
 
 def test_one_click_unsubscribe_withdraws_consent_and_tells_integrations(client, workspace):
-    WebhookEndpoint.objects.create(workspace=workspace, url="http://127.0.0.1:9/hook",
-                                   secret="s3cret", events=["customer.unsubscribed"])  # fmt: skip
+    WebhookEndpoint.objects.create(
+        workspace=workspace,
+        url="http://127.0.0.1:9/hook",
+        secret="s3cret",
+        events=["customer.unsubscribed"],
+    )
     campaign = sent_campaign(workspace, n=2)
     message = Message.objects.filter(campaign=campaign, state="sent").first()
     url = path(tracking.unsubscribe_url(message.token.hex))

@@ -58,17 +58,23 @@ def test_sms_goes_through_the_gateway_signed_once_each_after_a_429(workspace, se
     settings.CAMPAIGN_RETRY_BASE_SECONDS = 0.0
     try:
         people = Customer.objects.bulk_create(
-            [Customer(workspace=workspace, phone=f"+4470000000{i}", first_name=f"P{i}")
-             for i in range(5)] + [Customer(workspace=workspace, first_name="no phone")]
-        )  # fmt: skip
+            [
+                Customer(workspace=workspace, phone=f"+4470000000{i}", first_name=f"P{i}")
+                for i in range(5)
+            ]
+            + [Customer(workspace=workspace, first_name="no phone")]
+        )
         for person in people:
-            Consent.objects.create(customer=person, channel="sms", status="subscribed",
-                                   updated_at=person.created_at)  # fmt: skip
+            Consent.objects.create(
+                customer=person, channel="sms", status="subscribed", updated_at=person.created_at
+            )
         segment = Segment.objects.create(workspace=workspace, name="texts", kind="static")
-        SegmentMembership.objects.bulk_create([SegmentMembership(segment=segment, customer=p)
-                                               for p in people])  # fmt: skip
-        campaign = Campaign.objects.create(workspace=workspace, name="sms", channel="sms",
-                                           status="sending")  # fmt: skip
+        SegmentMembership.objects.bulk_create(
+            [SegmentMembership(segment=segment, customer=p) for p in people]
+        )
+        campaign = Campaign.objects.create(
+            workspace=workspace, name="sms", channel="sms", status="sending"
+        )
         campaign.include_segments.add(segment)
         long = Variant.objects.create(campaign=campaign, name="B", body_text="x" * 161)
         with pytest.raises(CampaignError):

@@ -27,9 +27,21 @@ def test_a_worker_that_lost_its_claim_cannot_send(workspace):
     other, taken = ledger.claim_due(campaign_id=campaign.pk, now=timezone.now(), limit=10)
     called = []
     with pytest.raises(ledger.LostClaim):
-        ledger.hand_off(message_id=ids[0], claim=claim, sent_at=timezone.now(), address="x",
-                        provider_id="", point_of_no_return=lambda: called.append(1))  # fmt: skip
+        ledger.hand_off(
+            message_id=ids[0],
+            claim=claim,
+            sent_at=timezone.now(),
+            address="x",
+            provider_id="",
+            point_of_no_return=lambda: called.append(1),
+        )
     assert not called
-    ledger.hand_off(message_id=ids[0], claim=other, sent_at=timezone.now(), address="x",
-                    provider_id="", point_of_no_return=lambda: called.append(1))  # fmt: skip
+    ledger.hand_off(
+        message_id=ids[0],
+        claim=other,
+        sent_at=timezone.now(),
+        address="x",
+        provider_id="",
+        point_of_no_return=lambda: called.append(1),
+    )
     assert called == [1] and Message.objects.get(pk=ids[0]).state == "sent"

@@ -97,9 +97,10 @@ def run_launch(campaign: Campaign) -> TaskRun:
 
 def test_the_launch_run_finishes_a_campaign_with_nobody_or_only_skipped_rows(workspace):
     nobody = make_campaign(
-        workspace, Segment.objects.create(workspace=workspace, name="none", kind="static"),
+        workspace,
+        Segment.objects.create(workspace=workspace, name="none", kind="static"),
         name="nobody",
-    )  # fmt: skip
+    )
     run_launch(nobody)
     assert status_of(nobody) == Campaign.Status.SENT and not nobody.messages.exists()
     segment = make_audience(workspace, 3, prefix="gone", name="gone")

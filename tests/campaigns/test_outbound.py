@@ -131,11 +131,18 @@ def test_registration_of_local_addresses_when_the_operator_allows_them(workspace
 
 @pytest.mark.django_db
 def test_admin_form_refuses_internal_addresses(admin_client, workspace):
-    response = admin_client.post("/admin/campaigns/webhookendpoint/add/", {
-        "workspace": workspace.pk, "url": "https://169.254.169.254/latest/meta-data/",
-        "secret": "s" * 20, "events": "[]", "active": "on",
-        "deliveries-TOTAL_FORMS": "0", "deliveries-INITIAL_FORMS": "0",
-    })  # fmt: skip
+    response = admin_client.post(
+        "/admin/campaigns/webhookendpoint/add/",
+        {
+            "workspace": workspace.pk,
+            "url": "https://169.254.169.254/latest/meta-data/",
+            "secret": "s" * 20,
+            "events": "[]",
+            "active": "on",
+            "deliveries-TOTAL_FORMS": "0",
+            "deliveries-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "link-local address" in errors["url"][0]
@@ -176,8 +183,9 @@ def test_connection_goes_to_the_checked_address_not_a_second_lookup(
     Checking and then letting the HTTP client resolve again would reach the sink."""
     settings.WEBHOOK_ALLOW_HTTP = True
     port, sink = receiver()
-    WebhookEndpoint.objects.create(workspace=workspace, url=f"http://rebind.example.com:{port}/",
-                                   secret="s" * 20)  # fmt: skip
+    WebhookEndpoint.objects.create(
+        workspace=workspace, url=f"http://rebind.example.com:{port}/", secret="s" * 20
+    )
     dns["rebind.example.com"] = [PUBLIC, "127.0.0.1"]
     emit(workspace)
     assert deliver_due(timeout=1)["retrying"] == 1
@@ -190,8 +198,9 @@ def test_redirects_are_not_followed(workspace, settings, receiver):
     local_allowed(settings)
     inner_port, inner = receiver()
     port, _ = receiver((302, {"Location": f"http://127.0.0.1:{inner_port}/admin"}, b""))
-    WebhookEndpoint.objects.create(workspace=workspace, url=f"http://127.0.0.1:{port}/hook",
-                                   secret="s" * 20)  # fmt: skip
+    WebhookEndpoint.objects.create(
+        workspace=workspace, url=f"http://127.0.0.1:{port}/hook", secret="s" * 20
+    )
     delivery = emit(workspace)
     assert deliver_due(timeout=2) == {"delivered": 0, "retrying": 1, "failed": 0}
     delivery.refresh_from_db()
@@ -226,8 +235,9 @@ def test_odd_spellings_of_loopback_are_refused_once_resolved(settings, url):
 def test_the_sms_gateway_is_guarded_the_same_way(settings, receiver):
     port, gateway = receiver((500, {}, b"internal-secret-page"))
     settings.CAMPAIGN_HTTP_CHANNELS = {"sms": {"url": f"http://127.0.0.1:{port}/sms"}}
-    outgoing = Outgoing(message_id=1, token="ab" * 16, address="+447000000001", subject="",
-                        html="", text="Hi")  # fmt: skip
+    outgoing = Outgoing(
+        message_id=1, token="ab" * 16, address="+447000000001", subject="", html="", text="Hi"
+    )
 
     def send() -> Outcome:
         with SmsChannel() as channel:
@@ -251,11 +261,27 @@ def tls_server(tmp_path):
     returns (port, certificate file, SNI names seen, Receiver class)."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=hooks.example.test",
-         "-addext", "subjectAltName=DNS:hooks.example.test"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=hooks.example.test",
+            "-addext",
+            "subjectAltName=DNS:hooks.example.test",
+        ],
+        check=True,
+        capture_output=True,
+    )
     names: list = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -275,15 +301,27 @@ def test_tls_keeps_the_name_for_sni_and_the_certificate(settings, dns, tls_serve
     dns["hooks.example.test"] = ["127.0.0.1"]
     dns["other.example.test"] = ["127.0.0.1"]
     with outbound.session() as s:
-        ok = outbound.post(s, f"https://hooks.example.test:{port}/h", data=b"{}", headers={},
-                           timeout=5, verify=cert)  # fmt: skip
+        ok = outbound.post(
+            s,
+            f"https://hooks.example.test:{port}/h",
+            data=b"{}",
+            headers={},
+            timeout=5,
+            verify=cert,
+        )
         assert ok.status_code == 200
         assert names == ["hooks.example.test"]
         assert handler.received[0][1]["Host"] == f"hooks.example.test:{port}"
         # Same address, another name: the certificate is checked for the name, so it fails.
         with pytest.raises(requests.exceptions.SSLError):
-            outbound.post(s, f"https://other.example.test:{port}/h", data=b"{}", headers={},
-                          timeout=5, verify=cert)  # fmt: skip
+            outbound.post(
+                s,
+                f"https://other.example.test:{port}/h",
+                data=b"{}",
+                headers={},
+                timeout=5,
+                verify=cert,
+            )
 
 
 # --- addresses ------------------------------------------------------------------------------
@@ -328,8 +366,9 @@ def test_the_upgrade_scrubs_bodies_logged_before(workspace):
     from crm.models import Customer
 
     scrub = importlib.import_module("campaigns.migrations.0003_outbound_reasons").scrub
-    endpoint = WebhookEndpoint.objects.create(workspace=workspace, url="https://h.example/",
-                                              secret="s" * 20)  # fmt: skip
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=workspace, url="https://h.example/", secret="s" * 20
+    )
     old = {
         "HTTP 500: root:x:0:0:internal-secret-page": "HTTP 500",
         "ReadTimeout: HTTPConnectionPool(host='10.0.0.5', port=80): Read timed out.": "timeout",
@@ -339,18 +378,26 @@ def test_the_upgrade_scrubs_bodies_logged_before(workspace):
         "refused: loopback address": "refused: loopback address",
     }
     for error in old:
-        WebhookDelivery.objects.create(endpoint=endpoint, event="message.sent", payload={},
-                                       next_attempt_at=timezone.now(), error=error)  # fmt: skip
+        WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event="message.sent",
+            payload={},
+            next_attempt_at=timezone.now(),
+            error=error,
+        )
     person = Customer.objects.create(workspace=workspace, phone="+447000000001")
     sms = Campaign.objects.create(workspace=workspace, name="sms", channel="sms")
     email = Campaign.objects.create(workspace=workspace, name="mail", channel="email")
     now = timezone.now()
     texted = Message.objects.create(
-        campaign=sms, customer=person, send_at=now,
+        campaign=sms,
+        customer=person,
+        send_at=now,
         reason="gave up after 6 attempts: HTTP 503: internal-secret",
-    )  # fmt: skip
-    mailed = Message.objects.create(campaign=email, customer=person, send_at=now,
-                                    reason="SMTP 550: no such user")  # fmt: skip
+    )
+    mailed = Message.objects.create(
+        campaign=email, customer=person, send_at=now, reason="SMTP 550: no such user"
+    )
     scrub(apps, None)
     assert sorted(WebhookDelivery.objects.values_list("error", flat=True)) == sorted(old.values())
     texted.refresh_from_db(), mailed.refresh_from_db()

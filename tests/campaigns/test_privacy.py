@@ -18,8 +18,9 @@ def test_messages_are_in_the_export_and_timeline_and_erasure_blanks_them(workspa
     exported = privacy_export(customer=customer, actor="test")["messages"]
     assert exported[0]["address"] == customer.email and exported[0]["state"] == "sent"
     timeline = selectors.customer_timeline(customer=customer)
-    assert any(item["kind"] == "message" and item["campaign__name"] == campaign.name
-               for item in timeline)  # fmt: skip
+    assert any(
+        item["kind"] == "message" and item["campaign__name"] == campaign.name for item in timeline
+    )
     audit = privacy_erase(customer=customer, actor="test")
     assert audit.details["messages_anonymised"] == 1
     message.refresh_from_db()

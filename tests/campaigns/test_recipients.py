@@ -31,9 +31,10 @@ def test_launch_records_why_each_customer_is_skipped_and_draws_a_reproducible_ho
     launch_now(two)
     assert counts["audience"] == 400 and counts["skipped"] == 6
     reasons = dict(
-        Message.objects.filter(campaign=one, state="skipped", holdout=False)
-        .values_list("customer_id", "reason")
-    )  # fmt: skip
+        Message.objects.filter(campaign=one, state="skipped", holdout=False).values_list(
+            "customer_id", "reason"
+        )
+    )
     assert reasons[people[0].pk] == "no email address"
     assert reasons[people[3].pk] == "no consent"
     assert reasons[people[5].pk] == "address suppressed"
@@ -68,10 +69,12 @@ def audience_of(workspace, channel: str, values: list[str]) -> Segment:
     segment = Segment.objects.create(workspace=workspace, name=channel, kind=Segment.Kind.STATIC)
     for i, value in enumerate(values):
         # Stored as some path left them (an import, the admin), spaces included.
-        customer = Customer.objects.create(workspace=workspace, first_name=f"P{i}",
-                                           **{field: value})  # fmt: skip
-        Consent.objects.create(customer=customer, channel=channel, status="subscribed",
-                               updated_at=timezone.now())  # fmt: skip
+        customer = Customer.objects.create(
+            workspace=workspace, first_name=f"P{i}", **{field: value}
+        )
+        Consent.objects.create(
+            customer=customer, channel=channel, status="subscribed", updated_at=timezone.now()
+        )
         SegmentMembership.objects.create(segment=segment, customer=customer)
     return segment
 

@@ -30,8 +30,12 @@ WALK = (
 
 
 def compile_body(body: str, **fields) -> rendering.CompiledVariant:
-    return rendering.compile_variant(subject=fields.get("subject", "Hi"), preheader="",
-                                     body_html=body, body_text=fields.get("text", ""))  # fmt: skip
+    return rendering.compile_variant(
+        subject=fields.get("subject", "Hi"),
+        preheader="",
+        body_html=body,
+        body_text=fields.get("text", ""),
+    )
 
 
 @pytest.fixture
@@ -55,8 +59,10 @@ def test_a_template_cannot_walk_from_its_recipient_to_other_workspaces(two_shops
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     variant = campaign.variants.get()
-    answer = api.patch(f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}",
-                       {"body_html": f"<p>Hi {{{{ customer.first_name }}}}</p>{WALK}"})  # fmt: skip
+    answer = api.patch(
+        f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}",
+        {"body_html": f"<p>Hi {{{{ customer.first_name }}}}</p>{WALK}"},
+    )
     assert answer.status_code == 200, answer.content
     variant.refresh_from_db()
     recipient = segment.memberships.get().customer
@@ -99,11 +105,19 @@ def test_records_are_read_only():
     assert record["nested"]["x"] == 1 and record["tags"] == ("a", "b")
 
 
-@pytest.mark.parametrize("source", [
-    "{% debug %}", "{% include 'admin/base.html' %}", "{% extends 'admin/base.html' %}",
-    "{% load static %}", "{% url 'admin:index' %}", "{% lorem 100000 w %}", "{% csrf_token %}",
-    "{{ customer|pprint }}",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% debug %}",
+        "{% include 'admin/base.html' %}",
+        "{% extends 'admin/base.html' %}",
+        "{% load static %}",
+        "{% url 'admin:index' %}",
+        "{% lorem 100000 w %}",
+        "{% csrf_token %}",
+        "{{ customer|pprint }}",
+    ],
+)
 def test_tags_that_reach_outside_the_message_do_not_compile(source):
     with pytest.raises(rendering.VariantError):
         compile_body(source)
@@ -137,8 +151,9 @@ def test_old_variants_with_load_recommendations_still_compile():
      + "{% regroup b14 by x as g %}" + "{% endwith %}" * 15, "loops ran"),
 ])  # fmt: skip
 def test_renders_stop_at_the_budget(body, reason):
-    customer = sandbox.plain({"first_name": "Ann", "attributes": {
-        "big": list(range(3000)), "text": "y" * 2000}})  # fmt: skip
+    customer = sandbox.plain(
+        {"first_name": "Ann", "attributes": {"big": list(range(3000)), "text": "y" * 2000}}
+    )
     compiled = compile_body(f"<p>{body}</p>")
     started = time.monotonic()
     with pytest.raises(rendering.RenderLimit, match=reason):
@@ -186,12 +201,20 @@ def test_generated_fields_are_text_not_template_code(two_shops, monkeypatch):
     for channel in ("email", "sms"):
         campaign = make_campaign(a, segment, name=f"c-{channel}", channel=channel)
         draft = copywriter.Draft(
-            fields=({"text": f"{name} is back. Reply STOP to opt out."} if channel == "sms" else
-                    {"subject": f"{name} for you", "preheader": f"Only {name}",
-                     "body": f"{name} is here."}),
+            fields=(
+                {"text": f"{name} is back. Reply STOP to opt out."}
+                if channel == "sms"
+                else {
+                    "subject": f"{name} for you",
+                    "preheader": f"Only {name}",
+                    "body": f"{name} is here.",
+                }
+            ),
             report=guardrails.Report(failures=[]),
-            prompts={}, seed=1, attempts=1,
-        )  # fmt: skip
+            prompts={},
+            seed=1,
+            attempts=1,
+        )
         brief = copy.copy_brief(campaign=campaign, params={"products": ["EVIL"], "goal": "x"})
 
         class Model:
@@ -240,8 +263,9 @@ def test_a_render_error_names_no_value_of_the_context(two_shops):
     campaign = make_campaign(a, segment)
     variant = campaign.variants.get()
     recipient = segment.memberships.get().customer
-    _, secret = services.api_key_create(workspace=a, name="w",
-                                        scopes=["campaigns:read", "campaigns:write"])  # fmt: skip
+    _, secret = services.api_key_create(
+        workspace=a, name="w", scopes=["campaigns:read", "campaigns:write"]
+    )
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     url = f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}"
@@ -268,8 +292,9 @@ def test_templates_have_a_size_limit(two_shops):
     url = f"/api/v1/campaigns/{campaign.pk}/variants/{variant.pk}"
     answer = api.patch(url, {"body_html": "{{a}}" * 40_001})
     assert answer.status_code == 400 and "body_html" in answer.json()
-    answer = api.post(f"/api/v1/campaigns/{campaign.pk}/variants",
-                      {"name": "big", "body_text": "x" * 100_001})  # fmt: skip
+    answer = api.post(
+        f"/api/v1/campaigns/{campaign.pk}/variants", {"name": "big", "body_text": "x" * 100_001}
+    )
     assert answer.status_code == 400 and "body_text" in answer.json()
     with pytest.raises(rendering.VariantError, match="body_html: longer than 200,000"):
         compile_body("{{a}}" * 40_001)  # a row written around the API is refused at compile

@@ -22,11 +22,27 @@ def test_conversions_and_lift_over_the_holdout(workspace):
     buyers = treated[: len(treated) // 5] + control[: len(control) // 10]
     late = treated[-3:]  # bought after the window: not a conversion
     Event.objects.bulk_create(
-        [Event(workspace=workspace, customer_id=m.customer_id, type="purchase", occurred_at=now,
-               properties={"total": "20.00"}) for m in buyers]
-        + [Event(workspace=workspace, customer_id=m.customer_id, type="purchase",
-                 occurred_at=now + timedelta(days=5), properties={"total": "9.00"}) for m in late]
-    )  # fmt: skip
+        [
+            Event(
+                workspace=workspace,
+                customer_id=m.customer_id,
+                type="purchase",
+                occurred_at=now,
+                properties={"total": "20.00"},
+            )
+            for m in buyers
+        ]
+        + [
+            Event(
+                workspace=workspace,
+                customer_id=m.customer_id,
+                type="purchase",
+                occurred_at=now + timedelta(days=5),
+                properties={"total": "9.00"},
+            )
+            for m in late
+        ]
+    )
     Message.objects.filter(pk__in=[m.pk for m in control]).update(send_at=now - timedelta(hours=1))
     stats = campaign_stats(campaign=campaign)
     t_rate = (len(treated) // 5) / len(treated)

@@ -16,7 +16,11 @@ def test_local_time_sends_and_quiet_hours():
     assert new_york == datetime(2026, 6, 1, 14, 0, tzinfo=ZoneInfo("UTC"))  # 10:00 EDT
     tokyo = schedule.due_time(tz=ZoneInfo("Asia/Tokyo"), **kw)  # 10:00 JST passed: send now
     assert tokyo == now
-    late = schedule.due_time(timing="now", tz=ZoneInfo("Europe/London"),
-                             now=datetime(2026, 6, 1, 22, 30, tzinfo=ZoneInfo("UTC")),
-                             quiet_start=time(21, 0), quiet_end=time(8, 0))  # fmt: skip
+    late = schedule.due_time(
+        timing="now",
+        tz=ZoneInfo("Europe/London"),
+        now=datetime(2026, 6, 1, 22, 30, tzinfo=ZoneInfo("UTC")),
+        quiet_start=time(21, 0),
+        quiet_end=time(8, 0),
+    )
     assert late == datetime(2026, 6, 2, 7, 0, tzinfo=ZoneInfo("UTC"))  # 08:00 BST next day

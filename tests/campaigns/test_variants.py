@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.usefixtures("sends_in_this_process")
 def test_approval_catches_template_errors(workspace):
     campaign = make_campaign(workspace, make_audience(workspace, 1))
-    bad = Variant.objects.create(campaign=campaign, name="bad", subject="x",
-                                 body_html="<p>{% if %}</p>")  # fmt: skip
+    bad = Variant.objects.create(
+        campaign=campaign, name="bad", subject="x", body_html="<p>{% if %}</p>"
+    )
     with pytest.raises(lifecycle.CampaignError) as error:
         variants.variant_approve(variant=bad)
     assert "body_html" in error.value.errors

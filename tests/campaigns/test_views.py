@@ -37,8 +37,9 @@ def test_the_preference_page_cannot_resubscribe_a_bounced_or_complained_address(
 
 
 @pytest.mark.parametrize("status", ["bounced", "complained"])
-@pytest.mark.parametrize("unsubscribe", [{}, {"List-Unsubscribe": "One-Click"}],
-                         ids=["unsubscribe page", "one-click"])  # fmt: skip
+@pytest.mark.parametrize(
+    "unsubscribe", [{}, {"List-Unsubscribe": "One-Click"}], ids=["unsubscribe page", "one-click"]
+)
 def test_no_public_page_replaces_a_bounce_or_complaint(client, workspace, status, unsubscribe):
     """The outside tester's sequence: an integration records the bounce, then the unsubscribe
     page (or a mail provider's one-click POST) turned it into "unsubscribed", which the
@@ -57,8 +58,9 @@ def test_no_public_page_replaces_a_bounce_or_complaint(client, workspace, status
         return Consent.objects.get(customer=message.customer, channel="email").status
 
     assert email_status() == status
-    unsubscribed = client.post(urlsplit(tracking.unsubscribe_url(message.token.hex)).path,
-                               unsubscribe)  # fmt: skip
+    unsubscribed = client.post(
+        urlsplit(tracking.unsubscribe_url(message.token.hex)).path, unsubscribe
+    )
     assert unsubscribed.status_code == 200
     assert email_status() == status
     page = urlsplit(tracking.preferences_url(message.token.hex)).path

@@ -53,8 +53,13 @@ def test_webhooks_are_signed_retried_and_logged(workspace, settings):
         WebhookEndpoint.objects.create(workspace=workspace, url=url, secret="topsecret")
         campaign = sent_campaign(workspace, n=1)
         message = Message.objects.get(campaign=campaign)
-        Event.objects.create(workspace=workspace, customer_id=message.customer_id, type="purchase",
-                             occurred_at=timezone.now(), properties={"total": "5.00"})  # fmt: skip
+        Event.objects.create(
+            workspace=workspace,
+            customer_id=message.customer_id,
+            type="purchase",
+            occurred_at=timezone.now(),
+            properties={"total": "5.00"},
+        )
         campaign_stats(campaign=campaign)  # attributes the conversion -> message.converted
         assert deliver_due() == {"delivered": 0, "retrying": 1, "failed": 0}
         delivery = WebhookDelivery.objects.get()

@@ -93,9 +93,13 @@ def test_segment_saved_in_admin_is_materialised(staff, workspace):
     seed(workspace)
     response = staff.post(
         "/admin/crm/segment/add/",
-        {"workspace": workspace.pk, "name": "Buyers", "kind": "rules",
-         "rules": json.dumps({"orders": {"op": "gte", "value": 1}})},
-    )  # fmt: skip
+        {
+            "workspace": workspace.pk,
+            "name": "Buyers",
+            "kind": "rules",
+            "rules": json.dumps({"orders": {"op": "gte", "value": 1}}),
+        },
+    )
     assert response.status_code == 302
     segment = workspace.segments.get(name="Buyers")
     assert segment.member_count == 1
@@ -171,8 +175,9 @@ def test_csv_import_in_admin_reports_a_cell_over_the_limit_and_writes_nothing(st
 
     data = b"email,note\nf1@example.com,fine\nf2@example.com," + b"a" * 200_000 + b"\n"
     upload = SimpleUploadedFile("big.csv", data, content_type="text/csv")
-    response = staff.post("/admin/crm/customer/import/",
-                          {"workspace": workspace.pk, "file": upload, "source": "csv"})  # fmt: skip
+    response = staff.post(
+        "/admin/crm/customer/import/", {"workspace": workspace.pk, "file": upload, "source": "csv"}
+    )
     assert response.status_code == 200
     report = response.context["report"]
     assert report["imported"] is False and report["created"] == 0
@@ -189,8 +194,9 @@ def test_csv_import_command_refuses_an_unreadable_file_whole(tmp_path, workspace
     path, report = tmp_path / "c.csv", tmp_path / "report.json"
     path.write_text('email,note\nf1@example.com,"never closed\n' + "x" * 140_000 + "\n")
     with pytest.raises(CommandError, match="line 2: a cell that starts on this line is longer"):
-        call_command("import_customers", str(path), "--workspace", workspace.slug,
-                     "--report", str(report))  # fmt: skip
+        call_command(
+            "import_customers", str(path), "--workspace", workspace.slug, "--report", str(report)
+        )
     assert json.loads(report.read_text())["imported"] is False
     assert not Customer.objects.filter(workspace=workspace).exists()
 

@@ -60,11 +60,10 @@ def test_customer_form_refuses_what_the_api_refuses(workspace, admin_user, rf, a
         "a list body",
         "invalid UTF-8",
         "nested too deep",
-    ],  # fmt: skip
+    ],
 )
 def test_segment_live_count_answers_400_for_a_bad_body(admin_client, workspace, body):
-    response = admin_client.post("/admin/crm/segment/live/", body,
-                                 content_type="application/json")  # fmt: skip
+    response = admin_client.post("/admin/crm/segment/live/", body, content_type="application/json")
     assert response.status_code == 400, response.content[:300]
     assert response.json()["error"]
 
@@ -72,8 +71,7 @@ def test_segment_live_count_answers_400_for_a_bad_body(admin_client, workspace, 
 @pytest.mark.parametrize("value", ["abc", "²", "١٢", "-1", str(2**70)])
 def test_workspace_switch_refuses_what_is_not_an_id(admin_client, workspace, value):
     admin_client.post("/admin/crm/workspace/switch/", {"workspace": workspace.pk})
-    response = admin_client.post("/admin/crm/workspace/switch/", {"workspace": value},
-                                 follow=True)  # fmt: skip
+    response = admin_client.post("/admin/crm/workspace/switch/", {"workspace": value}, follow=True)
     assert response.status_code == 200
     assert "That is not a workspace." in response.content.decode()
     assert admin_client.session["crm_workspace"] == workspace.pk  # the choice stays

@@ -73,8 +73,9 @@ def test_train_recommender_button_queues_a_run(admin_client, django_capture_on_c
 
 @pytest.mark.parametrize("workspace", ["abc", "²", "١٢", str(2**70), ""])
 def test_train_button_refuses_what_is_not_a_workspace_id(admin_client, workspace):
-    response = admin_client.post("/admin/workers/modelversion/train/",
-                                 {"workspace": workspace, "model": "ease"})  # fmt: skip
+    response = admin_client.post(
+        "/admin/workers/modelversion/train/", {"workspace": workspace, "model": "ease"}
+    )
     assert response.status_code == 302  # back to the list with "Pick one of your workspaces"
     assert not TaskRun.objects.exists()
 
@@ -94,8 +95,9 @@ def test_modelversion_roll_back_action_rescores_from_the_restored_version(
             admin_client.post(changelist, {"action": "promote", "_selected_action": [version.pk]})
     promoted = TaskRun.objects.filter(kind="crm.tasks.models.score_churn")
     assert [r.params for r in promoted.order_by("created_at")] == [
-        {"model_version": one.pk}, {"model_version": two.pk}
-    ]  # fmt: skip
+        {"model_version": one.pk},
+        {"model_version": two.pk},
+    ]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         admin_client.post(changelist, {"action": "roll_back", "_selected_action": [two.pk]})
     assert ModelVersion.objects.get(pk=one.pk).status == "active"

@@ -50,8 +50,12 @@ def test_a_key_never_reaches_another_workspace(workspace, two_workspaces):
     assert api.get(f"/api/v1/tasks/{theirs['run']}").status_code == 404
     assert api.get(f"/api/v1/tasks/{mine['run']}").status_code == 200
     # list endpoints hold only this workspace's rows
-    for resource, key in [("customers", "customer"), ("products", "product"),
-                          ("orders", "order"), ("events", "event")]:  # fmt: skip
+    for resource, key in [
+        ("customers", "customer"),
+        ("products", "product"),
+        ("orders", "order"),
+        ("events", "event"),
+    ]:
         ids = {row["id"] for row in api.get(f"/api/v1/{resource}").json()["results"]}
         assert mine[key] in ids and theirs[key] not in ids
     # their customer is untouched
@@ -59,10 +63,14 @@ def test_a_key_never_reaches_another_workspace(workspace, two_workspaces):
     # an order line naming their customer is refused, not attached
     response = api.post(
         "/api/v1/orders",
-        {"external_id": "x", "customer": theirs["customer"], "placed_at": "2026-01-01T00:00:00Z",
-         "lines": [{"sku": "P1", "quantity": 1, "unit_price": 1}]},
+        {
+            "external_id": "x",
+            "customer": theirs["customer"],
+            "placed_at": "2026-01-01T00:00:00Z",
+            "lines": [{"sku": "P1", "quantity": 1, "unit_price": 1}],
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 400 and "customer" in response.json()
 
 
@@ -145,14 +153,37 @@ def test_bulk_envelope_errors(workspace):
 def test_malformed_input_never_gives_500(workspace, two_workspaces):
     mine, _ = two_workspaces
     api = client_for(workspace)
-    junk = [None, 1, "x", [], [1, 2], {"rows": [None]}, {"email": {"a": 1}}, {"lines": "x"},
-            {"customer": [1]}, {"occurred_at": 5}, {"price": "NaN"}, {"price": "1e400"},
-            {"quantity": 2**70}, {"attributes": []}, {"consent": "yes"}]  # fmt: skip
-    urls = ["/api/v1/customers", "/api/v1/products", "/api/v1/orders", "/api/v1/events",
-            "/api/v1/customers/bulk", "/api/v1/products/bulk", "/api/v1/orders/bulk",
-            "/api/v1/events/bulk", f"/api/v1/customers/{mine['customer']}",
-            f"/api/v1/products/{mine['product']}", f"/api/v1/orders/{mine['order']}",
-            "/api/v1/privacy/export"]  # fmt: skip
+    junk = [
+        None,
+        1,
+        "x",
+        [],
+        [1, 2],
+        {"rows": [None]},
+        {"email": {"a": 1}},
+        {"lines": "x"},
+        {"customer": [1]},
+        {"occurred_at": 5},
+        {"price": "NaN"},
+        {"price": "1e400"},
+        {"quantity": 2**70},
+        {"attributes": []},
+        {"consent": "yes"},
+    ]
+    urls = [
+        "/api/v1/customers",
+        "/api/v1/products",
+        "/api/v1/orders",
+        "/api/v1/events",
+        "/api/v1/customers/bulk",
+        "/api/v1/products/bulk",
+        "/api/v1/orders/bulk",
+        "/api/v1/events/bulk",
+        f"/api/v1/customers/{mine['customer']}",
+        f"/api/v1/products/{mine['product']}",
+        f"/api/v1/orders/{mine['order']}",
+        "/api/v1/privacy/export",
+    ]
     for url in urls:
         for body in junk:
             method = api.patch if url[-1].isdigit() else api.post

@@ -21,13 +21,15 @@ def ask(b, text: str, count: int) -> str:
     """Types a question and waits for the `count`-th answer in the log."""
     b.find_element(By.ID, "message").send_keys(text)
     b.find_element(By.CSS_SELECTOR, "#ask button").click()
-    WebDriverWait(b, 240).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "p.assistant"))
-                                >= count)  # fmt: skip
+    WebDriverWait(b, 240).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "p.assistant")) >= count
+    )
     return b.find_elements(By.CSS_SELECTOR, "p.assistant")[count - 1].text
 
 
-def test_customer_asks_the_widget_about_an_order(live_server, browser, workspace, live_worker,
-                                                 settings):  # fmt: skip
+def test_customer_asks_the_widget_about_an_order(
+    live_server, browser, workspace, live_worker, settings
+):
     settings.CHAT_RATE_LIMIT = "1000/min"
     ada, _ = shop(workspace)
     browser.get(f"{live_server.url}/chat/{workspace.slug}/?c={links.customer_chat_token(ada)}")

@@ -31,8 +31,14 @@ def seed_shop(workspace, n: int = 120) -> list[int]:
         last = 5 if regular else 150 + int(rng.integers(0, 100))
         for j in range(int(rng.integers(2, 6))):
             day = END - timedelta(days=last + 20 * j)
-            orders.append({"external_id": f"{i}-{j}", "customer": pk, "placed_at": day.isoformat(),
-                           "lines": [{"sku": "A", "quantity": 1, "unit_price": 10}]})  # fmt: skip
+            orders.append(
+                {
+                    "external_id": f"{i}-{j}",
+                    "customer": pk,
+                    "placed_at": day.isoformat(),
+                    "lines": [{"sku": "A", "quantity": 1, "unit_price": 10}],
+                }
+            )
     assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
     return ids
 

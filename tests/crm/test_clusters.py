@@ -16,8 +16,10 @@ def test_clusters_become_described_segments(workspace):
     now = timezone.now()
 
     def products(prefix: str, names: list[str]) -> list[Product]:
-        return [Product.objects.create(workspace=workspace, sku=f"{prefix}{i}", name=name)
-                for i, name in enumerate(names)]  # fmt: skip
+        return [
+            Product.objects.create(workspace=workspace, sku=f"{prefix}{i}", name=name)
+            for i, name in enumerate(names)
+        ]
 
     candles = products("C", ["SCENTED CANDLE LAVENDER", "PILLAR CANDLE IVORY", "CANDLE HOLDER"])
     kitchen = products("K", ["OWL MUG", "ENAMEL TEA POT", "CAKE TIN PANTRY"])
@@ -28,12 +30,21 @@ def test_clusters_become_described_segments(workspace):
         for k in range(12 if loyal else 1):
             number += 1
             placed = now - timedelta(days=(3 + k * 5) if loyal else 250 + i)
-            order = Order.objects.create(workspace=workspace, customer=customer, placed_at=placed,
-                                         external_id=f"o{number}",
-                                         total=Decimal(200 if loyal else 15))  # fmt: skip
+            order = Order.objects.create(
+                workspace=workspace,
+                customer=customer,
+                placed_at=placed,
+                external_id=f"o{number}",
+                total=Decimal(200 if loyal else 15),
+            )
             for product in products[:2]:
-                OrderLine.objects.create(order=order, product=product, quantity=1,
-                                         unit_price=Decimal(10), amount=Decimal(10))  # fmt: skip
+                OrderLine.objects.create(
+                    order=order,
+                    product=product,
+                    quantity=1,
+                    unit_price=Decimal(10),
+                    amount=Decimal(10),
+                )
     result = cluster_segments_refresh(workspace=workspace)
     assert result["customers"] == 90 and 4 <= result["k"] <= 8
     segments = Segment.objects.filter(workspace=workspace, name__startswith=PREFIX)

@@ -42,8 +42,14 @@ def seed_shop(workspace, n: int = 240) -> list[int]:
         for j, placed in enumerate(days):
             quantity = (8 if big else 1) if j == 0 else int(rng.integers(1, 4))
             line = {"sku": "A", "quantity": quantity, "unit_price": 10}
-            orders.append({"external_id": f"{i}-{j}", "customer": pk,
-                           "placed_at": placed.isoformat(), "lines": [line]})  # fmt: skip
+            orders.append(
+                {
+                    "external_id": f"{i}-{j}",
+                    "customer": pk,
+                    "placed_at": placed.isoformat(),
+                    "lines": [line],
+                }
+            )
     assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
     return ids
 
@@ -83,7 +89,7 @@ def test_worker_chooses_a_purchase_model_and_scores_every_buyer(workspace, live_
         segments.customers_matching(
             workspace, {"score": "clv_12m", "op": "gt", "value": threshold}
         ).values_list("pk", flat=True)
-    )  # fmt: skip
+    )
     assert valuable == {pk for pk, s in clv_scores.items() if s.value > threshold}
 
 

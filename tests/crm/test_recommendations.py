@@ -33,8 +33,14 @@ def seed_two_tastes(workspace) -> dict[str, list[int]]:
         picks = [f"{group}{1 + (n + j) % 6}" for j in range(4)]
         for j, day in enumerate(("2026-01-01", "2026-03-15")):
             lines = [{"sku": s, "quantity": 1, "unit_price": 5} for s in picks[2 * j : 2 * j + 2]]
-            orders.append({"external_id": f"{n}-{j}", "customer": pk,
-                           "placed_at": f"{day}T10:00:00Z", "lines": lines})  # fmt: skip
+            orders.append(
+                {
+                    "external_id": f"{n}-{j}",
+                    "customer": pk,
+                    "placed_at": f"{day}T10:00:00Z",
+                    "lines": lines,
+                }
+            )
     assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
     return groups
 
@@ -43,9 +49,10 @@ def seed_two_tastes(workspace) -> dict[str, list[int]]:
 def test_worker_trains_and_customers_get_recommendations(workspace, live_worker):
     groups = seed_two_tastes(workspace)
     run = task_run_start(
-        task=train_recommender, workspace=workspace,
+        task=train_recommender,
+        workspace=workspace,
         params={"model": "ease", "params": {"l2": 1.0}, "holdout_days": 30},
-    )  # fmt: skip
+    )
     wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=90)
     run.refresh_from_db()
     assert run.status == TaskRun.Status.SUCCEEDED, run.error
@@ -82,8 +89,10 @@ def test_template_tag_renders_a_customers_picks(workspace):
     compiled = rendering.compile_variant(
         subject="{% load recommendations %}{% recommend customer 2 as picks %}"
         "{% for p in picks %}[{{ p.sku }}]{% endfor %}",
-        preheader="", body_html="", body_text="{% recommend nobody 3 as p %}{{ p|length }}",
-    )  # fmt: skip
+        preheader="",
+        body_html="",
+        body_text="{% recommend nobody 3 as p %}{{ p|length }}",
+    )
     assert compiled.recommendations == 3  # the most any tag asks for
     rendered = compiled.render_for(customer)
     skus = rendered.subject.strip("[]").split("][")
@@ -120,10 +129,17 @@ def test_repeat_purchases_keep_what_customers_bought_in_their_lists(workspace):
     # A newcomer who has bought the most popular product is not offered it again...
     newcomer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "n@x.io"}]).ids[0]
     top = recommendations_for(customer=Customer.objects.get(pk=newcomer), limit=1)["results"][0]
-    services.order_bulk_upsert(workspace=workspace, rows=[{
-        "external_id": "new-1", "customer": newcomer, "placed_at": "2026-04-01T10:00:00Z",
-        "lines": [{"sku": top["sku"], "quantity": 1, "unit_price": 5}],
-    }])  # fmt: skip
+    services.order_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {
+                "external_id": "new-1",
+                "customer": newcomer,
+                "placed_at": "2026-04-01T10:00:00Z",
+                "lines": [{"sku": top["sku"], "quantity": 1, "unit_price": 5}],
+            }
+        ],
+    )
     newcomer = Customer.objects.get(pk=newcomer)
     assert top["id"] not in [p["id"] for p in recommendations_for(customer=newcomer)["results"]]
 
@@ -192,10 +208,17 @@ def test_served_answers_are_cached_until_something_changes_them(
     bought = picks["results"][0]
     other_url = f"/api/v1/customers/{groups['C'][0]}/recommendations?limit=2"
     other = api.get(other_url).json()
-    services.order_bulk_upsert(workspace=workspace, rows=[{
-        "external_id": "new-1", "customer": newcomer, "placed_at": "2026-04-01T10:00:00Z",
-        "lines": [{"sku": bought["sku"], "quantity": 1, "unit_price": 5}],
-    }])  # fmt: skip
+    services.order_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {
+                "external_id": "new-1",
+                "customer": newcomer,
+                "placed_at": "2026-04-01T10:00:00Z",
+                "lines": [{"sku": bought["sku"], "quantity": 1, "unit_price": 5}],
+            }
+        ],
+    )
     assert bought["id"] not in [p["id"] for p in api.get(popular_url).json()["results"]]
     with django_assert_num_queries(0):  # someone else's order leaves this answer cached
         assert api.get(other_url).json() == other
@@ -232,18 +255,26 @@ def test_promoting_and_rolling_back_a_recommender_rewrite_every_list(
     assert ease.status == "active"
     # A customer who arrives after the first version: only the second one knows them.
     late = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "late@x.io"}]).ids[0]
-    services.order_bulk_upsert(workspace=workspace, rows=[{
-        "external_id": "late-1", "customer": late, "placed_at": "2026-03-20T10:00:00Z",
-        "lines": [{"sku": "T1", "quantity": 1, "unit_price": 5}],
-    }])  # fmt: skip
+    services.order_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {
+                "external_id": "late-1",
+                "customer": late,
+                "placed_at": "2026-03-20T10:00:00Z",
+                "lines": [{"sku": "T1", "quantity": 1, "unit_price": 5}],
+            }
+        ],
+    )
     itemknn = recommender_train(workspace=workspace, model="itemknn")
     assert itemknn.status == "shadow"  # one recommender serves a workspace: ease is active
     api = client_for(workspace)
     tea = groups["T"][0]
 
     def rewritten_by(version: ModelVersion) -> None:
-        run = TaskRun.objects.get(kind="crm.tasks.models.write_recommendations",
-                                  params={"model_version": version.pk})  # fmt: skip
+        run = TaskRun.objects.get(
+            kind="crm.tasks.models.write_recommendations", params={"model_version": version.pk}
+        )
         wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=90)
         assert TaskRun.objects.get(pk=run.pk).status == "succeeded"
 
@@ -266,8 +297,11 @@ def test_promoting_and_rolling_back_a_recommender_rewrite_every_list(
     assert ModelVersion.objects.get(pk=itemknn.pk).status == "retired"
     assert set(Recommendation.objects.values_list("model_version", flat=True)) == {ease.pk}
     assert answer(tea)["model_version"] == ease.pk
-    assert answer(late) | {"results": []} == {"source": "popular", "model_version": ease.pk,
-                                              "results": []}  # fmt: skip
+    assert answer(late) | {"results": []} == {
+        "source": "popular",
+        "model_version": ease.pk,
+        "results": [],
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -340,8 +374,13 @@ def test_a_deleted_order_gives_its_customer_back_what_it_bought(workspace, admin
     )
     products = [p.pk for p in Product.objects.filter(workspace=workspace).order_by("sku")]
     # The active recommender's popular picks: what a customer without a list of their own gets.
-    ModelVersion.objects.create(workspace=workspace, family="recommend.ease", version=1,
-                                status="active", params={"popular": products})  # fmt: skip
+    ModelVersion.objects.create(
+        workspace=workspace,
+        family="recommend.ease",
+        version=1,
+        status="active",
+        params={"popular": products},
+    )
     customer = services.customer_bulk_upsert(workspace=workspace, rows=[{"email": "n@x.io"}]).ids[0]
     api = client_for(workspace)
     url = f"/api/v1/customers/{customer}/recommendations?limit=3"
@@ -350,18 +389,31 @@ def test_a_deleted_order_gives_its_customer_back_what_it_bought(workspace, admin
         return [p["id"] for p in api.get(url).json()["results"]]
 
     assert picks() == products
-    bought = services.order_bulk_upsert(workspace=workspace, rows=[{
-        "external_id": f"o{n}", "customer": customer, "placed_at": "2026-04-01T10:00:00Z",
-        "lines": [{"sku": f"P{n}", "quantity": 1, "unit_price": 5}],
-    } for n in (1, 2)]).ids  # fmt: skip
+    bought = services.order_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {
+                "external_id": f"o{n}",
+                "customer": customer,
+                "placed_at": "2026-04-01T10:00:00Z",
+                "lines": [{"sku": f"P{n}", "quantity": 1, "unit_price": 5}],
+            }
+            for n in (1, 2)
+        ],
+    ).ids
     assert picks() == products[2:]  # cached now, without what they bought
     # Deleted through the API, the order no longer counts: the cached answer is stale.
     assert api.delete(f"/api/v1/orders/{bought[0]}").status_code == 204
     assert picks() == [products[0], products[2]]
     # And through the admin's delete action.
-    response = admin_client.post("/admin/crm/order/", {
-        "action": "delete_selected", "_selected_action": [bought[1]], "post": "yes",
-    })  # fmt: skip
+    response = admin_client.post(
+        "/admin/crm/order/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [bought[1]],
+            "post": "yes",
+        },
+    )
     assert response.status_code == 302 and not Order.objects.filter(pk=bought[1]).exists()
     assert picks() == products
 
@@ -373,10 +425,19 @@ def test_a_worker_trains_the_sequential_recommender_on_the_gpu_queue(workspace, 
 
     groups = seed_two_tastes(workspace)
     run = training_start(
-        workspace=workspace, model="sasrec",
-        params={"hidden": 16, "layers": 1, "heads": 1, "max_len": 8, "epochs": 40,
-                "dropout": 0.0, "lr": 0.01, "batch_size": 8},
-    )  # fmt: skip
+        workspace=workspace,
+        model="sasrec",
+        params={
+            "hidden": 16,
+            "layers": 1,
+            "heads": 1,
+            "max_len": 8,
+            "epochs": 40,
+            "dropout": 0.0,
+            "lr": 0.01,
+            "batch_size": 8,
+        },
+    )
     assert run.queue == "gpu"
     wait_until(lambda: TaskRun.objects.get(pk=run.pk).status in TaskRun.FINISHED, timeout=120)
     run.refresh_from_db()

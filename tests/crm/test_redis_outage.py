@@ -29,13 +29,19 @@ def test_api_reads_and_writes_while_redis_is_down(workspace, own_redis, caplog):
     buyer = Customer.objects.get(pk=seed(workspace)["customer"])
     product = Product.objects.get(workspace=workspace, sku="P1")
     version = ModelVersion.objects.create(
-        workspace=workspace, family="recommend.ease", version=1, status="active",
+        workspace=workspace,
+        family="recommend.ease",
+        version=1,
+        status="active",
         params={"popular": [product.pk]},
-    )  # fmt: skip
+    )
     Recommendation.objects.create(
-        workspace=workspace, customer=buyer, products=[[product.pk, 1.0]], model_version=version,
+        workspace=workspace,
+        customer=buyer,
+        products=[[product.pk, 1.0]],
+        model_version=version,
         computed_at=timezone.now(),
-    )  # fmt: skip
+    )
     newcomer = Customer.objects.create(workspace=workspace, email="new@x.io")
     answers = {}
     for customer, source in ((buyer, "personal"), (newcomer, "popular")):

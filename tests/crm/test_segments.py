@@ -20,10 +20,14 @@ def population(workspace):
     """60 customers with random countries, orders, events and scores; returns plain facts."""
     rng = random.Random(7)
     rows = [
-        {"source": "s", "external_id": str(i), "country": rng.choice(["GB", "FR", "DE"]),
-         "attributes": {"tier": rng.choice(["gold", "silver"]), "age": rng.randint(18, 80)}}
+        {
+            "source": "s",
+            "external_id": str(i),
+            "country": rng.choice(["GB", "FR", "DE"]),
+            "attributes": {"tier": rng.choice(["gold", "silver"]), "age": rng.randint(18, 80)},
+        }
         for i in range(60)
-    ]  # fmt: skip
+    ]
     ids = services.customer_bulk_upsert(workspace=workspace, rows=rows).ids
     services.product_bulk_upsert(workspace=workspace, rows=[{"sku": "A", "name": "A"}])
     facts = {}
@@ -33,22 +37,36 @@ def population(workspace):
         days = [rng.randint(1, 200) for _ in range(n_orders)]
         amounts = [rng.choice([10, 50, 120]) for _ in range(n_orders)]
         for j, (d, amount) in enumerate(zip(days, amounts, strict=True)):
-            orders.append({
-                "external_id": f"{i}-{j}", "customer": pk,
-                "placed_at": (NOW - timedelta(days=d)).isoformat(),
-                "lines": [{"sku": "A", "quantity": 1, "unit_price": amount}],
-            })  # fmt: skip
+            orders.append(
+                {
+                    "external_id": f"{i}-{j}",
+                    "customer": pk,
+                    "placed_at": (NOW - timedelta(days=d)).isoformat(),
+                    "lines": [{"sku": "A", "quantity": 1, "unit_price": amount}],
+                }
+            )
         views = [rng.randint(1, 60) for _ in range(rng.choice([0, 1, 4]))]
         for d in views:
-            events.append({"customer": pk, "type": "view",
-                           "occurred_at": (NOW - timedelta(days=d)).isoformat()})  # fmt: skip
+            events.append(
+                {
+                    "customer": pk,
+                    "type": "view",
+                    "occurred_at": (NOW - timedelta(days=d)).isoformat(),
+                }
+            )
         churn = rng.random()
         CustomerScore.objects.create(
             workspace=workspace, customer_id=pk, kind="churn_risk", value=churn, computed_at=NOW
         )
-        facts[pk] = {"country": rows[i]["country"], "tier": rows[i]["attributes"]["tier"],
-                     "age": rows[i]["attributes"]["age"], "order_days": days,
-                     "amounts": amounts, "view_days": views, "churn": churn}  # fmt: skip
+        facts[pk] = {
+            "country": rows[i]["country"],
+            "tier": rows[i]["attributes"]["tier"],
+            "age": rows[i]["attributes"]["age"],
+            "order_days": days,
+            "amounts": amounts,
+            "view_days": views,
+            "churn": churn,
+        }
     assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
     assert not services.event_bulk_create(workspace=workspace, rows=events).errors
     return facts

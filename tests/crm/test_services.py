@@ -13,11 +13,21 @@ pytestmark = pytest.mark.django_db
 
 def test_customer_upsert_creates_then_updates_idempotently(workspace):
     rows = [
-        {"source": "shop", "external_id": "1", "email": "Ann@Example.com", "first_name": "Ann",
-         "country": "gb", "consent": {"email": "subscribed"}},
-        {"source": "shop", "external_id": "2", "email": "bob@example.com",
-         "time_zone": "Europe/Paris"},
-    ]  # fmt: skip
+        {
+            "source": "shop",
+            "external_id": "1",
+            "email": "Ann@Example.com",
+            "first_name": "Ann",
+            "country": "gb",
+            "consent": {"email": "subscribed"},
+        },
+        {
+            "source": "shop",
+            "external_id": "2",
+            "email": "bob@example.com",
+            "time_zone": "Europe/Paris",
+        },
+    ]
     first = services.customer_bulk_upsert(workspace=workspace, rows=rows)
     assert (first.created, first.updated, first.errors) == (2, 0, [])
     again = services.customer_bulk_upsert(workspace=workspace, rows=rows)
@@ -114,17 +124,31 @@ def test_products_orders_and_events(workspace):
     orders = services.order_bulk_upsert(
         workspace=workspace,
         rows=[
-            {"external_id": "o1", "customer": "ext:s:1", "placed_at": "2026-01-02T10:00:00Z",
-             "lines": [{"sku": "A1", "quantity": 2, "unit_price": "4.50"},
-                       {"sku": "C3", "quantity": 1, "unit_price": 3}]},
-            {"external_id": "o2", "customer": "ext:s:404", "placed_at": "2026-01-02T10:00:00Z",
-             "lines": [{"sku": "A1", "quantity": 1, "unit_price": 1}]},
+            {
+                "external_id": "o1",
+                "customer": "ext:s:1",
+                "placed_at": "2026-01-02T10:00:00Z",
+                "lines": [
+                    {"sku": "A1", "quantity": 2, "unit_price": "4.50"},
+                    {"sku": "C3", "quantity": 1, "unit_price": 3},
+                ],
+            },
+            {
+                "external_id": "o2",
+                "customer": "ext:s:404",
+                "placed_at": "2026-01-02T10:00:00Z",
+                "lines": [{"sku": "A1", "quantity": 1, "unit_price": 1}],
+            },
             {"external_id": "o3", "placed_at": "yesterday", "lines": [{"sku": "ZZ"}]},
-            {"external_id": "r1", "kind": "return", "customer": "ext:s:1",
-             "placed_at": "2026-01-05T10:00:00Z",
-             "lines": [{"sku": "A1", "quantity": 1, "unit_price": "4.50"}]},
+            {
+                "external_id": "r1",
+                "kind": "return",
+                "customer": "ext:s:1",
+                "placed_at": "2026-01-05T10:00:00Z",
+                "lines": [{"sku": "A1", "quantity": 1, "unit_price": "4.50"}],
+            },
         ],
-    )  # fmt: skip
+    )
     assert orders.created == 2
     errors = {e["index"]: e["errors"] for e in orders.errors}
     assert errors[1] == {"customer": ["no such customer in this workspace"]}
@@ -137,9 +161,15 @@ def test_products_orders_and_events(workspace):
     # re-sending the order replaces its lines and adds no second purchase event
     again = services.order_bulk_upsert(
         workspace=workspace,
-        rows=[{"external_id": "o1", "customer": "ext:s:1", "placed_at": "2026-01-02T10:00:00Z",
-               "lines": [{"sku": "A1", "quantity": 1, "unit_price": "4.50"}]}],
-    )  # fmt: skip
+        rows=[
+            {
+                "external_id": "o1",
+                "customer": "ext:s:1",
+                "placed_at": "2026-01-02T10:00:00Z",
+                "lines": [{"sku": "A1", "quantity": 1, "unit_price": "4.50"}],
+            }
+        ],
+    )
     assert again.updated == 1
     o1.refresh_from_db()
     assert o1.total == Decimal("4.50") and o1.lines.count() == 1
@@ -149,19 +179,34 @@ def test_products_orders_and_events(workspace):
     events = services.event_bulk_create(
         workspace=workspace,
         rows=[
-            {"customer": "ext:s:1", "type": "view", "occurred_at": "2026-01-03T00:00:00",
-             "properties": {"sku": "A1"}, "idempotency_key": "k1"},
-            {"customer": "ext:s:1", "type": "view", "occurred_at": "2026-01-03T00:00:00",
-             "idempotency_key": "k1"},
+            {
+                "customer": "ext:s:1",
+                "type": "view",
+                "occurred_at": "2026-01-03T00:00:00",
+                "properties": {"sku": "A1"},
+                "idempotency_key": "k1",
+            },
+            {
+                "customer": "ext:s:1",
+                "type": "view",
+                "occurred_at": "2026-01-03T00:00:00",
+                "idempotency_key": "k1",
+            },
             {"customer": 999999, "type": "view", "occurred_at": "2026-01-03T00:00:00"},
         ],
-    )  # fmt: skip
+    )
     assert events.created == 1 and events.unchanged == 1 and events.errors[0]["index"] == 2
     repeat = services.event_bulk_create(
         workspace=workspace,
-        rows=[{"customer": "ext:s:1", "type": "view", "occurred_at": "2026-01-03T00:00:00Z",
-               "idempotency_key": "k1"}],
-    )  # fmt: skip
+        rows=[
+            {
+                "customer": "ext:s:1",
+                "type": "view",
+                "occurred_at": "2026-01-03T00:00:00Z",
+                "idempotency_key": "k1",
+            }
+        ],
+    )
     assert repeat.created == 0 and repeat.unchanged == 1
 
 

@@ -17,10 +17,12 @@ def planted(seed: int = 0):
     taste[group == 1, 0] = 1.0  # group 1 buys candles
     taste[group != 1, 1] = 1.0
     taste += rng.normal(0, 0.05, taste.shape)
-    names = [["SCENTED CANDLE", "CANDLE HOLDER"] if g == 1 else ["OWL MUG", "TEA CUP"]
-             for g in group]  # fmt: skip
-    behaviour = clusters.CustomerBehaviour(ids=np.arange(n), spend=spend, orders=orders,
-                                           recency_days=recency, tenure_days=tenure)  # fmt: skip
+    names = [
+        ["SCENTED CANDLE", "CANDLE HOLDER"] if g == 1 else ["OWL MUG", "TEA CUP"] for g in group
+    ]
+    behaviour = clusters.CustomerBehaviour(
+        ids=np.arange(n), spend=spend, orders=orders, recency_days=recency, tenure_days=tenure
+    )
     return group, behaviour, taste, names
 
 

@@ -8,8 +8,13 @@ import pytest
 
 from marketing_ai.ml.predict.clv import BetaGeoNBD, GammaGamma
 
-SUMMARY = (Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
-           / "cdnow_customers_summary_with_transactions.csv")  # fmt: skip
+SUMMARY = (
+    Path(__file__).resolve().parents[3]
+    / "shared"
+    / "data"
+    / "cdnow"
+    / "cdnow_customers_summary_with_transactions.csv"
+)
 
 
 @pytest.fixture(scope="module")

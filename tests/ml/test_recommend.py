@@ -31,9 +31,14 @@ def test_metrics_by_hand():
     def rows(items):
         n = len(items)
         return datasets.Interactions(
-            np.zeros(n, np.int32), np.array(items, np.int32), np.zeros(n), 1, 5,
-            np.arange(1), np.arange(5),
-        )  # fmt: skip
+            np.zeros(n, np.int32),
+            np.array(items, np.int32),
+            np.zeros(n),
+            1,
+            5,
+            np.arange(1),
+            np.arange(5),
+        )
 
     truth, seen = rows([1, 3]), rows([4]).matrix()
     model = FixedScores([[0.8, 0.5, 0.1, 0.9, 1.0]])
@@ -73,7 +78,7 @@ def test_leave_one_out_takes_the_latest():
         ("dlae", {"l2": 5.0, "dropout": 0.3}),
         ("itemknn", {"k": 5}),
         ("als", {"factors": 4, "iterations": 10}),
-    ],  # fmt: skip
+    ],
 )
 def test_models_recommend_from_the_users_own_taste(name, params):
     data = two_tastes()
@@ -90,10 +95,15 @@ def test_popular_ranks_by_count_and_evaluates():
     model = recommend.create("popular").fit(data.matrix())
     assert list(np.argsort(-model.score(np.array([0]))[0])) == [0, 1, 2]
     split = evaluate.split_random(two_tastes())
-    m = evaluate.evaluate(recommend.create("ease", l2=10.0).fit(split.train.matrix()),
-                          split.train.matrix(), split.test, k=5)  # fmt: skip
-    pop = evaluate.evaluate(recommend.create("popular").fit(split.train.matrix()),
-                            split.train.matrix(), split.test, k=5)  # fmt: skip
+    m = evaluate.evaluate(
+        recommend.create("ease", l2=10.0).fit(split.train.matrix()),
+        split.train.matrix(),
+        split.test,
+        k=5,
+    )
+    pop = evaluate.evaluate(
+        recommend.create("popular").fit(split.train.matrix()), split.train.matrix(), split.test, k=5
+    )
     assert m.recall > pop.recall and m.users == 40
 
 

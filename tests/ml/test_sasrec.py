@@ -30,9 +30,19 @@ def cycles(n_users: int = 48, length: int = 7, seed: int = 0) -> tuple[datasets.
 def test_sasrec_learns_what_comes_next(precision):
     # bf16 runs here as autocast on the CPU: the same code path CUDA training takes.
     data, following = cycles()
-    model = recommend.create("sasrec", hidden=32, layers=1, heads=2, max_len=8, dropout=0.0,
-                             epochs=60, batch_size=16, lr=1e-2, device="cpu",
-                             precision=precision)  # fmt: skip
+    model = recommend.create(
+        "sasrec",
+        hidden=32,
+        layers=1,
+        heads=2,
+        max_len=8,
+        dropout=0.0,
+        epochs=60,
+        batch_size=16,
+        lr=1e-2,
+        device="cpu",
+        precision=precision,
+    )
     model.fit(data)
     assert model.trained_on == {"device": "cpu", "precision": precision}
     assert model.log[-1]["loss"] < model.log[0]["loss"] / 3

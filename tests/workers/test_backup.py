@@ -31,9 +31,14 @@ def fresh_database(tmp_path: Path):
     import psycopg
 
     name = f"{current['NAME']}_restore_{uuid.uuid4().hex[:6]}"
-    params = {"host": current["HOST"] or "localhost", "port": current["PORT"] or 5432,
-              "user": current["USER"], "password": current["PASSWORD"] or None,
-              "dbname": "postgres", "autocommit": True}  # fmt: skip
+    params = {
+        "host": current["HOST"] or "localhost",
+        "port": current["PORT"] or 5432,
+        "user": current["USER"],
+        "password": current["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
     with psycopg.connect(**params) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -51,9 +56,12 @@ def fetch(database: dict, sql: str) -> list[tuple]:
     import psycopg
 
     with psycopg.connect(
-        host=database["HOST"] or "localhost", port=database["PORT"] or 5432,
-        user=database["USER"], password=database["PASSWORD"] or None, dbname=database["NAME"],
-    ) as db:  # fmt: skip
+        host=database["HOST"] or "localhost",
+        port=database["PORT"] or 5432,
+        user=database["USER"],
+        password=database["PASSWORD"] or None,
+        dbname=database["NAME"],
+    ) as db:
         return db.execute(sql).fetchall()
 
 
@@ -61,9 +69,11 @@ def test_backup_restores_into_a_fresh_database_with_the_data(tmp_path, settings)
     settings.DATA_DIR = data_dir = tmp_path / "data"
     workspace = Workspace.objects.create(slug="kept", name="Kept Co")
     Customer.objects.bulk_create(
-        [Customer(workspace=workspace, email=f"c{i}@kept.example", first_name="Ada")
-         for i in range(250)]
-    )  # fmt: skip
+        [
+            Customer(workspace=workspace, email=f"c{i}@kept.example", first_name="Ada")
+            for i in range(250)
+        ]
+    )
     artifact = data_dir / "models" / "kept" / "predict.churn" / "v1.pkl"
     artifact.parent.mkdir(parents=True)
     artifact.write_bytes(b"trained model bytes")
@@ -71,9 +81,11 @@ def test_backup_restores_into_a_fresh_database_with_the_data(tmp_path, settings)
     (data_dir / "outbox").mkdir()
     (data_dir / "outbox" / "mail.log").write_text("not kept: rebuilt or not worth keeping")
     services.model_version_create(
-        family="predict.churn", workspace=workspace, metrics={"auc": 0.8},
+        family="predict.churn",
+        workspace=workspace,
+        metrics={"auc": 0.8},
         artifact_path=str(artifact),
-    )  # fmt: skip
+    )
 
     out = io.StringIO()
     call_command("backup", str(tmp_path / "backups"), stdout=out)
@@ -82,12 +94,19 @@ def test_backup_restores_into_a_fresh_database_with_the_data(tmp_path, settings)
 
     restored_dir = tmp_path / "restored-data"
     with fresh_database(tmp_path) as fresh:
-        env = {**os.environ, "DATABASE_URL": database_url(fresh),
-               "MARKETING_AI_DATA_DIR": str(restored_dir)}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(fresh),
+            "MARKETING_AI_DATA_DIR": str(restored_dir),
+        }
         result = subprocess.run(
             [sys.executable, "manage.py", "restore", str(folder)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         customers = fetch(
             fresh,
@@ -101,8 +120,12 @@ def test_backup_restores_into_a_fresh_database_with_the_data(tmp_path, settings)
         # The same backup again into a database that now holds data: refused, nothing merged.
         again = subprocess.run(
             [sys.executable, "manage.py", "restore", str(folder)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode != 0
         assert fetch(fresh, "SELECT count(*) FROM crm_customer") == [(250,)]
 

@@ -24,18 +24,30 @@ def test_where_two_recommenders_were_active_the_one_promoted_last_stays_active()
         version = old.get_model("workers", "ModelVersion").objects
         a, b = (Workspace.objects.create(slug=s, name=s) for s in ("a", "b"))
         now = timezone.now()
-        rows = [(a, "recommend.ease", 2), (a, "recommend.dlae", 1), (a, "recommend.als", None),
-                (a, "predict.churn", 3), (b, "recommend.ease", 3)]  # fmt: skip
+        rows = [
+            (a, "recommend.ease", 2),
+            (a, "recommend.dlae", 1),
+            (a, "recommend.als", None),
+            (a, "predict.churn", 3),
+            (b, "recommend.ease", 3),
+        ]
         for workspace, family, days_ago in rows:
-            version.create(workspace_id=workspace.pk, family=family, version=1, status="active",
-                           promoted_at=days_ago and now - timedelta(days=days_ago))  # fmt: skip
+            version.create(
+                workspace_id=workspace.pk,
+                family=family,
+                version=1,
+                status="active",
+                promoted_at=days_ago and now - timedelta(days=days_ago),
+            )
         executor = MigrationExecutor(connection)
         executor.migrate(ONE_RECOMMENDER)
         after = executor.loader.project_state(ONE_RECOMMENDER).apps
         active = after.get_model("workers", "ModelVersion").objects.filter(status="active")
         assert sorted(active.values_list("workspace__slug", "family")) == [
-            ("a", "predict.churn"), ("a", "recommend.dlae"), ("b", "recommend.ease")
-        ]  # fmt: skip
+            ("a", "predict.churn"),
+            ("a", "recommend.dlae"),
+            ("b", "recommend.ease"),
+        ]
     finally:
         MigrationExecutor(connection).migrate(latest)
 

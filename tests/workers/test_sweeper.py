@@ -128,9 +128,12 @@ def test_a_run_whose_pool_process_died_is_queued_again_after_the_redelivery_skip
 def test_a_run_whose_message_was_lost_is_sent_again(fast_sweeper, live_worker):
     # What a Redis restart without persistence leaves: the broker took the message, then lost it.
     run = TaskRun.objects.create(
-        kind=selfcheck.name, params={"steps": 2, "step_seconds": 0}, queue="default",
-        enqueued_at=timezone.now() - timedelta(seconds=60), sends=1,
-    )  # fmt: skip
+        kind=selfcheck.name,
+        params={"steps": 2, "step_seconds": 0},
+        queue="default",
+        enqueued_at=timezone.now() - timedelta(seconds=60),
+        sends=1,
+    )
     time.sleep(1)
     assert reload(run).status == TaskRun.Status.QUEUED  # nobody knows of it but the database
     assert sweep_runs()["sent"] == 1
@@ -151,13 +154,22 @@ def test_a_queued_run_behind_a_live_one_is_waiting_not_lost(fast_sweeper):
 def test_runs_out_of_attempts_fail_with_the_reason(fast_sweeper):
     long_ago = timezone.now() - timedelta(hours=1)
     lost_thrice = TaskRun.objects.create(
-        kind=selfcheck.name, queue="default", status="running", attempts=3, sends=3,
+        kind=selfcheck.name,
+        queue="default",
+        status="running",
+        attempts=3,
+        sends=3,
         heartbeat_at=long_ago,
-    )  # fmt: skip
+    )
     lost_once = TaskRun.objects.create(
-        kind=selfcheck.name, queue="gpu", status="running", attempts=1, sends=1,
-        heartbeat_at=long_ago, params={"steps": 1},
-    )  # fmt: skip
+        kind=selfcheck.name,
+        queue="gpu",
+        status="running",
+        attempts=1,
+        sends=1,
+        heartbeat_at=long_ago,
+        params={"steps": 1},
+    )
     never_taken = TaskRun.objects.create(
         kind=selfcheck.name, queue="sends", enqueued_at=long_ago, sends=3
     )

@@ -79,10 +79,22 @@ class Up:
         )
         self.log_path = tmp_path / "up.log"
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "up", "--port", str(self.port),
-             "--web-workers", "1", "--concurrency", "1"],
-            cwd=ROOT, env=base, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "manage.py",
+                "up",
+                "--port",
+                str(self.port),
+                "--web-workers",
+                "1",
+                "--concurrency",
+                "1",
+            ],
+            cwd=ROOT,
+            env=base,
+            stdout=open(self.log_path, "w"),
+            stderr=subprocess.STDOUT,
+        )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -179,6 +191,10 @@ def test_up_refuses_unknown_queue(tmp_path):
     env["MARKETING_AI_DATA_DIR"] = str(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "up", "--queues", "default,nope", "--no-migrate"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "unknown queue(s): nope" in result.stderr

@@ -94,7 +94,10 @@ def test_sms_checks_the_text_field():
 
 
 def test_names_inside_the_briefs_products_are_not_other_products():
-    facts = Facts(brief="Red spotty oven glove double", products=["RED SPOTTY OVEN GLOVE DOUBLE"],
-                  catalogue=["RED SPOTTY OVEN GLOVE", "RED SPOTTY OVEN GLOVE DOUBLE"])  # fmt: skip
+    facts = Facts(
+        brief="Red spotty oven glove double",
+        products=["RED SPOTTY OVEN GLOVE DOUBLE"],
+        catalogue=["RED SPOTTY OVEN GLOVE", "RED SPOTTY OVEN GLOVE DOUBLE"],
+    )
     body = "Our Red Spotty Oven Glove Double keeps hands safe from hot dishes."
     assert check({"body": body}, BrandRules(), facts).passed

@@ -58,9 +58,12 @@ def test_generates_from_a_local_folder_without_suppressed_tokens(model):
 def test_copy_writer_returns_checked_drafts(model):
     brief = copywriter.Brief(
         goal="Show tea lovers our new teaware",
-        products=[copywriter.Product("ROSES REGENCY TEACUP AND SAUCER",
-                                     "Bone china teacup and saucer with roses")],
-    )  # fmt: skip
+        products=[
+            copywriter.Product(
+                "ROSES REGENCY TEACUP AND SAUCER", "Bone china teacup and saucer with roses"
+            )
+        ],
+    )
     rules = guardrails.BrandRules(required_phrases=["You get this because you subscribed."])
     drafts, stats = copywriter.write(model, brief, rules, k=2, rounds=2, oversample=2)
     assert len(drafts) == 2 and stats["tokens"] > 0
@@ -81,9 +84,10 @@ def test_generated_text_cannot_run_template_code():
 
 def test_sms_copy_is_one_text_within_the_limit(model):
     brief = copywriter.Brief(
-        goal="Remind customers about our lanterns", channel="sms",
+        goal="Remind customers about our lanterns",
+        channel="sms",
         products=[copywriter.Product("MOROCCAN METAL LANTERN", "Metal lantern for candles")],
-    )  # fmt: skip
+    )
     rules = guardrails.BrandRules(required_phrases=["STOP to opt out"])
     drafts, _ = copywriter.write(model, brief, rules, k=1, rounds=1)
     (draft,) = drafts

