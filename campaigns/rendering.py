@@ -69,9 +69,16 @@ class CompiledVariant:
         except Exception as exc:  # a filter or tag failed on this recipient's data
             raise VariantError(render_failure(exc)) from None
 
-    def render_for(self, customer, *, message_token: str | None = None, **links: str) -> Rendered:
+    def render_for(
+        self,
+        customer,
+        *,
+        message_token: str | None = None,
+        trigger: dict | None = None,
+        **links: str,
+    ) -> Rendered:
         """Renders for one recipient: `recipient_context` then `render`."""
-        context = recipient_context(customer, self, **links)
+        context = recipient_context(customer, self, trigger=trigger, **links)
         return self.render(context, message_token=message_token)
 
     def _render(self, context: dict, message_token: str | None) -> Rendered:
@@ -292,13 +299,19 @@ def customer_record(customer) -> dict:
     return fields
 
 
-def recipient_context(customer, compiled: CompiledVariant, **links: str) -> dict:
+def recipient_context(
+    customer, compiled: CompiledVariant, *, trigger: dict | None = None, **links: str
+) -> dict:
     """Everything a variant may show its recipient, as plain data: their fields, the products
     its `{% recommend %}` tags will list (looked up here, only when a template asks), the chat
-    link when a template mentions it, and `links` (unsubscribe_url, preferences_url)."""
+    link when a template mentions it, `links` (unsubscribe_url, preferences_url) and, in a
+    journey's message, `trigger`: what started the enrolment (the event's type and properties,
+    e.g. a cart's items)."""
     fields = customer_record(customer)
     record = Record(fields, label=fields["name"] or fields["email"] or "")
     context = {"customer": record, "first_name": fields["first_name"], **links}
+    if trigger is not None:
+        context["trigger"] = trigger
     if compiled.recommendations:
         context[RECOMMENDATIONS] = _recommendations(customer, compiled.recommendations)
     if compiled.chat_url:

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import schedule
+from campaigns.channels import channel_for
 from campaigns.journeys import graph
 from campaigns.journeys.models import (
     Enrolment,
@@ -35,7 +36,10 @@ from campaigns.journeys.models import (
     JourneyTimer,
     JourneyVersion,
 )
-from campaigns.models import WebhookEndpoint
+from campaigns.models import Campaign, Message, Suppression, Variant, WebhookEndpoint
+from campaigns.services import recipients
+from campaigns.services.fanout import deliveries_queue_on_commit
+from campaigns.services.recipients import pick_variant
 from campaigns.services.webhooks import webhook_emit
 from crm.models import Customer, Event, EventOutbox, Segment
 from crm.segments import customers_matching
@@ -148,6 +152,10 @@ def _run(batch: _Batch, step_id: str, ids: list[int]) -> None:
             batch.log(ids, step_id)
             _webhook(batch, step_id, step, ids)
             todo.append((step["next"], ids))
+        elif kind == "send":
+            for outcome, members in _send(batch, step_id, step, ids).items():
+                batch.log(members, step_id, outcome)
+            todo.append((step["next"], ids))
         elif kind == "exit":
             batch.log(ids, step_id)
             batch.rest(ids, step_id, Enrolment.State.FINISHED)
@@ -228,6 +236,80 @@ def _webhook(batch: _Batch, step_id: str, step: dict, ids: list[int]) -> None:
                 "trigger": batch.context[e],
             },
         )
+
+
+def _send(batch: _Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, list[int]]:
+    """One ledger row per enrolment for the step's campaign: queued with its variant and due
+    time (quiet hours kept, in the customer's time zone), or skipped with the reason a
+    broadcast would give (no address, no consent, suppressed, the frequency cap shared with
+    every campaign, the holdout). Delivery sends the queued ones as it sends a broadcast's.
+    Returns the enrolments by outcome ("queued", or the reason)."""
+    journey = batch.version.journey
+    campaign = Campaign.objects.filter(
+        pk=step["campaign"], workspace_id=journey.workspace_id, kind=Campaign.Kind.JOURNEY
+    ).first()
+    variants = (
+        list(campaign.variants.filter(status=Variant.Status.APPROVED).order_by("name"))
+        if campaign
+        else []
+    )
+    if not variants:  # deleted or unapproved since publishing: nothing is sent, and it says so
+        log.warning("journey %s: step %s has no approved message", journey.pk, step_id)
+        return {"no approved message": ids}
+    channel = channel_for(campaign.channel)
+    customers = {
+        c.pk: c
+        for c in recipients.with_send_facts(
+            campaign, Customer.objects.filter(pk__in={batch.customers[e] for e in ids})
+        ).only("id", "email", "phone", "time_zone")
+    }
+    suppressed = set(
+        Suppression.objects.filter(
+            workspace_id=journey.workspace_id, channel=campaign.channel
+        ).values_list("address", flat=True)
+    )
+    zones: dict[str, datetime] = {}
+    rows, outcomes = [], defaultdict(list)
+    for e in ids:
+        customer = customers.get(batch.customers[e])
+        address = channel.address_of(customer) if customer else ""
+        reason = (
+            recipients.skip_reason(campaign, customer, address, suppressed)
+            if customer
+            else "customer erased"
+        )
+        if not reason and batch.holdout[e]:
+            reason = "holdout"
+        name = (customer.time_zone if customer else "") or ""
+        if name not in zones:
+            zones[name] = schedule.due_time(
+                timing=Campaign.Timing.NOW,
+                tz=schedule.zone(name, settings.CAMPAIGN_DEFAULT_TIME_ZONE),
+                now=batch.now,
+                quiet_start=campaign.quiet_start,
+                quiet_end=campaign.quiet_end,
+            )
+        variant = pick_variant(variants, unit(e, f"variant:{step_id}"))
+        rows.append(
+            Message(
+                campaign=campaign,
+                customer_id=batch.customers[e],
+                enrolment_id=e,
+                step=step_id,
+                variant=None if reason else variant,
+                holdout=reason == "holdout",
+                state=Message.State.SKIPPED if reason else Message.State.QUEUED,
+                reason=reason,
+                send_at=zones[name],
+                address=address,
+            )
+        )
+        outcomes[reason or "queued"].append(e)
+    # The ledger's own rule (one row per enrolment and step) refuses a second row.
+    Message.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    if outcomes.get("queued"):
+        deliveries_queue_on_commit(campaign.pk)
+    return outcomes
 
 
 def _write(batch: _Batch) -> None:
@@ -511,6 +593,10 @@ def exit_enrolments(*, journey: Journey, customer_ids=None, reason: str, now=Non
     if not ids:
         return 0
     JourneyTimer.objects.filter(enrolment_id__in=ids).delete()
+    # A message not sent yet (quiet hours, a retry) is not sent once its enrolment has left.
+    Message.objects.filter(enrolment_id__in=ids, state=Message.State.QUEUED).update(
+        state=Message.State.SKIPPED, reason=f"left the journey: {reason}"[:300]
+    )
     return Enrolment.objects.filter(pk__in=ids, state__in=UNFINISHED).update(
         state=Enrolment.State.EXITED, finished_at=now, exit_reason=reason[:100]
     )

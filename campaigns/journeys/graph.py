@@ -27,6 +27,9 @@ Step types and their settings:
 - update_attribute: `attribute`, `value`; `next`.
 - segment: `action` "add" or "remove", `segment` (a static segment's id); `next`.
 - webhook: `endpoint` (a registered webhook endpoint's id); `next`.
+- send: `campaign` (a campaign of kind "journey": its channel, approved variants, consent rule,
+  quiet hours and frequency cap); `next`. The message goes through the send ledger, once per
+  enrolment and step; the holdout's is recorded as skipped ("holdout"), as a broadcast's is.
 - exit.
 
 The graph is refused when a step no path from `start` reaches, a successor that is not a step, a
@@ -50,6 +53,7 @@ SUCCESSORS = {
     "update_attribute": ("next",),
     "segment": ("next",),
     "webhook": ("next",),
+    "send": ("next",),
     "exit": (),
     "split": (),  # its branches name theirs
 }
@@ -241,6 +245,8 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
         _identifier(c, f"{where}.segment", step.get("segment"))
     elif kind == "webhook":
         _identifier(c, f"{where}.endpoint", step.get("endpoint"))
+    elif kind == "send":
+        _identifier(c, f"{where}.campaign", step.get("campaign"))
     names = SUCCESSORS[kind] if kind != "split" else ()
     for key in names:
         target = step.get(key)

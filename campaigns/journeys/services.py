@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaigns.journeys import engine, graph
 from campaigns.journeys.models import Enrolment, Journey, JourneyVersion
-from campaigns.models import WebhookEndpoint
+from campaigns.models import Campaign, Variant, WebhookEndpoint
 from crm.models import Customer, Segment, Workspace
 from crm.segments import RuleError, compile_rules
 from workers.services import send_on_commit, task_named
@@ -41,6 +41,16 @@ def definition_check(*, workspace: Workspace, definition) -> dict:
         raise JourneyError(exc.errors) from None
     errors: dict[str, list[str]] = {}
     for step_id, step in checked["steps"].items():
+        if step["type"] == "send":
+            campaign = Campaign.objects.filter(
+                pk=step["campaign"], workspace=workspace, kind=Campaign.Kind.JOURNEY
+            ).first()
+            if campaign is None:
+                errors[f"steps.{step_id}.campaign"] = [
+                    "not a journey message (a campaign of kind journey) of this workspace"
+                ]
+            elif not campaign.variants.filter(status=Variant.Status.APPROVED).exists():
+                errors[f"steps.{step_id}.campaign"] = ["approve one of its variants first"]
         if (
             step["type"] == "segment"
             and not Segment.objects.filter(
@@ -79,6 +89,11 @@ def journey_publish(*, journey: Journey) -> JourneyVersion:
         journey=journey, number=latest + 1, definition=checked, published_at=timezone.now()
     )
     Journey.objects.filter(pk=journey.pk).update(version=version, status=Journey.Status.LIVE)
+    # Its messages' campaigns send from now on (delivery sends active campaigns' due rows).
+    sending = [s["campaign"] for s in checked["steps"].values() if s["type"] == "send"]
+    Campaign.objects.filter(pk__in=sending, status=Campaign.Status.DRAFT).update(
+        status=Campaign.Status.SENDING, launched_at=timezone.now()
+    )
     # From now on the workspace's events are kept for journeys to read (crm.EventOutbox).
     Workspace.objects.filter(pk=journey.workspace_id, event_outbox=False).update(event_outbox=True)
     journey.refresh_from_db()

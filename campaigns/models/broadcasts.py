@@ -59,8 +59,13 @@ class Campaign(models.Model):
         CLICK = "click"
         CONVERSION = "conversion"
 
+    class Kind(models.TextChoices):
+        BROADCAST = "broadcast", "a broadcast: launched once to its audience"
+        JOURNEY = "journey", "a journey's message: sent by its send steps, one enrolment at a time"
+
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BROADCAST)
     channel = models.CharField(max_length=10, choices=ChannelKind.choices, default="email")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     include_segments = models.ManyToManyField(Segment, blank=True, related_name="+")
@@ -167,7 +172,8 @@ class Variant(models.Model):
 
 
 class Message(models.Model):
-    """The send ledger: one row per campaign x customer."""
+    """The send ledger: one row per campaign x customer for a broadcast, one per journey
+    enrolment x send step for a journey's message."""
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -198,10 +204,22 @@ class Message(models.Model):
     clicked_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    # A journey's message: the enrolment and the send step it is for (campaigns.journeys).
+    enrolment_id = models.BigIntegerField(null=True, blank=True)
+    step = models.CharField(max_length=40, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "customer"], name="message_once"),
+            models.UniqueConstraint(
+                fields=["campaign", "customer"],
+                condition=Q(enrolment_id__isnull=True),
+                name="message_once_broadcast",
+            ),
+            models.UniqueConstraint(
+                fields=["enrolment_id", "step"],
+                condition=Q(enrolment_id__isnull=False),
+                name="message_once_per_step",
+            ),
         ]
         indexes = [
             # What delivery asks: due queued rows of a campaign, and claims gone stale.

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from campaigns import ledger, rendering, tracking
 from campaigns.channels import Channel, Outcome, Outgoing, channel_for
-from campaigns.models import Campaign, Message, Suppression, Variant
+from campaigns.models import Campaign, Enrolment, Message, Suppression, Variant
 from campaigns.ratelimit import RateLimiter
 from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
@@ -25,7 +25,15 @@ from crm.models import Consent
 logger = logging.getLogger(__name__)
 
 ACTIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
-MESSAGE_FIELDS = ("id", "token", "campaign_id", "customer_id", "variant_id", "attempts")
+MESSAGE_FIELDS = (
+    "id",
+    "token",
+    "campaign_id",
+    "customer_id",
+    "variant_id",
+    "attempts",
+    "enrolment_id",
+)
 # What a template may use of its recipient (and what the channels need).
 CUSTOMER_FIELDS = ("id", "workspace_id", "email", "phone", "first_name", "last_name", "locale",
                    "time_zone", "country", "attributes", "erased_at")  # fmt: skip
@@ -107,6 +115,12 @@ class _Run:
         variants = {v.pk: v for v in Variant.objects.filter(pk__in={m.variant_id for m in rows})}
         for m in rows:
             m.variant = variants[m.variant_id]
+        # A journey's message shows what started its enrolment (a cart's items...).
+        self.triggers = dict(
+            Enrolment.objects.filter(
+                pk__in={m.enrolment_id for m in rows if m.enrolment_id}
+            ).values_list("pk", "context")
+        )
         customer_ids = [m.customer_id for m in rows]
         consent = dict(
             Consent.objects.filter(
@@ -156,6 +170,7 @@ class _Run:
                 unsubscribe_url=unsubscribe_url,
                 preferences_url=tracking.preferences_url(token),
                 message_token=token if self.campaign.channel == "email" else None,
+                trigger=self.triggers.get(message.enrolment_id) if message.enrolment_id else None,
             )
         except Exception as exc:  # a template that fails for this customer fails this message
             ledger.finish_unsent(

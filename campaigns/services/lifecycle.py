@@ -23,6 +23,10 @@ class CampaignError(Exception):
 
 def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
+    if campaign.kind == Campaign.Kind.JOURNEY:
+        errors.setdefault("kind", []).append(
+            "a journey's message is sent by the journey's send steps, not launched"
+        )
     if campaign.status != Campaign.Status.DRAFT:
         errors.setdefault("status", []).append(
             f"only a draft can be launched (it is {campaign.status})"
@@ -136,6 +140,8 @@ def campaign_finish_if_done(*, campaign_id: int, ledger_written: bool = False) -
         return False
     return bool(
         Campaign.objects.filter(
-            pk=campaign_id, status__in=(Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
+            pk=campaign_id,
+            kind=Campaign.Kind.BROADCAST,  # a journey's message is never done while it is live
+            status__in=(Campaign.Status.SCHEDULED, Campaign.Status.SENDING),
         ).update(status=Campaign.Status.SENT, finished_at=timezone.now())
     )

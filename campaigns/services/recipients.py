@@ -25,7 +25,7 @@ from crm.models import Consent, Customer, Segment, SegmentMembership
 from crm.services.segments import segment_refresh
 
 COLUMNS = ("token", "campaign", "customer", "variant", "holdout", "ab_test", "state", "reason",
-           "attempts", "send_at", "address", "provider_id", "revenue")  # fmt: skip
+           "attempts", "send_at", "address", "provider_id", "revenue", "step")  # fmt: skip
 
 
 def unit(seed: int, purpose: str, customer_id: int) -> float:
@@ -64,6 +64,13 @@ def audience(campaign: Campaign):
         rows = rows.exclude(
             Exists(SegmentMembership.objects.filter(customer=OuterRef("pk"), segment__in=exclude))
         )
+    return with_send_facts(campaign, rows)
+
+
+def with_send_facts(campaign: Campaign, rows):
+    """`rows` (customers) annotated with what deciding a send needs: `consent_status` for the
+    campaign's channel and, under a frequency cap, `recent` (messages sent to them within the
+    cap's days, by any campaign or journey)."""
     consent = Consent.objects.filter(
         customer=OuterRef("pk"), channel=CONSENT_CHANNEL[campaign.channel]
     ).values("status")[:1]
@@ -80,6 +87,19 @@ def audience(campaign: Campaign):
         )
         rows = rows.annotate(recent=Subquery(recent))
     return rows.order_by("id").only("id", "email", "phone", "time_zone")
+
+
+def skip_reason(campaign: Campaign, customer, address: str, suppressed: set) -> str:
+    """Why `customer` (annotated by with_send_facts) gets no message of `campaign`, or ""."""
+    if not address:
+        return f"no {campaign.channel} address"
+    if not consent_allows(campaign.consent_rule, customer.consent_status):
+        return "no consent"
+    if address in suppressed:
+        return "address suppressed"
+    if campaign.frequency_cap and (customer.recent or 0) >= campaign.frequency_cap:
+        return f"frequency cap ({campaign.frequency_cap} in {campaign.frequency_days} days)"
+    return ""
 
 
 def build_ledger(*, campaign: Campaign, progress=None) -> dict:
@@ -127,17 +147,7 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
             # The address as the channel reads it at send time (stripped, lower-cased e-mail),
             # so a launch skips exactly who the send would skip and records the same address.
             address = channel.address_of(customer)
-            reason = ""
-            if not address:
-                reason = f"no {campaign.channel} address"
-            elif not consent_allows(campaign.consent_rule, customer.consent_status):
-                reason = "no consent"
-            elif address in suppressed:
-                reason = "address suppressed"
-            elif campaign.frequency_cap and (customer.recent or 0) >= campaign.frequency_cap:
-                reason = (
-                    f"frequency cap ({campaign.frequency_cap} in {campaign.frequency_days} days)"
-                )
+            reason = skip_reason(campaign, customer, address, suppressed)
             holdout = (
                 not reason and unit(seed, "holdout", customer_id) < campaign.holdout_percent / 100
             )
@@ -175,6 +185,7 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
                 address,
                 "",
                 0,
+                "",
             )
 
     with transaction.atomic():
