@@ -20,7 +20,7 @@ from workers.models import TaskRun
 from workers.runs import Progress, queued_task, tracked_task
 
 
-@tracked_task(queue=queues.DEFAULT)
+@tracked_task(queue=queues.DEFAULT, time_limit=30 * 60)
 def launch(run: TaskRun, progress: Progress) -> dict:
     """Params: campaign. Writes the ledger (one row per recipient) and queues the first sends."""
     campaign = Campaign.objects.get(pk=run.params["campaign"])
@@ -42,7 +42,7 @@ def launch(run: TaskRun, progress: Progress) -> dict:
     return counts
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
 def sweep() -> dict:
     result = sweeping.sweep()
     for campaign_id in result["due"]:
@@ -58,7 +58,7 @@ def _sweep_on_start(sender=None, **_) -> None:
     sweep.delay()
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)
 def attribute_recent() -> int:
     """Attributes conversions for campaigns that sent within the last 90 days."""
     since = timezone.now() - timedelta(days=90)
@@ -68,7 +68,13 @@ def attribute_recent() -> int:
     return total
 
 
-@queued_task(queue=queues.SENDS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@queued_task(
+    queue=queues.SENDS,
+    time_limit=5 * 60,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def deliver(campaign_id: int) -> dict:
     """Sends a batch of the campaign's due messages; queues itself again while more are due."""
     result = delivery.deliver(campaign_id=campaign_id)
@@ -77,12 +83,12 @@ def deliver(campaign_id: int) -> dict:
     return result
 
 
-@queued_task(queue=queues.SENDS, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.SENDS, time_limit=5 * 60, acks_late=True, ignore_result=True)
 def deliver_webhooks() -> dict:
     return webhooks.deliver_due()
 
 
-@tracked_task(queue=queues.GPU)
+@tracked_task(queue=queues.GPU, time_limit=60 * 60)
 def generate_copy(run: TaskRun, progress: Progress) -> dict:
     """Params: campaign, products, goal, tone, language, offer, k, seed, rounds. The model is
     loaded once per worker process (llm.language_model caches it)."""

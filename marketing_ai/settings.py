@@ -222,8 +222,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
 # The queue each task names where it is written (workers.queues.route); none by module path.
 CELERY_TASK_ROUTES = (queues.route,)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=4 * 3600)
-CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
+# Each task states its own time limit where it is written (workers.runs.time_limits); this
+# multiplies them all, e.g. 2 for a slower machine or a larger client. Keep
+# CELERY_VISIBILITY_TIMEOUT above the longest (training: 4 hours) times this.
+TASK_TIME_LIMIT_SCALE = env.float("TASK_TIME_LIMIT_SCALE", default=1.0)
+if not TASK_TIME_LIMIT_SCALE > 0:
+    raise ImproperlyConfigured("TASK_TIME_LIMIT_SCALE must be a number above 0")
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

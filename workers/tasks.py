@@ -18,7 +18,7 @@ from workers.sweeper import sweep_runs as run_sweep
 log = logging.getLogger(__name__)
 
 
-@tracked_task(queue=queues.DEFAULT)
+@tracked_task(queue=queues.DEFAULT, time_limit=30 * 60)
 def selfcheck(run: TaskRun, progress: Progress) -> dict:
     """Walks `steps` steps of `step_seconds` each, reporting progress, then describes the worker.
 
@@ -43,7 +43,7 @@ def selfcheck(run: TaskRun, progress: Progress) -> dict:
     return report
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
 def sweep_runs() -> dict:
     """Beat (TASK_RUN_SWEEP_SECONDS) and worker start: lost and orphaned runs queued again."""
     return run_sweep()

@@ -15,7 +15,13 @@ from workers.runs import queued_task
 log = logging.getLogger(__name__)
 
 
-@queued_task(queue=queues.GPU, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@queued_task(
+    queue=queues.GPU,
+    time_limit=5 * 60,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def chat_reply(message_id: int) -> None:
     """Answers one customer message; a second delivery (or one the chat sweep queued again)
     finds it answered and does nothing, or loses the claim to write the reply."""
@@ -25,7 +31,7 @@ def chat_reply(message_id: int) -> None:
     chat_answer(message_id)
 
 
-@queued_task(queue=queues.DEFAULT, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=2 * 60, ignore_result=True)
 def sweep() -> dict:
     """Queues unanswered chat messages again (CHAT_REQUEUE_SECONDS); see
     crm.support.services.chat_unanswered_requeue. Safe to run twice at once."""

@@ -6,7 +6,7 @@ from workers.retry import retrying
 from workers.runs import queued_task
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)
 def purge_idempotency_records() -> int:
     """Beat, hourly: stored Idempotency-Key answers past IDEMPOTENCY_KEY_TTL_HOURS."""
     return retrying(idempotency_records_purge, atomic=False)

@@ -5,7 +5,7 @@ and scipy, which the web process (it imports this module to register the tasks) 
 from crm.services import training
 from workers import queues
 from workers.models import ModelVersion, TaskRun
-from workers.runs import Progress, queued_task, tracked_task
+from workers.runs import Progress, nightly_task, tracked_task
 
 
 def _trained(version: ModelVersion) -> dict:
@@ -18,14 +18,14 @@ def _version(run: TaskRun) -> ModelVersion:
     return ModelVersion.objects.get(pk=run.params["model_version"])
 
 
-@tracked_task(queue=queues.ML)
+@tracked_task(queue=queues.ML, time_limit=4 * 3600)
 def train_recommender(run: TaskRun, progress: Progress) -> dict:
     """Params: model (dlae, ease, itemknn, als, popular), params (dict), holdout_days (int),
     repeat_purchases (bool: lists may hold products the customer already bought)."""
     return run_recommender_training(run, progress)
 
 
-@tracked_task(queue=queues.GPU)
+@tracked_task(queue=queues.GPU, time_limit=4 * 3600)
 def train_sequential_recommender(run: TaskRun, progress: Progress) -> dict:
     """Params: model (sasrec), params (dict: epochs, max_len, hidden...), holdout_days (int),
     repeat_purchases (bool)."""
@@ -49,7 +49,7 @@ def run_recommender_training(run: TaskRun, progress: Progress) -> dict:
     return _trained(version)
 
 
-@tracked_task(queue=queues.ML)
+@tracked_task(queue=queues.ML, time_limit=60 * 60)
 def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's list from that version."""
     # it brings numpy and scipy: loaded on the worker, kept out of the web process
@@ -60,7 +60,7 @@ def write_recommendations(run: TaskRun, progress: Progress) -> dict:
     }
 
 
-@tracked_task(queue=queues.ML)
+@tracked_task(queue=queues.ML, time_limit=2 * 3600)
 def train_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: horizon_days (int, default 90)."""
     # it brings numpy and scipy: loaded on the worker, kept out of the web process
@@ -73,7 +73,7 @@ def train_churn(run: TaskRun, progress: Progress) -> dict:
     return _trained(version)
 
 
-@tracked_task(queue=queues.ML)
+@tracked_task(queue=queues.ML, time_limit=60 * 60)
 def score_churn(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's churn_risk from that version."""
     # it brings numpy and scipy: loaded on the worker, kept out of the web process
@@ -82,7 +82,7 @@ def score_churn(run: TaskRun, progress: Progress) -> dict:
     return {"customers": churn.churn_score(version=_version(run), progress=progress)}
 
 
-@tracked_task(queue=queues.ML)
+@tracked_task(queue=queues.ML, time_limit=2 * 3600)
 def train_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: horizon_weeks (float, default 52), model ("auto" (default): the purchase model
     that best predicted the latest weeks; or bgnbd, pareto_nbd, pareto_nbd_covariates)."""
@@ -96,7 +96,7 @@ def train_clv(run: TaskRun, progress: Progress) -> dict:
     return _trained(version)
 
 
-@tracked_task(queue=queues.ML)
+@tracked_task(queue=queues.ML, time_limit=60 * 60)
 def score_clv(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's clv_12m and p_alive."""
     # it brings numpy and scipy: loaded on the worker, kept out of the web process
@@ -105,14 +105,14 @@ def score_clv(run: TaskRun, progress: Progress) -> dict:
     return {"customers": clv.clv_score(version=_version(run), progress=progress)}
 
 
-@queued_task(queue=queues.ML, acks_late=True, reject_on_worker_lost=True)
+@nightly_task(queue=queues.ML, time_limit=10 * 60, atomic=True)
 def retrain_nightly() -> int:
     """Beat: a new version of every active churn and CLV model, on the latest data
     (recommenders have their own nightly run)."""
     return training.retraining_due(recommenders=False)
 
 
-@queued_task(queue=queues.ML, acks_late=True, reject_on_worker_lost=True)
+@nightly_task(queue=queues.ML, time_limit=10 * 60, atomic=True)
 def retrain_recommenders_nightly() -> int:
     """Beat: a new version of each workspace's active recommender, on yesterday's data too."""
     return training.retraining_due(recommenders=True)

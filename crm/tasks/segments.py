@@ -6,10 +6,10 @@ from crm.services import segments as segment_services
 from workers import queues
 from workers.models import TaskRun
 from workers.retry import retrying
-from workers.runs import Progress, queued_task, tracked_task
+from workers.runs import Progress, nightly_task, queued_task, tracked_task
 
 
-@tracked_task(queue=queues.DEFAULT)
+@tracked_task(queue=queues.DEFAULT, time_limit=30 * 60)
 def refresh(run: TaskRun, progress: Progress) -> dict:
     """Params: segment_id. Re-evaluates the whole segment."""
     segment = Segment.objects.get(pk=run.params["segment_id"])
@@ -17,7 +17,7 @@ def refresh(run: TaskRun, progress: Progress) -> dict:
     return segment_services.segment_refresh(segment=segment)
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, reject_on_worker_lost=True)
+@queued_task(queue=queues.DEFAULT, time_limit=5 * 60, acks_late=True, reject_on_worker_lost=True)
 def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
     """Re-evaluates the workspace's rule segments for customers whose behaviour just changed.
     Idempotent: running it twice leaves the same memberships."""
@@ -33,7 +33,7 @@ def refresh_for_customers(workspace_id: int, customer_ids: list[int]) -> int:
     )
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, reject_on_worker_lost=True)
+@nightly_task(queue=queues.DEFAULT, time_limit=2 * 3600)
 def refresh_all() -> int:
     """Nightly: rules with time windows ("in the last 90 days") change as days pass, and so do
     the RFM groups of workspaces that have them."""
@@ -49,7 +49,7 @@ def refresh_all() -> int:
     return count
 
 
-@tracked_task(queue=queues.DEFAULT)
+@tracked_task(queue=queues.DEFAULT, time_limit=60 * 60)
 def clusters(run: TaskRun, progress: Progress) -> dict:
     """Clusters customers by behaviour and taste into described segments."""
     from crm.services.clusters import cluster_segments_refresh  # numpy: kept out of the web
@@ -58,7 +58,7 @@ def clusters(run: TaskRun, progress: Progress) -> dict:
     return cluster_segments_refresh(workspace=run.workspace, progress=progress)
 
 
-@tracked_task(queue=queues.DEFAULT)
+@tracked_task(queue=queues.DEFAULT, time_limit=30 * 60)
 def rfm(run: TaskRun, progress: Progress) -> dict:
     """Builds (or rebuilds) the workspace's RFM segments."""
     from crm.services.rfm import rfm_segments_refresh  # numpy: kept out of the web
