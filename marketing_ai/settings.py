@@ -271,6 +271,20 @@ CELERY_BEAT_SCHEDULE["campaigns-attribute"] = {
     "task": "campaigns.tasks.attribute_recent",
     "schedule": crontab(minute="*/10"),
 }
+# Journeys: due timers and recorded events are read every JOURNEY_TICK_SECONDS (each costs one
+# indexed query when nothing is due); enrolments by API and events written through the API nudge
+# a worker at once besides.
+JOURNEY_TICK_SECONDS = env.float("JOURNEY_TICK_SECONDS", default=1.0)
+CELERY_BEAT_SCHEDULE["journeys-advance"] = {
+    "task": "campaigns.journeys.tasks.advance",
+    "schedule": JOURNEY_TICK_SECONDS,
+    "options": {"expires": max(5.0, 5 * JOURNEY_TICK_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["journeys-events"] = {
+    "task": "campaigns.journeys.tasks.events",
+    "schedule": JOURNEY_TICK_SECONDS,
+    "options": {"expires": max(5.0, 5 * JOURNEY_TICK_SECONDS)},
+}
 
 # --- E-mail and campaigns -------------------------------------------------------------------
 # Public address of this installation: tracking, unsubscribe and chat links point here.

@@ -20,7 +20,9 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
-from campaigns.models import WebhookEndpoint
+from campaigns.journeys.engine import enrol
+from campaigns.journeys.services import journey_publish as publish_journey
+from campaigns.models import Journey, WebhookEndpoint
 from crm.models import ApiKey, Conversation
 from tests.campaigns.factories import CampaignFactory, VariantFactory
 from tests.crm.factories import (
@@ -313,6 +315,15 @@ def world(db) -> dict:
     conversation = Conversation.objects.create(
         workspace=workspace, customer=customer, token=uuid.uuid4().hex
     )
+    journey = Journey.objects.create(
+        workspace=workspace,
+        name="j",
+        definition={"start": "d", "steps": {"d": {"type": "delay", "duration": "1d", "next": "e"},
+                                            "e": {"type": "exit"}}},
+    )  # fmt: skip
+    publish_journey(journey=journey)
+    journey.refresh_from_db()
+    (enrolment_id,) = enrol(version=journey.version, entrants=[(customer.pk, {})])
     api = client_for(workspace, list(ApiKey.SCOPES))
     pks = {
         "customers": customer.pk,
@@ -323,12 +334,15 @@ def world(db) -> dict:
         "campaigns": campaign.pk,
         "webhooks": webhook.pk,
         "chat": conversation.pk,
+        "journeys": journey.pk,
     }
     values = {
         "ref": customer.pk,
         "variant_pk": variant.pk,
         "run_id": run.pk,
         "token": conversation.token,
+        "enrolment_pk": enrolment_id,
+        "name": "post_purchase",
     }
     return {"api": api, "pks": pks, "values": values}
 

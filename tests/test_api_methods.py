@@ -61,6 +61,17 @@ EXPECTED = {
     "webhooks": {"GET", "POST"},
     "webhooks/<int:pk>": {"GET", "PATCH", "DELETE"},
     "webhooks/<int:pk>/deliveries": {"GET"},
+    "journeys": {"GET", "POST"},
+    "journeys/<int:pk>": {"GET", "PATCH", "DELETE"},
+    "journeys/templates/<str:name>": {"POST"},
+    "journeys/<int:pk>/publish": {"POST"},
+    "journeys/<int:pk>/pause": {"POST"},
+    "journeys/<int:pk>/resume": {"POST"},
+    "journeys/<int:pk>/stop": {"POST"},
+    "journeys/<int:pk>/stats": {"GET"},
+    "journeys/<int:pk>/enrolments": {"GET", "POST"},
+    "journeys/<int:pk>/enrolments/<int:enrolment_pk>/exit": {"POST"},
+    "customers/(?P<ref>[^/]+)/journeys": {"GET"},
 }
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 PLACEHOLDER = re.compile(r"<(?:\w+:)?\w+>|\(\?P<\w+>[^)]*\)|\{\w+\}")

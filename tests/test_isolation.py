@@ -14,7 +14,16 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
+from campaigns.journeys.engine import enrol
+from campaigns.journeys.services import journey_publish
+from campaigns.models import (
+    Campaign,
+    Journey,
+    Message,
+    Variant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from crm import services
 from crm.models import (
     ApiKey,
@@ -85,6 +94,15 @@ def b_objects(db) -> dict:
         workspace=b, customer=customer, token=f"{SECRET}-{uuid.uuid4().hex}"
     )
     ChatMessage.objects.create(conversation=conversation, role="customer", text=SECRET)
+    journey = Journey.objects.create(
+        workspace=b,
+        name=f"{SECRET} journey",
+        definition={"start": "d", "steps": {"d": {"type": "delay", "duration": "1d", "next": "e"},
+                                            "e": {"type": "exit"}}},
+    )  # fmt: skip
+    journey_publish(journey=journey)
+    journey.refresh_from_db()
+    (enrolment_id,) = enrol(version=journey.version, entrants=[(customer.pk, {"note": SECRET})])
     return {
         "workspace": b,
         "customer": customer,
@@ -98,6 +116,8 @@ def b_objects(db) -> dict:
         "webhook": endpoint,
         "run": run,
         "conversation": conversation,
+        "journey": journey,
+        "enrolment": enrolment_id,
     }
 
 
@@ -152,6 +172,15 @@ def b_paths(b: dict) -> dict[str, list[str]]:
         ],
         "webhooks/<int:pk>": [f"webhooks/{b['webhook'].pk}"],
         "webhooks/<int:pk>/deliveries": [f"webhooks/{b['webhook'].pk}/deliveries"],
+        r"customers/(?P<ref>[^/]+)/journeys": [f"customers/{r}/journeys" for r in refs],
+        "journeys/<int:pk>": [f"journeys/{b['journey'].pk}"],
+        **{
+            f"journeys/<int:pk>/{action}": [f"journeys/{b['journey'].pk}/{action}"]
+            for action in ("publish", "pause", "resume", "stop", "stats", "enrolments")
+        },
+        "journeys/<int:pk>/enrolments/<int:enrolment_pk>/exit": [
+            f"journeys/{b['journey'].pk}/enrolments/{b['enrolment']}/exit"
+        ],
     }
 
 
@@ -174,7 +203,9 @@ def test_every_route_that_takes_an_id_answers_404_for_another_workspaces_objects
     _, api, _ = a_side
     routes = api_routes()
     paths = b_paths(b_objects)
-    with_ids = [r for r in routes if "<" in r or "(?P" in r]
+    # A template's name names no workspace's object: there is nothing of B's to reach by it.
+    no_objects = {"journeys/templates/<str:name>"}
+    with_ids = [r for r in routes if ("<" in r or "(?P" in r) and r not in no_objects]
     missing = sorted(set(with_ids) - set(paths))
     assert not missing, f"routes not covered by the isolation test: {missing}"
     asked = 0
@@ -251,6 +282,9 @@ def test_bodies_that_name_another_workspaces_objects_are_refused(b_objects, a_si
     b = b_objects
     c = b["customer"]
     now = timezone.now().isoformat()
+    journey = Journey.objects.create(workspace=a, name="A journey", definition={
+        "start": "e", "steps": {"e": {"type": "exit"}}})  # fmt: skip
+    journey_publish(journey=journey)
     refused = [
         ("orders", {"external_id": "o-x", "customer": str(c.pk), "placed_at": now, "total": "1"}),
         ("orders", {"external_id": "o-y", "customer": f"email:{c.email}", "placed_at": now}),
@@ -263,6 +297,8 @@ def test_bodies_that_name_another_workspaces_objects_are_refused(b_objects, a_si
                               "goal": "x"}),
         ("chat", {"message": "my orders?", "customer": f"email:{c.email}"}),
         ("chat", {"message": "hello", "conversation": b["conversation"].token}),
+        (f"journeys/{journey.pk}/enrolments", {"customer": str(c.pk)}),
+        (f"journeys/{journey.pk}/enrolments", {"customer": f"email:{c.email}"}),
     ]  # fmt: skip
     for route, body in refused:
         response = api.post(f"/api/v1/{route}", body)

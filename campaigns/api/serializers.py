@@ -23,6 +23,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "kind",
             "channel",
             "status",
             "include_segments",

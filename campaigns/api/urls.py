@@ -1,6 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from campaigns.api import views
+from campaigns.journeys import api as journeys
 
 urlpatterns = [
     path("campaigns", views.CampaignListApi.as_view()),
@@ -19,4 +20,18 @@ urlpatterns = [
     path("webhooks", views.WebhookListApi.as_view()),
     path("webhooks/<int:pk>", views.WebhookDetailApi.as_view()),
     path("webhooks/<int:pk>/deliveries", views.WebhookDeliveriesApi.as_view()),
+    path("journeys", journeys.JourneyListApi.as_view()),
+    path("journeys/<int:pk>", journeys.JourneyDetailApi.as_view()),
+    path("journeys/templates/<str:name>", journeys.JourneyTemplateApi.as_view()),
+    path("journeys/<int:pk>/publish", journeys.JourneyPublishApi.as_view()),
+    path("journeys/<int:pk>/pause", journeys.JourneyPauseApi.as_view()),
+    path("journeys/<int:pk>/resume", journeys.JourneyResumeApi.as_view()),
+    path("journeys/<int:pk>/stop", journeys.JourneyStopApi.as_view()),
+    path("journeys/<int:pk>/stats", journeys.JourneyStatsApi.as_view()),
+    path("journeys/<int:pk>/enrolments", journeys.JourneyEnrolmentsApi.as_view()),
+    path(
+        "journeys/<int:pk>/enrolments/<int:enrolment_pk>/exit",
+        journeys.EnrolmentExitApi.as_view(),
+    ),
+    re_path(r"^customers/(?P<ref>[^/]+)/journeys$", journeys.CustomerJourneysApi.as_view()),
 ]

@@ -544,7 +544,7 @@ def _workspace_events(workspace_id: int, events: list[dict], now: datetime) -> N
                 {"event": e["type"], "event_id": e["pk"], "properties": e["properties"]},
             )
             for e in events
-            if e["type"] == trigger["event"] and _matches(trigger.get("where"), e["properties"])
+            if e["type"] in trigger["events"] and _matches(trigger.get("where"), e["properties"])
         ]
         if entrants:
             enrol(version=version, entrants=entrants, now=now)

@@ -4,6 +4,7 @@ whole before it can be published. Every problem is reported against the place it
 
     {
       "trigger": {"type": "event", "event": "cart_updated", "where": {"source": "web"}},
+                                        (or "events": [...], any of several types)
       "entry_filter": {...segment rules...} or null,
       "reentry": {"policy": "not_inside"}, or "once", or "after_days" with "days": 30,
       "exit_on": ["purchase"],          event types that end an enrolment wherever it is
@@ -132,7 +133,15 @@ def check(definition: Any, *, rules_check=None) -> dict:
     if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
         c.add("trigger.type", f"one of {', '.join(TRIGGERS)}")
     elif trigger["type"] == "event":
-        c.event_type("trigger.event", trigger.get("event"))
+        # One event type ("event") or several ("events"); checked as the list "events".
+        events = trigger.get("events", [trigger.get("event")])
+        if not isinstance(events, list) or not 1 <= len(events) <= 10:
+            c.add("trigger.events", "a list of one to ten event types")
+        else:
+            for index, event in enumerate(events):
+                place = "trigger.event" if "events" not in trigger else f"trigger.events.{index}"
+                c.event_type(place, event)
+            trigger = {**trigger, "events": events}
         c.where("trigger.where", trigger.get("where"))
     reentry = definition.get("reentry") or {"policy": "not_inside"}
     if not isinstance(reentry, dict) or reentry.get("policy") not in REENTRY:

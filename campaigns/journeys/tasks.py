@@ -21,13 +21,13 @@ def _drain(step, budget: float = BUDGET_SECONDS) -> int:
     return total
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
 def advance() -> int:
     """Moves on every enrolment whose timer is due (a delay over, a wait timed out)."""
     return _drain(engine.advance_due)
 
 
-@queued_task(queue=queues.DEFAULT, acks_late=True, ignore_result=True)
+@queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
 def events() -> int:
     """Reads recorded events: waits met, exits, and customers taken in by triggers."""
     return _drain(engine.events_arrived)

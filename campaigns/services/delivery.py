@@ -20,7 +20,7 @@ from campaigns.models import Campaign, Enrolment, Message, Suppression, Variant
 from campaigns.ratelimit import RateLimiter
 from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
-from crm.models import Consent
+from crm.models import Consent, Product
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,35 @@ CUSTOMER_FIELDS = ("id", "workspace_id", "email", "phone", "first_name", "last_n
                    "time_zone", "country", "attributes", "erased_at")  # fmt: skip
 CONSENT_CHANNEL = {"email": "email", "sms": "sms", "webhook": "push"}
 OPTED_OUT = {Consent.Status.UNSUBSCRIBED, Consent.Status.BOUNCED, Consent.Status.COMPLAINED}
+
+
+def _items(context: dict) -> list[dict]:
+    items = (context.get("properties") or {}).get("items")
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def with_products(workspace_id: int, contexts: dict[int, dict]) -> dict[int, dict]:
+    """Enrolment contexts with `products`: the catalogue rows (name, price, currency) of the
+    SKUs their trigger's `items` name, each with its quantity, so a cart reminder can name what
+    was left behind. Items whose SKU the catalogue lacks are left out."""
+    skus = {str(item.get("sku")) for context in contexts.values() for item in _items(context)}
+    if not skus:
+        return contexts
+    rows = {
+        row["sku"]: row
+        for row in Product.objects.filter(workspace_id=workspace_id, sku__in=skus).values(
+            "sku", "name", "price", "currency"
+        )
+    }
+    shown = {}
+    for pk, context in contexts.items():
+        products = [
+            {**rows[str(item.get("sku"))], "quantity": item.get("quantity", 1)}
+            for item in _items(context)
+            if str(item.get("sku")) in rows
+        ]
+        shown[pk] = {**context, "products": products} if products else context
+    return shown
 
 
 def consent_allows(rule: str, status: str | None) -> bool:
@@ -116,10 +145,13 @@ class _Run:
         for m in rows:
             m.variant = variants[m.variant_id]
         # A journey's message shows what started its enrolment (a cart's items...).
-        self.triggers = dict(
-            Enrolment.objects.filter(
-                pk__in={m.enrolment_id for m in rows if m.enrolment_id}
-            ).values_list("pk", "context")
+        self.triggers = with_products(
+            self.campaign.workspace_id,
+            dict(
+                Enrolment.objects.filter(
+                    pk__in={m.enrolment_id for m in rows if m.enrolment_id}
+                ).values_list("pk", "context")
+            ),
         )
         customer_ids = [m.customer_id for m in rows]
         consent = dict(

@@ -39,7 +39,7 @@ class Cursor(CursorPagination):
 
 # Path parameters that name rows by id, as the OpenAPI schema calls them; `ref` names a
 # customer (crm.refs).
-ID_KWARGS = {"pk": "id", "variant_pk": "variant_pk"}
+ID_KWARGS = {"pk": "id", "variant_pk": "variant_pk", "enrolment_pk": "enrolment_pk"}
 
 
 class WorkspaceApi(APIView):

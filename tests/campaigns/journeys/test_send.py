@@ -10,29 +10,12 @@ from django.utils import timezone
 from campaigns import rendering
 from campaigns.journeys import engine, services
 from campaigns.journeys.models import Enrolment
-from campaigns.models import Campaign, Message, Suppression, Variant
+from campaigns.models import Campaign, Message, Suppression
 from campaigns.services import lifecycle
 from campaigns.services.delivery import deliver
-from campaigns.services.variants import variant_approve
 from crm import services as crm
 from crm.models import Customer
-
-CART = (
-    "<p>Still thinking it over?</p><ul>{% for item in trigger.properties.items %}"
-    "<li>{{ item.quantity }} x {{ item.sku }}</li>{% endfor %}</ul>"
-)
-
-
-def journey_message(workspace) -> Campaign:
-    campaign = Campaign.objects.create(
-        workspace=workspace, name="Cart reminder", kind=Campaign.Kind.JOURNEY,
-        consent_rule=Campaign.ConsentRule.NOT_OPTED_OUT, from_email="shop@example.com",
-    )  # fmt: skip
-    variant = Variant.objects.create(
-        campaign=campaign, name="A", subject="Your cart", body_html=CART
-    )
-    variant_approve(variant=variant)
-    return campaign
+from tests.campaigns.journeys.helpers import journey_message
 
 
 def cart_journey(workspace, campaign: Campaign, **changes):

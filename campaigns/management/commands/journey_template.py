@@ -1,0 +1,38 @@
+"""`python manage.py journey_template NAME --workspace SLUG [--set key=value ...] [--publish]`:
+installs a ready-made journey (campaigns.journeys.ready_made) and prints its id."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from campaigns.journeys import ready_made
+from crm.models import Workspace
+
+
+class Command(BaseCommand):
+    help = "Installs a ready-made journey (welcome, abandoned_cart, post_purchase)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name", choices=sorted(ready_made.TEMPLATES))
+        parser.add_argument("--workspace", required=True)
+        parser.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE",
+            help="a setting, e.g. --set wait=30s (abandoned_cart: wait, reminder)",
+        )  # fmt: skip
+        parser.add_argument("--publish", action="store_true", help="make it live at once")
+
+    def handle(self, *args, name: str, workspace: str, publish: bool, **options) -> None:
+        space = Workspace.objects.filter(slug=workspace).first()
+        if space is None:
+            raise CommandError(f"no workspace {workspace!r}")
+        given = {}
+        for pair in options["set"]:
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise CommandError(f"--set takes key=value, not {pair!r}")
+            given[key.strip()] = value.strip()
+        try:
+            journey = ready_made.install(workspace=space, name=name, given=given, publish=publish)
+        except ready_made.TemplateError as exc:
+            problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
+            raise CommandError(problems) from None
+        self.stdout.write(str(journey.pk))
+        self.stderr.write(f"{journey.name}: {journey.status}")
