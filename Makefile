@@ -51,6 +51,9 @@ demo: install
 	$(BIN)/python manage.py import_online_retail --workspace demo --name "Demo: Online Retail II" --if-empty
 	$(BIN)/python manage.py demo_contacts --workspace demo
 	$(BIN)/python manage.py load_knowledge --workspace demo
+	$(BIN)/python manage.py journey_template abandoned_cart --workspace demo --set wait=2m \
+		--set reminder=10m --publish --if-missing
+	$(BIN)/python manage.py demo_carts --workspace demo
 	$(BIN)/python manage.py up
 
 ## Lint, the engine/framework boundary, and every test (against DATABASE_URL / REDIS_URL if set).

@@ -4,6 +4,7 @@ installs a ready-made journey (campaigns.journeys.ready_made) and prints its id.
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.journeys import ready_made
+from campaigns.journeys.models import Journey
 from crm.models import Workspace
 
 
@@ -18,11 +19,23 @@ class Command(BaseCommand):
             help="a setting, e.g. --set wait=30s (abandoned_cart: wait, reminder)",
         )  # fmt: skip
         parser.add_argument("--publish", action="store_true", help="make it live at once")
+        parser.add_argument(
+            "--if-missing", action="store_true",
+            help="do nothing when the workspace has this template's journey already (make demo)",
+        )  # fmt: skip
 
     def handle(self, *args, name: str, workspace: str, publish: bool, **options) -> None:
         space = Workspace.objects.filter(slug=workspace).first()
         if space is None:
             raise CommandError(f"no workspace {workspace!r}")
+        if options["if_missing"]:
+            found = Journey.objects.filter(
+                workspace=space, name=ready_made.TEMPLATES[name].title
+            ).first()
+            if found is not None:
+                self.stdout.write(str(found.pk))
+                self.stderr.write(f"{found.name}: {found.status} (there already)")
+                return
         given = {}
         for pair in options["set"]:
             key, sep, value = pair.partition("=")

@@ -200,3 +200,33 @@ def test_the_ready_made_cart_names_the_products_left_behind(workspace, sink_fact
         ada, trigger=trigger, unsubscribe_url="#", preferences_url="#"
     )
     assert "2 &times; Blue teapot" in rendered.html and "GONE" not in rendered.html
+
+
+def test_the_demo_installs_its_cart_journey_once_and_leaves_carts_for_it(workspace):
+    def install() -> int:
+        out = io.StringIO()
+        call_command(
+            "journey_template", "abandoned_cart", "--workspace", workspace.slug,
+            "--set", "wait=2m", "--publish", "--if-missing", stdout=out, stderr=io.StringIO(),
+        )  # fmt: skip
+        return int(out.getvalue())
+
+    assert install() == install()
+    crm.product_bulk_upsert(workspace=workspace, rows=[{"sku": "T", "name": "Tea", "price": "3"}])
+    crm.customer_bulk_upsert(workspace=workspace, rows=[
+        {"email": f"c{i}@example.com", "consent": {"email": {"status": "subscribed"}}}
+        for i in range(3)
+    ])  # fmt: skip
+    for customer in Customer.objects.filter(workspace=workspace):
+        crm.order_bulk_upsert(workspace=workspace, rows=[{
+            "external_id": f"o-{customer.pk}", "customer": str(customer.pk),
+            "placed_at": timezone.now().isoformat(), "currency": "GBP",
+            "lines": [{"sku": "T", "quantity": 1, "unit_price": "3"}],
+        }])  # fmt: skip
+    engine.events_arrived()  # the purchases
+    for _ in range(2):
+        call_command("demo_carts", "--workspace", workspace.slug, stdout=io.StringIO())
+    engine.events_arrived()
+    inside = Enrolment.objects.filter(journey__name="Abandoned cart", state="waiting")
+    assert inside.count() == 3
+    assert all(e.context["properties"]["items"] == [{"sku": "T", "quantity": 1}] for e in inside)
