@@ -12,7 +12,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 
 from crm import bulk, services
 from crm.models import Customer, Workspace
-from tests.crm.test_api import client_for
+from tests.crm.factories import client_for
 from workers import queues
 from workers.models import TaskRun
 from workers.retry import is_transient, retrying

@@ -1,12 +1,11 @@
 """Tracked tasks through a real Celery worker and a real Redis server (not eager mode)."""
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from tests.conftest import wait_until
+from tests.conftest import wait_for_log, wait_until, worker_log
 from workers import services
 from workers.models import TaskRun
 from workers.runs import claim
@@ -57,19 +56,24 @@ def test_failure_is_recorded_with_its_error(live_worker):
 def test_cancel_stops_a_running_task(live_worker):
     run = services.task_run_start(task=selfcheck, params={"steps": 200, "step_seconds": 0.1})
     wait_until(lambda: reload(run).progress > 0, timeout=30)
+    log = worker_log(live_worker)
+    before = log.stat().st_size
     assert services.task_run_cancel(run=run)
-    # The body notices at its next progress report; nothing marks it succeeded afterwards.
-    time.sleep(1.5)
+    # The body notices at its next progress report and stops; nothing marks it succeeded.
+    wait_for_log(log, f"task run {run.pk} was cancelled", after=before, timeout=30)
     assert reload(run).status == TaskRun.Status.CANCELLED
     assert run.progress < 100
     assert not services.task_run_cancel(run=run)  # already finished
 
 
 def test_delivering_the_same_run_twice_runs_it_once(live_worker):
+    log = worker_log(live_worker)
+    before = log.stat().st_size
     run = services.task_run_start(task=selfcheck, params={"steps": 3, "step_seconds": 0.2})
     selfcheck.apply_async(args=[str(run.pk)], queue="default")  # a duplicate delivery
     wait_until(lambda: reload(run).status in TaskRun.FINISHED, timeout=30)
-    time.sleep(1.0)  # give the duplicate time to arrive and (not) run
+    # Whichever delivery came second found the run taken or finished, and said so.
+    wait_for_log(log, f"task run {run.pk} is finished, cancelled or taken", after=before)
     assert reload(run).attempts == 1
     assert run.status == TaskRun.Status.SUCCEEDED
 
