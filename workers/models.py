@@ -65,6 +65,8 @@ class TaskRun(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt claimed it (started_at is the first attempt's).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Refreshed by every progress report: a redelivered task takes over a run only when the
     # previous attempt has stopped reporting (its worker died).

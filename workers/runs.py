@@ -228,6 +228,7 @@ def claim(run_id: Any) -> TaskRun | None:
         .update(
             status=TaskRun.Status.RUNNING,
             started_at=Coalesce(F("started_at"), now),
+            claimed_at=now,
             heartbeat_at=now,
             attempts=F("attempts") + 1,
         )

@@ -4,7 +4,10 @@ message was lost, or whose worker died, is found here and queued again:
 
 - `running` with a stale heartbeat (silent for TASK_RUN_STALE_SECONDS; a live task beats from a
   thread of its own, see workers.runs): its worker died. Queued again, and `failed` with
-  "worker lost N times" once TASK_RUN_MAX_ATTEMPTS attempts have each been lost.
+  "worker lost N times" once TASK_RUN_MAX_ATTEMPTS attempts have each been lost. A run that beat
+  for its task's whole time limit before it went silent was killed at its hard limit (a body
+  stuck where the soft limit's exception could not reach it): `failed` with that reason at once,
+  since running it again would be killed the same way.
 - `queued` and never sent (the broker was down when it started): sent now.
 - `queued`, sent TASK_RUN_QUEUED_SECONDS ago and not taken, on a queue where nothing is running:
   the broker lost the message (a Redis restart). Sent again, and `failed` with "never picked up"
@@ -21,6 +24,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from workers.celery import app
 from workers.models import TaskRun
 from workers.runs import stale_after
 from workers.services import task_run_send
@@ -36,12 +40,15 @@ def sweep_runs() -> dict:
     silent = TaskRun.objects.filter(status=TaskRun.Status.RUNNING).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
     )
-    for run in silent.only("pk", "attempts", "heartbeat_at"):
+    for run in silent.only("pk", "kind", "attempts", "heartbeat_at", "claimed_at"):
         # Guarded by the heartbeat read: a run that beat again since is alive after all.
         same = TaskRun.objects.filter(
             pk=run.pk, status=TaskRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
         )
-        if run.attempts >= limit:
+        killed_at = _past_its_limit(run)
+        if killed_at:
+            counts["failed"] += _fail(same, f"killed: ran past its {killed_at} s time limit", now)
+        elif run.attempts >= limit:
             reason = f"worker lost {run.attempts} times"
             counts["failed"] += _fail(same, reason, now)
         else:
@@ -74,6 +81,15 @@ def sweep_runs() -> dict:
         else:
             break
     return counts
+
+
+def _past_its_limit(run: TaskRun) -> int | None:
+    """The task's soft time limit when this attempt beat for at least that long, else None."""
+    task = app.tasks.get(run.kind)
+    soft = getattr(task, "soft_time_limit", None)
+    if not soft or run.claimed_at is None or run.heartbeat_at is None:
+        return None
+    return int(soft) if (run.heartbeat_at - run.claimed_at).total_seconds() >= soft else None
 
 
 def _fail(runs, reason: str, now) -> int:

@@ -183,6 +183,24 @@ def test_runs_out_of_attempts_fail_with_the_reason(fast_sweeper):
     assert "attempt 2 of 3" in lost_once.message
 
 
+def test_a_run_that_beat_for_its_whole_time_limit_was_killed_at_it_and_fails(fast_sweeper):
+    now = timezone.now()
+    limit = selfcheck.soft_time_limit
+    killed = TaskRun.objects.create(
+        kind=selfcheck.name, queue="default", status="running", attempts=1, sends=1,
+        claimed_at=now - timedelta(seconds=limit + 60), heartbeat_at=now - timedelta(seconds=50),
+    )  # fmt: skip
+    died = TaskRun.objects.create(
+        kind=selfcheck.name, queue="default", status="running", attempts=1, sends=1,
+        claimed_at=now - timedelta(seconds=120), heartbeat_at=now - timedelta(seconds=50),
+    )  # fmt: skip
+    counts = sweep_runs()
+    assert reload(killed).status == TaskRun.Status.FAILED
+    assert killed.message == f"killed: ran past its {limit} s time limit"
+    assert reload(died).status == TaskRun.Status.QUEUED  # an early death is tried again
+    assert counts["failed"] == 1 and counts["requeued"] == 1
+
+
 def test_the_sweeper_runs_on_beat_and_at_worker_start(settings):
     from celery.signals import worker_ready
 
