@@ -1,0 +1,301 @@
+"""The steps themselves, run set-wise: the enrolments of a batch that stand at the same step of
+the same version go through it together (one query for a condition over a thousand customers,
+one insert for their timers and history), until each rests at a delay or a wait, or finishes.
+The engine (campaigns.journeys.engine) decides what moves; this module moves it."""
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from campaigns import schedule
+from campaigns.channels import channel_for
+from campaigns.journeys import graph
+from campaigns.journeys.models import Enrolment, EnrolmentStep, JourneyTimer, JourneyVersion
+from campaigns.models import Campaign, Message, Suppression, Variant, WebhookEndpoint
+from campaigns.services import recipients
+from campaigns.services.fanout import deliveries_queue_on_commit
+from campaigns.services.recipients import pick_variant
+from campaigns.services.webhooks import webhook_emit
+from crm.models import Customer, Segment
+from crm.segments import customers_matching
+from crm.services.segments import segment_add_members
+
+log = logging.getLogger(__name__)
+
+
+def unit(enrolment_id: int, purpose: str) -> float:
+    """A number in [0, 1) drawn from the enrolment and what it is for: the same every time."""
+    digest = hashlib.sha256(f"{enrolment_id}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class Batch:
+    """Enrolments of one version moving together, with what the steps need to know of them."""
+
+    version: JourneyVersion
+    now: datetime
+    customers: dict[int, int]  # enrolment id -> customer id
+    holdout: dict[int, bool]
+    context: dict[int, dict]
+    history: list[EnrolmentStep] = field(default_factory=list)
+    timers: list[JourneyTimer] = field(default_factory=list)
+    resting: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # step -> state -> ids
+
+    @property
+    def definition(self) -> dict:
+        return self.version.definition
+
+    def log(self, ids, step: str, outcome: str = "") -> None:
+        self.history += [
+            EnrolmentStep(
+                enrolment_id=e, version=self.version, step=step, at=self.now, outcome=outcome
+            )
+            for e in ids
+        ]
+
+    def rest(self, ids, step: str, state: str) -> None:
+        self.resting.setdefault(step, {}).setdefault(state, []).extend(ids)
+
+
+def batch_for(version: JourneyVersion, enrolment_ids, now: datetime) -> Batch:
+    rows = Enrolment.objects.filter(pk__in=list(enrolment_ids)).values_list(
+        "pk", "customer_id", "holdout", "context"
+    )
+    batch = Batch(version=version, now=now, customers={}, holdout={}, context={})
+    for pk, customer_id, holdout, context in rows:
+        batch.customers[pk], batch.holdout[pk], batch.context[pk] = customer_id, holdout, context
+    return batch
+
+
+def run(batch: Batch, step_id: str, ids: list[int]) -> None:
+    """Takes `ids` into `step_id` and on, until each rests at a waiting step or finishes."""
+    steps = batch.definition["steps"]
+    todo = [(step_id, list(ids))]
+    while todo:
+        step_id, ids = todo.pop()
+        if not ids:
+            continue
+        step = steps[step_id]
+        kind = step["type"]
+        if kind == "delay":
+            batch.log(ids, step_id)
+            _delay(batch, step_id, step, ids)
+        elif kind == "wait_event":
+            batch.log(ids, step_id)
+            due = batch.now + timedelta(seconds=graph.seconds(step["timeout"]))
+            batch.timers += [JourneyTimer(enrolment_id=e, step=step_id, due_at=due) for e in ids]
+            batch.rest(ids, step_id, Enrolment.State.WAITING)
+        elif kind == "condition":
+            customer_ids = [batch.customers[e] for e in ids]
+            workspace = batch.version.journey.workspace
+            matching = set(
+                customers_matching(workspace, step["rules"], customer_ids=customer_ids).values_list(
+                    "pk", flat=True
+                )
+            )
+            yes = [e for e in ids if batch.customers[e] in matching]
+            no = [e for e in ids if batch.customers[e] not in matching]
+            batch.log(yes, step_id, "yes")
+            batch.log(no, step_id, "no")
+            todo += [(step["yes"], yes), (step["no"], no)]
+        elif kind == "split":
+            branches = step["branches"]
+            total = sum(b["weight"] for b in branches)
+            chosen: dict[int, list[int]] = defaultdict(list)
+            for e in ids:
+                u, edge = unit(e, f"split:{step_id}") * total, 0
+                for index, branch in enumerate(branches):
+                    edge += branch["weight"]
+                    if u < edge:
+                        chosen[index].append(e)
+                        break
+            for index, members in chosen.items():
+                batch.log(members, step_id, f"branch {index + 1}")
+                todo.append((branches[index]["next"], members))
+        elif kind == "update_attribute":
+            batch.log(ids, step_id)
+            _update_attribute(batch, step, ids)
+            todo.append((step["next"], ids))
+        elif kind == "segment":
+            batch.log(ids, step_id, step["action"])
+            _segment(batch, step, ids)
+            todo.append((step["next"], ids))
+        elif kind == "webhook":
+            batch.log(ids, step_id)
+            _webhook(batch, step_id, step, ids)
+            todo.append((step["next"], ids))
+        elif kind == "send":
+            for outcome, members in _send(batch, step_id, step, ids).items():
+                batch.log(members, step_id, outcome)
+            todo.append((step["next"], ids))
+        elif kind == "exit":
+            batch.log(ids, step_id)
+            batch.rest(ids, step_id, Enrolment.State.FINISHED)
+
+
+def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
+    if step.get("duration") is not None:
+        due = batch.now + timedelta(seconds=graph.seconds(step["duration"]))
+        batch.timers += [JourneyTimer(enrolment_id=e, step=step_id, due_at=due) for e in ids]
+    else:
+        at = graph.time_of_day(step["until_time"])
+        zones = dict(
+            Customer.objects.filter(pk__in={batch.customers[e] for e in ids}).values_list(
+                "pk", "time_zone"
+            )
+        )
+        due_by_zone: dict[str, datetime] = {}
+        for e in ids:
+            name = zones.get(batch.customers[e]) or ""
+            if name not in due_by_zone:
+                tz = schedule.zone(name, settings.TIME_ZONE)
+                local = batch.now.astimezone(tz)
+                due = datetime.combine(local.date(), at, tzinfo=tz)
+                if due <= local:
+                    due = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=tz)
+                due_by_zone[name] = due
+            batch.timers.append(
+                JourneyTimer(enrolment_id=e, step=step_id, due_at=due_by_zone[name])
+            )
+    batch.rest(ids, step_id, Enrolment.State.ACTIVE)
+
+
+def _update_attribute(batch: Batch, step: dict, ids: list[int]) -> None:
+    customer_ids = {batch.customers[e] for e in ids}
+    changed = []
+    for customer in Customer.objects.filter(pk__in=customer_ids).only("pk", "attributes"):
+        customer.attributes = {**(customer.attributes or {}), step["attribute"]: step["value"]}
+        changed.append(customer)
+    Customer.objects.bulk_update(changed, ["attributes"], batch_size=1000)
+
+
+def _segment(batch: Batch, step: dict, ids: list[int]) -> None:
+    workspace_id = batch.version.journey.workspace_id
+    segment = Segment.objects.filter(
+        pk=step["segment"], workspace_id=workspace_id, kind=Segment.Kind.STATIC
+    ).first()
+    if segment is None:  # deleted since publishing: the step does nothing and says so
+        log.warning("journey %s: segment %s is gone", batch.version.journey_id, step["segment"])
+        return
+    customer_ids = [batch.customers[e] for e in ids]
+    if step["action"] == "add":
+        segment_add_members(segment=segment, customer_ids=customer_ids)
+    else:
+        segment.memberships.filter(customer_id__in=customer_ids).delete()
+
+
+def _webhook(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
+    journey = batch.version.journey
+    endpoint = WebhookEndpoint.objects.filter(
+        pk=step["endpoint"], workspace_id=journey.workspace_id, active=True
+    ).first()
+    if endpoint is None:
+        log.warning("journey %s: webhook endpoint %s is gone", journey.pk, step["endpoint"])
+        return
+    for e in ids:
+        if batch.holdout[e]:
+            continue  # the control group gets no messages
+        webhook_emit(
+            workspace_id=journey.workspace_id,
+            event="journey.step",
+            endpoints=[endpoint],
+            data={
+                "journey": journey.pk,
+                "version": batch.version.number,
+                "step": step_id,
+                "enrolment": e,
+                "customer": batch.customers[e],
+                "trigger": batch.context[e],
+            },
+        )
+
+
+def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, list[int]]:
+    """One ledger row per enrolment for the step's campaign: queued with its variant and due
+    time (quiet hours kept, in the customer's time zone), or skipped with the reason a
+    broadcast would give (no address, no consent, suppressed, the frequency cap shared with
+    every campaign, the holdout). Delivery sends the queued ones as it sends a broadcast's.
+    Returns the enrolments by outcome ("queued", or the reason)."""
+    journey = batch.version.journey
+    campaign = Campaign.objects.filter(
+        pk=step["campaign"], workspace_id=journey.workspace_id, kind=Campaign.Kind.JOURNEY
+    ).first()
+    variants = (
+        list(campaign.variants.filter(status=Variant.Status.APPROVED).order_by("name"))
+        if campaign
+        else []
+    )
+    if not variants:  # deleted or unapproved since publishing: nothing is sent, and it says so
+        log.warning("journey %s: step %s has no approved message", journey.pk, step_id)
+        return {"no approved message": ids}
+    channel = channel_for(campaign.channel)
+    customers = {
+        c.pk: c
+        for c in recipients.with_send_facts(
+            campaign, Customer.objects.filter(pk__in={batch.customers[e] for e in ids})
+        ).only("id", "email", "phone", "time_zone")
+    }
+    suppressed = set(
+        Suppression.objects.filter(
+            workspace_id=journey.workspace_id, channel=campaign.channel
+        ).values_list("address", flat=True)
+    )
+    zones: dict[str, datetime] = {}
+    rows, outcomes = [], defaultdict(list)
+    for e in ids:
+        customer = customers.get(batch.customers[e])
+        address = channel.address_of(customer) if customer else ""
+        reason = (
+            recipients.skip_reason(campaign, customer, address, suppressed)
+            if customer
+            else "customer erased"
+        )
+        if not reason and batch.holdout[e]:
+            reason = "holdout"
+        name = (customer.time_zone if customer else "") or ""
+        if name not in zones:
+            zones[name] = schedule.due_time(
+                timing=Campaign.Timing.NOW,
+                tz=schedule.zone(name, settings.CAMPAIGN_DEFAULT_TIME_ZONE),
+                now=batch.now,
+                quiet_start=campaign.quiet_start,
+                quiet_end=campaign.quiet_end,
+            )
+        variant = pick_variant(variants, unit(e, f"variant:{step_id}"))
+        rows.append(
+            Message(
+                campaign=campaign,
+                customer_id=batch.customers[e],
+                enrolment_id=e,
+                step=step_id,
+                variant=None if reason else variant,
+                holdout=reason == "holdout",
+                state=Message.State.SKIPPED if reason else Message.State.QUEUED,
+                reason=reason,
+                send_at=zones[name],
+                address=address,
+            )
+        )
+        outcomes[reason or "queued"].append(e)
+    # The ledger's own rule (one row per enrolment and step) refuses a second row.
+    Message.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    if outcomes.get("queued"):
+        deliveries_queue_on_commit(campaign.pk)
+    return outcomes
+
+
+def write(batch: Batch) -> None:
+    """Writes where each enrolment of the batch rests now, its timers and its history."""
+    for step_id, by_state in batch.resting.items():
+        for state, ids in by_state.items():
+            changes = {"step": step_id, "state": state}
+            if state == Enrolment.State.FINISHED:
+                changes["finished_at"] = batch.now
+            Enrolment.objects.filter(pk__in=ids).update(**changes)
+    JourneyTimer.objects.bulk_create(batch.timers, batch_size=2000)
+    EnrolmentStep.objects.bulk_create(batch.history, batch_size=2000)
