@@ -99,5 +99,9 @@ def generate_copy(run: TaskRun, progress: Progress) -> dict:
     model = language_model()
     progress(10, "writing")
     step = progress.span(10, 95)
-    return variants_generate(campaign=campaign, params=run.params, model=model,
-                             progress=lambda share, note: step(100 * share, note))  # fmt: skip
+    return variants_generate(
+        campaign=campaign,
+        params=run.params,
+        model=model,
+        progress=lambda share, note: step(100 * share, note),
+    )

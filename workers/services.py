@@ -215,9 +215,11 @@ def model_version_promote(*, version: ModelVersion, user: Any = None) -> ModelVe
     task = rescoring_task(version.family)
     if task is not None and version.artifact_path:
         task_run_start(
-            task=task, params={"model_version": version.pk},
-            workspace=version.workspace, user=user,
-        )  # fmt: skip
+            task=task,
+            params={"model_version": version.pk},
+            workspace=version.workspace,
+            user=user,
+        )
     return version
 
 

@@ -53,8 +53,20 @@ class EnrolmentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Enrolment
-        fields = ["id", "journey", "version", "customer", "state", "step", "holdout", "context",
-                  "key", "entered_at", "finished_at", "exit_reason"]  # fmt: skip
+        fields = [
+            "id",
+            "journey",
+            "version",
+            "customer",
+            "state",
+            "step",
+            "holdout",
+            "context",
+            "key",
+            "entered_at",
+            "finished_at",
+            "exit_reason",
+        ]
         read_only_fields = fields
 
 
@@ -116,9 +128,11 @@ class JourneyDetailApi(JourneysApi):
     def patch(self, request, pk):
         """A change to the definition takes effect when the journey is published again."""
         serializer = JourneySerializer(
-            self.journey(pk), data=request.data, partial=True,
+            self.journey(pk),
+            data=request.data,
+            partial=True,
             context={"workspace": self.workspace},
-        )  # fmt: skip
+        )
         serializer.is_valid(raise_exception=True)
         try:
             with transaction.atomic():
@@ -212,18 +226,23 @@ class JourneyEnrolmentsApi(JourneysApi):
         )
         try:
             enrolment, created = services.enrolment_create(
-                journey=journey, customer=customer,
+                journey=journey,
+                customer=customer,
                 context=asked.validated_data.get("context") or {},
                 key=asked.validated_data.get("key", ""),
-            )  # fmt: skip
+            )
         except services.JourneyError as exc:
             raise ValidationError(exc.errors) from None
         if enrolment is None:
             return Response(
-                {"customer": ["not taken in: already inside, or kept out by the journey's "
-                              "re-entry policy or entry filter"]},
+                {
+                    "customer": [
+                        "not taken in: already inside, or kept out by the journey's "
+                        "re-entry policy or entry filter"
+                    ]
+                },
                 status=status.HTTP_409_CONFLICT,
-            )  # fmt: skip
+            )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(EnrolmentSerializer(enrolment).data, status=code)
 
@@ -255,10 +274,11 @@ class JourneyTemplateApi(JourneysApi):
             raise NotFound(f"no template {name!r}; there are {', '.join(ready_made.TEMPLATES)}")
         try:
             journey = ready_made.install(
-                workspace=self.workspace, name=name,
+                workspace=self.workspace,
+                name=name,
                 given=asked.validated_data.get("settings") or {},
                 publish=asked.validated_data["publish"],
-            )  # fmt: skip
+            )
         except ready_made.TemplateError as exc:
             raise ValidationError(exc.errors) from None
         return Response(self.body(self.journey(journey.pk)), status=status.HTTP_201_CREATED)

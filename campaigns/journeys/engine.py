@@ -85,11 +85,17 @@ def enrol(
     start = definition["start"]
     rows = [
         Enrolment(
-            workspace_id=journey.workspace_id, journey=journey, version=version, customer_id=c,
-            step=start, context=wanted[c], entered_at=now, key=key,
+            workspace_id=journey.workspace_id,
+            journey=journey,
+            version=version,
+            customer_id=c,
+            step=start,
+            context=wanted[c],
+            entered_at=now,
+            key=key,
         )
         for c in sorted(allowed)
-    ]  # fmt: skip
+    ]
     # A concurrent enrolment of the same customer (another batch, another worker) loses here.
     Enrolment.objects.bulk_create(rows, ignore_conflicts=True)
     ids = list(

@@ -154,9 +154,11 @@ def settings_for(template: Template, given: dict[str, str]) -> dict:
     unknown = sorted(set(given) - set(template.settings))
     if unknown:
         raise TemplateError(
-            {name: [f"not a setting of {template.name} ({', '.join(template.settings)})"]
-             for name in unknown}
-        )  # fmt: skip
+            {
+                name: [f"not a setting of {template.name} ({', '.join(template.settings)})"]
+                for name in unknown
+            }
+        )
     values = {**template.settings, **given}
     errors = {}
     for name, value in values.items():
@@ -185,9 +187,11 @@ def install(
     campaigns = {}
     for message in template.messages:
         campaign = Campaign.objects.create(
-            workspace=workspace, name=_free_name(workspace, f"{title}: {message.key}", Campaign),
-            kind=Campaign.Kind.JOURNEY, consent_rule=Campaign.ConsentRule.OPT_IN,
-        )  # fmt: skip
+            workspace=workspace,
+            name=_free_name(workspace, f"{title}: {message.key}", Campaign),
+            kind=Campaign.Kind.JOURNEY,
+            consent_rule=Campaign.ConsentRule.OPT_IN,
+        )
         variant = Variant.objects.create(
             campaign=campaign, name="A", subject=message.subject, body_html=message.body
         )

@@ -120,8 +120,11 @@ def journey_resume(*, journey: Journey) -> None:
 @transaction.atomic
 def journey_stop(*, journey: Journey) -> int:
     """Ends it for good: every enrolment inside exits. Returns how many."""
-    _status(journey, (Journey.Status.LIVE, Journey.Status.PAUSED, Journey.Status.DRAFT),
-            Journey.Status.STOPPED)  # fmt: skip
+    _status(
+        journey,
+        (Journey.Status.LIVE, Journey.Status.PAUSED, Journey.Status.DRAFT),
+        Journey.Status.STOPPED,
+    )
     return engine.exit_enrolments(journey=journey, reason="journey stopped")
 
 

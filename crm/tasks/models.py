@@ -10,8 +10,12 @@ from workers.runs import Progress, nightly_task, tracked_task
 
 def _trained(version: ModelVersion) -> dict:
     """What a training run reports: the version it registered and how it measured."""
-    return {"model_version": version.pk, "version": version.version, "status": version.status,
-            "metrics": version.metrics}  # fmt: skip
+    return {
+        "model_version": version.pk,
+        "version": version.version,
+        "status": version.status,
+        "metrics": version.metrics,
+    }
 
 
 def _version(run: TaskRun) -> ModelVersion:
@@ -67,9 +71,11 @@ def train_churn(run: TaskRun, progress: Progress) -> dict:
     from crm.services import churn
 
     version = churn.churn_train(
-        workspace=run.workspace, horizon_days=int(run.params.get("horizon_days", 90)),
-        task_run=run, progress=progress,
-    )  # fmt: skip
+        workspace=run.workspace,
+        horizon_days=int(run.params.get("horizon_days", 90)),
+        task_run=run,
+        progress=progress,
+    )
     return _trained(version)
 
 
@@ -90,9 +96,12 @@ def train_clv(run: TaskRun, progress: Progress) -> dict:
     from crm.services import clv
 
     version = clv.clv_train(
-        workspace=run.workspace, horizon_weeks=float(run.params.get("horizon_weeks", 52)),
-        model=str(run.params.get("model", "auto")), task_run=run, progress=progress,
-    )  # fmt: skip
+        workspace=run.workspace,
+        horizon_weeks=float(run.params.get("horizon_weeks", 52)),
+        model=str(run.params.get("model", "auto")),
+        task_run=run,
+        progress=progress,
+    )
     return _trained(version)
 
 

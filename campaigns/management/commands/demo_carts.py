@@ -39,10 +39,14 @@ class Command(BaseCommand):
             )
             if not skus:
                 continue
-            rows.append({
-                "customer": str(customer_id), "type": "cart_updated", "occurred_at": now,
-                "idempotency_key": f"demo-cart-{customer_id}",
-                "properties": {"items": [{"sku": sku, "quantity": 1} for sku in skus]},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "customer": str(customer_id),
+                    "type": "cart_updated",
+                    "occurred_at": now,
+                    "idempotency_key": f"demo-cart-{customer_id}",
+                    "properties": {"items": [{"sku": sku, "quantity": 1} for sku in skus]},
+                }
+            )
         result = services.event_bulk_create(workspace=space, rows=rows)
         self.stdout.write(f"{result.created} cart(s) left ({result.unchanged} there already)")

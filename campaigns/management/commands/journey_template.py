@@ -15,14 +15,18 @@ class Command(BaseCommand):
         parser.add_argument("name", choices=sorted(ready_made.TEMPLATES))
         parser.add_argument("--workspace", required=True)
         parser.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE",
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="a setting, e.g. --set wait=30s (abandoned_cart: wait, reminder)",
-        )  # fmt: skip
+        )
         parser.add_argument("--publish", action="store_true", help="make it live at once")
         parser.add_argument(
-            "--if-missing", action="store_true",
+            "--if-missing",
+            action="store_true",
             help="do nothing when the workspace has this template's journey already (make demo)",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, name: str, workspace: str, publish: bool, **options) -> None:
         space = Workspace.objects.filter(slug=workspace).first()
