@@ -274,7 +274,9 @@ CELERY_BEAT_SCHEDULE["campaigns-attribute"] = {
 # Journeys: due timers and recorded events are read every JOURNEY_TICK_SECONDS (each costs one
 # indexed query when nothing is due); enrolments by API and events written through the API nudge
 # a worker at once besides.
-JOURNEY_TICK_SECONDS = env.float("JOURNEY_TICK_SECONDS", default=1.0)
+JOURNEY_TICK_SECONDS = env.float("JOURNEY_TICK_SECONDS", default=5.0)
+# Events older than this (a back-filled history, an import) start no journey and meet no wait.
+JOURNEY_EVENT_MAX_AGE_HOURS = env.float("JOURNEY_EVENT_MAX_AGE_HOURS", default=24.0)
 CELERY_BEAT_SCHEDULE["journeys-advance"] = {
     "task": "campaigns.journeys.tasks.advance",
     "schedule": JOURNEY_TICK_SECONDS,

@@ -18,16 +18,21 @@ from crm.api.fields import JsonField
 
 
 class JourneySerializer(serializers.ModelSerializer):
-    definition = JsonField(required=False)
+    definition = JsonField(required=False, help_text="the draft: published by /publish")
     version = serializers.SerializerMethodField()
+    published = serializers.SerializerMethodField(help_text="the definition that runs now")
 
     class Meta:
         model = Journey
-        fields = ["id", "name", "status", "definition", "version", "created_at", "updated_at"]
+        fields = ["id", "name", "status", "definition", "version", "published", "created_at",
+                  "updated_at"]  # fmt: skip
         read_only_fields = ["status", "created_at", "updated_at"]
 
     def get_version(self, journey: Journey) -> int | None:
         return journey.version.number if journey.version_id else None
+
+    def get_published(self, journey: Journey) -> dict | None:
+        return journey.version.definition if journey.version_id else None
 
     def validate_name(self, value: str) -> str:
         others = Journey.objects.filter(workspace=self.context["workspace"], name=value)
@@ -279,7 +284,7 @@ class JourneyTemplateApi(JourneysApi):
                 given=asked.validated_data.get("settings") or {},
                 publish=asked.validated_data["publish"],
             )
-        except ready_made.TemplateError as exc:
+        except services.JourneyError as exc:  # a bad setting, or the definition it makes
             raise ValidationError(exc.errors) from None
         return Response(self.body(self.journey(journey.pk)), status=status.HTTP_201_CREATED)
 

@@ -18,6 +18,7 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -156,24 +157,26 @@ def advance_due(*, now: datetime | None = None, limit: int = 2000) -> int:
     claim = _claim_due(now, limit)
     timers = list(
         JourneyTimer.objects.filter(claim=claim).values_list(
-            "pk", "enrolment_id", "step", "enrolment__version_id"
+            "pk", "enrolment_id", "step", "enrolment__version_id", "met"
         )
     )
     if not timers:
         return 0
-    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for _, enrolment, step, version in timers:
-        groups[(version, step)].append(enrolment)
+    groups: dict[tuple[int, str, bool], list[int]] = defaultdict(list)
+    for _, enrolment, step, version, met in timers:
+        groups[(version, step, met)].append(enrolment)
     JourneyTimer.objects.filter(claim=claim).delete()
     versions = JourneyVersion.objects.select_related("journey__workspace").in_bulk(
-        {version for version, _ in groups}
+        {version for version, _, _ in groups}
     )
-    for (version_id, step_id), ids in groups.items():
+    for (version_id, step_id, met), ids in groups.items():
         version = versions[version_id]
         step = version.definition["steps"][step_id]
-        after = step["next"] if step["type"] == "delay" else step["no"]
-        if step["type"] == "wait_event":
-            _left(ids, step_id, "timed out")
+        if step["type"] == "delay":
+            after = step["next"]
+        else:  # met: its event came while the journey was paused
+            after = step["yes"] if met else step["no"]
+            _left(ids, step_id, "event came" if met else "timed out")
         batch = steps.batch_for(version, ids, now)
         steps.run(batch, after, ids)
         steps.write(batch)
@@ -216,8 +219,15 @@ def events_arrived(*, limit: int = 2000, now: datetime | None = None) -> int:
         event_ids = [row[0] for row in cursor.fetchall()]
     if not event_ids:
         return 0
+    # Events that happened long ago (a back-filled history) or claim to come from the future
+    # start nothing and meet no wait: a journey answers what customers do now.
+    fresh = timedelta(hours=settings.JOURNEY_EVENT_MAX_AGE_HOURS)
     events = list(
-        Event.objects.filter(pk__in=event_ids)
+        Event.objects.filter(
+            pk__in=event_ids,
+            occurred_at__gte=now - fresh,
+            occurred_at__lte=now + timedelta(hours=1),
+        )
         .order_by("pk")
         .values("pk", "workspace_id", "customer_id", "type", "properties")
     )
@@ -237,9 +247,13 @@ def events_arrived(*, limit: int = 2000, now: datetime | None = None) -> int:
 
 
 def _workspace_events(workspace_id: int, events: list[dict], now: datetime) -> None:
+    # A paused journey takes no one in, but its enrolments still leave on an exit event and
+    # remember that the event they wait for came.
     journeys = list(
         Journey.objects.filter(
-            workspace_id=workspace_id, status=Journey.Status.LIVE, version__isnull=False
+            workspace_id=workspace_id,
+            status__in=(Journey.Status.LIVE, Journey.Status.PAUSED),
+            version__isnull=False,
         ).select_related("version", "workspace")
     )
     if not journeys:
@@ -256,7 +270,7 @@ def _workspace_events(workspace_id: int, events: list[dict], now: datetime) -> N
             if leaving:
                 exit_enrolments(journey=journey, customer_ids=leaving, reason="exit event", now=now)
         trigger = definition["trigger"]
-        if trigger["type"] != "event":
+        if trigger["type"] != "event" or journey.status != Journey.Status.LIVE:
             continue
         entrants = [
             (
@@ -279,7 +293,8 @@ def _waits_met(customers: set[int], events: list[dict], now: datetime) -> None:
     moved: dict[tuple[int, str], list[int]] = defaultdict(list)
     versions = {}
     for enrolment in waiting:
-        if enrolment.version.journey.status != Journey.Status.LIVE:
+        status = enrolment.version.journey.status
+        if status not in (Journey.Status.LIVE, Journey.Status.PAUSED):
             continue
         step = enrolment.version.definition["steps"].get(enrolment.step, {})
         if step.get("type") != "wait_event":
@@ -291,9 +306,14 @@ def _waits_met(customers: set[int], events: list[dict], now: datetime) -> None:
             for e in events
         ):
             continue
+        timer = JourneyTimer.objects.filter(enrolment_id=enrolment.pk, claim__isnull=True)
+        if status == Journey.Status.PAUSED:
+            # It moves on its "yes" branch as soon as the journey resumes.
+            timer.update(met=True, due_at=now)
+            continue
         # The timeout's timer goes first: where a timer worker has claimed it, it has the
         # enrolment, and this event is too late for it.
-        if JourneyTimer.objects.filter(enrolment_id=enrolment.pk, claim__isnull=True).delete()[0]:
+        if timer.delete()[0]:
             moved[(enrolment.version_id, enrolment.step)].append(enrolment.pk)
             versions[enrolment.version_id] = enrolment.version
     for (version_id, step_id), ids in moved.items():
@@ -303,12 +323,19 @@ def _waits_met(customers: set[int], events: list[dict], now: datetime) -> None:
         steps.write(batch)
 
 
-def exit_enrolments(*, journey: Journey, customer_ids=None, reason: str, now=None) -> int:
-    """Ends the journey's unfinished enrolments (of these customers, or all) where they are."""
+def exit_enrolments(
+    *, journey: Journey | None, customer_ids=None, enrolment_ids=None, reason: str, now=None
+) -> int:
+    """Ends unfinished enrolments where they are: the journey's (all of them, or these
+    customers' or these enrolments'), or with no journey, these customers' in every journey."""
     now = now or timezone.now()
-    inside = Enrolment.objects.filter(journey=journey, state__in=UNFINISHED)
+    inside = Enrolment.objects.filter(state__in=UNFINISHED)
+    if journey is not None:
+        inside = inside.filter(journey=journey)
     if customer_ids is not None:
         inside = inside.filter(customer_id__in=list(customer_ids))
+    if enrolment_ids is not None:
+        inside = inside.filter(pk__in=list(enrolment_ids))
     ids = list(inside.values_list("pk", flat=True))
     if not ids:
         return 0

@@ -60,9 +60,11 @@ SUCCESSORS = {
 }
 STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,50}$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d)$", re.ASCII)
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_SECONDS = 366 * 86400
+MIN_WAIT_SECONDS = 1  # a delay or a wait's timeout: "0s" would let a loop spin
+MIN_LOOP_SECONDS = 60  # a loop waits at least this long somewhere on its way round
 MAX_STEPS = 200
 
 
@@ -84,13 +86,13 @@ def seconds(value: Any) -> float:
         amount = float(match[1]) * UNITS[match[2]]
     else:
         raise ValueError("a duration such as 30s, 15m, 4h or 7d")
-    if not 0 <= amount <= MAX_SECONDS:
-        raise ValueError("from 0 seconds to a year")
+    if not MIN_WAIT_SECONDS <= amount <= MAX_SECONDS:
+        raise ValueError(f"from {MIN_WAIT_SECONDS} second to a year")
     return amount
 
 
 def time_of_day(value: Any) -> time:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,2}:[0-9]{2}", value.strip()):
         raise ValueError('a time of day such as "09:00"')
     hours, minutes = (int(part) for part in value.strip().split(":"))
     if hours > 23 or minutes > 59:
@@ -174,7 +176,7 @@ def check(definition: Any, *, rules_check=None) -> dict:
         raise GraphError(c.errors)
     for step_id, step in steps.items():
         _step(c, step_id, step, steps, rules_check)
-    if start not in steps:
+    if not isinstance(start, str) or start not in steps:
         c.add("start", "the id of the first step")
     if c.errors:
         raise GraphError(c.errors)
@@ -209,7 +211,10 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
     if not isinstance(step_id, str) or not STEP_ID.match(step_id):
         c.add(where, "a step id of letters, digits, _ and - (at most 40)")
         return
-    if not isinstance(step, dict) or step.get("type") not in SUCCESSORS:
+    if not isinstance(step, dict) or not isinstance(step.get("type"), str):
+        c.add(f"{where}.type", f"one of {', '.join(SUCCESSORS)}")
+        return
+    if step["type"] not in SUCCESSORS:
         c.add(f"{where}.type", f"one of {', '.join(SUCCESSORS)}")
         return
     kind = step["type"]
@@ -227,8 +232,7 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
         c.event_type(f"{where}.event", step.get("event"))
         c.where(f"{where}.where", step.get("where"))
         try:
-            if seconds(step.get("timeout")) <= 0:
-                raise ValueError("longer than 0 seconds")
+            seconds(step.get("timeout"))
         except ValueError as exc:
             c.add(f"{where}.timeout", str(exc))
     elif kind == "condition":
@@ -261,14 +265,14 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
         target = step.get(key)
         if target is None:
             c.add(f"{where}.{key}", "leads nowhere: name the next step")
-        elif target not in steps:
+        elif not isinstance(target, str) or target not in steps:
             c.add(f"{where}.{key}", f"{target!r} is not a step")
     if kind == "split" and isinstance(step.get("branches"), list):
         for index, branch in enumerate(step["branches"]):
             target = branch.get("next") if isinstance(branch, dict) else None
             if target is None:
                 c.add(f"{where}.branches.{index}.next", "leads nowhere: name the next step")
-            elif target not in steps:
+            elif not isinstance(target, str) or target not in steps:
                 c.add(f"{where}.branches.{index}.next", f"{target!r} is not a step")
 
 
@@ -290,36 +294,44 @@ def _shape(c: _Check, start: str, steps: dict) -> None:
     for step_id in steps:
         if step_id not in seen:
             c.add(f"steps.{step_id}", "no path from the start reaches this step")
-    # Cycles among the steps that move on at once (a waiting step breaks a loop in time).
-    instant = {
-        s: [t for t in successors(steps[s])] for s in steps if steps[s]["type"] not in WAITING
-    }
-    state: dict[str, int] = {}
-    for root in instant:
-        if state.get(root):
+    # A loop must wait somewhere on its way round, long enough not to spin: the strongly
+    # connected parts of the graph (every step in one reaches every other) are its loops.
+    reach = {step_id: _reachable(step_id, steps) for step_id in steps}
+    done: set[str] = set()
+    for step_id in steps:
+        if step_id in done:
             continue
-        stack = [(root, iter(instant[root]))]
-        state[root] = 1
-        path = [root]
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                stack.pop()
-                path.pop()
-                state[node] = 2
-                continue
-            if child not in instant:
-                continue
-            if state.get(child) == 1:
-                loop = path[path.index(child) :]
-                for member in loop:
-                    c.add(
-                        f"steps.{member}",
-                        f"in a loop with no delay or wait: {' -> '.join([*loop, child])}",
-                    )
-                continue
-            if not state.get(child):
-                state[child] = 1
-                path.append(child)
-                stack.append((child, iter(instant[child])))
+        loop = sorted(other for other in reach[step_id] if step_id in reach[other])
+        done.update(loop)
+        if not loop:
+            continue  # reaches no way back to itself
+        longest = max((_waits(steps[member]) for member in loop), default=0.0)
+        if longest < MIN_LOOP_SECONDS:
+            shown = ", ".join(loop[:10]) + (f" and {len(loop) - 10} more" if len(loop) > 10 else "")
+            for member in loop:
+                c.add(
+                    f"steps.{member}",
+                    f"in a loop ({shown}) that waits less than {MIN_LOOP_SECONDS} s on its way "
+                    "round: give it a delay or a wait of a minute or more",
+                )
+
+
+def _reachable(start: str, steps: dict) -> set[str]:
+    """The steps reachable from `start` by one or more moves (itself only by a loop)."""
+    seen: set[str] = set()
+    todo = list(successors(steps[start]))
+    while todo:
+        step_id = todo.pop()
+        if step_id not in seen:
+            seen.add(step_id)
+            todo.extend(successors(steps[step_id]))
+    return seen
+
+
+def _waits(step: dict) -> float:
+    """How long `step` holds an enrolment at least (a local time of day: up to a day)."""
+    if step["type"] == "delay":
+        return seconds(step["duration"]) if step.get("duration") is not None else 86400.0
+    if step["type"] == "wait_event":
+        return seconds(step["timeout"])
+    return 0.0

@@ -107,6 +107,8 @@ class JourneyTimer(models.Model):
     step = models.CharField(max_length=40, help_text="the step it waits at")
     due_at = models.DateTimeField()
     claim = models.UUIDField(null=True, blank=True)
+    # The wait's event came while the journey was paused: the "yes" branch, once it resumes.
+    met = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["due_at"], name="journey_timer_due")]

@@ -88,7 +88,11 @@ def journey_publish(*, journey: Journey) -> JourneyVersion:
     version = JourneyVersion.objects.create(
         journey=journey, number=latest + 1, definition=checked, published_at=timezone.now()
     )
-    Journey.objects.filter(pk=journey.pk).update(version=version, status=Journey.Status.LIVE)
+    # A paused journey stays paused with its new version; a draft goes live.
+    status = (
+        Journey.Status.PAUSED if journey.status == Journey.Status.PAUSED else Journey.Status.LIVE
+    )
+    Journey.objects.filter(pk=journey.pk).update(version=version, status=status)
     # Its messages' campaigns send from now on (delivery sends active campaigns' due rows).
     sending = [s["campaign"] for s in checked["steps"].values() if s["type"] == "send"]
     Campaign.objects.filter(pk__in=sending, status=Campaign.Status.DRAFT).update(
@@ -138,6 +142,8 @@ def enrolment_create(
         raise JourneyError({"journey": ["only a live journey takes customers in"]})
     if key:
         found = Enrolment.objects.filter(journey=journey, key=key).first()
+        if found is not None and found.customer_id != customer.pk:
+            raise JourneyError({"key": ["already used for another customer's enrolment"]})
         if found is not None:
             return found, False
     version = journey.version
@@ -150,9 +156,10 @@ def enrolment_create(
 
 
 def enrolment_exit(*, enrolment: Enrolment, reason: str = "exited by staff") -> bool:
+    """Ends this enrolment where it is (not the customer's later ones); False if it had ended."""
     with transaction.atomic():
         done = engine.exit_enrolments(
-            journey=enrolment.journey, customer_ids=[enrolment.customer_id], reason=reason
+            journey=enrolment.journey, enrolment_ids=[enrolment.pk], reason=reason
         )
     enrolment.refresh_from_db()
     return bool(done)

@@ -168,7 +168,8 @@ def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
 def _update_attribute(batch: Batch, step: dict, ids: list[int]) -> None:
     customer_ids = {batch.customers[e] for e in ids}
     changed = []
-    for customer in Customer.objects.filter(pk__in=customer_ids).only("pk", "attributes"):
+    live = Customer.objects.filter(pk__in=customer_ids, erased_at__isnull=True)
+    for customer in live.only("pk", "attributes"):
         customer.attributes = {**(customer.attributes or {}), step["attribute"]: step["value"]}
         changed.append(customer)
     Customer.objects.bulk_update(changed, ["attributes"], batch_size=1000)
@@ -233,6 +234,9 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
     if not variants:  # deleted or unapproved since publishing: nothing is sent, and it says so
         log.warning("journey %s: step %s has no approved message", journey.pk, step_id)
         return {"no approved message": ids}
+    if campaign.status != Campaign.Status.SENDING:  # staff cancelled or paused its message
+        log.warning("journey %s: step %s's message is %s", journey.pk, step_id, campaign.status)
+        return {f"message {campaign.status}": ids}
     channel = channel_for(campaign.channel)
     customers = {
         c.pk: c

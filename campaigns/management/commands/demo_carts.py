@@ -31,12 +31,10 @@ class Command(BaseCommand):
         rows = []
         now = timezone.now().isoformat()
         for customer_id in subscribed:
-            skus = list(
-                OrderLine.objects.filter(order__customer_id=customer_id)
-                .order_by("-order__placed_at")
-                .values_list("product__sku", flat=True)
-                .distinct()[:2]
+            bought = OrderLine.objects.filter(order__customer_id=customer_id).order_by(
+                "-order__placed_at"
             )
+            skus = list(dict.fromkeys(bought.values_list("product__sku", flat=True)[:50]))[:2]
             if not skus:
                 continue
             rows.append(

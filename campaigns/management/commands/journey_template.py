@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.journeys import ready_made
 from campaigns.journeys.models import Journey
+from campaigns.journeys.services import JourneyError
 from crm.models import Workspace
 
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             given[key.strip()] = value.strip()
         try:
             journey = ready_made.install(workspace=space, name=name, given=given, publish=publish)
-        except ready_made.TemplateError as exc:
+        except JourneyError as exc:  # a bad setting, or the definition it makes
             problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
             raise CommandError(problems) from None
         self.stdout.write(str(journey.pk))

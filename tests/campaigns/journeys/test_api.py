@@ -230,3 +230,17 @@ def test_the_demo_installs_its_cart_journey_once_and_leaves_carts_for_it(workspa
     inside = Enrolment.objects.filter(journey__name="Abandoned cart", state="waiting")
     assert inside.count() == 3
     assert all(e.context["properties"]["items"] == [{"sku": "T", "quantity": 1}] for e in inside)
+
+
+def test_a_template_setting_that_makes_a_bad_definition_is_a_400_and_the_draft_shows_apart(api):
+    bad = api.post(
+        "/api/v1/journeys/templates/welcome",
+        {"settings": {"event": "x y"}, "publish": True},
+        format="json",
+    )
+    assert bad.status_code == 400 and "trigger.event" in bad.json()
+    made = api.post("/api/v1/journeys/templates/post_purchase", {"publish": True}, format="json")
+    pk = made.json()["id"]
+    edited = api.patch(f"/api/v1/journeys/{pk}", {"definition": {"a": 1}}, format="json").json()
+    assert edited["definition"] == {"a": 1}  # the draft
+    assert edited["published"]["steps"]["picks"]["type"] == "send"  # what runs

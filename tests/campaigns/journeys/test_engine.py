@@ -341,3 +341,78 @@ def test_a_webhook_step_signs_a_delivery_for_each_enrolment_but_the_holdout(shop
     assert payload["journey"] == journey.pk and payload["step"] == "hook"
     assert payload["trigger"] == {"why": "test"}
     assert Enrolment.objects.filter(journey=journey, state=Enrolment.State.FINISHED).count() == 40
+
+
+def test_while_paused_an_exit_event_still_ends_and_a_met_wait_takes_yes_on_resume(shop):
+    journey = abandoned_cart(shop, exit_on=["unsubscribed"])
+    who = people(shop)
+    event(shop, who["ada"], "cart_updated")
+    event(shop, who["bob"], "cart_updated")
+    engine.events_arrived()
+    services.journey_pause(journey=journey)
+    event(shop, who["ada"], "purchase")  # what ada waited for, while the journey is paused
+    event(shop, who["bob"], "unsubscribed")
+    engine.events_arrived()
+    bob = Enrolment.objects.get(customer=who["bob"])
+    assert bob.state == Enrolment.State.EXITED  # an exit applies paused or not
+    assert engine.advance_due() == 0  # nothing moves while paused
+    services.journey_resume(journey=journey)
+    assert engine.advance_due() == 1  # at once, not at the timeout
+    ada = Enrolment.objects.get(customer=who["ada"])
+    assert ada.step == "bought" and path(ada) == [("wait", "event came"), ("bought", "")]
+    assert not Segment.objects.get(name="Nudged").memberships.exists()
+
+
+def test_an_old_event_starts_nothing(shop, settings):
+    settings.JOURNEY_EVENT_MAX_AGE_HOURS = 24
+    journey = abandoned_cart(shop)
+    ada = people(shop)["ada"]
+    crm.event_bulk_create(workspace=shop, rows=[{
+        "customer": str(ada.pk), "type": "cart_updated",
+        "occurred_at": (timezone.now() - timedelta(days=2)).isoformat(),
+    }])  # fmt: skip
+    assert engine.events_arrived() == 1  # read, and left
+    assert not Enrolment.objects.filter(journey=journey).exists()
+
+
+def test_erasure_takes_a_customer_out_of_every_journey_and_forgets_why_they_came(shop):
+    from crm.services import privacy
+
+    abandoned_cart(shop)
+    ada = people(shop)["ada"]
+    event(shop, ada, "cart_updated", note="Ada Lovelace, 12 Acacia Avenue")
+    engine.events_arrived()
+    exported = privacy.privacy_export(customer=ada, actor="test")
+    assert exported["journeys"][0]["context"]["properties"]["note"].startswith("Ada")
+    privacy.privacy_erase(customer=ada, actor="test")
+    enrolment = Enrolment.objects.get(customer=ada)
+    assert enrolment.state == Enrolment.State.EXITED and enrolment.context == {}
+    assert not JourneyTimer.objects.exists()
+
+
+def test_exiting_an_old_enrolment_leaves_the_customers_current_one(shop):
+    journey = abandoned_cart(shop, reentry={"policy": "not_inside"})
+    ada = people(shop)["ada"]
+    event(shop, ada, "cart_updated")
+    engine.events_arrived()
+    first = Enrolment.objects.get(customer=ada)
+    assert services.enrolment_exit(enrolment=first)
+    event(shop, ada, "cart_updated")
+    engine.events_arrived()
+    second = Enrolment.objects.get(customer=ada, finished_at__isnull=True)
+    assert not services.enrolment_exit(enrolment=first)  # it had ended
+    second.refresh_from_db()
+    assert second.state == Enrolment.State.WAITING
+    other = people(shop)["bob"]
+    services.enrolment_create(journey=journey, customer=other, key="k")
+    with pytest.raises(services.JourneyError) as refused:
+        services.enrolment_create(journey=journey, customer=ada, key="k")
+    assert "key" in refused.value.errors
+
+
+def test_publishing_a_paused_journey_keeps_it_paused(shop):
+    journey = abandoned_cart(shop)
+    services.journey_pause(journey=journey)
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    assert journey.status == Journey.Status.PAUSED and journey.version.number == 2

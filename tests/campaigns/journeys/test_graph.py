@@ -68,7 +68,7 @@ def test_a_loop_without_a_wait_is_refused_and_one_through_a_delay_is_not():
         "rules": {"attribute": "country", "op": "eq", "value": "GB"},
     }  # fmt: skip
     errors = problems(spin)
-    assert "loop with no delay or wait" in errors["steps.tag"][0]
+    assert "in a loop (again, tag) that waits less than 60 s" in errors["steps.tag"][0]
     assert "steps.again" in errors
     calm = cart()
     calm["steps"]["tag"]["next"] = "pause"
@@ -84,7 +84,36 @@ def test_durations(value, expected):
     assert graph.seconds(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "4 hours", "-1s", True, None, "400d", [1]])
+def test_a_loop_through_a_short_delay_spins_too_and_is_refused():
+    quick = cart()
+    quick["steps"]["tag"]["next"] = "pause"
+    quick["steps"]["pause"] = {"type": "delay", "duration": "30s", "next": "tag"}
+    assert "waits less than 60 s" in problems(quick)["steps.pause"][0]
+    zero = cart()
+    zero["steps"]["tag"]["next"] = "pause"
+    zero["steps"]["pause"] = {"type": "delay", "duration": "0s", "next": "tag"}
+    assert "from 1 second to a year" in problems(zero)["steps.pause.duration"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "place"),
+    [
+        (lambda d: d.update(start=["wait"]), "start"),
+        (lambda d: d["steps"]["done"].update(type=["exit"]), "steps.done.type"),
+        (lambda d: d["steps"]["tag"].update(next={"x": 1}), "steps.tag.next"),
+        (lambda d: d["steps"]["pick"]["branches"][0].update(next=["tag"]),
+         "steps.pick.branches.0.next"),
+    ],
+)  # fmt: skip
+def test_ids_that_are_not_text_are_refused_by_name(change, place):
+    definition = cart()
+    change(definition)
+    assert place in problems(definition)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "4 hours", "-1s", "0s", "0.001s", True, None, "400d", [1], "١٢s"]
+)
 def test_bad_durations(value):
     with pytest.raises(ValueError):
         graph.seconds(value)

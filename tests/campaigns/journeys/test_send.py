@@ -143,3 +143,15 @@ def test_a_journeys_message_is_not_launched_and_a_broadcast_is_not_a_send_step(w
     with pytest.raises(services.JourneyError) as refused:
         services.journey_publish(journey=journey)
     assert "steps.m.campaign" in refused.value.errors
+
+
+def test_a_cancelled_message_is_not_sent_and_the_step_says_why(workspace):
+    campaign = journey_message(workspace)
+    journey = cart_journey(workspace, campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CANCELLED)
+    ada = shoppers(workspace)["ada"]
+    event(workspace, ada, "cart_updated")
+    engine.advance_due(now=timezone.now() + timedelta(hours=2))
+    assert not Message.objects.filter(campaign=campaign).exists()
+    enrolment = Enrolment.objects.get(journey=journey)
+    assert ("mail", "message cancelled") in enrolment.history.values_list("step", "outcome")
