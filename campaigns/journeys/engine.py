@@ -109,6 +109,7 @@ def enrol(
         held = [e for e in ids if steps.unit(e, "holdout") < holdout]
         Enrolment.objects.filter(pk__in=held).update(holdout=True)
     batch = steps.batch_for(version, ids, now)
+    steps.announce(journey, version, ids, "journey.entered", customers=batch.customers)
     steps.run(batch, start, ids)
     steps.write(batch)
     return ids
@@ -336,7 +337,8 @@ def exit_enrolments(
         inside = inside.filter(customer_id__in=list(customer_ids))
     if enrolment_ids is not None:
         inside = inside.filter(pk__in=list(enrolment_ids))
-    ids = list(inside.values_list("pk", flat=True))
+    leaving = list(inside.select_related("journey", "version").order_by("pk"))
+    ids = [e.pk for e in leaving]
     if not ids:
         return 0
     JourneyTimer.objects.filter(enrolment_id__in=ids).delete()
@@ -344,9 +346,18 @@ def exit_enrolments(
     Message.objects.filter(enrolment_id__in=ids, state=Message.State.QUEUED).update(
         state=Message.State.SKIPPED, reason=f"left the journey: {reason}"[:300]
     )
-    return Enrolment.objects.filter(pk__in=ids, state__in=UNFINISHED).update(
+    exited = Enrolment.objects.filter(pk__in=ids, state__in=UNFINISHED).update(
         state=Enrolment.State.EXITED, finished_at=now, exit_reason=reason[:100]
     )
+    by_version = defaultdict(list)
+    for enrolment in leaving:
+        by_version[enrolment.version_id].append(enrolment)
+    for members in by_version.values():
+        steps.announce(
+            members[0].journey, members[0].version, [e.pk for e in members], "journey.exited",
+            customers={e.pk: e.customer_id for e in members}, reason=reason,
+        )  # fmt: skip
+    return exited
 
 
 def stuck(*, journey: Journey | None = None) -> int:

@@ -19,7 +19,7 @@ from campaigns.models import Campaign, Message, Suppression, Variant, WebhookEnd
 from campaigns.services import recipients
 from campaigns.services.fanout import deliveries_queue_on_commit
 from campaigns.services.recipients import pick_variant
-from campaigns.services.webhooks import webhook_emit
+from campaigns.services.webhooks import endpoints_for, webhook_emit
 from crm.models import Customer, Segment
 from crm.segments import customers_matching
 from crm.services.segments import segment_add_members
@@ -301,5 +301,24 @@ def write(batch: Batch) -> None:
             if state == Enrolment.State.FINISHED:
                 changes["finished_at"] = batch.now
             Enrolment.objects.filter(pk__in=ids).update(**changes)
+            if state == Enrolment.State.FINISHED:
+                announce(
+                    batch.version.journey, batch.version, ids, "journey.exited",
+                    customers=batch.customers, reason=f"finished at {step_id}",
+                )  # fmt: skip
     JourneyTimer.objects.bulk_create(batch.timers, batch_size=2000)
     EnrolmentStep.objects.bulk_create(batch.history, batch_size=2000)
+
+
+def announce(journey, version, ids, event: str, *, customers: dict[int, int], reason: str = ""):
+    """`journey.entered` / `journey.exited` for each enrolment, to the workspace's endpoints that
+    subscribed (none subscribed: one query, nothing written)."""
+    endpoints = endpoints_for(journey.workspace_id, event)
+    if not endpoints or not ids:
+        return
+    for e in ids:
+        data = {"journey": journey.pk, "version": version.number, "enrolment": e,
+                "customer": customers[e]}  # fmt: skip
+        if reason:
+            data["reason"] = reason
+        webhook_emit(workspace_id=journey.workspace_id, event=event, data=data, endpoints=endpoints)

@@ -269,6 +269,8 @@ class WebhookEndpoint(models.Model):
         "message.converted",
         "conversation.waiting",
         "journey.step",  # a journey's webhook step, sent to the endpoint the step names
+        "journey.entered",
+        "journey.exited",
     )
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhooks")

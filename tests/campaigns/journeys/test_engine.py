@@ -416,3 +416,32 @@ def test_publishing_a_paused_journey_keeps_it_paused(shop):
     services.journey_publish(journey=journey)
     journey.refresh_from_db()
     assert journey.status == Journey.Status.PAUSED and journey.version.number == 2
+
+
+def test_entering_and_leaving_are_told_to_the_endpoints_that_subscribed(shop):
+    told = WebhookEndpoint.objects.create(
+        workspace=shop, url="https://hooks.example.com/j", secret="s",
+        events=["journey.entered", "journey.exited"],
+    )  # fmt: skip
+    WebhookEndpoint.objects.create(
+        workspace=shop, url="https://hooks.example.com/other", secret="s", events=["message.sent"]
+    )
+    journey = abandoned_cart(shop, exit_on=["unsubscribed"])
+    who = people(shop)
+    event(shop, who["ada"], "cart_updated")
+    event(shop, who["bob"], "cart_updated")
+    event(shop, who["ada"], "purchase")
+    event(shop, who["bob"], "unsubscribed")
+    engine.events_arrived()
+    sent = [
+        (d.event, d.payload["data"]["customer"], d.payload["data"].get("reason"))
+        for d in WebhookDelivery.objects.order_by("pk")
+    ]
+    assert sorted(sent, key=str) == sorted([
+        ("journey.entered", who["ada"].pk, None),
+        ("journey.entered", who["bob"].pk, None),
+        ("journey.exited", who["ada"].pk, "finished at bought"),
+        ("journey.exited", who["bob"].pk, "exit event"),
+    ], key=str)  # fmt: skip
+    assert all(d.endpoint_id == told.pk for d in WebhookDelivery.objects.all())
+    assert WebhookDelivery.objects.first().payload["data"]["journey"] == journey.pk
