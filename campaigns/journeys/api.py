@@ -271,7 +271,7 @@ class TemplateRequest(serializers.Serializer):
 class JourneyTemplateApi(JourneysApi):
     @extend_schema(request=TemplateRequest, responses={201: JourneySerializer})
     def post(self, request, name):
-        """Installs a ready-made journey (welcome, abandoned_cart, post_purchase) with its
+        """Installs a ready-made journey (welcome, abandoned_cart, post_purchase, win_back) with its
         messages; published at once with "publish": true."""
         asked = TemplateRequest(data=request.data)
         asked.is_valid(raise_exception=True)

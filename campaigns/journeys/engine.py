@@ -31,7 +31,7 @@ from campaigns.journeys.models import (
     JourneyVersion,
 )
 from campaigns.models import Message
-from crm.models import Customer, Event, EventOutbox
+from crm.models import Customer, Event, EventOutbox, MembershipOutbox, Segment
 from crm.segments import customers_matching
 
 log = logging.getLogger(__name__)
@@ -322,6 +322,57 @@ def _waits_met(customers: set[int], events: list[dict], now: datetime) -> None:
         batch = steps.batch_for(versions[version_id], ids, now)
         steps.run(batch, versions[version_id].definition["steps"][step_id]["yes"], ids)
         steps.write(batch)
+
+
+@transaction.atomic
+def memberships_changed(*, limit: int = 5000, now: datetime | None = None) -> int:
+    """Takes a batch of segment comings and goings from the outbox and acts on them: journeys
+    that start on entering (or leaving) a segment take those customers in, and enrolments of
+    journeys that end on leaving one end. Returns how many changes were read."""
+    now = now or timezone.now()
+    table = MembershipOutbox._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
+            f" LIMIT %s{lock}) RETURNING id, segment_id, customer_id, change",
+            [limit],
+        )
+        changes = sorted(cursor.fetchall())
+    if not changes:
+        return 0
+    # The last word per customer and segment counts (entered, then left again: left).
+    last: dict[tuple[int, int], str] = {}
+    for _, segment_id, customer_id, change in changes:
+        last[(segment_id, customer_id)] = change
+    segments = {segment_id for segment_id, _ in last}
+    workspaces = dict(Segment.objects.filter(pk__in=segments).values_list("pk", "workspace_id"))
+    journeys = Journey.objects.filter(
+        workspace_id__in=set(workspaces.values()),
+        status__in=(Journey.Status.LIVE, Journey.Status.PAUSED),
+        version__isnull=False,
+    ).select_related("version", "workspace")
+    for journey in journeys:
+        version = journey.version
+        version.journey = journey
+        definition = version.definition
+        leaving_segments = {int(x) for x in definition.get("exit_on_leaving") or []}
+        leavers = {
+            c for (seg, c), change in last.items() if change == "leave" and seg in leaving_segments
+        }
+        if leavers:
+            exit_enrolments(journey=journey, customer_ids=leavers, reason="left a segment", now=now)
+        trigger = definition["trigger"]
+        if trigger["type"] != "segment" or journey.status != Journey.Status.LIVE:
+            continue
+        entrants = [
+            (customer_id, {"segment": segment_id, "change": change})
+            for (segment_id, customer_id), change in sorted(last.items())
+            if segment_id == int(trigger["segment"]) and change == trigger["on"]
+        ]
+        if entrants:
+            enrol(version=version, entrants=entrants, now=now)
+    return len(changes)
 
 
 def exit_enrolments(

@@ -8,6 +8,9 @@ whole before it can be published. Every problem is reported against the place it
       "entry_filter": {...segment rules...} or null,
       "reentry": {"policy": "not_inside"}, or "once", or "after_days" with "days": 30,
       "exit_on": ["purchase"],          event types that end an enrolment wherever it is
+      "exit_on_leaving": [12],          segments whose leavers' enrolments end
+                                        (a trigger may also be {"type": "segment", "segment": 12,
+                                        "on": "enter" or "leave"}: entering or leaving one)
       "holdout_percent": 10,            a control group that enters, is counted, gets no messages
       "start": "wait",
       "steps": {
@@ -43,7 +46,7 @@ from typing import Any
 
 from crm import validation as v
 
-TRIGGERS = ("event", "api")
+TRIGGERS = ("event", "segment", "api")
 REENTRY = ("not_inside", "once", "after_days")
 # Steps that hold an enrolment until a timer (or an event) moves it on.
 WAITING = ("delay", "wait_event")
@@ -145,6 +148,11 @@ def check(definition: Any, *, rules_check=None) -> dict:
                 c.event_type(place, event)
             trigger = {**trigger, "events": events}
         c.where("trigger.where", trigger.get("where"))
+    elif trigger["type"] == "segment":
+        _identifier(c, "trigger.segment", trigger.get("segment"))
+        if trigger.get("on", "enter") not in ("enter", "leave"):
+            c.add("trigger.on", "enter or leave")
+        trigger = {**trigger, "on": trigger.get("on", "enter")}
     reentry = definition.get("reentry") or {"policy": "not_inside"}
     if not isinstance(reentry, dict) or reentry.get("policy") not in REENTRY:
         c.add("reentry.policy", f"one of {', '.join(REENTRY)}")
@@ -158,6 +166,12 @@ def check(definition: Any, *, rules_check=None) -> dict:
     else:
         for index, event in enumerate(exit_on):
             c.event_type(f"exit_on.{index}", event)
+    exit_on_leaving = definition.get("exit_on_leaving") or []
+    if not isinstance(exit_on_leaving, list):
+        c.add("exit_on_leaving", "a list of segment ids")
+    else:
+        for index, segment in enumerate(exit_on_leaving):
+            _identifier(c, f"exit_on_leaving.{index}", segment)
     holdout = definition.get("holdout_percent", 0)
     if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout <= 50:
         c.add("holdout_percent", "a percentage from 0 to 50")
@@ -188,6 +202,7 @@ def check(definition: Any, *, rules_check=None) -> dict:
         "trigger": trigger,
         "reentry": reentry,
         "exit_on": exit_on,
+        "exit_on_leaving": exit_on_leaving,
         "holdout_percent": holdout,
     }
 

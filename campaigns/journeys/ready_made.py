@@ -11,6 +11,8 @@ given; published, it runs at once.
   products and recommending others; a reminder after `reminder` (24h) more; one enrolment per
   customer at a time; a purchase (an order through the API, or a `purchase` event) ends it.
 - post_purchase: seven days (`after`) after an order, recommendations, unless they bought again.
+- win_back: a customer entering "Churn risk over 0.6" (a rules segment on the churn model's
+  score, `risk`), an offer; a last call after `wait` (14d) unless they bought; a purchase ends it.
 """
 
 from dataclasses import dataclass
@@ -21,7 +23,8 @@ from campaigns.journeys import graph, services
 from campaigns.journeys.models import Journey
 from campaigns.models import Campaign, Variant
 from campaigns.services.variants import variant_approve
-from crm.models import Workspace
+from crm.models import Segment, Workspace
+from crm.services.segments import segment_save
 
 FOOTER = '<p style="font-size:12px"><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
 CART_LINES = (
@@ -102,7 +105,28 @@ def _post_purchase(values: dict, campaigns: dict[str, int]) -> dict:
     }  # fmt: skip
 
 
-BUILDERS = {"welcome": _welcome, "abandoned_cart": _abandoned_cart, "post_purchase": _post_purchase}
+def _win_back(values: dict, campaigns: dict[str, int]) -> dict:
+    return {
+        "trigger": {"type": "segment", "segment": campaigns["segment"], "on": "enter"},
+        "exit_on": ["purchase"],
+        "reentry": {"policy": "after_days", "days": 90},
+        "start": "offer",
+        "steps": {
+            "offer": {"type": "send", "campaign": campaigns["offer"], "next": "wait"},
+            "wait": {"type": "wait_event", "event": "purchase", "timeout": values["wait"],
+                     "yes": "done", "no": "last_call"},
+            "last_call": {"type": "send", "campaign": campaigns["last_call"], "next": "done"},
+            "done": {"type": "exit"},
+        },
+    }  # fmt: skip
+
+
+BUILDERS = {
+    "welcome": _welcome,
+    "abandoned_cart": _abandoned_cart,
+    "post_purchase": _post_purchase,
+    "win_back": _win_back,
+}
 
 TEMPLATES = {
     t.name: t
@@ -130,6 +154,18 @@ TEMPLATES = {
                         + FOOTER),
                 Message("last_call", "Your cart is waiting",
                         "<p>Your cart is still here:</p><ul>" + CART_LINES + "</ul>" + FOOTER),
+            ),
+        ),
+        Template(
+            "win_back",
+            "Win back",
+            {"risk": "0.6", "wait": "14d"},
+            (
+                Message("offer", "We miss you, {{ first_name|default:'there' }}",
+                        "<p>It has been a while. Here is 10% off your next order.</p>" + PICKS
+                        + FOOTER),
+                Message("last_call", "Your 10% off ends soon",
+                        "<p>Your offer is still waiting for you.</p>" + FOOTER),
             ),
         ),
         Template(
@@ -161,6 +197,12 @@ def settings_for(template: Template, given: dict[str, str]) -> dict:
         )
     values = {**template.settings, **given}
     errors = {}
+    if "risk" in values:
+        try:
+            if not 0 < float(values["risk"]) < 1:
+                raise ValueError
+        except ValueError:
+            errors["risk"] = ["a churn risk between 0 and 1, e.g. 0.6"]
     for name, value in values.items():
         if name in ("wait", "reminder", "after", "gap"):
             try:
@@ -185,6 +227,15 @@ def install(
     values = settings_for(template, given or {})
     title = _free_name(workspace, template.title)
     campaigns = {}
+    if name == "win_back":  # who it starts on: customers whose churn risk passes the setting
+        segment = Segment.objects.filter(
+            workspace=workspace, name=f"Churn risk over {values['risk']}"
+        ).first()
+        campaigns["segment"] = (segment or segment_save(
+            workspace=workspace, name=f"Churn risk over {values['risk']}",
+            rules={"score": "churn_risk", "op": "gt", "value": float(values["risk"])},
+            description="customers the churn model rates likely to stop buying (win_back)",
+        )).pk  # fmt: skip
     for message in template.messages:
         campaign = Campaign.objects.create(
             workspace=workspace,

@@ -40,6 +40,9 @@ def definition_check(*, workspace: Workspace, definition) -> dict:
     except graph.GraphError as exc:
         raise JourneyError(exc.errors) from None
     errors: dict[str, list[str]] = {}
+    for place, segment_id in listened_segments(checked).items():
+        if not Segment.objects.filter(pk=segment_id, workspace=workspace).exists():
+            errors[place] = ["not a segment of this workspace"]
     for step_id, step in checked["steps"].items():
         if step["type"] == "send":
             campaign = Campaign.objects.filter(
@@ -70,6 +73,16 @@ def definition_check(*, workspace: Workspace, definition) -> dict:
     return checked
 
 
+def listened_segments(definition: dict) -> dict[str, int]:
+    """The segments whose members entering or leaving the journey reacts to, by place."""
+    found = {}
+    if definition["trigger"]["type"] == "segment":
+        found["trigger.segment"] = int(definition["trigger"]["segment"])
+    for index, segment in enumerate(definition.get("exit_on_leaving") or []):
+        found[f"exit_on_leaving.{index}"] = int(segment)
+    return found
+
+
 def journey_create(*, workspace: Workspace, name: str, definition: dict) -> Journey:
     """A draft journey; its definition is checked when it is published (a draft may be
     incomplete while staff build it)."""
@@ -98,8 +111,10 @@ def journey_publish(*, journey: Journey) -> JourneyVersion:
     Campaign.objects.filter(pk__in=sending, status=Campaign.Status.DRAFT).update(
         status=Campaign.Status.SENDING, launched_at=timezone.now()
     )
-    # From now on the workspace's events are kept for journeys to read (crm.EventOutbox).
+    # From now on the workspace's events are kept for journeys to read (crm.EventOutbox), and
+    # so are the comings and goings of the segments it listens to (crm.MembershipOutbox).
     Workspace.objects.filter(pk=journey.workspace_id, event_outbox=False).update(event_outbox=True)
+    Segment.objects.filter(pk__in=listened_segments(checked).values()).update(member_outbox=True)
     journey.refresh_from_db()
     return version
 

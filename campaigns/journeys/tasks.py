@@ -29,5 +29,6 @@ def advance() -> int:
 
 @queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
 def events() -> int:
-    """Reads recorded events: waits met, exits, and customers taken in by triggers."""
-    return _drain(engine.events_arrived)
+    """Reads recorded events (waits met, exits, customers taken in by triggers), then who
+    entered or left the segments journeys listen to."""
+    return _drain(engine.events_arrived) + _drain(engine.memberships_changed)

@@ -6,7 +6,7 @@ from crm.models.catalogue import Order, OrderLine, Product
 from crm.models.customers import Channel, Consent, Customer, ExternalIdentity
 from crm.models.events import Event, EventOutbox
 from crm.models.scores import CustomerScore, Recommendation
-from crm.models.segments import Segment, SegmentMembership
+from crm.models.segments import MembershipOutbox, Segment, SegmentMembership
 from crm.models.workspaces import Workspace
 from crm.support.models import ChatMessage, Conversation, KnowledgeArticle
 
@@ -28,6 +28,7 @@ __all__ = [
     "OrderLine",
     "Product",
     "Recommendation",
+    "MembershipOutbox",
     "Segment",
     "SegmentMembership",
     "Workspace",

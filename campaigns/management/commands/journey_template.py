@@ -10,7 +10,7 @@ from crm.models import Workspace
 
 
 class Command(BaseCommand):
-    help = "Installs a ready-made journey (welcome, abandoned_cart, post_purchase)."
+    help = "Installs a ready-made journey (welcome, abandoned_cart, post_purchase, win_back)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", choices=sorted(ready_made.TEMPLATES))

@@ -244,3 +244,28 @@ def test_a_template_setting_that_makes_a_bad_definition_is_a_400_and_the_draft_s
     edited = api.patch(f"/api/v1/journeys/{pk}", {"definition": {"a": 1}}, format="json").json()
     assert edited["definition"] == {"a": 1}  # the draft
     assert edited["published"]["steps"]["picks"]["type"] == "send"  # what runs
+
+
+def test_win_back_starts_when_the_churn_model_puts_someone_over_the_line(api, workspace):
+    from crm.models import CustomerScore, Segment
+    from crm.services.segments import segment_refresh
+
+    made = api.post("/api/v1/journeys/templates/win_back", {"publish": True}, format="json")
+    assert made.status_code == 201, made.content
+    segment = Segment.objects.get(workspace=workspace, name="Churn risk over 0.6")
+    crm.customer_bulk_upsert(workspace=workspace, rows=[
+        {"email": f"w{i}@example.com", "consent": {"email": {"status": "subscribed"}}}
+        for i in range(2)
+    ])  # fmt: skip
+    risky, safe = Customer.objects.filter(workspace=workspace).order_by("pk")
+    for customer, risk in ((risky, 0.8), (safe, 0.2)):
+        CustomerScore.objects.create(
+            workspace=workspace, customer=customer, kind="churn_risk", value=risk,
+            computed_at=timezone.now(),
+        )  # fmt: skip
+    segment_refresh(segment=segment)  # the nightly (or after-scoring) refresh
+    engine.memberships_changed()
+    (enrolment,) = Enrolment.objects.filter(journey_id=made.json()["id"])
+    assert enrolment.customer_id == risky.pk and enrolment.step == "wait"
+    offer = Message.objects.get(customer=risky)
+    assert offer.state == "queued" and offer.campaign.name.startswith("Win back")

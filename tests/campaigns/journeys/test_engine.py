@@ -445,3 +445,44 @@ def test_entering_and_leaving_are_told_to_the_endpoints_that_subscribed(shop):
     ], key=str)  # fmt: skip
     assert all(d.endpoint_id == told.pk for d in WebhookDelivery.objects.all())
     assert WebhookDelivery.objects.first().payload["data"]["journey"] == journey.pk
+
+
+def test_entering_a_segment_starts_a_journey_and_leaving_another_ends_it(shop):
+    from crm.services.segments import segment_add_members
+
+    vip = Segment.objects.create(workspace=shop, name="VIP", kind=Segment.Kind.STATIC)
+    keep = Segment.objects.create(workspace=shop, name="Keep", kind=Segment.Kind.STATIC)
+    journey = services.journey_create(workspace=shop, name="VIP welcome", definition={
+        "trigger": {"type": "segment", "segment": vip.pk},
+        "exit_on_leaving": [keep.pk],
+        "start": "wait",
+        "steps": {"wait": {"type": "delay", "duration": "1d", "next": "end"},
+                  "end": {"type": "exit"}},
+    })  # fmt: skip
+    services.journey_publish(journey=journey)
+    who = people(shop)
+    segment_add_members(segment=keep, customer_ids=[who["ada"].pk, who["bob"].pk])
+    segment_add_members(segment=vip, customer_ids=[who["ada"].pk, who["bob"].pk])
+    unheard = Segment.objects.create(workspace=shop, name="Unheard", kind=Segment.Kind.STATIC)
+    segment_add_members(segment=unheard, customer_ids=[who["cyd"].pk])
+    assert engine.memberships_changed() == 4  # the two segments it listens to, not the third
+    inside = Enrolment.objects.filter(journey=journey)
+    assert {e.customer_id for e in inside} == {who["ada"].pk, who["bob"].pk}
+    assert inside.first().context == {"segment": vip.pk, "change": "enter"}
+    keep.memberships.filter(customer=who["bob"]).delete()
+    assert engine.memberships_changed() == 1
+    bob = Enrolment.objects.get(journey=journey, customer=who["bob"])
+    assert bob.state == Enrolment.State.EXITED and bob.exit_reason == "left a segment"
+    assert Enrolment.objects.get(journey=journey, customer=who["ada"]).state == "active"
+
+
+def test_a_segment_of_another_workspace_cannot_start_a_journey(shop):
+    other = Workspace.objects.create(slug="other2", name="Other")
+    theirs = Segment.objects.create(workspace=other, name="Theirs", kind=Segment.Kind.STATIC)
+    journey = services.journey_create(workspace=shop, name="Leaky 2", definition={
+        "trigger": {"type": "segment", "segment": theirs.pk}, "exit_on_leaving": [theirs.pk],
+        "start": "e", "steps": {"e": {"type": "exit"}},
+    })  # fmt: skip
+    with pytest.raises(services.JourneyError) as refused:
+        services.journey_publish(journey=journey)
+    assert set(refused.value.errors) == {"trigger.segment", "exit_on_leaving.0"}
