@@ -12,6 +12,8 @@ from rest_framework.response import Response
 
 from campaigns.journeys import ready_made, selectors, services
 from campaigns.journeys.models import Enrolment, Journey
+from campaigns.models import Campaign
+from campaigns.services.results import campaign_stats
 from crm import selectors as crm_selectors
 from crm.api.base import WorkspaceApi, idempotent
 from crm.api.fields import JsonField
@@ -199,7 +201,21 @@ class JourneyStopApi(JourneyActionApi):
 class JourneyStatsApi(JourneysApi):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):
-        return Response(selectors.journey_stats(journey=self.journey(pk)))
+        """Counts per step; on each send step, its message's results as a campaign's are
+        reported: opens, clicks, conversions and revenue of those sent it against the journey's
+        holdout at that step, with 95% intervals, per variant."""
+        journey = self.journey(pk)
+        body = selectors.journey_stats(journey=journey)
+        if journey.version_id:
+            for step_id, step in journey.version.definition["steps"].items():
+                campaign = (
+                    Campaign.objects.filter(pk=step["campaign"], workspace=self.workspace).first()
+                    if step["type"] == "send"
+                    else None
+                )
+                if campaign is not None:
+                    body["steps"][step_id]["results"] = campaign_stats(campaign=campaign)
+        return Response(body)
 
 
 class JourneyEnrolmentsApi(JourneysApi):

@@ -191,11 +191,6 @@ def _left(ids: list[int], step_id: str, outcome: str) -> None:
     )
 
 
-def paused_timers_due(journey: Journey) -> int:
-    """How many of a paused journey's enrolments wait for it to resume."""
-    return JourneyTimer.objects.filter(enrolment__journey=journey, claim__isnull=True).count()
-
-
 # --- events -----------------------------------------------------------------------------
 
 
@@ -417,7 +412,3 @@ def stuck(*, journey: Journey | None = None) -> int:
     if journey is not None:
         inside = inside.filter(journey=journey)
     return inside.count()
-
-
-def timers_pending() -> int:
-    return JourneyTimer.objects.filter(claim__isnull=True).count()

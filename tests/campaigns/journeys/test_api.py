@@ -269,3 +269,27 @@ def test_win_back_starts_when_the_churn_model_puts_someone_over_the_line(api, wo
     assert enrolment.customer_id == risky.pk and enrolment.step == "wait"
     offer = Message.objects.get(customer=risky)
     assert offer.state == "queued" and offer.campaign.name.startswith("Win back")
+
+
+def test_stats_show_each_send_steps_results_against_the_journeys_holdout(api, workspace):
+    campaign = journey_message(workspace)
+    definition = {"holdout_percent": 50, "start": "mail", "steps": {
+        "mail": {"type": "send", "campaign": campaign.pk, "next": "done"},
+        "done": {"type": "exit"},
+    }}  # fmt: skip
+    pk = api.post("/api/v1/journeys", {"name": "Held", "definition": definition},
+                  format="json").json()["id"]  # fmt: skip
+    api.post(f"/api/v1/journeys/{pk}/publish")
+    crm.customer_bulk_upsert(workspace=workspace, rows=[
+        {"email": f"h{i}@example.com"} for i in range(40)
+    ])  # fmt: skip
+    journey = Journey.objects.get(pk=pk)
+    engine.enrol(
+        version=journey.version,
+        entrants=[(c.pk, {}) for c in Customer.objects.filter(workspace=workspace)],
+    )
+    results = api.get(f"/api/v1/journeys/{pk}/stats").json()["steps"]["mail"]["results"]
+    held = Enrolment.objects.filter(journey=journey, holdout=True).count()
+    assert results["holdout"]["recipients"] == held and 8 <= held <= 32
+    assert results["treated"]["recipients"] + held == 40
+    assert results["variants"][0]["name"] == "A"
