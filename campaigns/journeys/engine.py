@@ -193,6 +193,20 @@ def _left(ids: list[int], step_id: str, outcome: str) -> None:
 
 # --- events -----------------------------------------------------------------------------
 
+# Transaction-scoped advisory locks: one reader of each outbox at a time. Two readers side by
+# side (SKIP LOCKED) could take one customer's cart and purchase in different batches and act
+# on the purchase before the cart had enrolled them; one at a time, every customer's events are
+# read in the order they were recorded. A second reader waits for the first to commit.
+EVENTS_LOCK = 0x6A6F75726E657931  # "journey1"
+MEMBERSHIPS_LOCK = 0x6A6F75726E657932
+
+
+def _one_reader(key: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    # SQLite: the DELETE that reads the outbox takes the database's one write lock first.
+
 
 def _matches(where: dict | None, properties: dict) -> bool:
     return all(properties.get(key) == value for key, value in (where or {}).items())
@@ -205,11 +219,11 @@ def events_arrived(*, limit: int = 2000, now: datetime | None = None) -> int:
     in. The outbox rows go in the same transaction. Returns how many events were read."""
     now = now or timezone.now()
     table = EventOutbox._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    _one_reader(EVENTS_LOCK)
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
-            f" LIMIT %s{lock}) RETURNING event_id",
+            " LIMIT %s) RETURNING event_id",
             [limit],
         )
         event_ids = [row[0] for row in cursor.fetchall()]
@@ -326,11 +340,11 @@ def memberships_changed(*, limit: int = 5000, now: datetime | None = None) -> in
     journeys that end on leaving one end. Returns how many changes were read."""
     now = now or timezone.now()
     table = MembershipOutbox._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    _one_reader(MEMBERSHIPS_LOCK)
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
-            f" LIMIT %s{lock}) RETURNING id, segment_id, customer_id, change",
+            " LIMIT %s) RETURNING id, segment_id, customer_id, change",
             [limit],
         )
         changes = sorted(cursor.fetchall())

@@ -486,3 +486,38 @@ def test_a_segment_of_another_workspace_cannot_start_a_journey(shop):
     with pytest.raises(services.JourneyError) as refused:
         services.journey_publish(journey=journey)
     assert set(refused.value.errors) == {"trigger.segment", "exit_on_leaving.0"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readers_side_by_side_still_read_each_customers_events_in_order():
+    """Four readers taking one event at a time: every cart is enrolled before its purchase is
+    read, so each purchase meets its wait (side by side with SKIP LOCKED, some would not)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the readers' lock is PostgreSQL's; SQLite runs one writer at a time")
+    workspace = Workspace.objects.create(slug="order", name="Order")
+    journey = abandoned_cart(workspace)
+    crm.customer_bulk_upsert(workspace=workspace, rows=[
+        {"email": f"o{i}@example.com"} for i in range(60)
+    ])  # fmt: skip
+    now = timezone.now().isoformat()
+    rows = []
+    for customer in Customer.objects.filter(workspace=workspace).order_by("pk"):
+        for kind in ("cart_updated", "purchase"):
+            rows.append({"customer": str(customer.pk), "type": kind, "occurred_at": now})
+    assert not crm.event_bulk_create(workspace=workspace, rows=rows).errors
+
+    def reader() -> None:
+        try:
+            while engine.events_arrived(limit=1):
+                pass
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    states = set(Enrolment.objects.filter(journey=journey).values_list("step", "state"))
+    assert states == {("bought", Enrolment.State.FINISHED)}
+    assert Enrolment.objects.filter(journey=journey).count() == 60
