@@ -94,3 +94,22 @@ def rename_stored_tasks(renamed: dict[str, str]) -> RunPython:
 
     back = {new: old for old, new in renamed.items()}
     return RunPython(lambda apps, _: rename(apps, renamed), lambda apps, _: rename(apps, back))
+
+
+def vendor_sql(*, postgres_up, postgres_down, sqlite_up, sqlite_down) -> RunPython:
+    """A RunPython that runs the statements written for the database it migrates (PostgreSQL
+    or SQLite: a string or a list of them each way); any other database is refused, since the
+    features these carry (triggers) would silently be missing there."""
+
+    def run(schema_editor, postgres, sqlite) -> None:
+        vendor = schema_editor.connection.vendor
+        statements = {"postgresql": postgres, "sqlite": sqlite}.get(vendor)
+        if statements is None:
+            raise NotImplementedError(f"no statements for {vendor}")
+        for statement in [statements] if isinstance(statements, str) else statements:
+            schema_editor.execute(statement)
+
+    return RunPython(
+        lambda apps, editor: run(editor, postgres_up, sqlite_up),
+        lambda apps, editor: run(editor, postgres_down, sqlite_down),
+    )

@@ -201,11 +201,21 @@ EVENTS_LOCK = 0x6A6F75726E657931  # "journey1"
 MEMBERSHIPS_LOCK = 0x6A6F75726E657932
 
 
-def _one_reader(key: int) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-    # SQLite: the DELETE that reads the outbox takes the database's one write lock first.
+def _take(outbox, columns: tuple[str, ...], limit: int, lock: int) -> list[tuple]:
+    """Deletes the oldest `limit` rows of an outbox and returns their `columns`; the caller acts
+    on them in the same transaction. One reader at a time: on PostgreSQL the advisory lock
+    `lock`; on SQLite the DELETE takes the database's one write lock first."""
+    table = outbox._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+        # The table and column names are the model's own; the limit is a bound parameter.
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
+            f" LIMIT %s) RETURNING {', '.join(columns)}",
+            [limit],
+        )
+        return cursor.fetchall()
 
 
 def _matches(where: dict | None, properties: dict) -> bool:
@@ -218,15 +228,7 @@ def events_arrived(*, limit: int = 2000, now: datetime | None = None) -> int:
     for one move on its "yes" branch, exit events end enrolments, and triggers take customers
     in. The outbox rows go in the same transaction. Returns how many events were read."""
     now = now or timezone.now()
-    table = EventOutbox._meta.db_table
-    _one_reader(EVENTS_LOCK)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
-            " LIMIT %s) RETURNING event_id",
-            [limit],
-        )
-        event_ids = [row[0] for row in cursor.fetchall()]
+    event_ids = [row[0] for row in _take(EventOutbox, ("event_id",), limit, EVENTS_LOCK)]
     if not event_ids:
         return 0
     # Events that happened long ago (a back-filled history) or claim to come from the future
@@ -339,15 +341,8 @@ def memberships_changed(*, limit: int = 5000, now: datetime | None = None) -> in
     that start on entering (or leaving) a segment take those customers in, and enrolments of
     journeys that end on leaving one end. Returns how many changes were read."""
     now = now or timezone.now()
-    table = MembershipOutbox._meta.db_table
-    _one_reader(MEMBERSHIPS_LOCK)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
-            " LIMIT %s) RETURNING id, segment_id, customer_id, change",
-            [limit],
-        )
-        changes = sorted(cursor.fetchall())
+    columns = ("id", "segment_id", "customer_id", "change")
+    changes = sorted(_take(MembershipOutbox, columns, limit, MEMBERSHIPS_LOCK))
     if not changes:
         return 0
     # The last word per customer and segment counts (entered, then left again: left).

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from workers.migration_ops import vendor_sql
+
 
 # The trigger that copies recorded events into the outbox (crm.models.EventOutbox). On
 # PostgreSQL one statement-level trigger per INSERT: the rows it inserted (a transition table,
@@ -36,24 +38,6 @@ END;
 SQLITE_DOWN = "DROP TRIGGER IF EXISTS crm_event_outbox;"
 
 
-def _run(schema_editor, postgres: str, sqlite: str) -> None:
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(postgres)
-    elif vendor == "sqlite":
-        schema_editor.execute(sqlite)
-    else:
-        raise NotImplementedError(f"no event outbox trigger for {vendor}")
-
-
-def create_trigger(apps, schema_editor):
-    _run(schema_editor, POSTGRES_UP, SQLITE_UP)
-
-
-def drop_trigger(apps, schema_editor):
-    _run(schema_editor, POSTGRES_DOWN, SQLITE_DOWN)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("crm", "0008_chat_reply_sweep"),
@@ -76,5 +60,8 @@ class Migration(migrations.Migration):
             name="event_outbox",
             field=models.BooleanField(default=False),
         ),
-        migrations.RunPython(create_trigger, drop_trigger),
+        vendor_sql(
+            postgres_up=POSTGRES_UP, postgres_down=POSTGRES_DOWN,
+            sqlite_up=SQLITE_UP, sqlite_down=SQLITE_DOWN,
+        ),
     ]

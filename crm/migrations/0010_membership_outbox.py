@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from workers.migration_ops import vendor_sql
+
 
 # Triggers that copy membership changes into the outbox (crm.models.MembershipOutbox), for the
 # segments that asked (Segment.member_outbox). PostgreSQL: one statement-level insert per INSERT
@@ -55,25 +57,6 @@ SQLITE_DOWN = [
 ]
 
 
-def _run(schema_editor, postgres: str, sqlite: list[str]) -> None:
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(postgres)
-    elif vendor == "sqlite":
-        for statement in sqlite:
-            schema_editor.execute(statement)
-    else:
-        raise NotImplementedError(f"no membership outbox triggers for {vendor}")
-
-
-def create_triggers(apps, schema_editor):
-    _run(schema_editor, POSTGRES_UP, SQLITE_UP)
-
-
-def drop_triggers(apps, schema_editor):
-    _run(schema_editor, POSTGRES_DOWN, SQLITE_DOWN)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -96,5 +79,8 @@ class Migration(migrations.Migration):
             name='member_outbox',
             field=models.BooleanField(default=False),
         ),
-        migrations.RunPython(create_triggers, drop_triggers),
+        vendor_sql(
+            postgres_up=POSTGRES_UP, postgres_down=POSTGRES_DOWN,
+            sqlite_up=SQLITE_UP, sqlite_down=SQLITE_DOWN,
+        ),
     ]
