@@ -287,6 +287,15 @@ CELERY_BEAT_SCHEDULE["journeys-events"] = {
     "schedule": JOURNEY_TICK_SECONDS,
     "options": {"expires": max(5.0, 5 * JOURNEY_TICK_SECONDS)},
 }
+# Date triggers (birthdays, anniversaries, days after the last order) are looked at every
+# minute, each journey's day taken once per time zone; days missed while nothing ran are caught
+# up this many days back.
+JOURNEY_DATE_CATCH_UP_DAYS = env.int("JOURNEY_DATE_CATCH_UP_DAYS", default=3)
+CELERY_BEAT_SCHEDULE["journeys-dates"] = {
+    "task": "campaigns.journeys.tasks.dates",
+    "schedule": 60.0,
+    "options": {"expires": 120.0},
+}
 
 # --- E-mail and campaigns -------------------------------------------------------------------
 # Public address of this installation: tracking, unsubscribe and chat links point here.

@@ -10,7 +10,9 @@ whole before it can be published. Every problem is reported against the place it
       "exit_on": ["purchase"],          event types that end an enrolment wherever it is
       "exit_on_leaving": [12],          segments whose leavers' enrolments end
                                         (a trigger may also be {"type": "segment", "segment": 12,
-                                        "on": "enter" or "leave"}: entering or leaving one)
+                                        "on": "enter" or "leave"}: entering or leaving one;
+                                        or {"type": "date", "date": "birthday", "yearly": true,
+                                        "offset_days": -7, "at": "09:00"}: a date, see below)
       "holdout_percent": 10,            a control group that enters, is counted, gets no messages
       "start": "wait",
       "steps": {
@@ -23,7 +25,9 @@ whole before it can be published. Every problem is reported against the place it
 
 Step types and their settings:
 - delay: one of `duration` ("30s", "15m", "4h", "7d" or seconds), `until_time` ("09:00", the
-  customer's local time of day, next occurrence); `next`.
+  customer's local time of day, next occurrence), `until_date` (a date of the customer's, with
+  `offset_days`, `yearly` and `at` as the date trigger's; a date already past, or none, moves on
+  at once); `next`.
 - wait_event: `event` (type), optional `where` (property equalities), `timeout`; `yes` (the event
   came) and `no` (the timeout passed).
 - condition: `rules` (the segment rule language, scores included); `yes`, `no`.
@@ -36,6 +40,13 @@ Step types and their settings:
   enrolment and step; the holdout's is recorded as skipped ("holdout"), as a broadcast's is.
 - exit.
 
+Dates (the date trigger, a delay until a date): `date` is "signed_up" (when the customer was
+created), "last_order" (their latest placed order) or the name of an attribute holding an ISO date
+("1990-05-17"); `offset_days` from -365 to 365 (default 0: "30 days after the last order" is
+`"date": "last_order", "offset_days": 30`); `yearly` (default false) for a birthday or an
+anniversary (29 February falls on the 28th in other years); `at`, the customer's local time of day
+(default "09:00"). The trigger is evaluated once a day in each customer's time zone.
+
 The graph is refused when a step no path from `start` reaches, a successor that is not a step, a
 branch that leads nowhere, or a loop that passes no delay or wait (it would spin forever).
 """
@@ -46,7 +57,9 @@ from typing import Any
 
 from crm import validation as v
 
-TRIGGERS = ("event", "segment", "api")
+TRIGGERS = ("event", "segment", "date", "api")
+DATE_SOURCES = ("signed_up", "last_order")  # besides an attribute's name
+ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", re.ASCII)
 REENTRY = ("not_inside", "once", "after_days")
 # Steps that hold an enrolment until a timer (or an event) moves it on.
 WAITING = ("delay", "wait_event")
@@ -153,6 +166,8 @@ def check(definition: Any, *, rules_check=None) -> dict:
         if trigger.get("on", "enter") not in ("enter", "leave"):
             c.add("trigger.on", "enter or leave")
         trigger = {**trigger, "on": trigger.get("on", "enter")}
+    elif trigger["type"] == "date":
+        trigger = {**trigger, **_date(c, "trigger", trigger)}
     reentry = definition.get("reentry") or {"policy": "not_inside"}
     if not isinstance(reentry, dict) or reentry.get("policy") not in REENTRY:
         c.add("reentry.policy", f"one of {', '.join(REENTRY)}")
@@ -234,9 +249,13 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
         return
     kind = step["type"]
     if kind == "delay":
-        given = [key for key in ("duration", "until_time") if step.get(key) is not None]
+        given = [
+            key for key in ("duration", "until_time", "until_date") if step.get(key) is not None
+        ]
         if len(given) != 1:
-            c.add(where, "give one of duration or until_time")
+            c.add(where, "give one of duration, until_time or until_date")
+        elif given == ["until_date"]:
+            _date(c, where, step, field="until_date")
         for key, parse in (("duration", seconds), ("until_time", time_of_day)):
             if step.get(key) is not None:
                 try:
@@ -289,6 +308,27 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
                 c.add(f"{where}.branches.{index}.next", "leads nowhere: name the next step")
             elif not isinstance(target, str) or target not in steps:
                 c.add(f"{where}.branches.{index}.next", f"{target!r} is not a step")
+
+
+def _date(c: _Check, where: str, spec: dict, field: str = "date") -> dict:
+    """Checks a date's settings (the trigger's, a delay's) and returns them with defaults."""
+    source = spec.get(field)
+    if not isinstance(source, str) or not (source in DATE_SOURCES or ATTRIBUTE.match(source)):
+        c.add(f"{where}.{field}", "signed_up, last_order or an attribute name (letters, digits, _)")
+    offset = spec.get("offset_days", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or not -365 <= offset <= 365:
+        c.add(f"{where}.offset_days", "whole days from -365 to 365")
+    if not isinstance(spec.get("yearly", False), bool):
+        c.add(f"{where}.yearly", "true or false")
+    try:
+        time_of_day(spec.get("at") or "09:00")
+    except ValueError as exc:
+        c.add(f"{where}.at", str(exc))
+    return {
+        "offset_days": offset,
+        "yearly": spec.get("yearly", False),
+        "at": spec.get("at") or "09:00",
+    }
 
 
 def _identifier(c: _Check, where: str, value: Any) -> None:
@@ -346,7 +386,11 @@ def _reachable(start: str, steps: dict) -> set[str]:
 def _waits(step: dict) -> float:
     """How long `step` holds an enrolment at least (a local time of day: up to a day)."""
     if step["type"] == "delay":
-        return seconds(step["duration"]) if step.get("duration") is not None else 86400.0
+        if step.get("duration") is not None:
+            return seconds(step["duration"])
+        if step.get("until_date") is not None and not step.get("yearly"):
+            return 0.0  # a date already past moves on at once
+        return 86400.0
     if step["type"] == "wait_event":
         return seconds(step["timeout"])
     return 0.0

@@ -132,3 +132,25 @@ class EnrolmentStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enrolment_id} {self.step} {self.outcome}"
+
+
+class JourneyDateRun(models.Model):
+    """A date-triggered journey's day in one time zone: taken in once. The row is written in the
+    transaction that enrols that day's customers, so a second worker (or a second tick) finds it
+    and takes no one in twice."""
+
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="date_runs")
+    zone = models.CharField(max_length=64, help_text="IANA time zone")
+    day = models.DateField(help_text="the local day")
+    entered = models.PositiveIntegerField(default=0)
+    ran_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["journey", "zone", "day"], name="journey_date_run_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id} {self.zone} {self.day}"

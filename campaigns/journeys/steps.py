@@ -13,7 +13,7 @@ from django.conf import settings
 
 from campaigns import schedule
 from campaigns.channels import channel_for
-from campaigns.journeys import graph
+from campaigns.journeys import dates, graph
 from campaigns.journeys.models import Enrolment, EnrolmentStep, JourneyTimer, JourneyVersion
 from campaigns.models import Campaign, Message, Suppression, Variant, WebhookEndpoint
 from campaigns.services import recipients
@@ -83,7 +83,8 @@ def run(batch: Batch, step_id: str, ids: list[int]) -> None:
         step = steps[step_id]
         kind = step["type"]
         if kind == "delay":
-            batch.log(ids, step_id)
+            if step.get("until_date") is None:  # that one logs whether the customer had a date
+                batch.log(ids, step_id)
             _delay(batch, step_id, step, ids)
         elif kind == "wait_event":
             batch.log(ids, step_id)
@@ -142,6 +143,8 @@ def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
     if step.get("duration") is not None:
         due = batch.now + timedelta(seconds=graph.seconds(step["duration"]))
         batch.timers += [JourneyTimer(enrolment_id=e, step=step_id, due_at=due) for e in ids]
+    elif step.get("until_date") is not None:
+        _until_date(batch, step_id, step, ids)
     else:
         at = graph.time_of_day(step["until_time"])
         zones = dict(
@@ -163,6 +166,38 @@ def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
                 JourneyTimer(enrolment_id=e, step=step_id, due_at=due_by_zone[name])
             )
     batch.rest(ids, step_id, Enrolment.State.ACTIVE)
+
+
+def _until_date(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
+    """A timer at the customer's date + offset, local time `at`; a date once and past, or no
+    date at all, is due now (the next tick moves it on; its history says which)."""
+    at = graph.time_of_day(step.get("at") or "09:00")
+    customer_ids = {batch.customers[e] for e in ids}
+    zones = {
+        pk: schedule.zone(name, settings.TIME_ZONE)
+        for pk, name in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "time_zone")
+    }
+    utc = schedule.zone("UTC", "UTC")
+    days = dates.of_customers(step["until_date"], customer_ids, lambda pk: zones.get(pk, utc))
+    undated = []
+    for e in ids:
+        customer = batch.customers[e]
+        day = days.get(customer)
+        if day is None:
+            undated.append(e)
+            due = batch.now
+        else:
+            due = dates.next_due(
+                day,
+                offset_days=step.get("offset_days", 0),
+                yearly=step.get("yearly", False),
+                at=at,
+                tz=zones.get(customer, utc),
+                now=batch.now,
+            )
+        batch.timers.append(JourneyTimer(enrolment_id=e, step=step_id, due_at=due))
+    batch.log([e for e in ids if batch.customers[e] in days], step_id)
+    batch.log(undated, step_id, "no date")
 
 
 def _update_attribute(batch: Batch, step: dict, ids: list[int]) -> None:

@@ -4,7 +4,7 @@ run at once, since each batch is claimed in its own transaction."""
 
 import time
 
-from campaigns.journeys import engine
+from campaigns.journeys import date_triggers, engine
 from workers import queues
 from workers.runs import queued_task
 
@@ -32,3 +32,9 @@ def events() -> int:
     """Reads recorded events (waits met, exits, customers taken in by triggers), then who
     entered or left the segments journeys listen to."""
     return _drain(engine.events_arrived) + _drain(engine.memberships_changed)
+
+
+@queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)
+def dates() -> int:
+    """Takes in the customers of date-triggered journeys whose day has come in their zone."""
+    return date_triggers.run_due()
