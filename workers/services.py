@@ -109,12 +109,18 @@ def task_run_send(*, run: TaskRun, retry_now: bool = False) -> bool:
     return True
 
 
-def send_on_commit(send: Callable[[], Any], *, what: str) -> None:
+def send_on_commit(send: Callable[[], Any], *, what: str, once: bool = False) -> None:
     """Runs `send` (a Celery task's delay or apply_async) once the transaction commits.
 
     For nudges whose work the database can redo later (a nightly refresh, a sweeper): with the
     broker down the write that asked for it still succeeds, and the lost nudge is logged.
+    With `once`, a nudge of the same `what` already waiting for this commit is enough (a loop
+    that queues a thousand webhook deliveries starts one run of them, not a thousand).
     """
+    connection = transaction.get_connection()
+    if once and connection.in_atomic_block:
+        if any(getattr(hook, "nudge", None) == what for _, hook, _ in connection.run_on_commit):
+            return
 
     def guarded() -> None:
         if _broker_skipped():
@@ -125,6 +131,7 @@ def send_on_commit(send: Callable[[], Any], *, what: str) -> None:
         except BROKER_ERRORS as exc:
             _broker_failed_now(what, exc)
 
+    guarded.nudge = what
     transaction.on_commit(guarded)
 
 

@@ -16,6 +16,7 @@ from campaigns import outbound
 from campaigns.channels.http import signature
 from campaigns.models import WebhookDelivery, WebhookEndpoint
 from crm.signals import conversation_waiting
+from workers.services import send_on_commit, task_named
 
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
@@ -56,7 +57,17 @@ def webhook_emit(
             for e in endpoints
         ]
     )
+    if delay <= 0:
+        deliveries_soon()
     return len(endpoints)
+
+
+def deliveries_soon() -> None:
+    """Starts a run of the due deliveries once the transaction commits, one however many were
+    queued in it: the sweep would find them within CAMPAIGN_SWEEP_SECONDS, and a journey's
+    webhook step or a message's event is wanted within a second."""
+    deliver = task_named("campaigns.tasks.deliver_webhooks")
+    send_on_commit(lambda: deliver.delay(), what="webhook deliveries", once=True)
 
 
 def webhook_withdraw(*, message_id: int, event: str) -> int:

@@ -1,8 +1,11 @@
 """campaigns.journeys.engine and services: events reach journeys through the outbox, enrolments
 move through the graph, each step once, and none is left without a timer or an end."""
 
+import json
 import threading
+import uuid
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.db import connection
@@ -13,7 +16,7 @@ from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey, Journey
 from campaigns.models import WebhookDelivery, WebhookEndpoint
 from crm import services as crm
 from crm.models import Customer, EventOutbox, Segment, Workspace
-from tests.conftest import wait_until
+from tests.conftest import start_worker, stop_worker, wait_for_worker, wait_until
 
 
 @pytest.fixture
@@ -521,3 +524,47 @@ def test_readers_side_by_side_still_read_each_customers_events_in_order():
     states = set(Enrolment.objects.filter(journey=journey).values_list("step", "state"))
     assert states == {("bought", Enrolment.State.FINISHED)}
     assert Enrolment.objects.filter(journey=journey).count() == 60
+
+
+class _Hooks(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_reaches_the_webhook_step_and_its_receiver_without_waiting_for_a_sweep(own_redis):
+    # No beat runs here: only the nudges (events written, deliveries queued) move it.
+    server = HTTPServer(("127.0.0.1", 0), _Hooks)
+    _Hooks.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = f"hooks-{uuid.uuid4().hex[:6]}"
+    allow = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1", "WEBHOOK_ALLOW_HTTP": "1"}
+    worker = start_worker("default,sends", name, {"REDIS_URL": own_redis.url, **allow})
+    try:
+        workspace = Workspace.objects.create(slug="hooks", name="Hooks")
+        endpoint = WebhookEndpoint.objects.create(
+            workspace=workspace, url=f"http://127.0.0.1:{server.server_port}/hook", secret="s",
+            events=["journey.step"],
+        )  # fmt: skip
+        journey = services.journey_create(workspace=workspace, name="Hook", definition={
+            "trigger": {"type": "event", "event": "signal"}, "start": "hook",
+            "steps": {"hook": {"type": "webhook", "endpoint": endpoint.pk, "next": "end"},
+                      "end": {"type": "exit"}},
+        })  # fmt: skip
+        services.journey_publish(journey=journey)
+        crm.customer_bulk_upsert(workspace=workspace, rows=[{"email": "sig@example.com"}])
+        wait_for_worker(name)
+        event(workspace, Customer.objects.get(workspace=workspace), "signal", n=1)
+        wait_until(lambda: _Hooks.received, timeout=20, interval=0.05)
+        assert _Hooks.received[0]["data"]["trigger"]["properties"] == {"n": 1}
+        assert WebhookDelivery.objects.get().state == WebhookDelivery.State.DELIVERED
+    finally:
+        stop_worker(worker)
+        server.shutdown()
