@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin
 from django.db import transaction
@@ -15,6 +17,17 @@ from crm.importers.customers_csv import cell_limit, decode_upload, import_custom
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
 from crm.services import order_delete, privacy_erase
 from crm.support.links import customer_chat_url
+
+# Panels other apps add to the customer page (campaigns' journeys, say) without crm importing
+# them: each is called with the request and the customer and answers HTML, or "" for nothing.
+CUSTOMER_PANELS: list[Callable[[HttpRequest, Customer], str]] = []
+
+
+def customer_panel(panel: Callable[[HttpRequest, Customer], str]):
+    """Registers `panel` (a decorator) to be shown on every customer's page, in the order
+    registered."""
+    CUSTOMER_PANELS.append(panel)
+    return panel
 
 
 class IdentityInline(admin.TabularInline):
@@ -116,6 +129,9 @@ class CustomerAdmin(WorkspaceScopedAdmin):
             extra_context["recommendations"] = selectors.recommendations_for(
                 customer=customer, limit=8
             )
+            extra_context["panels"] = [
+                shown for panel in CUSTOMER_PANELS if (shown := panel(request, customer))
+            ]
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
