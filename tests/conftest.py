@@ -7,6 +7,7 @@ the test database that pytest-django created, so it sees the rows tests commit.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -364,3 +365,118 @@ def browser():
     driver.implicitly_wait(5)
     yield driver
     driver.quit()
+
+
+# --- faults: killing a worker, a PostgreSQL server of a test's own -------------------------
+
+
+def group_members(group: int) -> list[int]:
+    """The live processes of a process group (a zombie has let go of everything it held)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL for a process started in its own session (start_worker): main process and pool."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+    # The pool processes die with the main one but each in its own time; a worker started again
+    # meets none of them still holding a connection or a claim.
+    wait_until(lambda: not group_members(process.pid), timeout=10, interval=0.02)
+
+
+def holding_commit(pids: list[int], database_port: int) -> bool:
+    """Whether one of `pids` has unsent or unacknowledged bytes on a socket to the database."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        send_queue = int(fields[4].split(":")[0], 16)
+        if fields[9] in inodes and remote_port == database_port and send_queue:
+            return True
+    return False
+
+
+def kill_outside_hand_off(process: subprocess.Popen, database_port: int) -> None:
+    """SIGKILL for a worker's process group at a moment when none of its processes sits between
+    the send ledger's COMMIT and the "." of DATA (campaigns.ledger: the one window two writes to
+    two sockets leave; bench/handoff.py measures it). `database_port`: PostgreSQL's over TCP,
+    or 0 (SQLite) to kill at once."""
+    for _ in range(500):
+        os.killpg(process.pid, signal.SIGSTOP)
+        if not database_port or not holding_commit(group_members(process.pid), database_port):
+            break
+        os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(0.002)
+    kill_group(process)
+
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class OwnPostgres:
+    """A throw-away PostgreSQL cluster on a free port that a test may stop (fast shutdown) and
+    start again, as it cannot do to the server the suite's own connection lives on."""
+
+    def __init__(self) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="test-pg-"))
+        self.work.chmod(0o755)
+        self.data = self.work / "data"
+        self.data.mkdir()
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/journeys"
+        if os.getuid() == 0:  # initdb refuses root: the cluster runs as the postgres user
+            shutil.chown(self.data, "postgres")
+            shutil.chown(self.work, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "journeys")
+
+    def _run(self, program: str, *args: str) -> None:
+        argv = [str(POSTGRES_BIN / program), *args]
+        if os.getuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c max_connections=50"
+        )
+        log = str(self.work / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", log, "-o", options, "start")
+
+    def stop(self) -> None:
+        """Fast shutdown: open transactions are rolled back, connections cut."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own (OwnPostgres), removed after it."""
+    server = OwnPostgres()
+    try:
+        yield server
+    finally:
+        server.remove()
