@@ -1,8 +1,9 @@
-"""A journey's definition drawn as an SVG diagram, server-side: steps in layers by their depth
-from the start (the fewest moves that reach them), top to bottom, each edge labelled with the
-branch it is (yes / no / branch N / next), and on each step how many entered it, wait there now
-and left it. Drafts are drawn as they are, incomplete ones too: a successor that is not a step
-is drawn as a dangling edge, steps no path reaches are drawn in a last layer."""
+"""A journey's definition drawn as an SVG diagram, server-side: steps in layers, top to bottom,
+by their depth from the start (the longest way there, so that every edge but a loop's points
+down), each edge labelled with the branch it is (yes / no / branch N / next), and on each step
+how many entered it, wait there now and left it. Drafts are drawn as they are, incomplete ones
+too: a successor that is not a step is drawn as a dangling edge, steps no path reaches are drawn
+in a last layer."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from campaigns.journeys import graph
 BOX_W, BOX_H = 200, 70
 GAP_X, GAP_Y = 40, 70
 MARGIN = 20
+LANE = 14  # the room each edge that goes round the steps takes on the right
+TOP = GAP_Y / 2  # room above the first layer for an edge back up into it
 
 
 @dataclass(frozen=True)
@@ -43,25 +46,49 @@ def edges(step_id: str, step: Any) -> list[Edge]:
 
 
 def layers(definition: dict) -> list[list[str]]:
-    """Step ids by depth from the start; steps no path reaches come last, in one layer."""
+    """Step ids in layers: each step one below the deepest step that leads to it (the longest
+    way from the start, loops' edges back left out), so every edge points down; steps no path
+    reaches come last, in one layer."""
     steps = definition.get("steps") if isinstance(definition, dict) else None
     if not isinstance(steps, dict) or not steps:
         return []
     start = definition.get("start")
-    depth: dict[str, int] = {}
-    found: list[list[str]] = []
+
+    def ways_on(step_id: str) -> list[str]:
+        found = []
+        for edge in edges(step_id, steps[step_id]):
+            if isinstance(edge.target, str) and edge.target in steps and edge.target not in found:
+                found.append(edge.target)
+        return found
+
+    # Depth-first from the start: `order` is each step after all it leads to (loops' edges back
+    # to a step still open are skipped), so its reverse is a topological order.
+    order: list[str] = []
+    state: dict[str, str] = {}
     if start in steps:
-        depth[start], frontier = 0, [start]
-        while frontier:
-            found.append(frontier)
-            following = []
-            for step_id in frontier:
-                for edge in edges(step_id, steps[step_id]):
-                    if isinstance(edge.target, str) and edge.target in steps:
-                        if edge.target not in depth:
-                            depth[edge.target] = len(found)
-                            following.append(edge.target)
-            frontier = following
+        stack = [(start, iter(ways_on(start)))]
+        state[start] = "open"
+        while stack:
+            step_id, todo = stack[-1]
+            target = next(todo, None)
+            if target is None:
+                stack.pop()
+                state[step_id] = "done"
+                order.append(step_id)
+            elif target not in state:
+                state[target] = "open"
+                stack.append((target, iter(ways_on(target))))
+    depth = {step_id: 0 for step_id in order}
+    finished = {step_id: n for n, step_id in enumerate(order)}
+    for step_id in reversed(order):
+        for target in ways_on(step_id):
+            back = finished[target] >= finished[step_id]  # leads back up a loop
+            if target in depth and not back:
+                depth[target] = max(depth[target], depth[step_id] + 1)
+    found: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for step_id in steps:  # the definition's order within a layer
+        if step_id in depth:
+            found[depth[step_id]].append(step_id)
     unreached = [step_id for step_id in steps if step_id not in depth]
     if unreached:
         found.append(unreached)
@@ -118,14 +145,19 @@ def svg(
     steps = definition["steps"]
     start = definition.get("start")
     counts = counts or {}
-    width = MARGIN * 2 + max(len(row) for row in rows) * (BOX_W + GAP_X) - GAP_X
-    height = MARGIN * 2 + len(rows) * (BOX_H + GAP_Y) - GAP_Y
+    inner = MARGIN * 2 + max(len(row) for row in rows) * (BOX_W + GAP_X) - GAP_X
     where: dict[str, tuple[float, float]] = {}
     for r, row in enumerate(rows):
         row_w = len(row) * (BOX_W + GAP_X) - GAP_X
-        left = (width - row_w) / 2
+        left = (inner - row_w) / 2
         for c, step_id in enumerate(row):
-            where[step_id] = (left + c * (BOX_W + GAP_X), MARGIN + r * (BOX_H + GAP_Y))
+            where[step_id] = (left + c * (BOX_W + GAP_X), TOP + r * (BOX_H + GAP_Y))
+    # Edges to the next layer are drawn straight down; the others (skipping layers, or back up
+    # a loop) each get a lane of their own to the right of the steps, so none crosses a box.
+    drawn = [edge for step_id, step in steps.items() for edge in edges(step_id, step)]
+    lanes = [edge for edge in drawn if _lane_needed(edge, where)]
+    width = inner + LANE * len(lanes) + (MARGIN if lanes else 0)
+    height = TOP + MARGIN + len(rows) * (BOX_H + GAP_Y)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="journey-diagram" width="{width:.0f}" '
         f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
@@ -134,9 +166,9 @@ def svg(
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#666"/></marker></defs>',
     ]
-    for step_id, step in steps.items():
-        for edge in edges(step_id, step):
-            parts.append(_edge(edge, where))
+    for edge in drawn:
+        lane = inner + LANE * lanes.index(edge) if edge in lanes else None
+        parts.append(_edge(edge, where, lane))
     for step_id, step in steps.items():
         parts.append(
             _box(step_id, step, where[step_id], counts.get(step_id), link, step_id == start,
@@ -146,7 +178,13 @@ def svg(
     return "".join(parts)
 
 
-def _edge(edge: Edge, where: dict) -> str:
+def _lane_needed(edge: Edge, where: dict) -> bool:
+    if not (isinstance(edge.target, str) and edge.target in where):
+        return False
+    return where[edge.target][1] != where[edge.source][1] + BOX_H + GAP_Y
+
+
+def _edge(edge: Edge, where: dict, lane: float | None) -> str:
     x0, y0 = where[edge.source]
     sx, sy = x0 + BOX_W / 2, y0 + BOX_H
     label = escape(edge.label)
@@ -161,21 +199,19 @@ def _edge(edge: Edge, where: dict) -> str:
         )
     x1, y1 = where[edge.target]
     tx, ty = x1 + BOX_W / 2, y1
-    if y1 > y0:  # downwards, to a later layer
-        mx, my = (sx + tx) / 2, (sy + ty) / 2
+    if lane is None:  # down to the next layer
+        my = (sy + ty) / 2
         path = f"M{sx:.0f},{sy:.0f} C{sx:.0f},{my:.0f} {tx:.0f},{my:.0f} {tx:.0f},{ty:.0f}"
-    else:  # back up (a loop) or sideways: round the right of both boxes
-        rx = max(x0, x1) + BOX_W + GAP_X / 2
-        ey = y1 + BOX_H / 2
-        path = (
-            f"M{x0 + BOX_W:.0f},{y0 + BOX_H / 2:.0f} C{rx:.0f},{y0 + BOX_H / 2:.0f} "
-            f"{rx:.0f},{ey:.0f} {x1 + BOX_W:.0f},{ey:.0f}"
-        )
-        mx, my = rx - 6, (y0 + BOX_H / 2 + ey) / 2
+        lx, ly = (sx + tx) / 2 + 4, my
+    else:  # out into the gap below, along the lane on the right, into the gap above the target
+        below = sy + GAP_Y / 3 + (lane % 3) * 5
+        above = ty - GAP_Y / 3 - (lane % 3) * 5
+        path = f"M{sx:.0f},{sy:.0f} V{below:.0f} H{lane:.0f} V{above:.0f} H{tx:.0f} V{ty:.0f}"
+        lx, ly = sx + 4, sy + 14
     return (
         f'<g class="edge" data-from="{escape(edge.source)}" data-to="{escape(edge.target)}">'
         f'<path d="{path}" fill="none" stroke="#666" marker-end="url(#arrow)"/>'
-        f'<text x="{mx + 4:.0f}" y="{my:.0f}" font-size="11" fill="#333">{label}</text></g>'
+        f'<text x="{lx:.0f}" y="{ly:.0f}" font-size="11" fill="#333">{label}</text></g>'
     )
 
 

@@ -6,6 +6,7 @@ staff of one workspace kept out of another's journeys through every admin URL.""
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -114,7 +115,8 @@ def test_layers_are_depths_from_the_start_and_branches_are_labelled():
             "lost": {"type": "exit"},
         },
     }  # fmt: skip
-    assert diagram.layers(definition) == [["w"], ["x", "s"], ["lost"]]
+    # x is below s, which leads to it as well; s's way back up to w is a loop's.
+    assert diagram.layers(definition) == [["w"], ["s"], ["x"], ["lost"]]
     labels = [e.label for e in diagram.edges("w", definition["steps"]["w"])]
     assert labels == ["yes", "no"]
     drawn = diagram.svg(definition)
@@ -383,6 +385,29 @@ def test_try_writes_nothing_at_all_on_a_draft(admin_client, workspace):
     assert not Message.objects.exists() and not WebhookDelivery.objects.exists()
 
 
+def test_results_per_send_step_and_variant_against_the_holdout(admin_client, workspace):
+    message = journey_message(workspace)
+    definition = {**SIMPLE, "steps": {
+        "pause": {"type": "delay", "duration": "1h", "next": "mail"},
+        "mail": {"type": "send", "campaign": message.pk, "next": "done"},
+        "done": {"type": "exit"}}}  # fmt: skip
+    journey = live(workspace, "Mailer", definition)
+    customers = people(workspace, "ada", "bob", "cyd")
+    ids = engine.enrol(version=journey.version, entrants=[(c.pk, {}) for c in customers])
+    Enrolment.objects.filter(pk=ids[0]).update(holdout=True)  # the control group, chosen here
+    engine.advance_due(now=timezone.now() + timedelta(hours=2))
+
+    response = admin_client.get(url(journey))
+    (result,) = response.context["results"]
+    assert result["step"] == "mail" and result["campaign"] == message
+    stats = result["stats"]
+    assert stats["holdout"]["recipients"] == 1
+    assert [(v["name"], v["recipients"]) for v in stats["variants"]] == [("A", 2)]
+    assert "ci95" in stats["holdout"]["conversions"]
+    page = response.content.decode()
+    assert "Variant A" in page and "Holdout" in page and "Rate (95% interval)" in page
+
+
 # --- the customer page and the enrolments list -----------------------------------------------
 
 
@@ -436,6 +461,7 @@ def test_staff_of_one_workspace_cannot_see_or_change_anothers_journeys(staff_of_
     for journey in (theirs, their_live):
         assert client.get(url(journey)).status_code == 302  # the admin's "does not exist"
         assert client.get(url(journey, "try=them@example.com")).status_code == 302
+        assert client.get(f"/admin/campaigns/journey/{journey.pk}/history/").status_code == 302
         for name, data in [("publish", {}), ("pause", {}), ("stop", {"confirm": "yes"}),
                            ("add_step", {"way": "", "kind": "exit"}),
                            ("save_json", {"definition": "{}"}),
