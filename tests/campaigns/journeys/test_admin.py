@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.journeys import diagram, engine, services
+from campaigns.journeys import diagram, engine, ready_made, services
 from campaigns.journeys.admin import EditError, step_add, step_remove
 from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey, JourneyTimer
 from campaigns.models import Campaign, Message, WebhookDelivery, WebhookEndpoint
@@ -353,6 +353,40 @@ def test_try_with_a_customer_shows_their_way_and_the_rendered_message(admin_clie
     assert path.stops[1].outcome == "no"
     # Without a context, the trigger's sample: bob's latest cart event.
     assert json.loads(response.context["try_context"])["event"] == "cart_updated"
+
+
+def test_try_takes_a_sample_of_the_trigger_when_no_context_is_given(admin_client, workspace):
+    journey = ready_made.install(workspace=workspace, name="abandoned_cart", publish=True)
+    (ada,) = people(workspace, "ada")
+    Product.objects.create(workspace=workspace, sku="T1", name="Teapot", price=20)
+    crm.event_bulk_create(workspace=workspace, rows=[{
+        "customer": str(ada.pk), "type": "checkout_started",
+        "occurred_at": timezone.now().isoformat(),
+        "properties": {"items": [{"sku": "T1", "quantity": 3}]}}])  # fmt: skip
+
+    response = admin_client.get(url(journey), {"try": "ada@example.com"})
+    sample = json.loads(response.context["try_context"])
+    assert sample["event"] == "checkout_started" and sample["properties"]["items"][0]["sku"] == "T1"
+    path = response.context["try_path"]
+    remind = next(stop for stop in path.stops if stop.kind == "send")
+    assert "3 × Teapot" in remind.message.html.replace("&times;", "×")
+    # She has not opted in to e-mail, and the ready-made messages need it: said, not hidden.
+    assert remind.skipped == "no consent"
+
+
+def test_staff_who_may_only_view_journeys_cannot_change_them(client, workspace):
+    user = get_user_model().objects.create_user("viewer", password="pw-for-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_journey"))
+    workspace.members.add(user)
+    client.force_login(user)
+    journey = services.journey_create(workspace=workspace, name="J", definition=SIMPLE)
+    page = client.get(url(journey))
+    assert page.status_code == 200 and page.context["journey_actions"] == []
+    assert not page.context["can_edit"]
+    for name in ("publish", "stop", "save_json", "add_step"):
+        assert op(client, journey, name, confirm="yes", definition="{}").status_code == 403
+    journey.refresh_from_db()
+    assert (journey.status, journey.definition) == ("draft", SIMPLE)
 
 
 def test_try_renders_the_draft_and_names_problems_first(admin_client, workspace):
