@@ -91,10 +91,10 @@ def people(workspace, n: int, prefix: str) -> list[int]:
     )
 
 
-def journey(workspace, name: str):
+def journey(workspace, name: str, definition: dict = DEFINITION):
     from campaigns.journeys import services as journeys
 
-    made = journeys.journey_create(workspace=workspace, name=name, definition=DEFINITION)
+    made = journeys.journey_create(workspace=workspace, name=name, definition=definition)
     journeys.journey_publish(journey=made)
     made.refresh_from_db()
     return made
