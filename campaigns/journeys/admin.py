@@ -225,7 +225,7 @@ class StepForm(forms.Form):
         super().__init__(*args, initial=initial, prefix="step", **kwargs)
         self.kind, self.step_id = kind, step_id
         steps = (journey.definition or {}).get("steps") or {}
-        targets = [("", "---------")] + [(s, s) for s in steps if s != step_id or kind != "exit"]
+        targets = [("", "---------")] + [(s, s) for s in steps]
         workspace = journey.workspace
         for name in STEP_FIELDS[kind]:
             if name in SUCCESSOR_FIELDS:
@@ -520,6 +520,13 @@ class JourneyAdmin(WorkspaceScopedAdmin):
     def exited(self, journey: Journey) -> int:
         return journey.n_exited
 
+    def get_actions(self, request):
+        # Deleting goes one draft at a time from its page: the list's bulk delete would take
+        # live journeys, their enrolments and history with it.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def has_delete_permission(self, request, obj=None) -> bool:
         # Only a draft goes (as the API has it); a journey that ran is stopped, and its
         # enrolments and history stay.
@@ -738,7 +745,9 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             and journey.status != Journey.Status.STOPPED,
             "enrolments_url": reverse("admin:campaigns_enrolment_changelist")
             + f"?journey={journey.pk}",
-            "results": self._results(journey),
+            # Reading results attributes conversions first (a write), as the campaign results
+            # page does; not while trying a customer, which writes nothing.
+            "results": self._results(journey, attribute=not request.GET.get("try")),
         }
         context.update(self._try(request, journey, definition, found))
         return context
@@ -755,7 +764,7 @@ class JourneyAdmin(WorkspaceScopedAdmin):
         }  # fmt: skip
         return names.get(journey.status, [])
 
-    def _results(self, journey: Journey) -> list[dict]:
+    def _results(self, journey: Journey, *, attribute: bool) -> list[dict]:
         """Each send step of the live version: its message's results against the journey's
         holdout at that step, per variant, with 95% intervals (the campaign results code)."""
         if journey.version_id is None:
@@ -770,7 +779,7 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             if campaign is not None:
                 found.append(
                     {"step": step_id, "campaign": campaign,
-                     "stats": campaign_stats(campaign=campaign)}
+                     "stats": campaign_stats(campaign=campaign, attribute=attribute)}
                 )  # fmt: skip
         return found
 
@@ -907,7 +916,10 @@ class EnrolmentAdmin(WorkspaceScopedAdmin):
 
 @customer_panel
 def journeys_panel(request: HttpRequest, customer: Customer) -> str:
-    """The customer page's panel: each of their enrolments with its history."""
+    """The customer page's panel: each of their enrolments with its history (for staff who
+    may see enrolments)."""
+    if not request.user.has_perm("campaigns.view_enrolment"):
+        return ""
     rows = list(
         Enrolment.objects.filter(customer=customer, workspace_id=customer.workspace_id)
         .select_related("journey", "version")

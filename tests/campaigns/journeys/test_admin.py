@@ -81,6 +81,9 @@ def test_the_list_shows_status_version_and_live_counts(admin_client, workspace):
     assert (simple.status, simple.version.number) == ("live", 1)
     assert (simple.n_inside, simple.n_entered, simple.n_finished, simple.n_exited) == (2, 3, 0, 1)
     assert rows["Draft one"].n_entered == 0 and rows["Draft one"].version is None
+    # No bulk delete: it would take live journeys with their enrolments; a draft goes alone.
+    assert response.context["action_form"] is None and b"delete_selected" not in response.content
+    assert admin_client.get(f"/admin/campaigns/journey/{journey.pk}/delete/").status_code == 403
 
 
 def test_the_diagram_draws_the_draft_with_the_live_versions_counts(admin_client, workspace):
@@ -427,15 +430,28 @@ def test_results_per_send_step_and_variant_against_the_holdout(admin_client, wor
         "done": {"type": "exit"}}}  # fmt: skip
     journey = live(workspace, "Mailer", definition)
     customers = people(workspace, "ada", "bob", "cyd")
-    ids = engine.enrol(version=journey.version, entrants=[(c.pk, {}) for c in customers])
+    hours_ago = timezone.now() - timedelta(hours=3)
+    ids = engine.enrol(
+        version=journey.version, entrants=[(c.pk, {}) for c in customers], now=hours_ago
+    )
     Enrolment.objects.filter(pk=ids[0]).update(holdout=True)  # the control group, chosen here
-    engine.advance_due(now=timezone.now() + timedelta(hours=2))
+    engine.advance_due(now=hours_ago + timedelta(hours=2))  # the message step, an hour ago
+
+    # The held-out customer buys: a conversion of the holdout at that step.
+    crm.event_bulk_create(workspace=workspace, rows=[{
+        "customer": str(customers[0].pk), "type": "purchase", "properties": {"total": "30"},
+        "occurred_at": (timezone.now() - timedelta(minutes=30)).isoformat()}])  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:  # trying a customer writes nothing
+        tried = admin_client.get(url(journey), {"try": "bob@example.com"})
+    assert tried.context["try_path"] is not None
+    assert not [q for q in queries.captured_queries if q["sql"].lstrip().startswith("UPDATE")]
 
     response = admin_client.get(url(journey))
     (result,) = response.context["results"]
     assert result["step"] == "mail" and result["campaign"] == message
     stats = result["stats"]
     assert stats["holdout"]["recipients"] == 1
+    assert stats["holdout"]["conversions"]["count"] == 1
     assert [(v["name"], v["recipients"]) for v in stats["variants"]] == [("A", 2)]
     assert "ci95" in stats["holdout"]["conversions"]
     page = response.content.decode()
@@ -453,6 +469,18 @@ def test_the_customer_page_shows_their_journeys_with_history(admin_client, works
     panel = page[page.index('id="customer-journeys"') :]
     assert "Simple" in panel and "active" in panel and "pause" in panel
     assert f"/admin/campaigns/journey/{journey.pk}/change/" in panel
+
+
+def test_the_customer_page_leaves_journeys_out_for_staff_who_may_not_see_them(client, workspace):
+    journey = live(workspace)
+    (ada,) = people(workspace, "ada")
+    engine.enrol(version=journey.version, entrants=[(ada.pk, {})])
+    user = get_user_model().objects.create_user("crm-only", password="pw-for-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crm"))
+    workspace.members.add(user)
+    client.force_login(user)
+    page = client.get(f"/admin/crm/customer/{ada.pk}/change/").content.decode()
+    assert "Timeline" in page and 'id="customer-journeys"' not in page
 
 
 def test_the_enrolments_list_filters_by_state_and_step(admin_client, workspace):
