@@ -33,7 +33,12 @@ from campaigns.models import Campaign, WebhookEndpoint
 from campaigns.services.results import campaign_stats
 from crm import validation
 from crm.admin.customers import customer_panel
-from crm.admin.scope import WorkspaceScopedAdmin, user_workspaces, visible_workspaces
+from crm.admin.scope import (
+    WorkspaceScopedAdmin,
+    current_workspace,
+    user_workspaces,
+    visible_workspaces,
+)
 from crm.models import Customer, Segment
 
 UNFINISHED = (Enrolment.State.ACTIVE, Enrolment.State.WAITING)
@@ -442,6 +447,7 @@ class InstallForm(forms.Form):
     def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, prefix="install", **kwargs)
         self.fields["workspace"].queryset = user_workspaces(request)
+        self.fields["workspace"].initial = current_workspace(request)
 
     def clean_settings(self) -> dict[str, str]:
         given = {}
