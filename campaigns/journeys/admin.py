@@ -90,13 +90,19 @@ def _get(step: dict, key: str) -> Any:
     if key.startswith("branches."):
         index = int(key.split(".")[1])
         branches = step.get("branches") or []
-        return branches[index].get("next") if index < len(branches) else None
+        branch = branches[index] if index < len(branches) else None
+        return branch.get("next") if isinstance(branch, dict) else None
     return step.get(key)
 
 
 def _set(step: dict, key: str, value: Any) -> None:
     if key.startswith("branches."):
-        step["branches"][int(key.split(".")[1])]["next"] = value
+        branch = step["branches"][int(key.split(".")[1])]
+        if not isinstance(branch, dict):
+            raise EditError(
+                "that branch is not an object with a weight and next: fix it in the JSON"
+            )
+        branch["next"] = value
     else:
         step[key] = value
 
@@ -204,10 +210,16 @@ def _show_problems(form: forms.Form, problems_: list[tuple[str | None, str]]) ->
         form.add_error(name, message)
 
 
+def _text(value: Any) -> str:
+    """A setting as a form shows it: text as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _choices(rows, current) -> list[tuple[str, str]]:
     found = [("", "---------")] + [(str(pk), f"{name} (#{pk})") for pk, name in rows]
-    if current not in (None, "") and str(current) not in {pk for pk, _ in found}:
-        found.append((str(current), f"{current} (not found)"))
+    shown = "" if current is None else _text(current)
+    if shown and shown not in {pk for pk, _ in found}:
+        found.append((shown, f"{shown} (not found)"))
     return found
 
 
@@ -226,7 +238,7 @@ class StepForm(forms.Form):
             elif name in JSON_FIELDS or (name == "value" and not isinstance(value, str)):
                 initial[name] = "" if value is None else json.dumps(value)
             else:
-                initial[name] = "" if value is None else str(value)
+                initial[name] = "" if value is None else _text(value)
         super().__init__(*args, initial=initial, prefix="step", **kwargs)
         self.kind, self.step_id = kind, step_id
         steps = (journey.definition or {}).get("steps") or {}
@@ -234,8 +246,8 @@ class StepForm(forms.Form):
         workspace = journey.workspace
         for name in STEP_FIELDS[kind]:
             if name in SUCCESSOR_FIELDS:
-                current = step.get(name)
-                extra = [] if current in (None, "") or current in steps else [(current, current)]
+                current = initial.get(name, "")
+                extra = [] if current == "" or current in steps else [(current, current)]
                 field = forms.ChoiceField(choices=targets + extra, required=False)
             elif name == "campaign":
                 rows = Campaign.objects.filter(
@@ -364,9 +376,19 @@ class SettingsForm(forms.Form):
 
     @classmethod
     def initial_for(cls, definition: dict) -> dict:
-        trigger = definition.get("trigger") or {"type": "api"}
-        events = trigger.get("events") or ([trigger["event"]] if trigger.get("event") else [])
-        reentry = definition.get("reentry") or {"policy": "not_inside"}
+        """The form's values from a draft, whatever it holds (the checker names what is wrong)."""
+
+        def mapping(value, default: dict) -> dict:
+            return value if isinstance(value, dict) else default
+
+        def listed(value) -> list:
+            return value if isinstance(value, list) else []
+
+        trigger = mapping(definition.get("trigger"), {"type": "api"})
+        events = listed(trigger.get("events")) or (
+            [trigger["event"]] if trigger.get("event") else []
+        )
+        reentry = mapping(definition.get("reentry"), {"policy": "not_inside"})
         rules = definition.get("entry_filter")
         return {
             "trigger_type": trigger.get("type"),
@@ -376,7 +398,7 @@ class SettingsForm(forms.Form):
             "entry_filter": json.dumps(rules) if rules else "",
             "reentry_policy": reentry.get("policy"),
             "reentry_days": reentry.get("days"),
-            "exit_on": ", ".join(str(e) for e in definition.get("exit_on") or []),
+            "exit_on": ", ".join(str(e) for e in listed(definition.get("exit_on"))),
             "holdout_percent": definition.get("holdout_percent", 0),
         }
 

@@ -52,7 +52,7 @@ def layers(definition: dict) -> list[list[str]]:
     steps = definition.get("steps") if isinstance(definition, dict) else None
     if not isinstance(steps, dict) or not steps:
         return []
-    start = definition.get("start")
+    start = definition.get("start") if isinstance(definition.get("start"), str) else None
 
     def ways_on(step_id: str) -> list[str]:
         found = []
@@ -143,7 +143,7 @@ def svg(
     if not rows:
         return ""
     steps = definition["steps"]
-    start = definition.get("start")
+    start = definition.get("start") if isinstance(definition.get("start"), str) else None
     counts = counts or {}
     inner = MARGIN * 2 + max(len(row) for row in rows) * (BOX_W + GAP_X) - GAP_X
     where: dict[str, tuple[float, float]] = {}

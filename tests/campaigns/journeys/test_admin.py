@@ -198,6 +198,34 @@ def test_the_journeys_settings_and_their_errors(admin_client, workspace):
     assert set(form.errors) == {"trigger_events", "reentry_days"}
 
 
+ODD_DRAFTS = [
+    {},
+    {"steps": []},
+    {"start": ["a"], "steps": {"a": "not a step"}},
+    {"trigger": "soon", "reentry": 3, "exit_on": "purchase", "entry_filter": [1],
+     "holdout_percent": "ten", "start": "s", "steps": {"s": {"type": "split", "branches": [1]}}},
+    {"start": "a", "steps": {"a": {"type": "warp", "next": "a"},
+                             "b": {"type": "delay", "duration": True, "next": {"x": 1}}}},
+    {"start": "a", "steps": {"a": {"type": "send", "campaign": "²", "next": "a"}}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("draft", ODD_DRAFTS)
+def test_any_draft_shows_its_page_editor_and_problems(admin_client, workspace, draft):
+    journey = services.journey_create(workspace=workspace, name="Odd", definition=draft)
+    steps = draft.get("steps") if isinstance(draft.get("steps"), dict) else {}
+    for query in ["", "try=nobody", "try=²&stand_in=x", "step=missing", *[
+            f"step={s}" for s in steps]]:  # fmt: skip
+        response = admin_client.get(url(journey, query))
+        assert response.status_code == 200, query
+        assert response.context["problems"], query  # none of them can be published
+    for s in steps:
+        response = op(admin_client, journey, "add_step", way=f"{s}:branches.0.next", kind="exit")
+        assert response.status_code == 302
+    assert op(admin_client, journey, "remove_step", step="missing").status_code == 302
+    assert op(admin_client, journey, "save_step", step="missing").status_code == 302
+
+
 def test_step_edits_keep_the_graph_whole_or_say_what_to_fix():
     definition = {
         "start": "c",
