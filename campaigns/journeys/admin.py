@@ -548,6 +548,13 @@ class JourneyAdmin(WorkspaceScopedAdmin):
     def exited(self, journey: Journey) -> int:
         return journey.n_exited
 
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # The form holds the name only: saving writes the name, not the status, version and
+        # draft as this request loaded them (a publish or an edit may land in between).
+        obj.save(update_fields=["name", "updated_at"])
+
     def get_actions(self, request):
         # Deleting goes one draft at a time from its page: the list's bulk delete would take
         # live journeys, their enrolments and history with it.

@@ -183,6 +183,15 @@ def test_build_a_journey_in_the_editor_with_field_errors_on_the_fields(admin_cli
     assert set(journey.definition["steps"]) == {"wait", "bought"}
 
 
+def test_a_live_journey_is_renamed_by_its_form_and_stays_live(admin_client, workspace):
+    journey = live(workspace)
+    response = admin_client.post(url(journey), {"name": "Renamed", "_continue": "1"})
+    assert response.status_code == 302
+    journey.refresh_from_db()
+    assert (journey.name, journey.status, journey.version.number) == ("Renamed", "live", 1)
+    assert journey.definition == SIMPLE
+
+
 def test_the_journeys_settings_and_their_errors(admin_client, workspace):
     journey = services.journey_create(workspace=workspace, name="J", definition=SIMPLE)
     op(admin_client, journey, "save_settings", **{
