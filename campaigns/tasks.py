@@ -2,6 +2,7 @@
 the campaign sweep and attribution on `default`; message and webhook deliveries on `sends`;
 copy generation on `gpu`."""
 
+import time
 from datetime import timedelta
 
 from celery.signals import worker_ready
@@ -18,6 +19,7 @@ from campaigns.services.results import attribute_conversions
 from workers import queues
 from workers.models import TaskRun
 from workers.runs import Progress, queued_task, tracked_task
+from workers.services import nudge_taken
 
 
 @tracked_task(queue=queues.DEFAULT, time_limit=30 * 60)
@@ -85,7 +87,16 @@ def deliver(campaign_id: int) -> dict:
 
 @queued_task(queue=queues.SENDS, time_limit=5 * 60, acks_late=True, ignore_result=True)
 def deliver_webhooks() -> dict:
-    return webhooks.deliver_due()
+    """Posts due webhook deliveries, batch after batch while full ones come (a backlog goes out
+    now, not one batch per nudge), for WEBHOOK_DRAIN_SECONDS at most; the next run goes on."""
+    nudge_taken(webhooks.DELIVER)
+    started, totals = time.monotonic(), {"delivered": 0, "retrying": 0, "failed": 0}
+    while True:
+        counts = webhooks.deliver_due(limit=webhooks.BATCH)
+        for outcome, n in counts.items():
+            totals[outcome] += n
+        if sum(counts.values()) < webhooks.BATCH or time.monotonic() - started > 20:
+            return totals
 
 
 @tracked_task(queue=queues.GPU, time_limit=60 * 60)

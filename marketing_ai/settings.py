@@ -332,6 +332,8 @@ CAMPAIGN_HTTP_CHANNELS = {
 # differed in development would hide the refusal until production.
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+# Webhook posts in flight at once per delivery run (each waits a round trip to its receiver).
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=16)
 # Messages per second per workspace and channel, shared by all workers (0 = no limit).
 CAMPAIGN_RATE_LIMITS = {
     "email": env.float("CAMPAIGN_EMAIL_RATE", default=0),

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from marketing_ai import kv
 from marketing_ai.ml import registry
 from workers import queues
 from workers.celery import app
@@ -133,6 +134,37 @@ def send_on_commit(send: Callable[[], Any], *, what: str, once: bool = False) ->
 
     guarded.nudge = what
     transaction.on_commit(guarded)
+
+
+# A nudge is "work is waiting: start a run of this task". While one nudge's task is queued and
+# not started, another adds nothing (the run will see the new work too); a flag in Redis says
+# one is on its way, the task clears it as it starts. It expires, so a lost message costs
+# NUDGE_PENDING_SECONDS at most (and beat's ticks come anyway).
+NUDGE_PENDING_SECONDS = 5
+
+
+def nudge_on_commit(name: str) -> None:
+    """Queues the task `name` (no arguments) once the transaction commits, unless a queued one
+    has not started yet. At a hundred writes a second this is what keeps the queue short."""
+    task = task_named(name)
+
+    def send() -> None:
+        try:
+            if not kv.client().set(f"nudge:{name}", 1, nx=True, ex=NUDGE_PENDING_SECONDS):
+                return
+        except redis.RedisError:
+            pass  # the broker is this Redis: the send below meets the same outage, and says so
+        task.delay()
+
+    send_on_commit(send, what=name, once=True)
+
+
+def nudge_taken(name: str) -> None:
+    """Called by the task `name` as it starts: the next nudge queues a new run."""
+    try:
+        kv.client().delete(f"nudge:{name}")
+    except redis.RedisError:
+        pass
 
 
 def task_run_cancel(*, run: TaskRun) -> bool:

@@ -10,7 +10,7 @@ from campaigns.journeys.models import Enrolment, Journey, JourneyVersion
 from campaigns.models import Campaign, Variant, WebhookEndpoint
 from crm.models import Customer, Segment, Workspace
 from crm.segments import RuleError, compile_rules
-from workers.services import send_on_commit, task_named
+from workers.services import nudge_on_commit
 
 ADVANCE = "campaigns.journeys.tasks.advance"
 EVENTS = "campaigns.journeys.tasks.events"
@@ -183,11 +183,9 @@ def enrolment_exit(*, enrolment: Enrolment, reason: str = "exited by staff") -> 
 def advance_soon() -> None:
     """Nudges a worker to move due enrolments once the transaction commits (the beat does it
     every second anyway; this saves a new enrolment's first step the wait)."""
-    advance = task_named(ADVANCE)
-    send_on_commit(lambda: advance.delay(), what="journey advance")
+    nudge_on_commit(ADVANCE)
 
 
 def events_soon() -> None:
     """Nudges a worker to read the event outbox once the transaction commits."""
-    events = task_named(EVENTS)
-    send_on_commit(lambda: events.delay(), what="journey events")
+    nudge_on_commit(EVENTS)

@@ -7,7 +7,9 @@ import time
 from campaigns.journeys import date_triggers, engine
 from workers import queues
 from workers.runs import queued_task
+from workers.services import nudge_taken
 
+ADVANCE, EVENTS = "campaigns.journeys.tasks.advance", "campaigns.journeys.tasks.events"
 BUDGET_SECONDS = 20.0  # one task works through a backlog this long, then the next one goes on
 
 
@@ -24,6 +26,7 @@ def _drain(step, budget: float = BUDGET_SECONDS) -> int:
 @queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
 def advance() -> int:
     """Moves on every enrolment whose timer is due (a delay over, a wait timed out)."""
+    nudge_taken(ADVANCE)
     return _drain(engine.advance_due)
 
 
@@ -31,6 +34,7 @@ def advance() -> int:
 def events() -> int:
     """Reads recorded events (waits met, exits, customers taken in by triggers), then who
     entered or left the segments journeys listen to."""
+    nudge_taken(EVENTS)
     return _drain(engine.events_arrived) + _drain(engine.memberships_changed)
 
 

@@ -6,18 +6,24 @@ only, checked on the address actually connected to, no redirects) and the log ke
 code and a short fixed reason, never the answer's body."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
-from django.db.models import Q
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns import outbound
 from campaigns.channels.http import signature
 from campaigns.models import WebhookDelivery, WebhookEndpoint
 from crm.signals import conversation_waiting
-from workers.services import send_on_commit, task_named
+from workers.services import nudge_on_commit
 
+DELIVER = "campaigns.tasks.deliver_webhooks"
+BATCH = 500  # deliveries claimed by one run at a time
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
 
@@ -66,8 +72,7 @@ def deliveries_soon() -> None:
     """Starts a run of the due deliveries once the transaction commits, one however many were
     queued in it: the sweep would find them within CAMPAIGN_SWEEP_SECONDS, and a journey's
     webhook step or a message's event is wanted within a second."""
-    deliver = task_named("campaigns.tasks.deliver_webhooks")
-    send_on_commit(lambda: deliver.delay(), what="webhook deliveries", once=True)
+    nudge_on_commit(DELIVER)
 
 
 def webhook_withdraw(*, message_id: int, event: str) -> int:
@@ -76,30 +81,58 @@ def webhook_withdraw(*, message_id: int, event: str) -> int:
     ).delete()[0]
 
 
-def deliver_due(*, limit: int = 200, timeout: float = 10.0) -> dict:
-    """Posts due deliveries once each; failures are rescheduled with backoff, then given up."""
+def deliver_due(*, limit: int = 500, timeout: float = 10.0) -> dict:
+    """Posts due deliveries once each; failures are rescheduled with backoff, then given up.
+
+    The batch is claimed in one statement (SKIP LOCKED: runners side by side take different
+    rows) by pushing its next attempt out past the time its posts can take; the posts go out
+    WEBHOOK_CONCURRENCY at a time (a receiver's answer takes a round trip, and one slow
+    receiver must not hold up the rest), and their outcomes are written back together."""
     now = timezone.now()
-    due = list(
-        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING)
-        .filter(next_attempt_at__lte=now)
-        .select_related("endpoint")
-        .order_by("next_attempt_at")[:limit]
-    )
+    with transaction.atomic():
+        due = list(
+            WebhookDelivery.objects.filter(
+                state=WebhookDelivery.State.PENDING, next_attempt_at__lte=now
+            )
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint")
+            .order_by("next_attempt_at")[:limit]
+        )
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in due]).update(
+            next_attempt_at=now + timedelta(seconds=timeout * 3)
+        )
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    with outbound.session() as session:
-        for delivery in due:
-            # Claim by pushing the next attempt out; a parallel runner skips it.
-            claimed = WebhookDelivery.objects.filter(
-                pk=delivery.pk,
-                state=WebhookDelivery.State.PENDING,
-                next_attempt_at=delivery.next_attempt_at,
-            ).update(next_attempt_at=now + timedelta(seconds=timeout * 3))
-            if claimed:
-                counts[_attempt(session, delivery, timeout)] += 1
+    if not due:
+        return counts
+    local = threading.local()
+
+    def attempt(delivery: WebhookDelivery) -> tuple[WebhookDelivery, int | None, str]:
+        if not hasattr(local, "session"):
+            local.session = outbound.session()
+        return (delivery, *_post(local.session, delivery, timeout))
+
+    workers = max(1, min(settings.WEBHOOK_CONCURRENCY, len(due)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(attempt, due))
+    delivered = [(d, code) for d, code, error in outcomes if error is None]
+    done_at = timezone.now()
+    for code in {code for _, code in delivered}:
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d, c in delivered if c == code]).update(
+            state=WebhookDelivery.State.DELIVERED,
+            attempts=F("attempts") + 1,
+            status_code=code,
+            error="",
+            delivered_at=done_at,
+        )
+    counts["delivered"] = len(delivered)
+    for delivery, code, error in outcomes:
+        if error is not None:
+            counts[_failed(delivery, code, error)] += 1
     return counts
 
 
-def _attempt(session: requests.Session, delivery: WebhookDelivery, timeout: float) -> str:
+def _post(session: requests.Session, delivery: WebhookDelivery, timeout: float):
+    """(status code, None) for a 2xx, else (code or None, a short reason)."""
     body = json.dumps({"id": str(delivery.event_id), **delivery.payload}, separators=(",", ":"))
     headers = {
         "Content-Type": "application/json",
@@ -107,24 +140,18 @@ def _attempt(session: requests.Session, delivery: WebhookDelivery, timeout: floa
         "X-Marketing-AI-Delivery": str(delivery.event_id),
         "X-Marketing-AI-Signature": signature(delivery.endpoint.secret, body.encode()),
     }
-    code, error = None, ""
     try:
         response = outbound.post(
             session, delivery.endpoint.url, data=body, headers=headers, timeout=timeout
         )
-        code = response.status_code
-        if 200 <= code < 300:
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                state=WebhookDelivery.State.DELIVERED,
-                attempts=delivery.attempts + 1,
-                status_code=code,
-                error="",
-                delivered_at=timezone.now(),
-            )
-            return "delivered"
-        error = outbound.response_reason(response)
     except requests.RequestException as exc:
-        error = outbound.failure_reason(exc)
+        return None, outbound.failure_reason(exc)
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, outbound.response_reason(response)
+
+
+def _failed(delivery: WebhookDelivery, code: int | None, error: str) -> str:
     attempts = delivery.attempts + 1
     if attempts >= MAX_ATTEMPTS:
         state, result = WebhookDelivery.State.FAILED, "failed"
