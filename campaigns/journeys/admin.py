@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from campaigns.journeys import diagram, graph, preview, ready_made, selectors, services
@@ -613,6 +614,9 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             if answer is not None:
                 return answer
             journey.refresh_from_db()
+            # The builder's form did not validate: the page again, with its errors, and the
+            # admin's own form left alone (as a GET shows it) rather than saved from this POST.
+            request.method = "GET"
         extra = {**(extra_context or {}), **self._builder(request, journey)}
         return super().change_view(request, object_id, form_url, extra)
 
@@ -662,7 +666,9 @@ class JourneyAdmin(WorkspaceScopedAdmin):
                 messages.warning(request, f"Saved {step_id}; the draft has problems to fix.")
             else:
                 messages.success(request, f"Saved {step_id}.")
-            return HttpResponseRedirect(self._url(journey, f"step={step_id}"))
+            return HttpResponseRedirect(
+                self._url(journey, f"step={step_id}") + "#journey-step-editor"
+            )
         if op == "save_settings":
             form = SettingsForm(request.POST, prefix="settings")
             if not form.is_valid():
@@ -670,7 +676,7 @@ class JourneyAdmin(WorkspaceScopedAdmin):
                 return None
             self._save(journey, form.apply(definition))
             messages.success(request, "Saved the journey's settings.")
-            return HttpResponseRedirect(self._url(journey, "settings=1"))
+            return HttpResponseRedirect(self._url(journey) + "#journey-settings")
         if op == "save_json":
             try:
                 changed = json.loads(request.POST.get("definition", ""))
@@ -687,7 +693,9 @@ class JourneyAdmin(WorkspaceScopedAdmin):
         return HttpResponseRedirect(self._url(journey))
 
     def _save(self, journey: Journey, definition: dict) -> None:
-        Journey.objects.filter(pk=journey.pk).update(definition=definition)
+        Journey.objects.filter(pk=journey.pk).update(
+            definition=definition, updated_at=timezone.now()
+        )
         journey.definition = definition
 
     def _state(self, request: HttpRequest, journey: Journey, op: str):

@@ -171,6 +171,7 @@ def test_build_a_journey_in_the_editor_with_field_errors_on_the_fields(admin_cli
         "step-type": "wait_event", "step-event": "purchase", "step-timeout": "4h",
         "step-where": "{not json", "step-yes": "bought", "step-no": "later"})  # fmt: skip
     assert refused.status_code == 200 and "where" in refused.context["step_form"].errors
+    assert not refused.context["adminform"].form.errors  # the name's form was not submitted
     assert Journey.objects.get(pk=journey.pk).definition == before
 
     # Removing the end that the wait and the delay lead to: refused, saying what to fix.
