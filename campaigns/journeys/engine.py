@@ -201,14 +201,24 @@ EVENTS_LOCK = 0x6A6F75726E657931  # "journey1"
 MEMBERSHIPS_LOCK = 0x6A6F75726E657932
 
 
-def _take(outbox, columns: tuple[str, ...], limit: int, lock: int) -> list[tuple]:
+class ReaderBusy(Exception):
+    """Another reader has the outbox now (and reads on until it is empty)."""
+
+
+def _take(outbox, columns: tuple[str, ...], limit: int, lock: int, wait: bool) -> list[tuple]:
     """Deletes the oldest `limit` rows of an outbox and returns their `columns`; the caller acts
     on them in the same transaction. One reader at a time: on PostgreSQL the advisory lock
-    `lock`; on SQLite the DELETE takes the database's one write lock first."""
+    `lock` (waited for, or with `wait` false ReaderBusy at once: a worker's process is not
+    held up behind a reader that will see the same rows); on SQLite the DELETE takes the
+    database's one write lock first."""
     table = outbox._meta.db_table
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+        elif connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock])
+            if not cursor.fetchone()[0]:
+                raise ReaderBusy
         # The table and column names are the model's own; the limit is a bound parameter.
         cursor.execute(
             f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id"  # noqa: S608
@@ -223,12 +233,14 @@ def _matches(where: dict | None, properties: dict) -> bool:
 
 
 @transaction.atomic
-def events_arrived(*, limit: int = 2000, now: datetime | None = None) -> int:
+def events_arrived(*, limit: int = 2000, now: datetime | None = None, wait: bool = True) -> int:
     """Takes a batch of recorded events from the outbox and acts on them: enrolments waiting
     for one move on its "yes" branch, exit events end enrolments, and triggers take customers
-    in. The outbox rows go in the same transaction. Returns how many events were read."""
+    in. The outbox rows go in the same transaction. Returns how many events were read; with
+    `wait` false, ReaderBusy where another reader is at it."""
     now = now or timezone.now()
-    event_ids = [row[0] for row in _take(EventOutbox, ("event_id",), limit, EVENTS_LOCK)]
+    taken = _take(EventOutbox, ("event_id",), limit, EVENTS_LOCK, wait)
+    event_ids = [row[0] for row in taken]
     if not event_ids:
         return 0
     # Events that happened long ago (a back-filled history) or claim to come from the future
@@ -336,13 +348,15 @@ def _waits_met(customers: set[int], events: list[dict], now: datetime) -> None:
 
 
 @transaction.atomic
-def memberships_changed(*, limit: int = 5000, now: datetime | None = None) -> int:
+def memberships_changed(
+    *, limit: int = 5000, now: datetime | None = None, wait: bool = True
+) -> int:
     """Takes a batch of segment comings and goings from the outbox and acts on them: journeys
     that start on entering (or leaving) a segment take those customers in, and enrolments of
     journeys that end on leaving one end. Returns how many changes were read."""
     now = now or timezone.now()
     columns = ("id", "segment_id", "customer_id", "change")
-    changes = sorted(_take(MembershipOutbox, columns, limit, MEMBERSHIPS_LOCK))
+    changes = sorted(_take(MembershipOutbox, columns, limit, MEMBERSHIPS_LOCK, wait))
     if not changes:
         return 0
     # The last word per customer and segment counts (entered, then left again: left).

@@ -35,7 +35,17 @@ def events() -> int:
     """Reads recorded events (waits met, exits, customers taken in by triggers), then who
     entered or left the segments journeys listen to."""
     nudge_taken(EVENTS)
-    return _drain(engine.events_arrived) + _drain(engine.memberships_changed)
+    total, busy = 0, False
+    for read in (engine.events_arrived, engine.memberships_changed):
+        try:
+            total += _drain(lambda read=read: read(wait=False))
+        except engine.ReaderBusy:
+            busy = True
+    if busy:
+        # The reader at it now drains what is there; a look again in a second covers what was
+        # written as it finished (beat's tick would, a few seconds later).
+        events.apply_async(countdown=1, expires=30)
+    return total
 
 
 @queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)

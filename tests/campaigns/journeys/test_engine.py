@@ -8,7 +8,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.journeys import engine, selectors, services
@@ -568,3 +568,28 @@ def test_an_event_reaches_the_webhook_step_and_its_receiver_without_waiting_for_
     finally:
         stop_worker(worker)
         server.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_finding_another_reader_at_the_outbox_moves_on_instead_of_waiting():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no second reader to find")
+    holding, release = threading.Event(), threading.Event()
+
+    def other_reader() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [engine.EVENTS_LOCK])
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=other_reader)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(engine.ReaderBusy):
+            engine.events_arrived(wait=False)
+    finally:
+        release.set()
+        thread.join()
+    assert engine.events_arrived(wait=False) == 0  # the outbox is free again (and empty)
