@@ -580,8 +580,15 @@ def test_staff_of_one_workspace_cannot_see_or_change_anothers_journeys(staff_of_
     assert "Their live" not in client.get("/admin/campaigns/enrolment/").content.decode()
     their_enrolment = Enrolment.objects.get()
     assert client.get(f"/admin/campaigns/enrolment/{their_enrolment.pk}/change/").status_code == 302
+    # The editor offers my messages only, not theirs.
+    their_message, my_message = journey_message(other), journey_message(workspace)
+    Journey.objects.filter(pk=mine.pk).update(definition={"start": "mail", "steps": {
+        "mail": {"type": "send", "next": "done"}, "done": {"type": "exit"}}})  # fmt: skip
+    form = client.get(url(mine, "step=mail")).context["step_form"]
+    offered = [value for value, _ in form.fields["campaign"].choices]
+    assert str(my_message.pk) in offered and str(their_message.pk) not in offered
     # Installing a ready-made journey into their workspace is refused too.
     client.post("/admin/campaigns/journey/add/", {
         "install-workspace": other.pk, "install-template": "welcome"})  # fmt: skip
     assert Journey.objects.filter(workspace=other).count() == 2
-    assert not Campaign.objects.filter(workspace=other).exists()
+    assert list(Campaign.objects.filter(workspace=other)) == [their_message]
