@@ -18,6 +18,7 @@ from django.utils import timezone
 from campaigns.journeys import diagram, engine, ready_made, services
 from campaigns.journeys.admin import EditError, step_add, step_remove
 from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey, JourneyTimer
+from campaigns.journeys.steps import unit
 from campaigns.models import Campaign, Message, WebhookDelivery, WebhookEndpoint
 from crm import services as crm
 from crm.models import Customer, Product
@@ -374,7 +375,14 @@ def test_try_with_a_customer_shows_their_way_and_the_rendered_message(admin_clie
     assert wait.what.startswith("waits up to 4h for purchase: yes → done, no → german")
     assert german.outcome == "yes"
     assert later.local.endswith("09:00 CET") or later.local.endswith("09:00 CEST")
-    assert split.outcome in ("branch 1", "branch 2")
+    # Drawn as the engine draws it, for the stand-in enrolment id (the customer's, unless given).
+    assert path.stand_in == ada.pk
+    assert split.outcome == ("branch 1" if unit(ada.pk, "split:test") < 0.5 else "branch 2")
+    other = admin_client.get(url(journey), {"try": "ada@example.com", "stand_in": "777"})
+    assert other.context["try_path"].stand_in == 777
+    assert other.context["try_path"].stops[3].outcome == (
+        "branch 1" if unit(777, "split:test") < 0.5 else "branch 2"
+    )
     assert mail.message.subject == "Your cart" and "2 x T1" in mail.message.text
     assert mail.to == "ada@example.com" and mail.variant == "A"
     assert "nothing is posted" in hook.what
