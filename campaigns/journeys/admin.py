@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from campaigns import charts
 from campaigns.journeys import diagram, graph, preview, ready_made, selectors, services
 from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey
 from campaigns.models import Campaign, WebhookEndpoint
@@ -819,11 +820,16 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             campaign = Campaign.objects.filter(
                 pk=step["campaign"], workspace=journey.workspace
             ).first()
-            if campaign is not None:
-                found.append(
-                    {"step": step_id, "campaign": campaign,
-                     "stats": campaign_stats(campaign=campaign, attribute=attribute)}
-                )  # fmt: skip
+            if campaign is None:
+                continue
+            stats = campaign_stats(campaign=campaign, attribute=attribute)
+            rows = [(f"Variant {v['name']}", v["conversions"]["rate"], v["conversions"]["ci95"])
+                    for v in stats["variants"]]  # fmt: skip
+            if stats["holdout"]:
+                held = stats["holdout"]["conversions"]
+                rows.append(("Holdout", held["rate"], held["ci95"]))
+            chart = charts.rate_bars(rows, title="Conversion rate (95% interval)")
+            found.append({"step": step_id, "campaign": campaign, "stats": stats, "chart": chart})
         return found
 
     def _try(self, request, journey: Journey, draft: dict, found: dict) -> dict:
