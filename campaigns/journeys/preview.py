@@ -60,7 +60,8 @@ class Path:
 def sample_context(journey: Journey, definition: dict, customer: Customer) -> dict:
     """What a trigger would give the enrolment: an event trigger's latest event of this
     customer (else of anyone in the workspace) of a type it listens to, with its properties;
-    a segment trigger's entering; an API enrolment's {"api": true}."""
+    a segment trigger's entering; a date trigger's date (today); an API enrolment's
+    {"api": true}."""
     trigger = definition.get("trigger") or {}
     if trigger.get("type") == "event":
         types = trigger.get("events") or [trigger.get("event")]
@@ -76,6 +77,8 @@ def sample_context(journey: Journey, definition: dict, customer: Customer) -> di
         return {"event": types[0] if types else "", "event_id": None, "properties": where}
     if trigger.get("type") == "segment":
         return {"segment": trigger.get("segment"), "change": trigger.get("on", "enter")}
+    if trigger.get("type") == "date":  # as date_triggers gives it: the date and the day
+        return {"date": trigger.get("date"), "day": timezone.now().date().isoformat()}
     return {"api": True}
 
 

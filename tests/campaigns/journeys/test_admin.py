@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.journeys import diagram, engine, ready_made, services
+from campaigns.journeys import diagram, engine, preview, ready_made, services
 from campaigns.journeys.admin import EditError, step_add, step_remove
 from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey, JourneyTimer
 from campaigns.journeys.steps import unit
@@ -421,6 +421,23 @@ def test_try_takes_a_sample_of_the_trigger_when_no_context_is_given(admin_client
     assert "3 × Teapot" in remind.message.html.replace("&times;", "×")
     # She has not opted in to e-mail, and the ready-made messages need it: said, not hidden.
     assert remind.skipped == "no consent"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "sample"),
+    [
+        ({"type": "segment", "segment": 4, "on": "leave"}, {"segment": 4, "change": "leave"}),
+        ({"type": "date", "date": "birthday"}, {"date": "birthday"}),
+        ({"type": "api"}, {"api": True}),
+        ({"type": "event", "event": "cart_updated", "where": {"source": "web"}},
+         {"event": "cart_updated", "event_id": None, "properties": {"source": "web"}}),
+    ],
+)  # fmt: skip
+def test_a_trigger_sample_is_what_the_trigger_gives_an_enrolment(workspace, trigger, sample):
+    journey = services.journey_create(workspace=workspace, name="J", definition={})
+    (ada,) = people(workspace, "ada")
+    given = preview.sample_context(journey, {"trigger": trigger}, ada)
+    assert given | sample == given  # the date trigger's also says which day
 
 
 def test_staff_who_may_only_view_journeys_cannot_change_them(client, workspace):
