@@ -19,7 +19,7 @@ from campaigns.models import Campaign, Message, Suppression, Variant, WebhookEnd
 from campaigns.services import recipients
 from campaigns.services.fanout import deliveries_queue_on_commit
 from campaigns.services.recipients import pick_variant
-from campaigns.services.webhooks import endpoints_for, webhook_emit
+from campaigns.services.webhooks import endpoints_for, webhook_emit_many
 from crm.models import Customer, Segment
 from crm.segments import customers_matching
 from crm.services.segments import segment_add_members
@@ -233,14 +233,9 @@ def _webhook(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
     if endpoint is None:
         log.warning("journey %s: webhook endpoint %s is gone", journey.pk, step["endpoint"])
         return
-    for e in ids:
-        if batch.holdout[e]:
-            continue  # the control group gets no messages
-        webhook_emit(
-            workspace_id=journey.workspace_id,
-            event="journey.step",
-            endpoints=[endpoint],
-            data={
+    items = [
+        (
+            {
                 "journey": journey.pk,
                 "version": batch.version.number,
                 "step": step_id,
@@ -248,7 +243,14 @@ def _webhook(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
                 "customer": batch.customers[e],
                 "trigger": batch.context[e],
             },
+            None,
         )
+        for e in ids
+        if not batch.holdout[e]  # the control group gets no messages
+    ]
+    webhook_emit_many(
+        workspace_id=journey.workspace_id, event="journey.step", items=items, endpoints=[endpoint]
+    )
 
 
 def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, list[int]]:
@@ -351,9 +353,13 @@ def announce(journey, version, ids, event: str, *, customers: dict[int, int], re
     endpoints = endpoints_for(journey.workspace_id, event)
     if not endpoints or not ids:
         return
+    items = []
     for e in ids:
         data = {"journey": journey.pk, "version": version.number, "enrolment": e,
                 "customer": customers[e]}  # fmt: skip
         if reason:
             data["reason"] = reason
-        webhook_emit(workspace_id=journey.workspace_id, event=event, data=data, endpoints=endpoints)
+        items.append((data, None))
+    webhook_emit_many(
+        workspace_id=journey.workspace_id, event=event, items=items, endpoints=endpoints
+    )

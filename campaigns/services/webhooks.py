@@ -47,25 +47,41 @@ def webhook_emit(
 ) -> int:
     """Queues `event` for every endpoint that subscribed to it; call inside the transaction that
     makes the change. Returns how many deliveries were queued."""
+    return webhook_emit_many(
+        workspace_id=workspace_id, event=event, items=[(data, message_id)],
+        endpoints=endpoints, delay=delay,
+    )  # fmt: skip
+
+
+def webhook_emit_many(
+    *,
+    workspace_id: int,
+    event: str,
+    items: list[tuple[dict, int | None]],
+    endpoints: list[WebhookEndpoint] | None = None,
+    delay: float = 0,
+) -> int:
+    """webhook_emit for many changes of one kind at once, (data, message id) each: one insert
+    (a journey step moving a thousand enrolments writes their deliveries together)."""
     endpoints = endpoints_for(workspace_id, event) if endpoints is None else endpoints
-    if not endpoints:
+    if not endpoints or not items:
         return 0
     now = timezone.now()
-    WebhookDelivery.objects.bulk_create(
-        [
-            WebhookDelivery(
-                endpoint=e,
-                event=event,
-                message_id=message_id,
-                payload={"type": event, "created": now.isoformat(), "data": data},
-                next_attempt_at=now + timedelta(seconds=delay),
-            )
-            for e in endpoints
-        ]
-    )
+    rows = [
+        WebhookDelivery(
+            endpoint=e,
+            event=event,
+            message_id=message_id,
+            payload={"type": event, "created": now.isoformat(), "data": data},
+            next_attempt_at=now + timedelta(seconds=delay),
+        )
+        for data, message_id in items
+        for e in endpoints
+    ]
+    WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
     if delay <= 0:
         deliveries_soon()
-    return len(endpoints)
+    return len(rows)
 
 
 def deliveries_soon() -> None:
