@@ -337,7 +337,7 @@ class StepForm(forms.Form):
 TRIGGER_TYPES = [
     ("event", "an event"),
     ("segment", "a segment entered or left"),
-    ("date", "a date (its settings in the JSON)"),
+    ("date", "a date"),
     ("api", "the API only"),
 ]
 
@@ -352,6 +352,17 @@ class SettingsForm(forms.Form):
     trigger_segment = forms.CharField(required=False, label="Segment id")
     trigger_on = forms.ChoiceField(
         choices=[("enter", "entering"), ("leave", "leaving")], required=False, label="On"
+    )
+    trigger_date = forms.CharField(
+        required=False, label="Date",
+        help_text="signed_up, last_order or a date attribute (e.g. birthday)",
+    )  # fmt: skip
+    trigger_offset_days = forms.IntegerField(
+        required=False, label="Days from the date", help_text="e.g. 30, or -7 for a week before"
+    )
+    trigger_yearly = forms.BooleanField(required=False, label="Every year")
+    trigger_at = forms.CharField(
+        required=False, label="At", help_text="their local time of day, default 09:00"
     )
     entry_filter = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
@@ -371,7 +382,9 @@ class SettingsForm(forms.Form):
     PLACES = {
         "trigger.type": "trigger_type", "trigger.event": "trigger_events",
         "trigger.events": "trigger_events", "trigger.segment": "trigger_segment",
-        "trigger.on": "trigger_on", "entry_filter": "entry_filter",
+        "trigger.on": "trigger_on", "trigger.date": "trigger_date",
+        "trigger.offset_days": "trigger_offset_days", "trigger.yearly": "trigger_yearly",
+        "trigger.at": "trigger_at", "entry_filter": "entry_filter",
         "reentry.policy": "reentry_policy", "reentry.days": "reentry_days",
         "exit_on": "exit_on", "holdout_percent": "holdout_percent",
     }  # fmt: skip
@@ -397,6 +410,10 @@ class SettingsForm(forms.Form):
             "trigger_events": ", ".join(str(e) for e in events),
             "trigger_segment": trigger.get("segment", ""),
             "trigger_on": trigger.get("on", "enter"),
+            "trigger_date": trigger.get("date", ""),
+            "trigger_offset_days": trigger.get("offset_days"),
+            "trigger_yearly": trigger.get("yearly") is True,
+            "trigger_at": trigger.get("at", ""),
             "entry_filter": json.dumps(rules) if rules else "",
             "reentry_policy": reentry.get("policy"),
             "reentry_days": reentry.get("days"),
@@ -430,6 +447,15 @@ class SettingsForm(forms.Form):
             raw = data["trigger_segment"].strip()
             trigger["segment"] = int(raw) if raw.isdigit() else raw
             trigger["on"] = data["trigger_on"] or "enter"
+        elif kind == "date":
+            trigger["date"] = data["trigger_date"].strip()
+            trigger["yearly"] = data["trigger_yearly"]
+            for name in ("offset_days", "at"):
+                value = data[f"trigger_{name}"]
+                if value in (None, ""):
+                    trigger.pop(name, None)
+                else:
+                    trigger[name] = value.strip() if isinstance(value, str) else value
         found["trigger"] = trigger
         found["entry_filter"] = data["entry_filter"]
         reentry: dict[str, Any] = {"policy": data["reentry_policy"]}

@@ -208,6 +208,18 @@ def test_the_journeys_settings_and_their_errors(admin_client, workspace):
     form = admin_client.get(url(journey)).context["settings_form"]
     assert set(form.errors) == {"trigger_events", "reentry_days"}
 
+    # A date: a week before each birthday, at ten their time.
+    op(admin_client, journey, "save_settings", **{
+        "settings-trigger_type": "date", "settings-trigger_date": "birthday",
+        "settings-trigger_offset_days": "-7", "settings-trigger_yearly": "on",
+        "settings-trigger_at": "25:00", "settings-reentry_policy": "not_inside"})  # fmt: skip
+    journey.refresh_from_db()
+    wanted = {"type": "date", "date": "birthday", "offset_days": -7, "yearly": True, "at": "25:00"}
+    assert journey.definition["trigger"] == wanted
+    form = admin_client.get(url(journey)).context["settings_form"]
+    assert set(form.errors) == {"trigger_at"}
+    assert form.initial["trigger_offset_days"] == -7 and form.initial["trigger_yearly"] is True
+
 
 ODD_DRAFTS = [
     {},
