@@ -427,7 +427,8 @@ def kill_outside_hand_off(process: subprocess.Popen, database_port: int) -> None
     kill_group(process)
 
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+# initdb where CI puts it on PATH, else where Debian installs PostgreSQL 15.
+POSTGRES_BIN = Path(shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb").resolve().parent
 
 
 class OwnPostgres:
