@@ -292,6 +292,10 @@ def _send(stop, step, journey, customer, trigger, stand_in, holdout, at, tz) -> 
     )
     stop.to = address
     stop.skipped = recipients.skip_reason(campaign, facts, address, suppressed) if facts else ""
+    if campaign.status == Campaign.Status.DRAFT:
+        stop.what += " (it sends once the journey is published)"
+    elif campaign.status != Campaign.Status.SENDING and not stop.skipped:
+        stop.skipped = f"message {campaign.status}"  # staff paused or cancelled it, as steps say
     if not stop.skipped and holdout:
         stop.skipped = "holdout (the journey's control group gets no messages)"
     due = schedule.due_time(

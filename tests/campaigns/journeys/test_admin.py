@@ -490,7 +490,13 @@ def test_try_writes_nothing_at_all_on_a_draft(admin_client, workspace):
     people(workspace, "ada")
     with CaptureQueriesContext(connection) as queries:
         response = admin_client.get(url(journey), {"try": "ada@example.com"})
-    assert response.context["try_path"].stops[0].message.subject == "Your cart"
+    mail = response.context["try_path"].stops[0]
+    assert (
+        mail.message.subject == "Your cart" and "sends once the journey is published" in mail.what
+    )
+    Campaign.objects.filter(pk=message.pk).update(status=Campaign.Status.CANCELLED)
+    cancelled = admin_client.get(url(journey), {"try": "ada@example.com"})
+    assert cancelled.context["try_path"].stops[0].skipped == "message cancelled"
     writes = [q["sql"] for q in queries.captured_queries
               if re.match(r"\s*(INSERT|UPDATE|DELETE)", q["sql"], re.I)]  # fmt: skip
     assert writes == []
