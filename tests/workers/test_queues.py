@@ -38,6 +38,9 @@ EXPECTED = {
     "crm.tasks.idempotency.purge_idempotency_records": queues.DEFAULT,
     "workers.tasks.sweep_runs": queues.DEFAULT,
     "workers.tasks.selfcheck": queues.DEFAULT,
+    "campaigns.journeys.tasks.advance": queues.DEFAULT,
+    "campaigns.journeys.tasks.events": queues.DEFAULT,
+    "campaigns.journeys.tasks.dates": queues.DEFAULT,
 }
 
 
