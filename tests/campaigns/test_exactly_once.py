@@ -14,11 +14,7 @@ On PostgreSQL the killer stops the worker's processes, and if one of them holds 
 it lets them run a moment and tries again; every other moment is fair game.
 """
 
-import os
-import signal
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -29,6 +25,7 @@ from tests.campaigns.factories import make_audience, make_campaign
 from tests.campaigns.helpers import expected_recipients, wait_for_status
 from tests.conftest import (
     free_port,
+    kill_group,
     start_beat,
     start_redis,
     start_worker,
@@ -37,6 +34,7 @@ from tests.conftest import (
     wait_until,
     worker_log,
 )
+from tests.conftest import kill_outside_hand_off as shared_kill_outside_hand_off
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
 
@@ -64,61 +62,12 @@ def environment(redis_url: str, sink) -> dict:
     }
 
 
-def kill_group(process) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(10)
-    # The pool processes die with the main one but each in its own time; a worker started again
-    # meets none of them still holding a connection or a claim.
-    wait_until(lambda: not group_members(process.pid), timeout=10, interval=0.02)
-
-
 def kill_outside_hand_off(process) -> None:
-    """SIGKILL for the worker's process group, at a moment when none of its processes sits
-    between the ledger's COMMIT and the "." (PostgreSQL over TCP; elsewhere at once)."""
+    """The shared killer, given the test database's port (PostgreSQL over TCP; else at once)."""
     port = 0
     if connection.vendor == "postgresql":
         port = int(connection.settings_dict.get("PORT") or 5432)
-    for _ in range(500):
-        os.killpg(process.pid, signal.SIGSTOP)
-        if not port or not holding_commit(group_members(process.pid), port):
-            break
-        os.killpg(process.pid, signal.SIGCONT)
-        time.sleep(0.002)
-    kill_group(process)
-
-
-def group_members(group: int) -> list[int]:
-    """The live processes of a process group (a zombie has let go of everything it held)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == group and state not in ("Z", "X"):
-            members.append(int(stat.parent.name))
-    return members
-
-
-def holding_commit(pids: list[int], database_port: int) -> bool:
-    """Whether one of `pids` has unsent or unacknowledged bytes on a socket to the database."""
-    inodes = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").glob("*"):
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote_port = int(fields[2].split(":")[1], 16)
-        send_queue = int(fields[4].split(":")[0], 16)
-        if fields[9] in inodes and remote_port == database_port and send_queue:
-            return True
-    return False
+    shared_kill_outside_hand_off(process, port)
 
 
 def assert_exactly_once(campaign: Campaign, sink) -> None:
