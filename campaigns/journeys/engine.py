@@ -104,9 +104,8 @@ def enrol(
             journey=journey, customer_id__in=allowed, entered_at=now, finished_at__isnull=True
         ).values_list("pk", flat=True)
     )
-    holdout = float(definition.get("holdout_percent") or 0) / 100
-    if holdout:
-        held = [e for e in ids if steps.unit(e, "holdout") < holdout]
+    if definition.get("holdout_percent"):
+        held = [e for e in ids if steps.in_holdout(e, definition["holdout_percent"])]
         Enrolment.objects.filter(pk__in=held).update(holdout=True)
     batch = steps.batch_for(version, ids, now)
     steps.announce(journey, version, ids, "journey.entered", customers=batch.customers)

@@ -16,7 +16,13 @@ from campaigns import rendering, schedule
 from campaigns.channels import channel_for
 from campaigns.journeys import dates, graph
 from campaigns.journeys.models import Enrolment, Journey
-from campaigns.journeys.steps import unit
+from campaigns.journeys.steps import (
+    date_due,
+    in_holdout,
+    send_variant,
+    split_branch,
+    time_of_day_due,
+)
 from campaigns.models import Campaign, Suppression, Variant, WebhookEndpoint
 from campaigns.services import recipients
 from campaigns.services.delivery import with_products
@@ -98,7 +104,7 @@ def walk(
     workspace = journey.workspace
     tz = schedule.zone(customer.time_zone or "", settings.TIME_ZONE)
     entry = _entry(journey, definition, customer)
-    holdout = unit(stand_in, "holdout") < float(definition.get("holdout_percent") or 0) / 100
+    holdout = in_holdout(stand_in, definition.get("holdout_percent") or 0)
     trigger = with_products(workspace.pk, {0: context})[0]
     steps = definition["steps"]
     stops: list[Stop] = []
@@ -145,13 +151,7 @@ def walk(
             stop.not_taken = [("no" if matched else "yes", step["no" if matched else "yes"])]
         elif kind == "split":
             branches = step["branches"]
-            total = sum(b["weight"] for b in branches)
-            u, edge, chosen = unit(stand_in, f"split:{step_id}") * total, 0, len(branches) - 1
-            for index, branch in enumerate(branches):
-                edge += branch["weight"]
-                if u < edge:
-                    chosen = index
-                    break
+            chosen = split_branch(step, step_id, stand_in)
             stop.outcome = f"branch {chosen + 1}"
             stop.next = branches[chosen]["next"]
             stop.not_taken = [
@@ -245,22 +245,8 @@ def _delay_due(step: dict, at: datetime, tz, customer: Customer) -> datetime:
         return at + timedelta(seconds=graph.seconds(step["duration"]))
     if step.get("until_date") is not None:
         day = dates.of_customers(step["until_date"], [customer.pk], lambda pk: tz).get(customer.pk)
-        if day is None:
-            return at
-        return dates.next_due(
-            day,
-            offset_days=step.get("offset_days", 0),
-            yearly=step.get("yearly", False),
-            at=graph.time_of_day(step.get("at") or "09:00"),
-            tz=tz,
-            now=at,
-        )
-    when = graph.time_of_day(step["until_time"])
-    local = at.astimezone(tz)
-    due = datetime.combine(local.date(), when, tzinfo=tz)
-    if due <= local:
-        due = datetime.combine(local.date() + timedelta(days=1), when, tzinfo=tz)
-    return due
+        return date_due(step, day, now=at, tz=tz)
+    return time_of_day_due(graph.time_of_day(step["until_time"]), now=at, tz=tz)
 
 
 def _local(at: datetime, tz) -> str:
@@ -281,7 +267,7 @@ def _send(stop, step, journey, customer, trigger, stand_in, holdout, at, tz) -> 
     if not variants:
         stop.problem = "no approved variant: nothing would be sent"
         return
-    variant = recipients.pick_variant(variants, unit(stand_in, f"variant:{stop.step}"))
+    variant = send_variant(variants, stop.step, stand_in)
     stop.variant = variant.name
     facts = recipients.with_send_facts(campaign, Customer.objects.filter(pk=customer.pk)).first()
     address = channel_for(campaign.channel).address_of(facts) if facts else ""

@@ -33,6 +33,53 @@ def unit(enrolment_id: int, purpose: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+# The engine's draws and due times, one enrolment at a time: the steps below use them, and so
+# does *Try with a customer* (campaigns.journeys.preview), so the path it shows is the path.
+
+
+def in_holdout(enrolment_id: int, percent: float) -> bool:
+    return unit(enrolment_id, "holdout") < float(percent or 0) / 100
+
+
+def split_branch(step: dict, step_id: str, enrolment_id: int) -> int:
+    """The index of the split's branch this enrolment takes (by the branches' weights)."""
+    branches = step["branches"]
+    u, edge = unit(enrolment_id, f"split:{step_id}") * sum(b["weight"] for b in branches), 0
+    for index, branch in enumerate(branches):
+        edge += branch["weight"]
+        if u < edge:
+            return index
+    return len(branches) - 1
+
+
+def send_variant(variants: list[Variant], step_id: str, enrolment_id: int) -> Variant:
+    """The variant a send step gives this enrolment (`variants`: approved, ordered by name)."""
+    return pick_variant(variants, unit(enrolment_id, f"variant:{step_id}"))
+
+
+def time_of_day_due(when, *, now: datetime, tz) -> datetime:
+    """The next `when` (a local time of day) in `tz` after `now`."""
+    local = now.astimezone(tz)
+    due = datetime.combine(local.date(), when, tzinfo=tz)
+    if due <= local:
+        due = datetime.combine(local.date() + timedelta(days=1), when, tzinfo=tz)
+    return due
+
+
+def date_due(step: dict, day, *, now: datetime, tz) -> datetime:
+    """A delay until a date: the customer's `day` + offset at the local time; none: now."""
+    if day is None:
+        return now
+    return dates.next_due(
+        day,
+        offset_days=step.get("offset_days", 0),
+        yearly=step.get("yearly", False),
+        at=graph.time_of_day(step.get("at") or "09:00"),
+        tz=tz,
+        now=now,
+    )
+
+
 @dataclass
 class Batch:
     """Enrolments of one version moving together, with what the steps need to know of them."""
@@ -106,15 +153,9 @@ def run(batch: Batch, step_id: str, ids: list[int]) -> None:
             todo += [(step["yes"], yes), (step["no"], no)]
         elif kind == "split":
             branches = step["branches"]
-            total = sum(b["weight"] for b in branches)
             chosen: dict[int, list[int]] = defaultdict(list)
             for e in ids:
-                u, edge = unit(e, f"split:{step_id}") * total, 0
-                for index, branch in enumerate(branches):
-                    edge += branch["weight"]
-                    if u < edge:
-                        chosen[index].append(e)
-                        break
+                chosen[split_branch(step, step_id, e)].append(e)
             for index, members in chosen.items():
                 batch.log(members, step_id, f"branch {index + 1}")
                 todo.append((branches[index]["next"], members))
@@ -157,11 +198,7 @@ def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
             name = zones.get(batch.customers[e]) or ""
             if name not in due_by_zone:
                 tz = schedule.zone(name, settings.TIME_ZONE)
-                local = batch.now.astimezone(tz)
-                due = datetime.combine(local.date(), at, tzinfo=tz)
-                if due <= local:
-                    due = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=tz)
-                due_by_zone[name] = due
+                due_by_zone[name] = time_of_day_due(at, now=batch.now, tz=tz)
             batch.timers.append(
                 JourneyTimer(enrolment_id=e, step=step_id, due_at=due_by_zone[name])
             )
@@ -171,7 +208,6 @@ def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
 def _until_date(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
     """A timer at the customer's date + offset, local time `at`; a date once and past, or no
     date at all, is due now (the next tick moves it on; its history says which)."""
-    at = graph.time_of_day(step.get("at") or "09:00")
     customer_ids = {batch.customers[e] for e in ids}
     zones = {
         pk: schedule.zone(name, settings.TIME_ZONE)
@@ -179,25 +215,12 @@ def _until_date(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
     }
     utc = schedule.zone("UTC", "UTC")
     days = dates.of_customers(step["until_date"], customer_ids, lambda pk: zones.get(pk, utc))
-    undated = []
     for e in ids:
         customer = batch.customers[e]
-        day = days.get(customer)
-        if day is None:
-            undated.append(e)
-            due = batch.now
-        else:
-            due = dates.next_due(
-                day,
-                offset_days=step.get("offset_days", 0),
-                yearly=step.get("yearly", False),
-                at=at,
-                tz=zones.get(customer, utc),
-                now=batch.now,
-            )
+        due = date_due(step, days.get(customer), now=batch.now, tz=zones.get(customer, utc))
         batch.timers.append(JourneyTimer(enrolment_id=e, step=step_id, due_at=due))
     batch.log([e for e in ids if batch.customers[e] in days], step_id)
-    batch.log(undated, step_id, "no date")
+    batch.log([e for e in ids if batch.customers[e] not in days], step_id, "no date")
 
 
 def _update_attribute(batch: Batch, step: dict, ids: list[int]) -> None:
@@ -307,7 +330,7 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
                 quiet_start=campaign.quiet_start,
                 quiet_end=campaign.quiet_end,
             )
-        variant = pick_variant(variants, unit(e, f"variant:{step_id}"))
+        variant = send_variant(variants, step_id, e)
         rows.append(
             Message(
                 campaign=campaign,
