@@ -6,6 +6,7 @@ only, checked on the address actually connected to, no redirects) and the log ke
 code and a short fixed reason, never the answer's body."""
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -23,7 +24,7 @@ from crm.signals import conversation_waiting
 from workers.services import nudge_on_commit
 
 DELIVER = "campaigns.tasks.deliver_webhooks"
-BATCH = 500  # deliveries claimed by one run at a time
+BATCH = 100  # deliveries claimed at a time: a run claims again as soon as these are posted
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600, 7200, 14400)
 
@@ -97,7 +98,7 @@ def webhook_withdraw(*, message_id: int, event: str) -> int:
     ).delete()[0]
 
 
-def deliver_due(*, limit: int = 500, timeout: float = 10.0) -> dict:
+def deliver_due(*, limit: int = BATCH, timeout: float = 10.0) -> dict:
     """Posts due deliveries once each; failures are rescheduled with backoff, then given up.
 
     The batch is claimed in one statement (SKIP LOCKED: runners side by side take different
@@ -120,16 +121,13 @@ def deliver_due(*, limit: int = 500, timeout: float = 10.0) -> dict:
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     if not due:
         return counts
-    local = threading.local()
 
     def attempt(delivery: WebhookDelivery) -> tuple[WebhookDelivery, int | None, str]:
-        if not hasattr(local, "session"):
-            local.session = outbound.session()
-        return (delivery, *_post(local.session, delivery, timeout))
+        if not hasattr(_posters, "session"):
+            _posters.session = outbound.session()
+        return (delivery, *_post(_posters.session, delivery, timeout))
 
-    workers = max(1, min(settings.WEBHOOK_CONCURRENCY, len(due)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(attempt, due))
+    outcomes = list(_posting_pool().map(attempt, due))
     delivered = [(d, code) for d, code, error in outcomes if error is None]
     done_at = timezone.now()
     for code in {code for _, code in delivered}:
@@ -145,6 +143,20 @@ def deliver_due(*, limit: int = 500, timeout: float = 10.0) -> dict:
         if error is not None:
             counts[_failed(delivery, code, error)] += 1
     return counts
+
+
+_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
+_posters = threading.local()  # each posting thread's session, kept with its connections
+
+
+def _posting_pool() -> ThreadPoolExecutor:
+    """The process's posting threads, kept from run to run (a receiver's connection is reused,
+    and a run starts without starting threads); a forked worker process makes its own."""
+    global _pool
+    key = (os.getpid(), max(1, settings.WEBHOOK_CONCURRENCY))
+    if _pool is None or _pool[0] != key:
+        _pool = (key, ThreadPoolExecutor(key[1], thread_name_prefix="webhook-post"))
+    return _pool[1]
 
 
 def _post(session: requests.Session, delivery: WebhookDelivery, timeout: float):
