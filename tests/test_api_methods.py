@@ -68,6 +68,7 @@ EXPECTED = {
     "journeys/<int:pk>/pause": {"POST"},
     "journeys/<int:pk>/resume": {"POST"},
     "journeys/<int:pk>/stop": {"POST"},
+    "journeys/<int:pk>/move": {"POST"},
     "journeys/<int:pk>/stats": {"GET"},
     "journeys/<int:pk>/enrolments": {"GET", "POST"},
     "journeys/<int:pk>/enrolments/<int:enrolment_pk>/exit": {"POST"},

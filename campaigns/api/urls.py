@@ -27,6 +27,7 @@ urlpatterns = [
     path("journeys/<int:pk>/pause", journeys.JourneyPauseApi.as_view()),
     path("journeys/<int:pk>/resume", journeys.JourneyResumeApi.as_view()),
     path("journeys/<int:pk>/stop", journeys.JourneyStopApi.as_view()),
+    path("journeys/<int:pk>/move", journeys.JourneyMoveApi.as_view()),
     path("journeys/<int:pk>/stats", journeys.JourneyStatsApi.as_view()),
     path("journeys/<int:pk>/enrolments", journeys.JourneyEnrolmentsApi.as_view()),
     path(

@@ -78,7 +78,8 @@ HELP = {
 NEW_STEP = {"delay": {"duration": "1h"}, "wait_event": {"timeout": "1d"}}
 
 
-DONE = {"publish": "published", "pause": "paused", "resume": "resumed", "stop": "stopped"}
+DONE = {"publish": "published", "pause": "paused", "resume": "resumed", "stop": "stopped",
+        "move": "moved"}  # fmt: skip
 
 
 class EditError(Exception):
@@ -651,7 +652,7 @@ class JourneyAdmin(WorkspaceScopedAdmin):
         """A builder POST: a redirect, a page (the stop confirmation), or None to show the
         builder again with what was posted (a form that did not validate)."""
         op = request.POST["op"]
-        if op in ("publish", "pause", "resume", "stop"):
+        if op in ("publish", "pause", "resume", "stop", "move"):
             return self._state(request, journey, op)
         if journey.status == Journey.Status.STOPPED:
             messages.error(request, "A stopped journey cannot be edited.")
@@ -741,6 +742,7 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             "pause": services.journey_pause,
             "resume": services.journey_resume,
             "stop": services.journey_stop,
+            "move": services.journey_move,
         }[op]
         try:
             outcome = service(journey=journey)
@@ -749,13 +751,17 @@ class JourneyAdmin(WorkspaceScopedAdmin):
                 messages.error(request, f"Not {DONE[op]}: {place}: {' '.join(found)}")
             return HttpResponseRedirect(self._url(journey))
         journey.refresh_from_db()
-        said = {
-            "publish": f"Published version {getattr(outcome, 'number', '')}; the journey is "
-            f"{journey.status}.",
-            "pause": "Paused: no one enters; those inside wait where they are.",
-            "resume": "Resumed.",
-            "stop": f"Stopped; {outcome} enrolments exited.",
-        }[op]
+        said = (
+            _moved(outcome, journey)
+            if op == "move"
+            else {
+                "publish": f"Published version {getattr(outcome, 'number', '')}; the journey is "
+                f"{journey.status}.",
+                "pause": "Paused: no one enters; those inside wait where they are.",
+                "resume": "Resumed.",
+                "stop": f"Stopped; {outcome} enrolments exited.",
+            }[op]
+        )
         messages.success(request, said)
         return HttpResponseRedirect(self._url(journey))
 
@@ -832,7 +838,15 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             Journey.Status.PAUSED: [("resume", "Resume"), ("publish", "Publish the draft"),
                                     ("stop", "Stop")],
         }  # fmt: skip
-        return names.get(journey.status, [])
+        found = names.get(journey.status, [])
+        if journey.version_id and journey.status != Journey.Status.STOPPED:
+            older = Enrolment.objects.filter(journey=journey, state__in=UNFINISHED).exclude(
+                version_id=journey.version_id
+            )
+            if older.exists():
+                label = f"Move those inside older versions to v{journey.version.number}"
+                found.append(("move", label))
+        return found
 
     def _results(self, journey: Journey, *, attribute: bool) -> list[dict]:
         """Each send step of the live version: its message's results against the journey's
@@ -1006,3 +1020,11 @@ def journeys_panel(request: HttpRequest, customer: Customer) -> str:
     return render_to_string(
         "admin/campaigns/journey/customer_panel.html", {"enrolments": rows}, request=request
     )
+
+
+def _moved(outcome: dict, journey: Journey) -> str:
+    said = f"Moved {outcome['moved']} to version {journey.version.number}."
+    if outcome["stayed"]:
+        where = ", ".join(f"{n} at {place}" for place, n in sorted(outcome["stayed"].items()))
+        said += f" Staying in their version (their step is gone or another kind): {where}."
+    return said

@@ -170,6 +170,7 @@ class JourneyActionApi(JourneysApi):
             "pause": services.journey_pause,
             "resume": services.journey_resume,
             "stop": services.journey_stop,
+            "move": services.journey_move,
         }[self.action]
         try:
             outcome = service(journey=journey)
@@ -179,6 +180,8 @@ class JourneyActionApi(JourneysApi):
         body = {"journey": self.body(journey)}
         if self.action == "stop":
             body["exited"] = outcome
+        if self.action == "move":
+            body.update(outcome)
         return Response(body)
 
 
@@ -196,6 +199,13 @@ class JourneyResumeApi(JourneyActionApi):
 
 class JourneyStopApi(JourneyActionApi):
     action = "stop"
+
+
+class JourneyMoveApi(JourneyActionApi):
+    """Moves the customers inside older versions onto the published one, each to the step of
+    the same id and kind; the answer says how many moved and who stayed, by version and step."""
+
+    action = "move"
 
 
 class JourneyStatsApi(JourneysApi):

@@ -6,7 +6,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from campaigns.journeys import engine, graph
-from campaigns.journeys.models import Enrolment, Journey, JourneyVersion
+from campaigns.journeys.models import Enrolment, Journey, JourneyTimer, JourneyVersion
 from campaigns.models import Campaign, Variant, WebhookEndpoint
 from crm.models import Customer, Segment, Workspace
 from crm.segments import RuleError, compile_rules
@@ -134,6 +134,40 @@ def journey_pause(*, journey: Journey) -> None:
 def journey_resume(*, journey: Journey) -> None:
     _status(journey, (Journey.Status.PAUSED,), Journey.Status.LIVE)
     advance_soon()
+
+
+@transaction.atomic
+def journey_move(*, journey: Journey) -> dict:
+    """Moves the customers inside older versions onto the published one, each to the step of
+    the same id where it is a step of the same kind there (a delay keeps its due time, a wait its
+    deadline and whether its event came). Those at a step the new version does not have, or has
+    as another kind, finish the version they are in. Returns {"moved": n, "stayed": {"v1 step":
+    n}}."""
+    current = journey.version
+    if current is None:
+        raise JourneyError({"version": ["not published yet: nothing to move onto"]})
+    steps = current.definition["steps"]
+    older = Enrolment.objects.filter(journey=journey, state__in=engine.UNFINISHED).exclude(
+        version=current
+    )
+    # Each enrolment moved with its timer locked; one a worker holds now is moving on in its own
+    # version this moment, and stays in it.
+    free = set(
+        JourneyTimer.objects.filter(enrolment__in=older, claim__isnull=True)
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("enrolment_id", flat=True)
+    )
+    moving, stayed = [], {}
+    rows = older.values_list("pk", "step", "version__number", "version__definition")
+    for pk, step, number, definition in rows:
+        before = definition["steps"].get(step, {}).get("type")
+        if pk in free and steps.get(step, {}).get("type") == before:
+            moving.append(pk)
+        else:
+            stayed[f"v{number} {step}"] = stayed.get(f"v{number} {step}", 0) + 1
+    for start in range(0, len(moving), 5000):
+        Enrolment.objects.filter(pk__in=moving[start : start + 5000]).update(version=current)
+    return {"moved": len(moving), "stayed": stayed}
 
 
 @transaction.atomic

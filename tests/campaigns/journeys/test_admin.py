@@ -636,3 +636,18 @@ def test_staff_of_one_workspace_cannot_see_or_change_anothers_journeys(staff_of_
         "install-workspace": other.pk, "install-template": "welcome"})  # fmt: skip
     assert Journey.objects.filter(workspace=other).count() == 2
     assert list(Campaign.objects.filter(workspace=other)) == [their_message]
+
+
+def test_the_move_button_shows_while_someone_is_inside_an_older_version(admin_client, workspace):
+    journey = services.journey_create(workspace=workspace, name="Mover", definition=SIMPLE)
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    (ada,) = people(workspace, "ada")
+    engine.enrol(version=journey.version, entrants=[(ada.pk, {})])
+    assert b'id="journey-move"' not in admin_client.get(url(journey)).content
+    services.journey_publish(journey=journey)
+    assert b'id="journey-move"' in admin_client.get(url(journey)).content
+    moved = op(admin_client, journey, "move")
+    assert "Moved 1 to version 2." in said(admin_client, moved)
+    assert Enrolment.objects.get(customer=ada).version.number == 2
+    assert b'id="journey-move"' not in admin_client.get(url(journey)).content

@@ -293,3 +293,19 @@ def test_stats_show_each_send_steps_results_against_the_journeys_holdout(api, wo
     assert results["holdout"]["recipients"] == held and 8 <= held <= 32
     assert results["treated"]["recipients"] + held == 40
     assert results["variants"][0]["name"] == "A"
+
+
+def test_staff_move_those_inside_onto_the_published_version_over_the_api(api, workspace):
+    created = api.post("/api/v1/journeys", {"name": "Move", "definition": CART}, format="json")
+    pk = created.json()["id"]
+    assert api.post(f"/api/v1/journeys/{pk}/move").status_code == 400  # nothing published
+    api.post(f"/api/v1/journeys/{pk}/publish")
+    ada = Customer.objects.create(workspace=workspace, email="mover@example.com")
+    assert api.post(f"/api/v1/journeys/{pk}/enrolments", {"customer": str(ada.pk)},
+                    format="json").status_code == 201  # fmt: skip
+    api.post(f"/api/v1/journeys/{pk}/publish")  # version 2, the same steps
+    moved = api.post(f"/api/v1/journeys/{pk}/move")
+    assert moved.status_code == 200, moved.content
+    assert (moved.json()["moved"], moved.json()["stayed"]) == (1, {})
+    assert moved.json()["journey"]["version"] == 2
+    assert Enrolment.objects.get(customer=ada).version.number == 2

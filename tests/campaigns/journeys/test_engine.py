@@ -593,3 +593,69 @@ def test_a_worker_finding_another_reader_at_the_outbox_moves_on_instead_of_waiti
         release.set()
         thread.join()
     assert engine.events_arrived(wait=False) == 0  # the outbox is free again (and empty)
+
+
+def test_staff_move_those_inside_an_old_version_to_the_step_of_the_same_id_in_the_new(shop):
+    first = {
+        "start": "where",
+        "steps": {
+            "where": {"type": "condition", "rules": {"attribute": "country", "op": "eq",
+                      "value": "GB"}, "yes": "a", "no": "b"},
+            "a": {"type": "delay", "duration": "1h", "next": "end"},
+            "b": {"type": "wait_event", "event": "purchase", "timeout": "1h", "yes": "end",
+                  "no": "end"},
+            "end": {"type": "exit"},
+        },
+    }  # fmt: skip
+    journey = services.journey_create(workspace=shop, name="Moving", definition=first)
+    with pytest.raises(services.JourneyError):
+        services.journey_move(journey=journey)  # nothing published: nothing to move onto
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    who = people(shop)
+    now = timezone.now()
+    engine.enrol(version=journey.version, entrants=[(c.pk, {}) for c in who.values()], now=now)
+    ada = Enrolment.objects.get(customer=who["ada"])
+    due = JourneyTimer.objects.get(enrolment=ada).due_at
+    # The second version keeps "a" (a delay still) and drops "b"; "a" now leads to a new step.
+    journey.definition = {
+        "start": "a",
+        "steps": {
+            "a": {"type": "delay", "duration": "2h", "next": "mark"},
+            "mark": {"type": "update_attribute", "attribute": "moved", "value": True,
+                     "next": "end"},
+            "end": {"type": "exit"},
+        },
+    }  # fmt: skip
+    journey.save()
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    assert services.journey_move(journey=journey) == {"moved": 1, "stayed": {"v1 b": 2}}
+    ada.refresh_from_db()
+    assert ada.version == journey.version
+    assert JourneyTimer.objects.get(enrolment=ada).due_at == due  # its wait is not restarted
+    assert services.journey_move(journey=journey) == {"moved": 0, "stayed": {"v1 b": 2}}
+    engine.advance_due(now=due + timedelta(seconds=1))
+    ada.refresh_from_db()
+    assert ada.state == Enrolment.State.FINISHED
+    assert path(ada) == [("where", "yes"), ("a", ""), ("mark", ""), ("end", "")]
+    assert Customer.objects.get(pk=who["ada"].pk).attributes["moved"] is True
+    # The others finish the version they entered: its "b" times out onto its own "end".
+    assert set(Enrolment.objects.filter(state=Enrolment.State.FINISHED).values_list(
+        "version__number", flat=True)) == {1, 2}  # fmt: skip
+    assert engine.stuck() == 0
+
+
+def test_an_enrolment_a_worker_is_moving_on_stays_in_its_version(shop):
+    journey = services.journey_create(workspace=shop, name="Busy", definition={
+        "start": "a", "steps": {"a": {"type": "delay", "duration": "1h", "next": "end"},
+                                "end": {"type": "exit"}},
+    })  # fmt: skip
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    ada = people(shop)["ada"]
+    engine.enrol(version=journey.version, entrants=[(ada.pk, {})])
+    JourneyTimer.objects.update(claim=uuid.uuid4())  # a worker has it
+    services.journey_publish(journey=journey)  # the same draft again: version 2
+    journey.refresh_from_db()
+    assert services.journey_move(journey=journey) == {"moved": 0, "stayed": {"v1 a": 1}}
