@@ -291,6 +291,10 @@ CELERY_BEAT_SCHEDULE["journeys-events"] = {
 # minute, each journey's day taken once per time zone; days missed while nothing ran are caught
 # up this many days back.
 JOURNEY_DATE_CATCH_UP_DAYS = env.int("JOURNEY_DATE_CATCH_UP_DAYS", default=3)
+CELERY_BEAT_SCHEDULE["journeys-sweep"] = {
+    "task": "campaigns.journeys.tasks.sweep",
+    "schedule": crontab(minute="*/5"),
+}
 CELERY_BEAT_SCHEDULE["journeys-dates"] = {
     "task": "campaigns.journeys.tasks.dates",
     "schedule": 60.0,

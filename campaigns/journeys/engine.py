@@ -134,6 +134,9 @@ def _claim_due(now: datetime, limit: int) -> uuid.UUID:
         f"SELECT t.id FROM {timers} t JOIN {enrolments} e ON e.id = t.enrolment_id"
         f" JOIN {journeys} j ON j.id = e.journey_id"
         f" WHERE t.due_at <= %s AND t.claim IS NULL AND j.status = %s"
+        # A timer only moves an enrolment that still rests where the timer says (one the
+        # sweeper gave a moment before the enrolment finished otherwise is left to it).
+        f" AND e.state IN (%s, %s) AND e.step = t.step"
         f" ORDER BY t.due_at LIMIT %s{lock})"
     )
     with connection.cursor() as cursor:
@@ -143,6 +146,7 @@ def _claim_due(now: datetime, limit: int) -> uuid.UUID:
                 claim.hex if connection.vendor == "sqlite" else claim,
                 now,
                 Journey.Status.LIVE,
+                *UNFINISHED,
                 limit,
             ],
         )
@@ -426,6 +430,30 @@ def exit_enrolments(
             customers={e.pk: e.customer_id for e in members}, reason=reason,
         )  # fmt: skip
     return exited
+
+
+def sweep(*, now: datetime | None = None) -> dict:
+    """The invariant's keeper: every unfinished enrolment holds a timer. One that holds none (it
+    should never happen: every rest writes its timer in the transaction that moves it there) is
+    given one due now at the step it stands at, so it moves on from there, once; a timer whose
+    enrolment has finished or stands elsewhere is deleted. Both are logged."""
+    now = now or timezone.now()
+    lost = list(
+        Enrolment.objects.filter(state__in=UNFINISHED, timer__isnull=True).values_list(
+            "pk", "step"
+        )[:10_000]
+    )
+    if lost:
+        JourneyTimer.objects.bulk_create(
+            [JourneyTimer(enrolment_id=pk, step=step, due_at=now) for pk, step in lost],
+            ignore_conflicts=True,  # a timer written since by the engine is the right one
+        )
+        log.error("journeys: %d enrolments held no timer; each given one due now", len(lost))
+    stray = JourneyTimer.objects.filter(claim__isnull=True).exclude(enrolment__state__in=UNFINISHED)
+    strays = stray.delete()[0]
+    if strays:
+        log.warning("journeys: %d timers of finished enrolments deleted", strays)
+    return {"repaired": len(lost), "stray_timers": strays}
 
 
 def stuck(*, journey: Journey | None = None) -> int:

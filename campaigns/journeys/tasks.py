@@ -52,3 +52,9 @@ def events() -> int:
 def dates() -> int:
     """Takes in the customers of date-triggered journeys whose day has come in their zone."""
     return date_triggers.run_due()
+
+
+@queued_task(queue=queues.DEFAULT, time_limit=5 * 60, acks_late=True, ignore_result=True)
+def sweep() -> dict:
+    """Gives any unfinished enrolment that holds no timer one due now (there should be none)."""
+    return engine.sweep()

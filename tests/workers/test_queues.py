@@ -41,6 +41,7 @@ EXPECTED = {
     "campaigns.journeys.tasks.advance": queues.DEFAULT,
     "campaigns.journeys.tasks.events": queues.DEFAULT,
     "campaigns.journeys.tasks.dates": queues.DEFAULT,
+    "campaigns.journeys.tasks.sweep": queues.DEFAULT,
 }
 
 

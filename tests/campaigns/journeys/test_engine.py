@@ -659,3 +659,30 @@ def test_an_enrolment_a_worker_is_moving_on_stays_in_its_version(shop):
     services.journey_publish(journey=journey)  # the same draft again: version 2
     journey.refresh_from_db()
     assert services.journey_move(journey=journey) == {"moved": 0, "stayed": {"v1 a": 1}}
+
+
+def test_the_sweeper_gives_an_enrolment_without_a_timer_one_and_drops_a_finished_ones(shop):
+    journey = delays(shop, 3)
+    enrolments = list(Enrolment.objects.filter(journey=journey).order_by("pk"))
+    lost, done, fine = enrolments
+    JourneyTimer.objects.filter(enrolment=lost).delete()  # as a bug would leave it
+    assert engine.stuck() == 1
+    Enrolment.objects.filter(pk=done.pk).update(state=Enrolment.State.FINISHED)  # timer kept
+    now = timezone.now()
+    assert engine.sweep(now=now) == {"repaired": 1, "stray_timers": 1}
+    assert engine.stuck() == 0
+    assert engine.sweep(now=now) == {"repaired": 0, "stray_timers": 0}
+    assert engine.advance_due(now=now) == 1  # the repaired one, from the step it stood at
+    lost.refresh_from_db()
+    assert lost.state == Enrolment.State.FINISHED
+    assert [s for s, _ in path(lost)].count("wait") == 1  # nothing ran twice
+    assert JourneyTimer.objects.filter(enrolment=fine).exists()
+
+
+def test_a_timer_no_longer_where_its_enrolment_stands_moves_nothing(shop):
+    journey = delays(shop, 1)
+    enrolment = Enrolment.objects.get(journey=journey)
+    JourneyTimer.objects.update(step="elsewhere", due_at=timezone.now())
+    assert engine.advance_due() == 0
+    enrolment.refresh_from_db()
+    assert enrolment.state == Enrolment.State.ACTIVE
