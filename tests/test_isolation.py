@@ -176,7 +176,7 @@ def b_paths(b: dict) -> dict[str, list[str]]:
         "journeys/<int:pk>": [f"journeys/{b['journey'].pk}"],
         **{
             f"journeys/<int:pk>/{action}": [f"journeys/{b['journey'].pk}/{action}"]
-            for action in ("publish", "pause", "resume", "stop", "stats", "enrolments")
+            for action in ("publish", "pause", "resume", "stop", "move", "stats", "enrolments")
         },
         "journeys/<int:pk>/enrolments/<int:enrolment_pk>/exit": [
             f"journeys/{b['journey'].pk}/enrolments/{b['enrolment']}/exit"
