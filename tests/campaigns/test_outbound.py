@@ -153,6 +153,7 @@ def test_admin_form_refuses_internal_addresses(admin_client, workspace):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("own_redis")  # the delivery run queued on commit reaches no worker
 def test_delivery_is_refused_when_the_name_points_inside_after_registration(
     workspace, settings, dns, receiver
 ):
@@ -176,6 +177,7 @@ def test_delivery_is_refused_when_the_name_points_inside_after_registration(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("own_redis")  # the delivery run queued on commit reaches no worker
 def test_connection_goes_to_the_checked_address_not_a_second_lookup(
     workspace, settings, dns, receiver
 ):
@@ -194,6 +196,7 @@ def test_connection_goes_to_the_checked_address_not_a_second_lookup(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("own_redis")  # the delivery run queued on commit reaches no worker
 def test_redirects_are_not_followed(workspace, settings, receiver):
     local_allowed(settings)
     inner_port, inner = receiver()
@@ -209,6 +212,7 @@ def test_redirects_are_not_followed(workspace, settings, receiver):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("own_redis")  # the delivery run queued on commit reaches no worker
 def test_the_answers_body_is_never_stored_or_shown(workspace, settings, receiver):
     local_allowed(settings)
     secret_page = b"root:x:0:0:internal-secret-page"
