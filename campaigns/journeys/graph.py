@@ -349,37 +349,41 @@ def _shape(c: _Check, start: str, steps: dict) -> None:
     for step_id in steps:
         if step_id not in seen:
             c.add(f"steps.{step_id}", "no path from the start reaches this step")
-    # A loop must wait somewhere on its way round, long enough not to spin: the strongly
-    # connected parts of the graph (every step in one reaches every other) are its loops.
-    reach = {step_id: _reachable(step_id, steps) for step_id in steps}
+    # Every way round a loop must wait, long enough not to spin: among the steps that do not
+    # hold an enrolment for MIN_LOOP_SECONDS, there must be no cycle (one branch of a loop that
+    # waits an hour is no help when the other branch comes straight back).
+    quick = {step_id for step_id, step in steps.items() if _waits(step) < MIN_LOOP_SECONDS}
+    quick_steps = {
+        step_id: {**steps[step_id], "_next": [t for t in successors(steps[step_id]) if t in quick]}
+        for step_id in quick
+    }
+    reach = {step_id: _reachable_in(step_id, quick_steps) for step_id in quick}
     done: set[str] = set()
-    for step_id in steps:
+    for step_id in sorted(quick):
         if step_id in done:
             continue
         loop = sorted(other for other in reach[step_id] if step_id in reach[other])
         done.update(loop)
         if not loop:
-            continue  # reaches no way back to itself
-        longest = max((_waits(steps[member]) for member in loop), default=0.0)
-        if longest < MIN_LOOP_SECONDS:
-            shown = ", ".join(loop[:10]) + (f" and {len(loop) - 10} more" if len(loop) > 10 else "")
-            for member in loop:
-                c.add(
-                    f"steps.{member}",
-                    f"in a loop ({shown}) that waits less than {MIN_LOOP_SECONDS} s on its way "
-                    "round: give it a delay or a wait of a minute or more",
-                )
+            continue  # no way back to itself without a wait
+        shown = ", ".join(loop[:10]) + (f" and {len(loop) - 10} more" if len(loop) > 10 else "")
+        for member in loop:
+            c.add(
+                f"steps.{member}",
+                f"in a loop ({shown}) that can go round without waiting {MIN_LOOP_SECONDS} s: "
+                "give every way round a delay or a wait of a minute or more",
+            )
 
 
-def _reachable(start: str, steps: dict) -> set[str]:
-    """The steps reachable from `start` by one or more moves (itself only by a loop)."""
+def _reachable_in(start: str, steps: dict) -> set[str]:
+    """As _reachable, over `steps` whose "_next" lists the successors that count."""
     seen: set[str] = set()
-    todo = list(successors(steps[start]))
+    todo = list(steps[start]["_next"])
     while todo:
         step_id = todo.pop()
         if step_id not in seen:
             seen.add(step_id)
-            todo.extend(successors(steps[step_id]))
+            todo.extend(steps[step_id]["_next"])
     return seen
 
 
@@ -388,8 +392,8 @@ def _waits(step: dict) -> float:
     if step["type"] == "delay":
         if step.get("duration") is not None:
             return seconds(step["duration"])
-        if step.get("until_date") is not None and not step.get("yearly"):
-            return 0.0  # a date already past moves on at once
+        if step.get("until_date") is not None:
+            return 0.0  # a customer without the date (or one already past) moves on at once
         return 86400.0
     if step["type"] == "wait_event":
         return seconds(step["timeout"])

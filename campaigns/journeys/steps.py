@@ -123,9 +123,19 @@ def run(batch: Batch, step_id: str, ids: list[int]) -> None:
     """Takes `ids` into `step_id` and on, until each rests at a waiting step or finishes."""
     steps = batch.definition["steps"]
     todo = [(step_id, list(ids))]
+    visits: dict[str, int] = defaultdict(int)
     while todo:
         step_id, ids = todo.pop()
         if not ids:
+            continue
+        visits[step_id] += 1
+        if visits[step_id] > graph.MAX_STEPS:
+            # Only a loop comes back this often without resting; the checker refuses one that
+            # can, but a version published before it did must not hold a worker for ever.
+            log.error("journey %s: a loop at %s, its enrolments stopped there",
+                      batch.version.journey_id, step_id)  # fmt: skip
+            batch.log(ids, step_id, "stopped: a loop")
+            batch.rest(ids, step_id, Enrolment.State.FINISHED)
             continue
         step = steps[step_id]
         kind = step["type"]

@@ -686,3 +686,26 @@ def test_a_timer_no_longer_where_its_enrolment_stands_moves_nothing(shop):
     assert engine.advance_due() == 0
     enrolment.refresh_from_db()
     assert enrolment.state == Enrolment.State.ACTIVE
+
+
+def test_a_version_that_loops_without_resting_stops_instead_of_spinning(shop):
+    """A version published before the checker refused it: the engine stops the loop."""
+    journey = services.journey_create(workspace=shop, name="Spin", definition={
+        "start": "a", "steps": {"a": {"type": "delay", "duration": "1h", "next": "end"},
+                                "end": {"type": "exit"}},
+    })  # fmt: skip
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    journey.version.definition = {**journey.version.definition, "start": "c", "steps": {
+        "c": {"type": "condition", "rules": {"attribute": "country", "op": "eq", "value": "x"},
+              "yes": "end", "no": "u"},
+        "u": {"type": "update_attribute", "attribute": "spun", "value": 1, "next": "c"},
+        "end": {"type": "exit"},
+    }}  # fmt: skip
+    journey.version.save()
+    ada = people(shop)["ada"]
+    engine.enrol(version=journey.version, entrants=[(ada.pk, {})])
+    enrolment = Enrolment.objects.get(customer=ada)
+    assert enrolment.state == Enrolment.State.FINISHED
+    assert path(enrolment)[-1] == ("c", "stopped: a loop")
+    assert engine.stuck() == 0

@@ -68,12 +68,34 @@ def test_a_loop_without_a_wait_is_refused_and_one_through_a_delay_is_not():
         "rules": {"attribute": "country", "op": "eq", "value": "GB"},
     }  # fmt: skip
     errors = problems(spin)
-    assert "in a loop (again, tag) that waits less than 60 s" in errors["steps.tag"][0]
+    assert "in a loop (again, tag) that can go round without waiting 60 s" in errors["steps.tag"][0]
     assert "steps.again" in errors
     calm = cart()
     calm["steps"]["tag"]["next"] = "pause"
     calm["steps"]["pause"] = {"type": "delay", "duration": "1d", "next": "tag"}
     graph.check(calm)
+
+
+def test_a_loop_with_a_wait_on_one_way_round_and_none_on_the_other_is_refused():
+    """The outside tester's: an hour's delay on the "yes" way, straight back on the "no" way."""
+    definition = {"start": "c", "steps": {
+        "c": {"type": "condition", "rules": {"attribute": "country", "op": "eq", "value": "x"},
+              "yes": "d", "no": "u"},
+        "d": {"type": "delay", "duration": "1h", "next": "c"},
+        "u": {"type": "update_attribute", "attribute": "spun", "value": "yes", "next": "c"},
+    }}  # fmt: skip
+    errors = problems(definition)
+    assert set(errors) == {"steps.c", "steps.u"}  # the way round that does not wait
+    assert "(c, u)" in errors["steps.u"][0]
+
+
+def test_a_yearly_date_delay_does_not_count_as_a_wait_in_a_loop():
+    """A customer without the date moves on at once, every time round."""
+    definition = {"start": "d", "steps": {
+        "d": {"type": "delay", "until_date": "birthday", "yearly": True, "next": "u"},
+        "u": {"type": "update_attribute", "attribute": "n", "value": 1, "next": "d"},
+    }}  # fmt: skip
+    assert "steps.d" in problems(definition)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +110,7 @@ def test_a_loop_through_a_short_delay_spins_too_and_is_refused():
     quick = cart()
     quick["steps"]["tag"]["next"] = "pause"
     quick["steps"]["pause"] = {"type": "delay", "duration": "30s", "next": "tag"}
-    assert "waits less than 60 s" in problems(quick)["steps.pause"][0]
+    assert "without waiting 60 s" in problems(quick)["steps.pause"][0]
     zero = cart()
     zero["steps"]["tag"]["next"] = "pause"
     zero["steps"]["pause"] = {"type": "delay", "duration": "0s", "next": "tag"}
