@@ -41,8 +41,11 @@ CONSENT_CHANNEL = {"email": "email", "sms": "sms", "webhook": "push"}
 OPTED_OUT = {Consent.Status.UNSUBSCRIBED, Consent.Status.BOUNCED, Consent.Status.COMPLAINED}
 
 
-def _items(context: dict) -> list[dict]:
-    items = (context.get("properties") or {}).get("items")
+def _items(context) -> list[dict]:
+    """A context's `properties.items` rows; anything else (an enrolment's context is what the API
+    or an event was given) is no items, never a failed send."""
+    properties = context.get("properties") if isinstance(context, dict) else None
+    items = properties.get("items") if isinstance(properties, dict) else None
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 

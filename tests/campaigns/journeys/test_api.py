@@ -309,3 +309,13 @@ def test_staff_move_those_inside_onto_the_published_version_over_the_api(api, wo
     assert (moved.json()["moved"], moved.json()["stayed"]) == (1, {})
     assert moved.json()["journey"]["version"] == 2
     assert Enrolment.objects.get(customer=ada).version.number == 2
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"properties": "x"}, {"properties": [1]}, {"properties": {"items": "x"}},
+     {"properties": {"items": [1, None, {"sku": ["x"]}]}}],
+)  # fmt: skip
+def test_a_context_of_any_shape_names_no_products_and_blocks_no_send(workspace, context):
+    """The outside tester's: one enrolment with `properties` a string stopped every send."""
+    assert with_products(workspace.pk, {1: context, 2: {}}) == {1: context, 2: {}}
