@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from campaigns import schedule
 from campaigns.journeys import dates, engine, graph
-from campaigns.journeys.models import Journey, JourneyDateRun
+from campaigns.journeys.models import Enrolment, Journey, JourneyDateRun
 from crm.models import Customer
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,21 @@ def _run_day(journey: Journey, trigger: dict, key: str, names: list[str], day, n
         yearly=trigger.get("yearly", False),
         tz=schedule.zone(key, "UTC"),
     )
-    ids = sorted(matching.values_list("pk", flat=True))
+    ids = set(matching.values_list("pk", flat=True))
+    if trigger["date"] not in (dates.SIGNED_UP, dates.LAST_ORDER):
+        # The database matched the text's month and day; only a real date counts.
+        found = dates.of_customers(trigger["date"], ids, lambda pk: schedule.zone(key, "UTC"))
+        ids &= set(found)
     context = {"date": trigger["date"], "day": day.isoformat()}
+    # Once a customer a day: one who moved to another zone since their old zone's run was
+    # taken in there already.
+    ids -= set(
+        Enrolment.objects.filter(
+            journey=journey, customer_id__in=ids, context__date=context["date"],
+            context__day=context["day"],
+        ).values_list("customer_id", flat=True)
+    )  # fmt: skip
+    ids = sorted(ids)
     version = journey.version
     version.journey = journey
     total = 0

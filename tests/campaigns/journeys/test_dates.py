@@ -231,3 +231,17 @@ def test_a_real_worker_takes_in_todays_birthdays(live_worker):
                    published=(today - timedelta(days=1)).isoformat()[:16])  # fmt: skip
     current_app.send_task("campaigns.journeys.tasks.dates")
     wait_until(lambda: inside(made) == {"fay@example.com"}, timeout=30, interval=0.3)
+
+
+def test_a_customer_who_moves_zone_that_day_enters_once_and_text_that_is_no_date_never(shop):
+    """The outside tester's two: Tokyo's run took cyd in, cyd moved to UTC, UTC's run took cyd
+    in again; and "abcd-03-14zzz" was a birthday."""
+    made = journey(shop, {"date": "birthday", "yearly": True})
+    date_triggers.run_due(now=at("2027-03-14T00:30"))  # Tokyo's nine o'clock
+    Customer.objects.filter(email="cyd@example.com").update(time_zone="UTC")
+    Customer.objects.filter(email="dan@example.com").update(
+        time_zone="UTC", attributes={"birthday": "abcd-03-14zzz"}
+    )
+    date_triggers.run_due(now=at("2027-03-14T09:30"))  # UTC's and London's
+    assert Enrolment.objects.filter(journey=made, customer__email="cyd@example.com").count() == 1
+    assert inside(made) == {"ada@example.com", "cyd@example.com"}
