@@ -651,3 +651,39 @@ def test_the_move_button_shows_while_someone_is_inside_an_older_version(admin_cl
     assert "Moved 1 to version 2." in said(admin_client, moved)
     assert Enrolment.objects.get(customer=ada).version.number == 2
     assert b'id="journey-move"' not in admin_client.get(url(journey)).content
+
+
+@pytest.mark.parametrize("raw", ["[" * 5000, "[" * 300 + "]" * 300, "NaN", "[Infinity]", "1e999",
+                                 '"\\ud800"'])  # fmt: skip
+def test_json_the_api_would_refuse_is_a_field_error_in_the_builder_never_a_500(
+    admin_client, workspace, raw
+):
+    """The outside tester's: deep nesting (RecursionError) and NaN / 1e999 (the JSON column's
+    IntegrityError) answered 500 in every JSON box of the builder."""
+    waiting = {
+        **SIMPLE,
+        "steps": {
+            **SIMPLE["steps"],
+            "pause": {
+                "type": "wait_event",
+                "event": "x",
+                "timeout": "1h",
+                "yes": "done",
+                "no": "done",
+            },
+        },
+    }
+    journey = services.journey_create(workspace=workspace, name="Odd JSON", definition=waiting)
+    before = Journey.objects.get(pk=journey.pk).definition
+    for name, data in [
+        ("save_json", {"definition": raw}),
+        ("save_step", {"step": "pause", "step-type": "wait_event", "step-event": "x",
+                       "step-timeout": "1h", "step-where": raw, "step-yes": "done",
+                       "step-no": "done"}),
+        ("save_settings", {"settings-trigger_type": "api", "settings-entry_filter": raw}),
+    ]:  # fmt: skip
+        response = op(admin_client, journey, name, **data)
+        assert response.status_code in (200, 302), name
+    assert Journey.objects.get(pk=journey.pk).definition == before
+    tried = admin_client.get(url(journey, f"try=ada@example.com&context={raw}"))
+    assert tried.status_code == 200
