@@ -210,7 +210,9 @@ def step_remove(definition: dict, step_id: str) -> dict:
 def problems(journey: Journey, definition: Any) -> dict[str, list[str]]:
     """The draft's problems by place, as publishing would report them ({} when it would pass)."""
     try:
-        services.definition_check(workspace=journey.workspace, definition=definition)
+        services.definition_check(
+            workspace=journey.workspace, definition=definition, journey=journey
+        )
     except services.JourneyError as exc:
         return exc.errors
     return {}
@@ -911,7 +913,9 @@ class JourneyAdmin(WorkspaceScopedAdmin):
             if found:
                 context["try_error"] = "The draft has problems (listed above): fix them first."
                 return context
-            definition = services.definition_check(workspace=journey.workspace, definition=draft)
+            definition = services.definition_check(
+                workspace=journey.workspace, definition=draft, journey=journey
+            )
         raw = context["try_context"].strip()
         if raw:
             try:

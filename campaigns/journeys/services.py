@@ -24,9 +24,10 @@ class JourneyError(Exception):
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
 
 
-def definition_check(*, workspace: Workspace, definition) -> dict:
+def definition_check(*, workspace: Workspace, definition, journey: Journey | None = None) -> dict:
     """The definition checked against the workspace (its rules compile, its segments and
-    webhook endpoints are the workspace's own); raises JourneyError naming each problem."""
+    webhook endpoints are the workspace's own; each send step sends a message no other step,
+    of this journey (`journey`) or another, sends); raises JourneyError naming each problem."""
 
     def rules_check(rules) -> str | None:
         try:
@@ -43,13 +44,21 @@ def definition_check(*, workspace: Workspace, definition) -> dict:
     for place, segment_id in listened_segments(checked).items():
         if not Segment.objects.filter(pk=segment_id, workspace=workspace).exists():
             errors[place] = ["not a segment of this workspace"]
+    sent_by = _messages_of_other_journeys(workspace, journey)
     for step_id, step in checked["steps"].items():
         if step["type"] == "send":
+            where = f"steps.{step_id}.campaign"
+            if int(step["campaign"]) in sent_by:
+                errors[where] = [
+                    f"already sent by {sent_by[int(step['campaign'])]}: each send step sends a "
+                    "message of its own (its results are that step's)"
+                ]
+            sent_by.setdefault(int(step["campaign"]), f"step {step_id}")
             campaign = Campaign.objects.filter(
                 pk=step["campaign"], workspace=workspace, kind=Campaign.Kind.JOURNEY
             ).first()
             if campaign is None:
-                errors[f"steps.{step_id}.campaign"] = [
+                errors[where] = [
                     "not a journey message (a campaign of kind journey) of this workspace"
                 ]
             elif not campaign.variants.filter(status=Variant.Status.APPROVED).exists():
@@ -71,6 +80,22 @@ def definition_check(*, workspace: Workspace, definition) -> dict:
     if errors:
         raise JourneyError(errors)
     return checked
+
+
+def _messages_of_other_journeys(workspace: Workspace, journey: Journey | None) -> dict[int, str]:
+    """The messages (campaign ids) the published versions of the workspace's other journeys
+    send (a stopped journey's are free again), to the journey and step that sends each."""
+    found = {}
+    others = Journey.objects.filter(workspace=workspace, version__isnull=False).exclude(
+        status=Journey.Status.STOPPED
+    )
+    if journey is not None:
+        others = others.exclude(pk=journey.pk)
+    for other in others.select_related("version"):
+        for step_id, step in other.version.definition["steps"].items():
+            if step["type"] == "send":
+                found.setdefault(int(step["campaign"]), f"{other.name}, step {step_id}")
+    return found
 
 
 def listened_segments(definition: dict) -> dict[str, int]:
@@ -96,7 +121,9 @@ def journey_publish(*, journey: Journey) -> JourneyVersion:
     journey = Journey.objects.select_for_update().get(pk=journey.pk)
     if journey.status == Journey.Status.STOPPED:
         raise JourneyError({"status": ["a stopped journey cannot be published again"]})
-    checked = definition_check(workspace=journey.workspace, definition=journey.definition)
+    checked = definition_check(
+        workspace=journey.workspace, definition=journey.definition, journey=journey
+    )
     latest = journey.versions.aggregate(n=Max("number"))["n"] or 0
     version = JourneyVersion.objects.create(
         journey=journey, number=latest + 1, definition=checked, published_at=timezone.now()

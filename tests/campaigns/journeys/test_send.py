@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from campaigns import rendering
 from campaigns.journeys import engine, services
-from campaigns.journeys.models import Enrolment
+from campaigns.journeys.models import Enrolment, Journey
 from campaigns.models import Campaign, Message, Suppression
 from campaigns.services import lifecycle
 from campaigns.services.delivery import deliver
@@ -155,3 +155,32 @@ def test_a_cancelled_message_is_not_sent_and_the_step_says_why(workspace):
     assert not Message.objects.filter(campaign=campaign).exists()
     enrolment = Enrolment.objects.get(journey=journey)
     assert ("mail", "message cancelled") in enrolment.history.values_list("step", "outcome")
+
+
+def test_a_message_is_sent_by_one_send_step_only(workspace):
+    """The outside tester's: two steps (or two journeys) sending one message mailed it twice
+    at once, and each step's results counted the other's."""
+    message = journey_message(workspace)
+    cart_journey(workspace, message)
+    twice = {"start": "a", "steps": {
+        "a": {"type": "send", "campaign": message.pk, "next": "b"},
+        "b": {"type": "send", "campaign": message.pk, "next": "end"},
+        "end": {"type": "exit"}}}  # fmt: skip
+    other = services.journey_create(workspace=workspace, name="Twice", definition=twice)
+    with pytest.raises(services.JourneyError) as refused:
+        services.journey_publish(journey=other)
+    assert "already sent by Cart, step mail" in refused.value.errors["steps.a.campaign"][0]
+    assert "already sent by" in refused.value.errors["steps.b.campaign"][0]
+    cart = Journey.objects.get(pk=cart_id(workspace))
+    services.journey_publish(journey=cart)  # its own message: it may publish again
+    other.delete()
+    alone = services.journey_create(workspace=workspace, name="Alone", definition=twice)
+    Journey.objects.filter(pk=cart_id(workspace)).update(status=Journey.Status.STOPPED)
+    with pytest.raises(services.JourneyError) as refused:
+        services.journey_publish(journey=alone)  # a stopped journey's message is free again
+    assert set(refused.value.errors) == {"steps.b.campaign"}
+    assert "already sent by step a" in refused.value.errors["steps.b.campaign"][0]
+
+
+def cart_id(workspace) -> int:
+    return Journey.objects.get(workspace=workspace, name="Cart").pk
