@@ -320,15 +320,12 @@ def _date(c: _Check, where: str, spec: dict, field: str = "date") -> dict:
         c.add(f"{where}.offset_days", "whole days from -365 to 365")
     if not isinstance(spec.get("yearly", False), bool):
         c.add(f"{where}.yearly", "true or false")
+    at = "09:00" if spec.get("at") is None else spec["at"]
     try:
-        time_of_day(spec.get("at") or "09:00")
+        time_of_day(at)
     except ValueError as exc:
         c.add(f"{where}.at", str(exc))
-    return {
-        "offset_days": offset,
-        "yearly": spec.get("yearly", False),
-        "at": spec.get("at") or "09:00",
-    }
+    return {"offset_days": offset, "yearly": spec.get("yearly", False), "at": at}
 
 
 def _identifier(c: _Check, where: str, value: Any) -> None:

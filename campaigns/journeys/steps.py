@@ -239,8 +239,9 @@ def _update_attribute(batch: Batch, step: dict, ids: list[int]) -> None:
     live = Customer.objects.filter(pk__in=customer_ids, erased_at__isnull=True)
     for customer in live.only("pk", "attributes"):
         customer.attributes = {**(customer.attributes or {}), step["attribute"]: step["value"]}
+        customer.updated_at = batch.now  # what syncs by updated_at sees the change
         changed.append(customer)
-    Customer.objects.bulk_update(changed, ["attributes"], batch_size=1000)
+    Customer.objects.bulk_update(changed, ["attributes", "updated_at"], batch_size=1000)
 
 
 def _segment(batch: Batch, step: dict, ids: list[int]) -> None:

@@ -1,6 +1,6 @@
 """Journey tasks on `default`: moving due enrolments on, and reading the event outbox. Both run
-every second from beat and when nudged (an enrolment by API, an event written); any number may
-run at once, since each batch is claimed in its own transaction."""
+every JOURNEY_TICK_SECONDS from beat and when nudged (an enrolment by API, an event written);
+any number may run at once, since each batch is claimed in its own transaction."""
 
 import time
 

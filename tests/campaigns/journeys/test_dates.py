@@ -203,6 +203,8 @@ def test_a_delay_until_the_day_before_a_birthday_and_without_a_date(shop):
         ({"date": "birthday", "offset_days": 1.5}, "trigger.offset_days"),
         ({"date": "birthday", "yearly": "yes"}, "trigger.yearly"),
         ({"date": "birthday", "at": "25:00"}, "trigger.at"),
+        ({"date": "birthday", "at": ""}, "trigger.at"),
+        ({"date": "birthday", "at": 0}, "trigger.at"),
     ],
 )
 def test_a_date_triggers_settings_are_checked_by_name(trigger, place):
