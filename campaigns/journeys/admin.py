@@ -754,13 +754,7 @@ class JourneyAdmin(WorkspaceScopedAdmin):
                 "inside": inside,
             }
             return TemplateResponse(request, "admin/campaigns/journey/stop_confirm.html", context)
-        service = {
-            "publish": services.journey_publish,
-            "pause": services.journey_pause,
-            "resume": services.journey_resume,
-            "stop": services.journey_stop,
-            "move": services.journey_move,
-        }[op]
+        service = services.ACTIONS[op]
         try:
             outcome = service(journey=journey)
         except services.JourneyError as exc:

@@ -165,13 +165,7 @@ class JourneyActionApi(JourneysApi):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk):
         journey = self.journey(pk)
-        service = {
-            "publish": services.journey_publish,
-            "pause": services.journey_pause,
-            "resume": services.journey_resume,
-            "stop": services.journey_stop,
-            "move": services.journey_move,
-        }[self.action]
+        service = services.ACTIONS[self.action]
         try:
             outcome = service(journey=journey)
         except services.JourneyError as exc:

@@ -208,6 +208,16 @@ def journey_stop(*, journey: Journey) -> int:
     return engine.exit_enrolments(journey=journey, reason="journey stopped")
 
 
+# What staff do to a journey as a whole, by the name the API's and the admin's buttons give.
+ACTIONS = {
+    "publish": journey_publish,
+    "pause": journey_pause,
+    "resume": journey_resume,
+    "stop": journey_stop,
+    "move": journey_move,
+}
+
+
 @transaction.atomic
 def enrolment_create(
     *, journey: Journey, customer: Customer, context: dict | None = None, key: str = ""
