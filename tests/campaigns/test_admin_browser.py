@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from campaigns.models import Campaign
-from tests.browser import needs_chromium
+from tests.browser import admin_login, click_and_load, needs_chromium
 from tests.campaigns.factories import make_audience
 from tests.conftest import wait_until
 
@@ -14,25 +14,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     needs_chromium,
 ]
-
-
-def click_and_load(b, element) -> None:
-    """Clicks and waits until the browser has left the current page and loaded the next.
-
-    The old page is marked and the wait is for a complete document without the mark. (Waiting
-    for the old <html> element to go stale raced with Chrome's navigation: asked about an element
-    of the page being torn down, chromedriver answered "Node with given id does not belong to
-    the document" instead of "stale", and the test failed once in CI.)"""
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    b.execute_script("window.__leaving = true")
-    element.click()
-    WebDriverWait(b, 15, ignored_exceptions=(WebDriverException,)).until(
-        lambda d: d.execute_script(
-            "return window.__leaving === undefined && document.readyState === 'complete'"
-        )
-    )
 
 
 def notice(b) -> str:
@@ -51,10 +32,7 @@ def test_marketer_creates_previews_approves_launches_and_reads_results(
     segment = make_audience(workspace, 25, name="Newsletter")
     get_user_model().objects.create_superuser("marketer", "m@example.com", "pw-for-tests-1")
     b = browser
-    b.get(f"{live_server.url}/admin/login/")
-    b.find_element(By.NAME, "username").send_keys("marketer")
-    b.find_element(By.NAME, "password").send_keys("pw-for-tests-1")
-    click_and_load(b, b.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+    admin_login(b, live_server.url, "marketer", "pw-for-tests-1")
 
     b.get(f"{live_server.url}/admin/campaigns/campaign/add/")
     Select(b.find_element(By.ID, "id_workspace")).select_by_visible_text(workspace.name)

@@ -10,25 +10,10 @@ from campaigns.journeys.models import Enrolment, Journey
 from campaigns.models import Message
 from crm import services as crm
 from crm.models import Product
-from tests.browser import needs_chromium
+from tests.browser import admin_login, click_and_load, needs_chromium
 from tests.campaigns.journeys.helpers import journey_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
-
-
-def click_and_load(b, element) -> None:
-    """Clicks and waits until the next page has replaced this one (the old page is marked; the
-    wait is for a complete document without the mark)."""
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    b.execute_script("window.__leaving = true")
-    element.click()
-    WebDriverWait(b, 15, ignored_exceptions=(WebDriverException,)).until(
-        lambda d: d.execute_script(
-            "return window.__leaving === undefined && document.readyState === 'complete'"
-        )
-    )
 
 
 def test_marketer_builds_fixes_publishes_and_tries_a_journey(live_server, browser, workspace):
@@ -42,10 +27,7 @@ def test_marketer_builds_fixes_publishes_and_tries_a_journey(live_server, browse
     Product.objects.create(workspace=workspace, sku="T1", name="Teapot", price=20)
     get_user_model().objects.create_superuser("marketer", "m@example.com", "pw-for-tests-1")
     b = browser
-    b.get(f"{live_server.url}/admin/login/")
-    b.find_element(By.NAME, "username").send_keys("marketer")
-    b.find_element(By.NAME, "password").send_keys("pw-for-tests-1")
-    click_and_load(b, b.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+    admin_login(b, live_server.url, "marketer", "pw-for-tests-1")
 
     b.get(f"{live_server.url}/admin/campaigns/journey/add/")
     Select(b.find_element(By.ID, "id_workspace")).select_by_visible_text(workspace.name)
