@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import services  # noqa: E402
 from bench.journeys import journey, people, setup_django  # noqa: E402
+from bench.sends import start  # noqa: E402  (its own process group: a kill takes the pool)
 
 ROOT = services.ROOT
 PYTHON = sys.executable
@@ -134,17 +135,6 @@ class Redis:
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
-
-
-def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "a"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: a kill takes the pool with it
-    )
 
 
 def worker(name: str, env: dict, workdir: Path) -> subprocess.Popen:
