@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
-from django.db.models import Q
+from django.db.models import JSONField, Q, Value
 
 from crm.models import Customer, Segment, Workspace
 
@@ -49,6 +49,7 @@ class Campaign(models.Model):
         NOW = "now", "as soon as launched"
         AT = "at", "at one moment for everyone"
         LOCAL = "local", "at a local time in each recipient's time zone"
+        BEST = "best", "at each recipient's best hour within a window (issue 17)"
 
     class ConsentRule(models.TextChoices):
         OPT_IN = "opt_in", "only customers who opted in"
@@ -58,6 +59,16 @@ class Campaign(models.Model):
         OPEN = "open"
         CLICK = "click"
         CONVERSION = "conversion"
+
+    class Targeting(models.TextChoices):
+        EVERYONE = "everyone", "everyone in the audience"
+        UPLIFT_TOP = "uplift_top", "the top k% by predicted uplift"
+        UPLIFT_POSITIVE = "uplift_positive", "only those with predicted uplift > 0"
+
+    class Bandit(models.TextChoices):
+        OFF = "", "off (fixed split, or A/B then winner)"
+        THOMPSON = "thompson", "Thompson sampling over variants, in waves"
+        CONTEXTUAL = "contextual", "a contextual policy on customer features, in waves"
 
     class Kind(models.TextChoices):
         BROADCAST = "broadcast", "a broadcast: launched once to its audience"
@@ -99,6 +110,38 @@ class Campaign(models.Model):
     # timedelta).
     ab_wait_hours = models.FloatField(
         default=4, validators=[MinValueValidator(0), MaxValueValidator(720)]
+    )
+    # Decisions (issue 17): who by uplift, which variant by a bandit, when by each one's best hour.
+    targeting = models.CharField(
+        max_length=16, choices=Targeting.choices, default=Targeting.EVERYONE
+    )
+    targeting_percent = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="for 'top k%': k",
+    )
+    targeting_control_percent = models.FloatField(
+        default=10,
+        validators=[MinValueValidator(0), MaxValueValidator(50)],
+        help_text="audience share the targeting skips, to measure what it earned",
+    )
+    bandit = models.CharField(max_length=12, choices=Bandit.choices, default="", blank=True)
+    waves = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(2), MaxValueValidator(20)]
+    )
+    wave_hours = models.FloatField(
+        default=4, validators=[MinValueValidator(0), MaxValueValidator(720)]
+    )
+    window_hours = models.PositiveSmallIntegerField(
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(168)],
+        help_text="for 'best hour': the window from the send time",
+    )
+    explore_percent = models.FloatField(
+        default=10,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="for 'best hour': share sent at a random hour, to measure the gain",
     )
     winner = models.ForeignKey(
         "Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -204,6 +247,11 @@ class Message(models.Model):
     clicked_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    # Decisions (issue 17): the probability with which the policy that chose this row's variant
+    # (and, for best-hour timing, its hour) chose it, and what it knew, for off-policy evaluation.
+    propensity = models.FloatField(null=True, blank=True)
+    decision = models.JSONField(default=dict, db_default=Value({}, JSONField()), blank=True)
+    wave = models.PositiveSmallIntegerField(null=True, blank=True)
     # A journey's message: the enrolment and the send step it is for (campaigns.journeys).
     enrolment_id = models.BigIntegerField(null=True, blank=True)
     step = models.CharField(max_length=40, blank=True)
