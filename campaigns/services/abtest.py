@@ -76,5 +76,10 @@ def ab_decide(*, campaign: Campaign, now: datetime) -> dict:
     Campaign.objects.filter(pk=campaign.pk).update(winner_id=winner["variant_id"], ab_result=result)
     Message.objects.filter(
         campaign=campaign, variant__isnull=True, holdout=False, state=Message.State.QUEUED
-    ).update(variant_id=winner["variant_id"], send_at=Greatest(F("send_at"), now))
+    ).update(
+        variant_id=winner["variant_id"],
+        send_at=Greatest(F("send_at"), now),
+        propensity=1.0,  # the winner goes to everyone left: a choice made with certainty
+        decision={"policy": "ab winner"},
+    )
     return result

@@ -7,10 +7,10 @@ draws are reproducible: they hash the campaign's recorded seed with the customer
 seed always puts the same customers in the holdout and in the same variant.
 """
 
-import hashlib
 import uuid
 from datetime import timedelta
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
@@ -18,33 +18,17 @@ from django.utils import timezone
 
 from campaigns import schedule
 from campaigns.channels import channel_for
+from campaigns.decisions import allocation, targeting, timing
 from campaigns.models import Campaign, Message, Suppression, Variant
 from campaigns.services.delivery import CONSENT_CHANNEL, consent_allows
+from campaigns.services.draws import pick_variant, unit  # noqa: F401 (also read from here)
 from crm.bulk import insert_rows
 from crm.models import Consent, Customer, Segment, SegmentMembership
 from crm.services.segments import segment_refresh
 
 COLUMNS = ("token", "campaign", "customer", "variant", "holdout", "ab_test", "state", "reason",
-           "attempts", "send_at", "address", "provider_id", "revenue", "step")  # fmt: skip
-
-
-def unit(seed: int, purpose: str, customer_id: int) -> float:
-    """A reproducible number in [0, 1) for (seed, purpose, customer)."""
-    digest = hashlib.blake2b(f"{seed}:{purpose}:{customer_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
-def pick_variant(variants: list[Variant], u: float) -> Variant:
-    """The variant whose share of the weights contains `u` (equal shares if all weights are 0)."""
-    weights = [max(0, v.weight) for v in variants]
-    if not sum(weights):
-        weights = [1] * len(variants)
-    edge, total = 0.0, sum(weights)
-    for variant, weight in zip(variants, weights, strict=True):
-        edge += weight / total
-        if u < edge:
-            return variant
-    return variants[-1]
+           "attempts", "send_at", "address", "provider_id", "revenue", "step", "propensity",
+           "decision", "wave")  # fmt: skip
 
 
 def audience(campaign: Campaign):
@@ -140,6 +124,10 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
     if progress:
         progress(40, f"writing {len(records):,} recipients")
 
+    who = targeting.for_launch(campaign, [c.pk for c in records])
+    which = allocation.for_launch(campaign, variants)
+    when = timing.for_launch(campaign, records)
+
     def rows():
         for customer in records:
             customer_id = customer.pk
@@ -151,15 +139,23 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
             holdout = (
                 not reason and unit(seed, "holdout", customer_id) < campaign.holdout_percent / 100
             )
+            decision: dict = {}
+            if not reason:
+                reason, decision = who.decide(customer_id, holdout)
             ab_test = bool(
                 not reason
                 and not holdout
                 and campaign.ab_test_percent
                 and unit(seed, "ab", customer_id) < campaign.ab_test_percent / 100
             )
-            variant = None
-            if not reason and not holdout and (ab_test or not campaign.ab_test_percent):
-                variant = pick_variant(variants, unit(seed, "variant", customer_id)).pk
+            variant = propensity = wave = None
+            if not reason and not holdout:
+                variant, propensity, wave, facts = which.first(customer_id, ab_test)
+                decision.update(facts)
+            send_at = due_for(customer.time_zone or "")
+            if not reason:
+                send_at, facts = when.due(customer_id, send_at)
+                decision.update(facts)
             state = Message.State.SKIPPED if reason or holdout else Message.State.QUEUED
             if holdout:
                 reason = "holdout"
@@ -170,7 +166,6 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
                 counts["queued"] += 1
                 counts["ab_test"] += ab_test
             token = uuid.uuid4()
-            send_at = due_for(customer.time_zone or "")
             yield (
                 token.hex if sqlite else token,
                 campaign.pk,
@@ -186,6 +181,9 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
                 "",
                 0,
                 "",
+                propensity,
+                orjson.dumps(decision).decode(),
+                wave,
             )
 
     with transaction.atomic():
