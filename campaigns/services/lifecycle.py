@@ -6,6 +6,7 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.decisions import targeting
 from campaigns.models import Campaign, Message, Variant
 from campaigns.services.fanout import deliveries_queue_on_commit
 from workers.services import task_run_start
@@ -48,6 +49,8 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
         errors.setdefault("quiet_end", []).append("give both ends of the quiet hours")
     if campaign.channel == "email" and any(not v.subject.strip() for v in approved):
         errors.setdefault("variants", []).append("every e-mail variant needs a subject")
+    for field, problems in targeting.launch_problems(campaign).items():
+        errors.setdefault(field, []).extend(problems)
     return errors
 
 

@@ -124,7 +124,12 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
     if progress:
         progress(40, f"writing {len(records):,} recipients")
 
-    who = targeting.for_launch(campaign, [c.pk for c in records])
+    # Targeting ranks the eligible audience (top k% of those who can be sent to), so it is
+    # given them, not the whole audience.
+    eligible = [
+        c.pk for c in records if not skip_reason(campaign, c, channel.address_of(c), suppressed)
+    ]
+    who = targeting.for_launch(campaign, eligible)
     which = allocation.for_launch(campaign, variants)
     when = timing.for_launch(campaign, records)
 

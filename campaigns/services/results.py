@@ -23,6 +23,7 @@ from crm.models import Event
 from marketing_ai.ml import experiment
 
 TREATED = (Message.State.SENT, Message.State.FAILED, Message.State.QUEUED, Message.State.SENDING)
+NOT_TARGETED = "not targeted"  # the reason uplift targeting skips with (campaigns.decisions)
 
 
 def attribute_conversions(*, campaign: Campaign) -> int:
@@ -43,7 +44,9 @@ def attribute_conversions(*, campaign: Campaign) -> int:
     )
     candidates = (
         Message.objects.filter(campaign=campaign, converted_at__isnull=True)
-        .filter(Q(state=Message.State.SENT) | Q(holdout=True))
+        # Those uplift targeting did not send to are measured like the holdout: the targeted
+        # arm's conversions per member are what the targeting earned (campaigns.decisions).
+        .filter(Q(state=Message.State.SENT) | Q(holdout=True) | Q(reason__startswith=NOT_TARGETED))
         .annotate(ref=Coalesce(F("sent_at"), F("send_at")))
         .annotate(ref_end=Coalesce(F("clicked_at"), F("ref")) + window)
         .filter(ref__lte=timezone.now())
@@ -63,7 +66,7 @@ def attribute_conversions(*, campaign: Campaign) -> int:
             m.converted_at, m.revenue = m.first, m.amount or Decimal(0)
         Message.objects.bulk_update(converted, ["converted_at", "revenue"], batch_size=1000)
         for m in converted:
-            if hooks and not m.holdout:
+            if hooks and m.state == Message.State.SENT:
                 webhook_emit(
                     workspace_id=campaign.workspace_id,
                     event="message.converted",
