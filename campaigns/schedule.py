@@ -37,8 +37,8 @@ def due_time(
     """The moment (aware) a recipient in `tz` is due; never before `now`."""
     if timing == "local":
         due = datetime.combine(local_date, local_time, tzinfo=tz)
-    elif timing == "at":
-        due = send_at
+    elif timing == "at" or (timing == "best" and send_at is not None):
+        due = send_at  # best hour: the window opens at send_at (campaigns.decisions.timing)
     else:
         due = now
     due = max(due, now)

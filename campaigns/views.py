@@ -50,7 +50,9 @@ def open_pixel(request: HttpRequest, signed: str) -> HttpResponse:
         token = tracking.read_open(signed)
     except tracking.BadToken as exc:
         raise Http404("bad token") from exc
-    engagement.message_opened(message=_message(token))
+    engagement.message_opened(
+        message=_message(token), user_agent=request.META.get("HTTP_USER_AGENT")
+    )
     return HttpResponse(PIXEL, content_type="image/gif")
 
 
@@ -62,7 +64,9 @@ def click(request: HttpRequest, signed: str) -> HttpResponse:
         return HttpResponseBadRequest("This link is not valid.", content_type="text/plain")
     message = Message.objects.select_related("campaign", "variant").filter(token=token).first()
     if message is not None:
-        engagement.message_clicked(message=message, url=url)
+        engagement.message_clicked(
+            message=message, url=url, user_agent=request.META.get("HTTP_USER_AGENT")
+        )
     # The URL is the one we signed into the message: going there is not an open redirect.
     return HttpResponseRedirect(url)
 

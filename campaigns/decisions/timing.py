@@ -1,9 +1,156 @@
 """When each recipient's message is due. The campaign's own timing (now, one moment, a local
-time) is computed per time zone by campaigns.schedule; best-hour timing moves it per recipient."""
+time) is computed per time zone by campaigns.schedule; best-hour timing moves it per recipient.
 
-from datetime import datetime
+Best hour ("best", issue 17): the window runs from the campaign's send time (its `send_at`, or
+the launch) for `window_hours`. Each recipient goes at the start of their best local hour (the
+CustomerScore "best_hour" that crm.services.send_time writes) within the window, or, when the
+window lacks it or it is quiet, at the window's hour their profile ranks highest; quiet hours
+are never chosen. A share `explore_percent` of the recipients, drawn with the campaign's seed, go
+at an hour drawn uniformly from the window's open hours instead, so that the results can compare
+best-hour against random-hour sends honestly. Recipients whose data are too thin (or who have no
+score yet) go at the campaign's own time, and their `decision` says so.
 
+Every recipient's `decision` holds: best_hour (their best hour, or None), best_hour_known,
+hour_explore, hour (the local hour chosen), hour_probability (the probability this policy gave
+the hour chosen: e/n for an explored one, 1 - e + e/n for the best one, with e the explore share
+and n the window's open hours), hour_basis (why, in words).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+from campaigns import schedule
 from campaigns.models import Campaign
+from campaigns.services.draws import unit
+from crm.models import Customer, CustomerScore
+
+KIND = "best_hour"
+UTC = ZoneInfo("UTC")
+
+
+@dataclass(frozen=True)
+class Known:
+    """A recipient's stored best hour: `hour` (0..23; the workspace's when `thin`), whether
+    their own data were too thin, their shrunk 24-hour profile (None if not stored) and the
+    confidence the score reported."""
+
+    hour: int
+    thin: bool
+    profile: list[float] | None
+    confidence: float | None
+
+
+def window_slots(
+    *,
+    start: datetime,
+    window_hours: int,
+    tz: ZoneInfo,
+    quiet_start: time | None = None,
+    quiet_end: time | None = None,
+) -> list[tuple[datetime, int]]:
+    """The open hours of [start, start + window_hours): (moment in UTC, local hour) for each
+    local hour that begins in the window (the first from `start` itself), quiet hours left out.
+    Hours are stepped in UTC from the local hour's start, so a DST change neither repeats nor
+    skips a real hour."""
+    end = start + timedelta(hours=window_hours)
+    base = start.astimezone(tz).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    slots = []
+    for k in range(window_hours + 1):
+        begins = base + timedelta(hours=k)
+        moment = max(begins, start)
+        if moment >= end:
+            break
+        local = moment.astimezone(tz)
+        if schedule.in_quiet_hours(local.time().replace(tzinfo=None), quiet_start, quiet_end):
+            continue
+        slots.append((moment.astimezone(UTC), begins.astimezone(tz).hour))
+    return slots
+
+
+def known_hours(workspace_id: int, customer_ids: list[int] | None = None) -> dict[int, Known]:
+    """The workspace's stored best hours by customer id (only `customer_ids`' when given)."""
+    known = {}
+    rows = CustomerScore.objects.filter(workspace_id=workspace_id, kind=KIND)
+    if customer_ids is not None:
+        rows = rows.filter(customer_id__in=customer_ids)
+    rows = rows.values_list("customer_id", "value", "reasons")
+    for customer_id, value, reasons in rows.iterator(chunk_size=5000):
+        facts = {r.get("feature"): r for r in reasons or [] if isinstance(r, dict)}
+        profile = facts.get("hour_profile", {}).get("value")
+        known[customer_id] = Known(
+            hour=int(value) % 24,
+            thin=bool(facts.get("thin", {}).get("value")),
+            profile=profile if isinstance(profile, list) and len(profile) == 24 else None,
+            confidence=facts.get("confidence", {}).get("value"),
+        )
+    return known
+
+
+def choose(
+    *,
+    customer_id: int,
+    known: Known | None,
+    slots: list[tuple[datetime, int]],
+    fallback: datetime,
+    explore_share: float,
+    seed: int,
+    thin_goes: str = "fallback",
+) -> tuple[datetime, dict]:
+    """(due, facts) for one recipient. `fallback` is when they go with no usable best hour (the
+    campaign's time); `thin_goes` "workspace" sends a thin recipient at the workspace's best hour
+    instead (a journey's delay, which has no campaign time of its own)."""
+    usable = known is not None and (not known.thin or thin_goes == "workspace")
+    facts = {
+        "best_hour": known.hour if usable else None,
+        "best_hour_known": usable,
+        "hour_confidence": known.confidence if known else None,
+    }
+    explore = unit(seed, "hour_explore", customer_id) < explore_share
+    if not slots:
+        return fallback, {
+            **facts,
+            "hour_explore": False,
+            "hour": None,
+            "hour_probability": 1.0,
+            "hour_basis": "every hour of the window is quiet: the campaign's time",
+        }
+    n = len(slots)
+    greedy = None
+    if usable:
+        score = known.profile if known.profile else [float(h == known.hour) for h in range(24)]
+        # the earliest of the open hours the profile ranks highest
+        greedy = max(range(n), key=lambda i: (score[slots[i][1]], -i))
+    if explore:
+        k = min(n - 1, int(unit(seed, "hour_pick", customer_id) * n))
+        probability = explore_share / n + (1 - explore_share) * (k == greedy)
+        moment, hour = slots[k]
+        basis = f"explore: uniform over the window's {n} open hours"
+    elif usable:
+        moment, hour = slots[greedy]
+        probability = 1 - explore_share + explore_share / n
+        basis = "best hour" if hour == known.hour else "the window's best-ranked open hour"
+        if known.thin:
+            basis = "the workspace's best hour (too few events of their own)"
+    else:
+        why = "too few events of their own" if known else "no best hour computed yet"
+        return fallback, {
+            **facts,
+            "hour_explore": False,
+            "hour": None,
+            "hour_probability": round(1 - explore_share, 6),
+            "hour_basis": f"{why}: the campaign's time",
+        }
+    return moment, {
+        **facts,
+        "hour_explore": explore,
+        "hour": hour,
+        "hour_probability": round(probability, 6),
+        "hour_basis": basis,
+    }
 
 
 class CampaignTime:
@@ -13,5 +160,95 @@ class CampaignTime:
         return zone_due, {}
 
 
+class BestHour:
+    """Best-hour timing for one launch: the scores and time zones read once."""
+
+    def __init__(self, campaign: Campaign, customers: list) -> None:
+        now = timezone.now()
+        self.campaign = campaign
+        self.start = max(campaign.send_at or now, now)
+        self.known = known_hours(campaign.workspace_id)
+        self.zones = {c.pk: c.time_zone or "" for c in customers}
+        self.slots: dict[str, list] = {}
+        self.seed = campaign.seed or 0
+        self.share = (campaign.explore_percent or 0) / 100
+
+    def _slots(self, zone_name: str) -> list[tuple[datetime, int]]:
+        if zone_name not in self.slots:
+            self.slots[zone_name] = window_slots(
+                start=self.start,
+                window_hours=self.campaign.window_hours,
+                tz=schedule.zone(zone_name, settings.CAMPAIGN_DEFAULT_TIME_ZONE),
+                quiet_start=self.campaign.quiet_start,
+                quiet_end=self.campaign.quiet_end,
+            )
+        return self.slots[zone_name]
+
+    def due(self, customer_id: int, zone_due: datetime) -> tuple[datetime, dict]:
+        return choose(
+            customer_id=customer_id,
+            known=self.known.get(customer_id),
+            slots=self._slots(self.zones.get(customer_id, "")),
+            fallback=zone_due,
+            explore_share=self.share,
+            seed=self.seed,
+        )
+
+
 def for_launch(campaign: Campaign, customers: list):
+    if campaign.timing == Campaign.Timing.BEST:
+        return BestHour(campaign, customers)
     return CampaignTime()
+
+
+def best_hour_due(
+    workspace_id: int,
+    customer_ids: list[int],
+    after: datetime,
+    window_hours: int = 24,
+    explore_percent: float = 10,
+    *,
+    seed: int | None = None,
+    quiet_start: time | None = None,
+    quiet_end: time | None = None,
+) -> dict[int, tuple[datetime, dict]]:
+    """For a journey's delay "until the recipient's best hour": {customer id: (due in UTC,
+    facts)} for the workspace's customers among `customer_ids`, each due at their best local hour
+    within [after, after + window_hours) (an explore_percent share at a random open hour). A
+    recipient with too few events of their own goes at the workspace's best hour; one with no
+    score at all at `after`. `seed` defaults to the hour of `after`, so that the same customers
+    are not the explored ones at every step."""
+    if window_hours < 1 or not 0 <= explore_percent <= 100:
+        raise ValueError("window_hours must be >= 1 and explore_percent within 0..100")
+    after = after.astimezone(UTC)
+    if seed is None:
+        seed = int(after.timestamp() // 3600)
+    customer_ids = list(customer_ids)
+    known = known_hours(workspace_id, customer_ids)
+    zones = dict(
+        Customer.objects.filter(workspace_id=workspace_id, pk__in=customer_ids).values_list(
+            "id", "time_zone"
+        )
+    )
+    slots: dict[str, list] = {}
+    out = {}
+    for customer_id, zone_name in zones.items():
+        zone_name = zone_name or ""
+        if zone_name not in slots:
+            slots[zone_name] = window_slots(
+                start=after,
+                window_hours=window_hours,
+                tz=schedule.zone(zone_name, settings.CAMPAIGN_DEFAULT_TIME_ZONE),
+                quiet_start=quiet_start,
+                quiet_end=quiet_end,
+            )
+        out[customer_id] = choose(
+            customer_id=customer_id,
+            known=known.get(customer_id),
+            slots=slots[zone_name],
+            fallback=after,
+            explore_share=explore_percent / 100,
+            seed=seed,
+            thin_goes="workspace",
+        )
+    return out

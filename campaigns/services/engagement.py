@@ -35,20 +35,27 @@ def _event(message: Message, kind: str, **properties) -> None:
     )
 
 
-def message_opened(*, message: Message) -> bool:
+def _who(message: Message, user_agent: str | None, now) -> dict:
+    # What tells a person's open from a machine's (best send time, marketing_ai.ml.sendtime):
+    # the fetcher's user agent and how long after the send it came.
+    after = (now - message.sent_at).total_seconds() if message.sent_at else None
+    return {"user_agent": (user_agent or "")[:300], "seconds_after_send": after}
+
+
+def message_opened(*, message: Message, user_agent: str | None = None) -> bool:
     now = timezone.now()
     first = Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)
     if first:
-        _event(message, "email_open")
+        _event(message, "email_open", **_who(message, user_agent, now))
     return bool(first)
 
 
-def message_clicked(*, message: Message, url: str) -> bool:
+def message_clicked(*, message: Message, url: str, user_agent: str | None = None) -> bool:
     now = timezone.now()
     Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)
     first = Message.objects.filter(pk=message.pk, clicked_at__isnull=True).update(clicked_at=now)
     if first:
-        _event(message, "email_click", url=url[:500])
+        _event(message, "email_click", url=url[:500], **_who(message, user_agent, now))
     return bool(first)
 
 

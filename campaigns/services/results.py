@@ -18,6 +18,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message
+from campaigns.services.send_time import send_time_comparison
 from campaigns.services.webhooks import endpoints_for, webhook_emit
 from crm.models import Event
 from marketing_ai.ml import experiment
@@ -155,6 +156,7 @@ def campaign_stats(*, campaign: Campaign, attribute: bool = True) -> dict:
         "lift": None,
         "ab_test": campaign.ab_result or None,
         "attribution": {"goal_event": campaign.goal_event, "days": campaign.attribution_days},
+        "send_time": send_time_comparison(campaign=campaign),  # best-hour timing only
     }
     if control["n"] and treated["n"]:
         a, b = (treated["conversions"], treated["n"]), (control["conversions"], control["n"])

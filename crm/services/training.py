@@ -18,6 +18,7 @@ OTHER_TASKS = {
     "clv": "crm.tasks.models.train_clv",
     "rfm": "crm.tasks.segments.rfm",
     "clusters": "crm.tasks.segments.clusters",
+    "send_time": "crm.tasks.models.send_time",  # each customer's best hour (best_hour scores)
 }
 # A registered version's params that are not the model's own: what training adds to them.
 RECORDED_NOT_MODEL = ("model", "popular", "repeat_purchases")

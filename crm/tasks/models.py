@@ -114,6 +114,22 @@ def score_clv(run: TaskRun, progress: Progress) -> dict:
     return {"customers": clv.clv_score(version=_version(run), progress=progress)}
 
 
+@tracked_task(queue=queues.ML, time_limit=60 * 60)
+def send_time(run: TaskRun, progress: Progress) -> dict:
+    """Params: days (int, default 365), conversion_events (list, default ["purchase"]).
+    Rewrites every customer's best_hour score (their best local hour to receive a message)."""
+    # it brings numpy and scipy: loaded on the worker, kept out of the web process
+    from crm.services import send_time as send_times
+
+    events = run.params.get("conversion_events") or ["purchase"]
+    return send_times.best_hours_compute(
+        workspace=run.workspace,
+        days=int(run.params.get("days", 365)),
+        conversion_events=[events] if isinstance(events, str) else [str(e) for e in events],
+        progress=progress,
+    )
+
+
 @nightly_task(queue=queues.ML, time_limit=10 * 60, atomic=True)
 def retrain_nightly() -> int:
     """Beat: a new version of every active churn and CLV model, on the latest data
