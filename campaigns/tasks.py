@@ -9,7 +9,7 @@ from celery.signals import worker_ready
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message
-from campaigns.services import delivery, webhooks
+from campaigns.services import bandit, delivery, webhooks
 from campaigns.services import sweep as sweeping
 from campaigns.services.copy import variants_generate
 from campaigns.services.fanout import deliveries_queue
@@ -58,6 +58,15 @@ def sweep() -> dict:
 def _sweep_on_start(sender=None, **_) -> None:
     # A worker that starts after a crash picks up its predecessor's work without waiting for beat.
     sweep.delay()
+
+
+@queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)
+def bandit_waves() -> dict:
+    """Decides the bandit campaigns' waves whose time has come and queues their sends."""
+    decided = bandit.waves_decide_due(now=timezone.now())
+    for campaign_id in decided:
+        deliveries_queue(campaign_id)
+    return {"decided": decided}
 
 
 @queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)

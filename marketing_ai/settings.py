@@ -267,6 +267,12 @@ CELERY_BEAT_SCHEDULE["idempotency-purge"] = {
     "task": "crm.tasks.idempotency.purge_idempotency_records",
     "schedule": crontab(minute=17),
 }
+# Bandit campaigns' waves (campaigns.services.bandit): a wave whose time has come is decided
+# within this many seconds of it.
+CELERY_BEAT_SCHEDULE["campaigns-bandit-waves"] = {
+    "task": "campaigns.tasks.bandit_waves",
+    "schedule": env.float("BANDIT_WAVE_SECONDS", default=60.0),
+}
 CELERY_BEAT_SCHEDULE["campaigns-attribute"] = {
     "task": "campaigns.tasks.attribute_recent",
     "schedule": crontab(minute="*/10"),

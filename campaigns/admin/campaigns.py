@@ -9,6 +9,7 @@ from django.core.mail import get_connection
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -17,7 +18,7 @@ from campaigns import charts, rendering
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services import copy, lifecycle
+from campaigns.services import bandit, copy, lifecycle, policy_eval
 from campaigns.services.results import campaign_stats
 from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
@@ -110,6 +111,10 @@ class GenerateForm(forms.Form):
     k = forms.IntegerField(min_value=1, max_value=8, initial=4, label="variants")
 
 
+def _or_default(value, name: str):
+    return Campaign._meta.get_field(name).get_default() if value is None else value
+
+
 class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
@@ -136,8 +141,21 @@ class CampaignForm(forms.ModelForm):
             "ab_test_percent",
             "ab_metric",
             "ab_wait_hours",
+            "bandit",
+            "waves",
+            "wave_hours",
         ]
         widgets = {"from_email": forms.TextInput(attrs={"size": 50})}
+
+    # The bandit's knobs: optional (their defaults kept when left empty), as in the API.
+    waves = forms.IntegerField(required=False, initial=4, help_text="2 to 20")
+    wave_hours = forms.FloatField(required=False, initial=4, help_text="hours between waves")
+
+    def clean_waves(self):
+        return _or_default(self.cleaned_data.get("waves"), "waves")
+
+    def clean_wave_hours(self):
+        return _or_default(self.cleaned_data.get("wave_hours"), "wave_hours")
 
     def clean(self):
         data = super().clean()
@@ -145,6 +163,9 @@ class CampaignForm(forms.ModelForm):
         for field in ("include_segments", "exclude_segments"):
             if workspace and any(s.workspace_id != workspace.pk for s in data.get(field) or []):
                 self.add_error(field, "choose segments of the campaign's workspace")
+        bandit = lifecycle.bandit_problems(data.get("bandit"), data.get("ab_test_percent"), None)
+        for field, problems in bandit.items():
+            self.add_error(field, problems)
         return data
 
 
@@ -191,12 +212,17 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 "classes": ["collapse"],
             },
         ),
+        ("Bandit (waves)", {"fields": ["bandit", "waves", "wave_hours", "bandit_waves"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None or obj.status == Campaign.Status.DRAFT:
-            return ["status", "winner"]
-        return [f.name for f in Campaign._meta.fields] + ["include_segments", "exclude_segments"]
+            return ["status", "winner", "bandit_waves"]
+        return [f.name for f in Campaign._meta.fields] + [
+            "include_segments",
+            "exclude_segments",
+            "bandit_waves",
+        ]
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.related_model is Segment:
@@ -258,6 +284,21 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             counts.get("failed", 0),
         )
 
+    @admin.display(description="Waves and policies")
+    def bandit_waves(self, obj: Campaign) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        link = format_html(
+            '<a href="{}">Judge other policies on these logs (off-policy evaluation)</a>',
+            reverse("admin:campaigns_campaign_policy_evaluation", args=[obj.pk]),
+        )
+        if not obj.bandit:
+            return link
+        return render_to_string(
+            "admin/campaigns/campaign/bandit_waves.html",
+            {"summary": bandit.bandit_summary(obj), "link": link},
+        )
+
     # --- extra pages ------------------------------------------------------------------------
 
     def get_urls(self):
@@ -277,6 +318,11 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             ),
             path(
                 "<int:pk>/results/", view(self.results, "view"), name="campaigns_campaign_results"
+            ),
+            path(
+                "<int:pk>/policy-evaluation/",
+                view(self.policy_evaluation, "view"),
+                name="campaigns_campaign_policy_evaluation",
             ),
             path(
                 "<int:pk>/generate/",
@@ -437,6 +483,21 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             return
         get_connection().close()
         messages.success(request, f"Test sent to {address}.")
+
+    def policy_evaluation(self, request: HttpRequest, pk: int):
+        campaign = self._campaign(request, pk)
+        metric = request.GET.get("metric")
+        if metric not in Campaign.AbMetric.values:
+            metric = campaign.ab_metric
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Policy evaluation: {campaign.name}",
+            "campaign": campaign,
+            "metrics": Campaign.AbMetric.values,
+            "evaluation": policy_eval.evaluate(campaign, metric),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/policy_evaluation.html", context)
 
     def results(self, request: HttpRequest, pk: int):
         campaign = self._campaign(request, pk)

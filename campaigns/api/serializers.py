@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from campaigns import outbound
 from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
+from campaigns.services.lifecycle import bandit_problems
 from crm.api.fields import JsonField
 from crm.models import Segment
 
@@ -45,6 +46,9 @@ class CampaignSerializer(serializers.ModelSerializer):
             "ab_wait_hours",
             "winner",
             "ab_result",
+            "bandit",
+            "waves",
+            "wave_hours",
             "from_email",
             "seed",
             "launched_at",
@@ -75,6 +79,11 @@ class CampaignSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"status": [f"a {self.instance.status} campaign cannot be edited"]}
             )
+        bandit = attrs.get("bandit", getattr(self.instance, "bandit", ""))
+        ab_test = attrs.get("ab_test_percent", getattr(self.instance, "ab_test_percent", None))
+        errors = bandit_problems(bandit, ab_test, None)  # the variants are counted at launch
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 

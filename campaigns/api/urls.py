@@ -13,6 +13,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/resend-failed", views.CampaignResendApi.as_view()),
     path("campaigns/<int:pk>/stats", views.CampaignStatsApi.as_view()),
     path("campaigns/<int:pk>/messages", views.CampaignMessagesApi.as_view()),
+    path("campaigns/<int:pk>/policy-evaluation", views.CampaignPolicyEvaluationApi.as_view()),
     path("campaigns/<int:pk>/variants", views.VariantListApi.as_view()),
     path("campaigns/<int:pk>/variants/<int:variant_pk>", views.VariantDetailApi.as_view()),
     path("campaigns/<int:pk>/variants/<int:variant_pk>/approve", views.VariantApproveApi.as_view()),

@@ -22,7 +22,7 @@ from campaigns.api.serializers import (
     WebhookEndpointWithSecretSerializer,
 )
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
-from campaigns.services import lifecycle
+from campaigns.services import lifecycle, policy_eval
 from campaigns.services.copy import BriefError, copy_generation_start
 from campaigns.services.results import campaign_stats
 from campaigns.services.variants import variant_approve, variant_update
@@ -134,6 +134,22 @@ class CampaignStatsApi(CampaignsApi):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):
         return Response(campaign_stats(campaign=self.campaign(pk)))
+
+
+class CampaignPolicyEvaluationApi(CampaignsApi):
+    """What other policies would have earned on the campaign's logged messages (IPW, SNIPW, DR
+    with 95% intervals) beside the logged policy's observed value."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("metric", str, enum=list(Campaign.AbMetric.values))],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request, pk):
+        campaign = self.campaign(pk)
+        metric = request.query_params.get("metric") or campaign.ab_metric
+        if metric not in Campaign.AbMetric.values:
+            raise ValidationError({"metric": [f"one of {', '.join(Campaign.AbMetric.values)}"]})
+        return Response(policy_eval.evaluate(campaign, metric))
 
 
 class CampaignMessagesApi(CampaignsApi):
