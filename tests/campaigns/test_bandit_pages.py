@@ -133,6 +133,11 @@ def form_for(admin_user, rf, workspace, **values):
         "ab_wait_hours": 4,
         "waves": 4,
         "wave_hours": 4,
+        # The other decisions' fields as the form shows them by default.
+        "targeting": "everyone",
+        "targeting_control_percent": 10,
+        "window_hours": 24,
+        "explore_percent": 10,
         **values,
     }
     return form_class(data=data)
