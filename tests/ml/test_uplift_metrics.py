@@ -33,18 +33,22 @@ def simulated(n: int = 20_000, seed: int = 1):
 
 
 def test_the_true_ordering_scores_high_a_random_one_near_zero_the_best_one_exactly_one():
+    """On the causalml scale a random ordering scores 0 (Qini) and 0.5 (AUUC); on the
+    "perfect" scale (scikit-uplift's) 0, and the best ordering exactly 1."""
     y, treated, x, effect = simulated()
     random_score = np.random.default_rng(2).random(len(y))
-    for metric in (metrics.qini_coefficient, metrics.auuc):
+    assert abs(metrics.auuc(y, treated, random_score) - 0.5) < 0.05  # causalml's: 0.5 random
+    for metric in (metrics.qini_coefficient,):
         # Against the best ordering of these very outcomes (noise included), a true ordering of
         # a 20-point uplift reaches a fraction: well clear of random, far from one.
         true = metric(y, treated, effect + x * 1e-9)
         assert 0.1 < true < 1, metric.__name__
         assert abs(metric(y, treated, random_score)) < true / 3, metric.__name__
-        best = metrics._perfect_order(*metrics._arrays(y, treated, x)[:2])
-        score = np.empty(len(y))
-        score[best] = np.arange(len(y), 0, -1)
-        assert metric(y, treated, score) == pytest.approx(1.0), metric.__name__
+    for points, metric in ((metrics._qini_points, metrics.qini_coefficient),
+                           (metrics._uplift_points, metrics.auuc)):  # fmt: skip
+        best = metrics._perfect_score(points, y, treated)
+        assert metric(y, treated, best, normalise="perfect") == pytest.approx(1.0)
+        assert abs(metric(y, treated, random_score, normalise="perfect")) < 0.05
     assert metrics.uplift_at_k(y, treated, effect + x * 1e-9, k=0.5) == pytest.approx(0.2, abs=0.03)
 
 
@@ -66,3 +70,30 @@ def test_intervals_hold_the_figure_and_narrow_with_more_customers():
 def test_bad_input_is_a_clear_error(y, treated, score):
     with pytest.raises(ValueError):
         metrics.qini_coefficient(y, treated, score)
+
+
+def test_the_same_figures_as_causalml_and_scikit_uplift_on_the_same_data():
+    """Our Qini coefficient and AUUC equal causalml's `qini_score` / `auuc_score` (normalize=True,
+    as since its #799) and, normalised to the best ordering, scikit-uplift's `qini_auc_score` /
+    `uplift_auc_score`, on a simulated test and on a model's scores (no ties)."""
+    import pandas as pd
+    from causalml.metrics import auuc_score, qini_score
+    from sklift.metrics import qini_auc_score, uplift_auc_score
+
+    y, treated, x, effect = simulated(6_000, seed=4)
+    for score in (x + np.random.default_rng(5).normal(0, 0.3, len(x)), -x):
+        frame = pd.DataFrame({"y": y, "w": treated, "model": score})
+        assert metrics.qini_coefficient(y, treated, score) == pytest.approx(
+            qini_score(frame)["model"], abs=1e-12
+        )
+        assert metrics.auuc(y, treated, score) == pytest.approx(
+            auuc_score(frame)["model"], abs=1e-12
+        )
+        assert metrics.qini_coefficient(y, treated, score, normalise="perfect") == pytest.approx(
+            qini_auc_score(y, score, treated), abs=1e-12
+        )
+        assert metrics.auuc(y, treated, score, normalise="perfect") == pytest.approx(
+            uplift_auc_score(y, score, treated), abs=1e-12
+        )
+    with pytest.raises(ValueError):
+        metrics.qini_coefficient(y, treated, x, normalise="mine")

@@ -5,9 +5,16 @@ control = held out), as Radcliffe (2007) and scikit-uplift define the curves:
   responders / control) among the top n, times n;
 - the Qini curve at the top n: treated responders - control responders x treated / control
   among the top n (the control scaled to the treated's size);
-- each curve's area, normalised as (model - random) / (perfect - random): 1 for the best
-  ordering these outcomes allow, 0 for a random one (AUUC from the uplift curve, the Qini
-  coefficient from the Qini curve), and uplift at k: the uplift among the top k share;
+- points where one group is still empty count as 0 in the curves (as scikit-uplift's do);
+- each curve's area, normalised one of two ways (`normalise=`):
+  - "causalml" (the default; causalml's `auuc_score` / `qini_score` with normalize=True since its
+    #799, which made the random baseline the theoretical one): the curve divided by the size of
+    its end point, then its mean over the N + 1 points; for the Qini coefficient minus the
+    straight line's mean. A random ordering scores 0.5 (AUUC) and 0 (Qini); points where one
+    group is still empty are interpolated, as causalml does;
+  - "perfect" (scikit-uplift's `uplift_auc_score` / `qini_auc_score`, Radcliffe's q): (model -
+    random) / (best ordering these outcomes allow - random): 1 the best, 0 random;
+- uplift at k: the uplift among the top k share;
 - bootstrap 95% intervals for each, resampling customers with replacement.
 
 Ties in the score are broken by order of appearance (a stable sort), so the figures do not depend
@@ -40,18 +47,32 @@ def _counts(y, treated, order):
     return n_t, n_c, y_t, y_c
 
 
-def _uplift_points(y, treated, order):
+def _interpolated(points: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """The curve with its undefined points (a group still empty) filled in linearly between
+    the defined ones, as pandas' interpolate does in causalml (the point at 0 is defined)."""
+    defined = np.concatenate([[True], defined])
+    if defined.all():
+        return points
+    at = np.arange(len(points))
+    return np.interp(at, at[defined], points[defined])
+
+
+def _uplift_points(y, treated, order, interpolate: bool = False):
     n_t, n_c, y_t, y_c = _counts(y, treated, order)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(n_t > 0, y_t / n_t, 0.0) - np.where(n_c > 0, y_c / n_c, 0.0)
-    return np.concatenate([[0.0], rate * (n_t + n_c)])
+    rate = np.concatenate([[0.0], rate])
+    if interpolate:  # causalml fills in the rate (its "lift"), then multiplies by n
+        rate = _interpolated(rate, (n_t > 0) & (n_c > 0))
+    return rate * np.arange(len(rate))
 
 
-def _qini_points(y, treated, order):
+def _qini_points(y, treated, order, interpolate: bool = False):
     n_t, n_c, y_t, y_c = _counts(y, treated, order)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(n_c > 0, y_c * n_t / n_c, 0.0)
-    return np.concatenate([[0.0], y_t - scaled])
+    points = np.concatenate([[0.0], y_t - scaled])
+    return _interpolated(points, n_c > 0) if interpolate else points
 
 
 def uplift_curve(y, treated, score) -> np.ndarray:
@@ -66,49 +87,89 @@ def qini_curve(y, treated, score) -> np.ndarray:
     return _qini_points(y, treated, np.argsort(-score, kind="stable"))
 
 
-def _area(points: np.ndarray) -> float:
-    return float(np.sum((points[1:] + points[:-1]) / 2))
+def _perfect_score(points_of, y, treated) -> np.ndarray:
+    """scikit-uplift's best possible score for these outcomes: for the Qini curve treated
+    responders first and control responders last (the send lost them, in the best case); for
+    the uplift curve its `perfect_uplift_curve`'s ordering."""
+    if points_of is _qini_points:
+        return y * treated - y * (1 - treated)
+    lost = np.sum((y == 1) & (treated == 0)) > np.sum((y == 0) & (treated == 1))
+    return 2 * (y == treated) + (y if lost else treated)
 
 
-def _random_area(points: np.ndarray) -> float:
-    """The area of the straight line from (0, 0) to the curve's end: a random ordering."""
-    return float(points[-1] * (len(points) - 1) / 2)
+def _at_thresholds(points_of, y, treated, score):
+    """(top n, curve) at each distinct score, highest first, ties taken together, from (0, 0):
+    the points scikit-uplift's curves have."""
+    order = np.argsort(score, kind="mergesort")[::-1]
+    points = points_of(y, treated, order)
+    ends = np.r_[np.flatnonzero(np.diff(score[order])), len(score) - 1] + 1
+    x = np.r_[0, ends]
+    return x, points[x]
 
 
-def _perfect_order(y, treated):
-    """The best ordering the outcomes allow: treated responders and control non-responders
-    first, then treated non-responders, then control responders (who were lost by the send
-    in the best case, so the curve's peak is highest)."""
-    key = np.where(treated == 1, np.where(y == 1, 0, 2), np.where(y == 1, 3, 1))
-    return np.argsort(key, kind="stable")
-
-
-def _normalised(points_of, y, treated, order) -> float:
-    model = points_of(y, treated, order)
-    perfect = points_of(y, treated, _perfect_order(y, treated))
-    spread = _area(perfect) - _random_area(perfect)
+def _normalised(points_of, y, treated, score) -> float:
+    """(model - random) / (perfect - random), areas by the trapezoid rule over the thresholds."""
+    x, curve = _at_thresholds(points_of, y, treated, score)
+    px, pc = _at_thresholds(points_of, y, treated, _perfect_score(points_of, y, treated))
+    random = np.trapezoid([0.0, pc[-1]], [0.0, px[-1]])
+    spread = np.trapezoid(pc, px) - random
     if spread <= 0:
         return 0.0
-    return (_area(model) - _random_area(model)) / spread
+    return float((np.trapezoid(curve, x) - random) / spread)
 
 
-def auuc(y, treated, score) -> float:
-    """The uplift curve's area, normalised: 1 the best ordering, 0 random."""
+NORMALISATIONS = ("causalml", "perfect")
+
+
+def _by_end(points: np.ndarray) -> np.ndarray:
+    end = abs(points[-1])
+    return points / end if end else points
+
+
+def auuc(y, treated, score, normalise: str = "causalml") -> float:
+    """The uplift (cumulative gain) curve's area, normalised: "causalml" 0.5 random;
+    "perfect" 1 the best ordering, 0 random."""
     y, treated, score = _arrays(y, treated, score)
-    return _normalised(_uplift_points, y, treated, np.argsort(-score, kind="stable"))
+    if normalise == "perfect":
+        return _normalised(_uplift_points, y, treated, score)
+    order = np.argsort(-score, kind="stable")
+    _check(normalise)
+    return float(_by_end(_uplift_points(y, treated, order, interpolate=True)).mean())
 
 
-def qini_coefficient(y, treated, score) -> float:
-    """The Qini curve's area, normalised: 1 the best ordering, 0 random."""
+def qini_coefficient(y, treated, score, normalise: str = "causalml") -> float:
+    """The Qini curve's area above random, normalised: 0 random either way; "perfect" 1 the
+    best ordering."""
     y, treated, score = _arrays(y, treated, score)
-    return _normalised(_qini_points, y, treated, np.argsort(-score, kind="stable"))
+    if normalise == "perfect":
+        return _normalised(_qini_points, y, treated, score)
+    order = np.argsort(-score, kind="stable")
+    _check(normalise)
+    curve = _by_end(_qini_points(y, treated, order, interpolate=True))
+    return float(curve.mean() - np.linspace(curve[0], curve[-1], len(curve)).mean())
 
 
-def uplift_at_k(y, treated, score, k: float = 0.3) -> float:
-    """Response rate of the treated minus the control's among the top `k` share by score."""
+def _check(normalise: str) -> None:
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise is one of {', '.join(NORMALISATIONS)}")
+
+
+def uplift_at_k(y, treated, score, k: float = 0.3, strategy: str = "overall") -> float:
+    """Response rate of the treated minus the control's among the top `k` share by score:
+    of everyone ("overall"), or the top k of each group ranked apart ("by_group", as
+    scikit-uplift's `uplift_at_k` with that strategy)."""
     y, treated, score = _arrays(y, treated, score)
     if not 0 < k <= 1:
         raise ValueError("k is a share from 0 (excluded) to 1")
+    if strategy == "by_group":
+        rates = []
+        for group in (1, 0):
+            rows = np.flatnonzero(treated == group)
+            top = rows[np.argsort(-score[rows], kind="stable")][: max(1, int(k * len(rows)))]
+            rates.append(y[top].mean())
+        return float(rates[0] - rates[1])
+    if strategy != "overall":
+        raise ValueError("strategy is overall or by_group")
     top = np.argsort(-score, kind="stable")[: max(1, int(round(k * len(y))))]
     t, c = treated[top] == 1, treated[top] == 0
     if not t.any() or not c.any():
