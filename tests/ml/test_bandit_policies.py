@@ -140,3 +140,15 @@ def test_sample_rows_follows_the_probabilities():
     arms, chosen = sample_rows(p, np.random.default_rng(0))
     assert np.bincount(arms, minlength=3) / len(arms) == pytest.approx(p[0], abs=0.01)
     assert chosen == pytest.approx(p[0][arms])
+
+
+def test_no_logs_yet_and_a_single_variant():
+    # A campaign's first refit may see no logs at all: the prior alone, every arm as likely.
+    empty = LinearThompson().fit(np.zeros((0, 2)), [], [], n_arms=3)
+    p = empty.probabilities(np.ones((5, 2)), draws=4000, seed=0)
+    assert p == pytest.approx(np.full((5, 3), 1 / 3), abs=0.03)
+    # One variant: it gets everything, floor or not.
+    assert BetaThompson().probabilities([3], [10]) == pytest.approx([1.0])
+    assert LinearThompson().fit(np.ones((2, 1)), [0, 0], [1, 0], n_arms=1).probabilities(
+        np.ones((2, 1))
+    ) == pytest.approx(np.ones((2, 1)))
