@@ -17,8 +17,9 @@ from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.recipients import build_ledger
 from campaigns.services.results import attribute_conversions
 from workers import queues
-from workers.models import TaskRun
-from workers.runs import Progress, queued_task, tracked_task
+from workers import services as run_services
+from workers.models import ModelVersion, TaskRun
+from workers.runs import Progress, nightly_task, queued_task, tracked_task
 from workers.services import nudge_taken
 
 
@@ -106,6 +107,49 @@ def deliver_webhooks() -> dict:
             totals[outcome] += n
         if sum(counts.values()) < webhooks.BATCH or time.monotonic() - started > 20:
             return totals
+
+
+# What a promoted or rolled-back uplift version rewrites (workers.services.model_version_promote).
+run_services.rescoring_register(family="uplift.", task="campaigns.tasks.score_uplift")
+
+
+@tracked_task(queue=queues.ML, time_limit=2 * 3600)
+def train_uplift(run: TaskRun, progress: Progress) -> dict:
+    """Params: goal (the campaigns' goal event, e.g. purchase). Trains uplift.<goal> on the
+    workspace's sent campaigns with a holdout, registers it and, when active, scores everyone."""
+    from campaigns.services import uplift_training  # LightGBM and numpy: the worker only
+
+    version = uplift_training.uplift_train(
+        workspace=run.workspace,
+        goal=str(run.params.get("goal", "")),
+        task_run=run,
+        progress=progress,
+    )
+    return {
+        "model_version": version.pk,
+        "version": version.version,
+        "status": version.status,
+        "metrics": version.metrics,
+    }
+
+
+@tracked_task(queue=queues.ML, time_limit=60 * 60)
+def score_uplift(run: TaskRun, progress: Progress) -> dict:
+    """Params: model_version (id). Rewrites every customer's uplift.<goal> scores and the goal's
+    segments from that version."""
+    from campaigns.services import uplift_training
+
+    version = ModelVersion.objects.get(pk=run.params["model_version"], workspace=run.workspace)
+    return {"customers": uplift_training.uplift_score(version=version, progress=progress)}
+
+
+@nightly_task(queue=queues.ML, time_limit=10 * 60, atomic=True)
+def rescore_uplift_nightly() -> int:
+    """Beat: every active uplift model scores its workspace's customers again, on today's
+    features (campaigns.services.uplift.uplift_rescoring_due)."""
+    from campaigns.services.uplift import uplift_rescoring_due
+
+    return uplift_rescoring_due()
 
 
 @tracked_task(queue=queues.GPU, time_limit=60 * 60)

@@ -267,6 +267,11 @@ CELERY_BEAT_SCHEDULE["idempotency-purge"] = {
     "task": "crm.tasks.idempotency.purge_idempotency_records",
     "schedule": crontab(minute=17),
 }
+# Active uplift models score everyone again on the night's features (launches read the scores).
+CELERY_BEAT_SCHEDULE["uplift-rescore-nightly"] = {
+    "task": "campaigns.tasks.rescore_uplift_nightly",
+    "schedule": crontab(hour=4, minute=0),
+}
 # Bandit campaigns' waves (campaigns.services.bandit): a wave whose time has come is decided
 # within this many seconds of it.
 CELERY_BEAT_SCHEDULE["campaigns-bandit-waves"] = {

@@ -14,12 +14,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from campaigns import charts, rendering
+from campaigns import charts, rendering, uplift_charts
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
 from campaigns.services import bandit, copy, lifecycle, policy_eval
 from campaigns.services.results import campaign_stats
+from campaigns.services.uplift import UpliftError, uplift_training_start
 from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
@@ -138,6 +139,9 @@ class CampaignForm(forms.ModelForm):
             "attribution_days",
             "holdout_percent",
             "seed",
+            "targeting",
+            "targeting_percent",
+            "targeting_control_percent",
             "ab_test_percent",
             "ab_metric",
             "ab_wait_hours",
@@ -176,6 +180,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     list_filter = ["status", "channel", "workspace"]
     search_fields = ["name"]
     inlines = [VariantInline]
+    actions = ["train_uplift"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
     fieldsets = [
         (None, {"fields": ["workspace", "name", "channel", "status", "from_email"]}),
@@ -205,6 +210,10 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             },
         ),
         ("Measurement", {"fields": ["goal_event", "attribution_days", "holdout_percent", "seed"]}),
+        (
+            "Targeting by uplift",
+            {"fields": ["targeting", "targeting_percent", "targeting_control_percent"]},
+        ),
         (
             "A/B test",
             {
@@ -298,6 +307,43 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "admin/campaigns/campaign/bandit_waves.html",
             {"summary": bandit.bandit_summary(obj), "link": link},
         )
+
+    @admin.action(
+        description="Train an uplift model for the selected campaigns' goals",
+        permissions=["change"],
+    )
+    def train_uplift(self, request: HttpRequest, queryset) -> None:
+        """One run per workspace and goal event among the selection: each trains on every
+        sent campaign of that goal with a holdout, not only the selected ones."""
+        pairs = sorted(set(queryset.values_list("workspace", "goal_event")))
+        for workspace_id, goal in pairs:
+            workspace = visible_workspaces(request).filter(pk=workspace_id).first()
+            if workspace is None:
+                continue
+            try:
+                run = uplift_training_start(workspace=workspace, goal=goal, user=request.user)
+            except UpliftError as exc:
+                self.message_user(request, f"{goal}: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"Training the uplift model for {goal!r} on {workspace.name} on an {run.queue} "
+                f"worker (task {run.pk}); the version appears under Model versions.",
+            )
+
+    def _uplift_section(self, campaign: Campaign) -> dict:
+        # numpy and the metrics: loaded by the page that needs them, not by the web process
+        from campaigns.services.uplift_results import uplift_results
+
+        section = uplift_results(campaign=campaign, attribute=False)
+        if not section or not section["qini"]:
+            return {"uplift": section}
+        chart = uplift_charts.qini_chart(
+            section["qini"]["observed"],
+            section["qini"]["predicted"],
+            title="Qini curve: extra conversions by predicted uplift",
+        )
+        return {"uplift": section, "uplift_chart": chart}
 
     # --- extra pages ------------------------------------------------------------------------
 
@@ -520,6 +566,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "campaign": campaign,
             "stats": stats,
             "charts": [svg["conversions"], svg["clicks"], svg["opens"]],
+            **self._uplift_section(campaign),
             "refresh": campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.SENDING),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/results.html", context)

@@ -71,3 +71,18 @@ def uplift_training_start(*, workspace: Workspace, goal: str, user: Any = None) 
     if problem:
         raise UpliftError(problem)
     return task_run_start(task=TRAIN_TASK, params={"goal": goal}, workspace=workspace, user=user)
+
+
+def uplift_rescoring_due() -> int:
+    """Starts a scoring run for every active uplift version (nightly: features move with time
+    and new orders, and launches target by the stored scores); returns how many started."""
+    active = ModelVersion.objects.filter(
+        family__startswith=FAMILY_PREFIX, status=ModelVersion.Status.ACTIVE
+    ).select_related("workspace")
+    started = 0
+    for version in active:
+        task_run_start(
+            task=SCORE_TASK, params={"model_version": version.pk}, workspace=version.workspace
+        )
+        started += 1
+    return started

@@ -66,6 +66,8 @@ def test_campaign_form_holds_sender_and_ab_wait_to_the_apis_rules(
         "goal_event": "purchase",
         "ab_metric": "click",
         "ab_wait_hours": 4,
+        "targeting": "everyone",
+        "targeting_control_percent": 10,
         field: value,
     }
     form = form_class(data=data)

@@ -223,3 +223,25 @@ def test_journey_allows_uses_the_workspaces_scores_for_top_k(workspace):
     }
     with pytest.raises(ValueError):
         targeting.journey_allows(campaign, ids, {"targeting": "best"})
+
+
+def test_staff_set_the_targeting_in_the_campaign_form_and_the_api(workspace, admin_client):
+    page = admin_client.get("/admin/campaigns/campaign/add/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Targeting by uplift" in body and 'name="targeting_percent"' in body
+    segment, _ = scored_audience(workspace, n=3)
+    api = client_for(workspace)
+    created = api.post(
+        "/api/v1/campaigns",
+        {"name": "api", "targeting": "uplift_top", "targeting_percent": 20},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["targeting"] == "uplift_top"
+    assert created.json()["targeting_control_percent"] == 10
+    bad = api.post(
+        "/api/v1/campaigns", {"name": "bad", "targeting": "psychic", "targeting_percent": 0}
+    )
+    assert bad.status_code == 400
+    assert set(bad.json()) >= {"targeting", "targeting_percent"}
