@@ -34,7 +34,7 @@ UTC = ZoneInfo("UTC")
 
 @dataclass(frozen=True)
 class Known:
-    """A recipient's stored best hour: `hour` (0..23; the workspace's when `thin`), whether
+    """A recipient's stored best hour: `hour` (0..23, of their shrunk profile), whether
     their own data were too thin, their shrunk 24-hour profile (None if not stored) and the
     confidence the score reported."""
 
@@ -101,8 +101,9 @@ def choose(
     thin_goes: str = "fallback",
 ) -> tuple[datetime, dict]:
     """(due, facts) for one recipient. `fallback` is when they go with no usable best hour (the
-    campaign's time); `thin_goes` "workspace" sends a thin recipient at the workspace's best hour
-    instead (a journey's delay, which has no campaign time of its own)."""
+    campaign's time); `thin_goes` "workspace" sends a thin recipient at their stored hour instead
+    (their profile shrunk toward the workspace's, so near its best hour): a journey's delay,
+    which has no campaign time of its own."""
     usable = known is not None and (not known.thin or thin_goes == "workspace")
     facts = {
         "best_hour": known.hour if usable else None,
@@ -134,7 +135,7 @@ def choose(
         probability = 1 - explore_share + explore_share / n
         basis = "best hour" if hour == known.hour else "the window's best-ranked open hour"
         if known.thin:
-            basis = "the workspace's best hour (too few events of their own)"
+            basis = "their shrunk best hour, near the workspace's (too few events of their own)"
     else:
         why = "too few events of their own" if known else "no best hour computed yet"
         return fallback, {
@@ -215,9 +216,9 @@ def best_hour_due(
     """For a journey's delay "until the recipient's best hour": {customer id: (due in UTC,
     facts)} for the workspace's customers among `customer_ids`, each due at their best local hour
     within [after, after + window_hours) (an explore_percent share at a random open hour). A
-    recipient with too few events of their own goes at the workspace's best hour; one with no
-    score at all at `after`. `seed` defaults to the hour of `after`, so that the same customers
-    are not the explored ones at every step."""
+    recipient with too few events of their own goes at their stored hour all the same (shrunk
+    toward the workspace's best); one with no score at all at `after`. `seed` defaults to the
+    hour of `after`, so that the same customers are not the explored ones at every step."""
     if window_hours < 1 or not 0 <= explore_percent <= 100:
         raise ValueError("window_hours must be >= 1 and explore_percent within 0..100")
     after = after.astimezone(UTC)

@@ -97,7 +97,8 @@ def _reasons(tally: dict, result, row: int, zone: str) -> list[dict]:
         {"feature": "events", "value": round(float(result.events[row]), 2)},
         {"feature": "own_data_weight", "value": round(float(result.weight[row]), 3)},
         {"feature": "confidence", "value": round(float(result.confidence[row]), 3)},
-        {"feature": "thin", "value": thin, "fallback": "workspace best hour" if thin else None},
+        # Thin: this hour is mostly the workspace's profile; campaigns send at their own time.
+        {"feature": "thin", "value": thin},
         {"feature": "time_zone", "value": zone or settings.CAMPAIGN_DEFAULT_TIME_ZONE},
         # The whole shrunk profile: a launch whose window lacks the best hour takes the next best.
         {"feature": "hour_profile", "value": [round(float(p), 4) for p in result.posterior[row]]},
@@ -114,8 +115,9 @@ def best_hours_compute(
 ) -> dict:
     """Rewrites the workspace's "best_hour" scores from the last `days` days of engagement.
 
-    A customer whose own data are too thin gets the workspace's best hour, marked thin in the
-    reasons (campaigns send them at the campaign's own time); with a thin workspace, no row.
+    A customer whose own data are too thin is marked so in the reasons (campaigns send them at
+    the campaign's own time; their hour is the shrunk profile's, near the workspace's best); in a
+    workspace too thin to have a best hour, thin customers get no row.
     Returns the workspace-wide facts (its best hour, the prior's strength, counts)."""
     import numpy as np
 

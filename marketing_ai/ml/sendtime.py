@@ -7,13 +7,17 @@ drawn from a Dirichlet centred on the workspace's overall profile q with strengt
 p_i ~ Dirichlet(a * q). The posterior mean is (n_i + a * q) / (N_i + a), so one click moves a
 customer little and twenty move them a lot. q is the workspace's pooled (smoothed) histogram; a is
 chosen by empirical Bayes, maximising the Dirichlet-multinomial marginal likelihood of the
-customers' counts over a log grid. Counts are first spread over the neighbouring hours
-(a click at 09:50 says something about 10:00), circularly, so midnight neighbours 23:00.
+customers' raw counts over a log grid. The counts in the posterior are first spread over the
+neighbouring hours (a click at 09:50 says something about 10:00), circularly, so midnight
+neighbours 23:00.
 
 Confidence is the posterior probability that the customer's true best hour lies within one hour
 of the one reported, estimated from Dirichlet draws. Too thin (fewer weighted events than
-`min_events`, or a confidence under `min_confidence`): the answer says so, and callers fall back
-to the workspace's best hour, or to the campaign's own time when the workspace is thin too.
+`min_events`, or a confidence under `min_confidence`): the answer says so (`thin`); the hour
+reported is still the shrunk profile's best, which for a customer with little data is the
+workspace's best or near it, and callers choose: a campaign sends the thin at its own time, a
+journey's delay at this hour. A thin workspace (under WORKSPACE_MIN_EVENTS events in all) has no
+best hour of its own (`workspace_hour` None).
 """
 
 from dataclasses import dataclass
@@ -74,10 +78,11 @@ def is_machine_click(user_agent: str | None) -> bool:
 
 @dataclass(frozen=True)
 class BestHours:
-    """Per customer (rows in the order of the counts given): `hour` the best local hour 0..23
-    (the workspace's best where `thin`), `posterior` (n, 24) the shrunk profile (rows sum to 1),
-    `events` the weighted events seen, `weight` N / (N + a) (the share the customer's own data
-    has in the posterior), `confidence` P(true best hour within one hour of `hour`), `thin`.
+    """Per customer (rows in the order of the counts given): `hour` the best local hour 0..23 of
+    the shrunk profile (for a customer with few events, near the workspace's best), `posterior`
+    (n, 24) the shrunk profile (rows sum to 1), `events` the weighted events seen, `weight`
+    N / (N + a) (the share the customer's own data has in the posterior), `confidence` P(true
+    best hour within one hour of `hour`), `thin`.
     Workspace-wide: `profile` q, `workspace_hour` (None when the workspace is thin too),
     `prior_strength` a and how it was chosen (`strength_basis`)."""
 
@@ -148,7 +153,7 @@ def best_hours(
     counts: np.ndarray,
     *,
     min_events: float = 3.0,
-    min_confidence: float = 0.3,
+    min_confidence: float = 0.2,
     strength: float | None = None,
     draws: int = 100,
     seed: int = 0,
@@ -162,7 +167,9 @@ def best_hours(
     spread = smooth(counts)
     profile = workspace_profile(counts)
     if strength is None:
-        strength, basis = fit_strength(spread, profile)
+        # On the raw counts: fractional (spread) counts would read as no clumping at all and
+        # push the strength to the top of the grid (measured: 500 where the truth was ~20).
+        strength, basis = fit_strength(counts, profile)
     else:
         strength, basis = float(strength), "given"
     events = counts.sum(axis=1)
@@ -173,8 +180,6 @@ def best_hours(
     thin = (events < min_events) | (confidence < min_confidence)
     workspace_events = float(events.sum())
     workspace_hour = int(profile.argmax()) if workspace_events >= WORKSPACE_MIN_EVENTS else None
-    if workspace_hour is not None:
-        hour = np.where(thin, workspace_hour, hour)
     return BestHours(
         hour=hour.astype(int),
         posterior=posterior,

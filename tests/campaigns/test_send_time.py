@@ -174,7 +174,7 @@ def test_journey_delay_until_the_best_hour(workspace):
     _, customers = zoned_audience(workspace, 12)
     scored, thin, bare = customers[:8], customers[8:10], customers[10:]
     give_best_hours(scored, lambda c: 9)
-    give_best_hours(thin, lambda c: 14, thin={c.pk for c in thin})  # 14: the workspace's hour
+    give_best_hours(thin, lambda c: 14, thin={c.pk for c in thin})
     after = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     ids = [c.pk for c in customers]
     due = timing.best_hour_due(workspace.pk, ids, after, 24, 0)
@@ -186,7 +186,7 @@ def test_journey_delay_until_the_best_hour(workspace):
     for c in thin:
         when, facts = due[c.pk]
         assert when.astimezone(ZoneInfo(c.time_zone)).hour == 14
-        assert facts["hour_basis"].startswith("the workspace's best hour")
+        assert facts["hour_basis"].startswith("their shrunk best hour")
     for c in bare:
         assert due[c.pk][0] == after and "no best hour" in due[c.pk][1]["hour_basis"]
     # Reproducible for the same seed; explored ones at a random hour of the window.
