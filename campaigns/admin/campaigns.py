@@ -135,6 +135,8 @@ class CampaignForm(forms.ModelForm):
             "local_time",
             "quiet_start",
             "quiet_end",
+            "window_hours",
+            "explore_percent",
             "goal_event",
             "attribution_days",
             "holdout_percent",
@@ -161,8 +163,21 @@ class CampaignForm(forms.ModelForm):
     def clean_wave_hours(self):
         return _or_default(self.cleaned_data.get("wave_hours"), "wave_hours")
 
+    # Best-hour timing's knobs: optional in the form (their defaults kept when left empty), as
+    # they are in the API.
+    BEST_HOUR = ("window_hours", "explore_percent")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.BEST_HOUR:
+            if name in self.fields:
+                self.fields[name].required = False
+
     def clean(self):
         data = super().clean()
+        for name in self.BEST_HOUR:
+            if name in data and data[name] is None:
+                data[name] = Campaign._meta.get_field(name).get_default()
         workspace = data.get("workspace")
         for field in ("include_segments", "exclude_segments"):
             if workspace and any(s.workspace_id != workspace.pk for s in data.get(field) or []):
@@ -206,6 +221,8 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                     "local_time",
                     "quiet_start",
                     "quiet_end",
+                    "window_hours",
+                    "explore_percent",
                 ]
             },
         ),

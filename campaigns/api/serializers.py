@@ -42,6 +42,8 @@ class CampaignSerializer(serializers.ModelSerializer):
             "local_time",
             "quiet_start",
             "quiet_end",
+            "window_hours",
+            "explore_percent",
             "frequency_cap",
             "frequency_days",
             "ab_test_percent",
