@@ -27,7 +27,9 @@ Step types and their settings:
 - delay: one of `duration` ("30s", "15m", "4h", "7d" or seconds), `until_time` ("09:00", the
   customer's local time of day, next occurrence), `until_date` (a date of the customer's, with
   `offset_days`, `yearly` and `at` as the date trigger's; a date already past, or none, moves on
-  at once); `next`.
+  at once), or `until_best_hour` (true, or {"window_hours": 24, "explore_percent": 10}: the
+  customer's best local hour within the window, from their clicks and conversions; an explore
+  share at a random hour, so the gain is measured; no score: at once); `next`.
 - wait_event: `event` (type), optional `where` (property equalities), `timeout`; `yes` (the event
   came) and `no` (the timeout passed).
 - condition: `rules` (the segment rule language, scores included); `yes`, `no`.
@@ -250,12 +252,16 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
     kind = step["type"]
     if kind == "delay":
         given = [
-            key for key in ("duration", "until_time", "until_date") if step.get(key) is not None
+            key
+            for key in ("duration", "until_time", "until_date", "until_best_hour")
+            if step.get(key) is not None
         ]
         if len(given) != 1:
-            c.add(where, "give one of duration, until_time or until_date")
+            c.add(where, "give one of duration, until_time, until_date or until_best_hour")
         elif given == ["until_date"]:
             _date(c, where, step, field="until_date")
+        elif given == ["until_best_hour"]:
+            _best_hour(c, f"{where}.until_best_hour", step["until_best_hour"])
         for key, parse in (("duration", seconds), ("until_time", time_of_day)):
             if step.get(key) is not None:
                 try:
@@ -308,6 +314,19 @@ def _step(c: _Check, step_id: Any, step: Any, steps: dict, rules_check) -> None:
                 c.add(f"{where}.branches.{index}.next", "leads nowhere: name the next step")
             elif not isinstance(target, str) or target not in steps:
                 c.add(f"{where}.branches.{index}.next", f"{target!r} is not a step")
+
+
+def _best_hour(c: _Check, where: str, spec: Any) -> None:
+    if spec is True:
+        return
+    if not isinstance(spec, dict) or set(spec) - {"window_hours", "explore_percent"}:
+        c.add(where, 'true, or {"window_hours": 1..168, "explore_percent": 0..100}')
+        return
+    hours, explore = spec.get("window_hours", 24), spec.get("explore_percent", 10)
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 168:
+        c.add(f"{where}.window_hours", "a whole number of hours from 1 to 168")
+    if isinstance(explore, bool) or not isinstance(explore, int | float) or not 0 <= explore <= 100:
+        c.add(f"{where}.explore_percent", "a share from 0 to 100")
 
 
 def _date(c: _Check, where: str, spec: dict, field: str = "date") -> dict:
@@ -389,8 +408,8 @@ def _waits(step: dict) -> float:
     if step["type"] == "delay":
         if step.get("duration") is not None:
             return seconds(step["duration"])
-        if step.get("until_date") is not None:
-            return 0.0  # a customer without the date (or one already past) moves on at once
+        if step.get("until_date") is not None or step.get("until_best_hour") is not None:
+            return 0.0  # a customer without the date (or the score) moves on at once
         return 86400.0
     if step["type"] == "wait_event":
         return seconds(step["timeout"])

@@ -14,9 +14,11 @@ from django.utils import timezone
 
 from campaigns import rendering, schedule
 from campaigns.channels import channel_for
+from campaigns.decisions import targeting, timing
 from campaigns.journeys import dates, graph
 from campaigns.journeys.models import Enrolment, Journey
 from campaigns.journeys.steps import (
+    best_hour_settings,
     date_due,
     in_holdout,
     send_variant,
@@ -228,6 +230,8 @@ def _what(step: dict) -> str:
                 + (" (yearly)" if step.get("yearly") else "")
                 + f" at {step.get('at') or '09:00'}, their local time"
             )
+        if step.get("until_best_hour") is not None:
+            return "waits until their best hour"
         return f"waits until {step['until_time']}, their local time"
     if kind == "condition":
         return "checks a condition"
@@ -246,6 +250,13 @@ def _delay_due(step: dict, at: datetime, tz, customer: Customer) -> datetime:
     if step.get("until_date") is not None:
         day = dates.of_customers(step["until_date"], [customer.pk], lambda pk: tz).get(customer.pk)
         return date_due(step, day, now=at, tz=tz)
+    if step.get("until_best_hour") is not None:
+        hours = best_hour_settings(step)
+        due = timing.best_hour_due(
+            customer.workspace_id, [customer.pk], at, hours["window_hours"],
+            hours["explore_percent"],
+        )  # fmt: skip
+        return due.get(customer.pk, (at, {}))[0]
     return time_of_day_due(graph.time_of_day(step["until_time"]), now=at, tz=tz)
 
 
@@ -269,6 +280,8 @@ def _send(stop, step, journey, customer, trigger, stand_in, holdout, at, tz) -> 
         return
     variant = send_variant(variants, stop.step, stand_in)
     stop.variant = variant.name
+    if campaign.bandit:
+        stop.variant += " (for now: the bandit chooses when it sends)"
     facts = recipients.with_send_facts(campaign, Customer.objects.filter(pk=customer.pk)).first()
     address = channel_for(campaign.channel).address_of(facts) if facts else ""
     suppressed = set(
@@ -284,6 +297,10 @@ def _send(stop, step, journey, customer, trigger, stand_in, holdout, at, tz) -> 
         stop.skipped = f"message {campaign.status}"  # staff paused or cancelled it, as steps say
     if not stop.skipped and holdout:
         stop.skipped = "holdout (the journey's control group gets no messages)"
+    if not stop.skipped and campaign.targeting != Campaign.Targeting.EVERYONE:
+        rule = {"targeting": campaign.targeting, "percent": campaign.targeting_percent,
+                "control_percent": campaign.targeting_control_percent}  # fmt: skip
+        stop.skipped = targeting.journey_allows(campaign, [customer.pk], rule)[customer.pk][0]
     due = schedule.due_time(
         timing=Campaign.Timing.NOW,
         tz=schedule.zone(customer.time_zone or "", settings.CAMPAIGN_DEFAULT_TIME_ZONE),

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from campaigns import schedule
 from campaigns.channels import channel_for
+from campaigns.decisions import allocation, targeting, timing
 from campaigns.journeys import dates, graph
 from campaigns.journeys.models import Enrolment, EnrolmentStep, JourneyTimer, JourneyVersion
 from campaigns.models import Campaign, Message, Suppression, Variant, WebhookEndpoint
@@ -196,6 +197,8 @@ def _delay(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
         batch.timers += [JourneyTimer(enrolment_id=e, step=step_id, due_at=due) for e in ids]
     elif step.get("until_date") is not None:
         _until_date(batch, step_id, step, ids)
+    elif step.get("until_best_hour") is not None:
+        _until_best_hour(batch, step_id, step, ids)
     else:
         at = graph.time_of_day(step["until_time"])
         zones = dict(
@@ -231,6 +234,40 @@ def _until_date(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
         batch.timers.append(JourneyTimer(enrolment_id=e, step=step_id, due_at=due))
     batch.log([e for e in ids if batch.customers[e] in days], step_id)
     batch.log([e for e in ids if batch.customers[e] not in days], step_id, "no date")
+
+
+def best_hour_settings(step: dict) -> dict:
+    """A delay's `until_best_hour` ({"window_hours", "explore_percent"}, or true) with defaults."""
+    given = step["until_best_hour"] if isinstance(step["until_best_hour"], dict) else {}
+    return {
+        "window_hours": int(given.get("window_hours", 24)),
+        "explore_percent": float(given.get("explore_percent", 10)),
+    }
+
+
+def _until_best_hour(batch: Batch, step_id: str, step: dict, ids: list[int]) -> None:
+    """A timer at each customer's best local hour within the window (an explore share at a
+    random hour, so the gain can be measured); the history says which and why."""
+    settings_ = best_hour_settings(step)
+    due = timing.best_hour_due(
+        batch.version.journey.workspace_id,
+        [batch.customers[e] for e in ids],
+        batch.now,
+        settings_["window_hours"],
+        settings_["explore_percent"],
+    )
+    by_outcome = defaultdict(list)
+    for e in ids:
+        at, facts = due.get(batch.customers[e], (batch.now, {}))
+        batch.timers.append(JourneyTimer(enrolment_id=e, step=step_id, due_at=at))
+        if facts.get("hour_explore"):
+            by_outcome["random hour (explore)"].append(e)
+        elif facts.get("best_hour") is None:
+            by_outcome["no best hour: now"].append(e)
+        else:
+            by_outcome[""].append(e)
+    for outcome, members in by_outcome.items():
+        batch.log(members, step_id, outcome)
 
 
 def _update_attribute(batch: Batch, step: dict, ids: list[int]) -> None:
@@ -322,14 +359,39 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
     )
     zones: dict[str, datetime] = {}
     rows, outcomes = [], defaultdict(list)
+    reasons, facts = {}, defaultdict(dict)
     for e in ids:
         customer = customers.get(batch.customers[e])
         address = channel.address_of(customer) if customer else ""
-        reason = (
+        reasons[e] = (
             recipients.skip_reason(campaign, customer, address, suppressed)
             if customer
             else "customer erased"
         )
+    # Who (the message's uplift targeting; the holdout's scores recorded too) and which variant
+    # (its bandit, or the fixed split), decided for the batch at once.
+    if campaign.targeting != Campaign.Targeting.EVERYONE:
+        rule = {"targeting": campaign.targeting, "percent": campaign.targeting_percent,
+                "control_percent": campaign.targeting_control_percent}  # fmt: skip
+        asked = [e for e in ids if not reasons[e]]
+        try:
+            allowed = targeting.journey_allows(campaign, [batch.customers[e] for e in asked], rule)
+        except ValueError as exc:  # the message's targeting was saved half-set: send to no one
+            log.warning("journey %s: step %s: %s", journey.pk, step_id, exc)
+            allowed = {batch.customers[e]: (f"targeting: {exc}"[:300], {}) for e in asked}
+        for e in asked:
+            why, known = allowed.get(batch.customers[e], ("", {}))
+            facts[e].update(known)
+            if not batch.holdout[e]:
+                reasons[e] = why
+    chosen = {}
+    if campaign.bandit:
+        to_send = [batch.customers[e] for e in ids if not reasons[e] and not batch.holdout[e]]
+        chosen = allocation.journey_choose(campaign, variants, to_send)
+    for e in ids:
+        customer = customers.get(batch.customers[e])
+        address = channel.address_of(customer) if customer else ""
+        reason = reasons[e]
         if not reason and batch.holdout[e]:
             reason = "holdout"
         name = (customer.time_zone if customer else "") or ""
@@ -342,6 +404,12 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
                 quiet_end=campaign.quiet_end,
             )
         variant = send_variant(variants, step_id, e)
+        propensity = _share(variants, variant)
+        decision = {**facts[e], "policy": "split"} if not reason else facts[e]
+        if batch.customers[e] in chosen:
+            variant_id, propensity, known = chosen[batch.customers[e]]
+            variant = next(v for v in variants if v.pk == variant_id)
+            decision = {**facts[e], **known}
         rows.append(
             Message(
                 campaign=campaign,
@@ -349,6 +417,8 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
                 enrolment_id=e,
                 step=step_id,
                 variant=None if reason else variant,
+                propensity=None if reason else propensity,
+                decision=decision,
                 holdout=reason == "holdout",
                 state=Message.State.SKIPPED if reason else Message.State.QUEUED,
                 reason=reason,
@@ -356,12 +426,21 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
                 address=address,
             )
         )
-        outcomes[reason or "queued"].append(e)
+        # the history keeps a short outcome ("not targeted"); the ledger row has the whole reason
+        outcomes[(reason if len(reason) <= 40 else reason.split(":")[0][:40]) or "queued"].append(e)
     # The ledger's own rule (one row per enrolment and step) refuses a second row.
     Message.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
     if outcomes.get("queued"):
         deliveries_queue_on_commit(campaign.pk)
     return outcomes
+
+
+def _share(variants: list[Variant], variant: Variant) -> float:
+    """The probability the fixed split gives `variant` (its share of the weights)."""
+    weights = [max(0, v.weight) for v in variants]
+    if not sum(weights):
+        return round(1 / len(variants), 6)
+    return round(max(0, variant.weight) / sum(weights), 6)
 
 
 def write(batch: Batch) -> None:
