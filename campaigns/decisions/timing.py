@@ -32,16 +32,27 @@ KIND = "best_hour"
 UTC = ZoneInfo("UTC")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Known:
     """A recipient's stored best hour: `hour` (0..23, of their shrunk profile), whether
-    their own data were too thin, their shrunk 24-hour profile (None if not stored) and the
-    confidence the score reported."""
+    their own data were too thin, `rank` (bytes: rank[h] is hour h's place in their shrunk
+    profile, 0 the best; None if no profile was stored) and the confidence the score reported.
+    Ranks rather than the 24 floats: a launch holds one of these per recipient."""
 
     hour: int
     thin: bool
-    profile: list[float] | None
+    rank: bytes | None
     confidence: float | None
+
+
+def _rank(profile) -> bytes | None:
+    if not (isinstance(profile, list) and len(profile) == 24):
+        return None
+    order = sorted(range(24), key=lambda h: -float(profile[h]))
+    rank = bytearray(24)
+    for place, hour in enumerate(order):
+        rank[hour] = place
+    return bytes(rank)
 
 
 def window_slots(
@@ -71,20 +82,24 @@ def window_slots(
     return slots
 
 
-def known_hours(workspace_id: int, customer_ids: list[int] | None = None) -> dict[int, Known]:
-    """The workspace's stored best hours by customer id (only `customer_ids`' when given)."""
+def known_hours(
+    workspace_id: int, customer_ids: list[int] | None = None, keep: set | None = None
+) -> dict[int, Known]:
+    """The workspace's stored best hours by customer id: only `customer_ids`' (a short list,
+    asked of the database) or only `keep`'s (a launch's audience, filtered here) when given."""
     known = {}
     rows = CustomerScore.objects.filter(workspace_id=workspace_id, kind=KIND)
     if customer_ids is not None:
         rows = rows.filter(customer_id__in=customer_ids)
     rows = rows.values_list("customer_id", "value", "reasons")
     for customer_id, value, reasons in rows.iterator(chunk_size=5000):
+        if keep is not None and customer_id not in keep:
+            continue
         facts = {r.get("feature"): r for r in reasons or [] if isinstance(r, dict)}
-        profile = facts.get("hour_profile", {}).get("value")
         known[customer_id] = Known(
             hour=int(value) % 24,
             thin=bool(facts.get("thin", {}).get("value")),
-            profile=profile if isinstance(profile, list) and len(profile) == 24 else None,
+            rank=_rank(facts.get("hour_profile", {}).get("value")),
             confidence=facts.get("confidence", {}).get("value"),
         )
     return known
@@ -122,9 +137,9 @@ def choose(
     n = len(slots)
     greedy = None
     if usable:
-        score = known.profile if known.profile else [float(h == known.hour) for h in range(24)]
+        rank = known.rank or bytes(0 if h == known.hour else 1 for h in range(24))
         # the earliest of the open hours the profile ranks highest
-        greedy = max(range(n), key=lambda i: (score[slots[i][1]], -i))
+        greedy = min(range(n), key=lambda i: (rank[slots[i][1]], i))
     if explore:
         k = min(n - 1, int(unit(seed, "hour_pick", customer_id) * n))
         probability = explore_share / n + (1 - explore_share) * (k == greedy)
@@ -168,8 +183,8 @@ class BestHour:
         now = timezone.now()
         self.campaign = campaign
         self.start = max(campaign.send_at or now, now)
-        self.known = known_hours(campaign.workspace_id)
         self.zones = {c.pk: c.time_zone or "" for c in customers}
+        self.known = known_hours(campaign.workspace_id, keep=set(self.zones))
         self.slots: dict[str, list] = {}
         self.seed = campaign.seed or 0
         self.share = (campaign.explore_percent or 0) / 100

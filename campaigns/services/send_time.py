@@ -101,7 +101,7 @@ def send_time_comparison(*, campaign: Campaign) -> dict | None:
         "enough": enough,
         "window_hours": campaign.window_hours,
         "explore_percent": campaign.explore_percent,
-        "at_campaign_time": Message.objects.filter(
+        "without_best_hour": Message.objects.filter(
             campaign=campaign, holdout=False, state=Message.State.SENT
         )
         .exclude(decision__best_hour_known=True)
