@@ -236,6 +236,8 @@ def best_hour_due(
     hour of `after`, so that the same customers are not the explored ones at every step."""
     if window_hours < 1 or not 0 <= explore_percent <= 100:
         raise ValueError("window_hours must be >= 1 and explore_percent within 0..100")
+    if after.tzinfo is None:
+        raise ValueError("after must be an aware datetime")
     after = after.astimezone(UTC)
     if seed is None:
         seed = int(after.timestamp() // 3600)

@@ -123,6 +123,8 @@ def best_hours_compute(
 
     from marketing_ai.ml import sendtime
 
+    if not 1 <= days <= 3650:
+        raise ValueError(f"days must be 1 to 3650, not {days}")
     conversion_events = list(conversion_events or ["purchase"])
     now = timezone.now()
     if progress:

@@ -199,6 +199,8 @@ def test_journey_delay_until_the_best_hour(workspace):
     assert timing.best_hour_due(WorkspaceFactory(slug="x").pk, ids, after, 24, 0) == {}
     with pytest.raises(ValueError):
         timing.best_hour_due(workspace.pk, ids, after, 0, 0)
+    with pytest.raises(ValueError):
+        timing.best_hour_due(workspace.pk, ids, after.replace(tzinfo=None), 24, 0)
 
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"

@@ -98,6 +98,8 @@ def test_a_thin_workspace_stores_no_best_hours_and_erased_customers_lose_theirs(
     Customer.objects.filter(pk=gone).update(erased_at=timezone.now())
     send_time.best_hours_compute(workspace=workspace)
     assert not CustomerScore.objects.filter(customer_id=gone, kind="best_hour").exists()
+    with pytest.raises(ValueError):
+        send_time.best_hours_compute(workspace=workspace, days=10**9)
 
 
 @pytest.mark.django_db
