@@ -65,6 +65,9 @@ def test_best_hour_against_random_hour_with_intervals(workspace):
     assert conversions["verdict"] == "best hour ahead"
     assert sum(st["spread"]["best"]) == st["best"]["sent"]
     assert sum(st["spread"]["explore"]) == st["random"]["sent"]
+    # The API's stats answer the same comparison.
+    answered = client_for(workspace).get(f"/api/v1/campaigns/{campaign.pk}/stats").json()
+    assert answered["send_time"]["clicks_difference"] == clicks
 
 
 def test_no_difference_reads_as_none(workspace):
