@@ -245,6 +245,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.models.retrain_recommenders_nightly",
         "schedule": crontab(hour=3, minute=0),
     },
+    "send-time-nightly": {
+        "task": "crm.tasks.models.send_time_nightly",
+        "schedule": crontab(hour=4, minute=0),
+    },
 }
 
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {

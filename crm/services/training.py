@@ -92,3 +92,16 @@ def retraining_due(*, recommenders: bool) -> int:
         retraining_start(version=version)
         started += 1
     return started
+
+
+def send_time_due() -> int:
+    """Starts recomputing the best hours of every workspace that has them (their clicks and
+    conversions of the last day count by the next morning); returns how many runs started."""
+    from crm.models import CustomerScore, Workspace
+
+    having = CustomerScore.objects.filter(kind="best_hour").values("workspace_id").distinct()
+    started = 0
+    for workspace in Workspace.objects.filter(pk__in=having):
+        training_start(workspace=workspace, model="send_time")
+        started += 1
+    return started

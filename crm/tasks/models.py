@@ -141,3 +141,9 @@ def retrain_nightly() -> int:
 def retrain_recommenders_nightly() -> int:
     """Beat: a new version of each workspace's active recommender, on yesterday's data too."""
     return training.retraining_due(recommenders=True)
+
+
+@nightly_task(queue=queues.ML, time_limit=10 * 60, atomic=True)
+def send_time_nightly() -> int:
+    """Beat: each workspace's best hours again, with yesterday's engagement in them."""
+    return training.send_time_due()

@@ -108,3 +108,17 @@ def test_workspaces_are_sealed(workspace, other_workspace):
     result = send_time.best_hours_compute(workspace=workspace)
     assert result["customers"] == 0
     assert not CustomerScore.objects.filter(workspace=workspace).exists()
+
+
+def test_the_nightly_run_recomputes_every_workspace_that_has_best_hours(workspace, other_workspace):
+    from crm.tasks.models import send_time_nightly
+
+    customer = CustomerFactory(workspace=workspace)
+    CustomerScore.objects.create(
+        workspace=workspace, customer=customer, kind="best_hour", value=9,
+        computed_at=timezone.now(),
+    )  # fmt: skip
+    assert training.send_time_due() == 1
+    runs = TaskRun.objects.filter(kind="crm.tasks.models.send_time")
+    assert [r.workspace_id for r in runs] == [workspace.pk]
+    assert send_time_nightly.name == "crm.tasks.models.send_time_nightly"
