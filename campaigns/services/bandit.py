@@ -18,7 +18,8 @@ and then finds nothing to do, and a crash half-way leaves the wave undecided for
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 
 from campaigns.models import Campaign, Message, Variant
@@ -33,6 +34,8 @@ LIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
 # Draws behind "P(arm is best)": 20,000 put each share within about 0.4 points.
 THOMPSON_DRAWS = 20_000
 CONTEXT_DRAWS = 200
+BATCH = 1000
+TABLE = Message._meta.db_table
 
 
 def arms(campaign: Campaign) -> list[Variant]:
@@ -205,10 +208,7 @@ def wave_decide(*, campaign_id: int, wave: int, now: datetime) -> dict | None:
             facts["context"] = context
         message.decision = {**(message.decision or {}), **facts}
         message.send_at = max(message.send_at, now)
-    # Conditional, as every ledger write: a row cancelled meanwhile is left as it is.
-    written = Message.objects.filter(state=Message.State.QUEUED, variant__isnull=True).bulk_update(
-        rows, ["variant", "propensity", "decision", "send_at"], batch_size=1000
-    )
+    written = _assign(rows)
     assigned = {v.name: 0 for v in variants}
     for message in rows:
         assigned[variants[table[message.pk][0]].name] += 1
@@ -231,6 +231,33 @@ def wave_decide(*, campaign_id: int, wave: int, now: datetime) -> dict | None:
     result["waves"] = [w for w in result.get("waves", []) if w.get("wave") != wave] + [record]
     Campaign.objects.filter(pk=campaign_id).update(ab_result=result)
     return record
+
+
+def _assign(rows: list[Message]) -> int:
+    """Writes each row's variant, propensity, decision and due time, conditionally, as every
+    ledger write is: a row no longer queued without a variant (cancelled meanwhile) is left as it
+    is. One UPDATE ... FROM (VALUES ...) per batch: bulk_update's CASE per column spent 2 ms of
+    Python per row (10 s for a wave of 5,000). Returns how many rows were written."""
+    ops = connection.ops
+    decision = "CAST(v.column4 AS jsonb)" if connection.vendor == "postgresql" else "v.column4"
+    written = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            params: list = []
+            for m in chunk:
+                params += [m.pk, m.variant_id, m.propensity, orjson.dumps(m.decision).decode(),
+                           ops.adapt_datetimefield_value(m.send_at)]  # fmt: skip
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {TABLE} SET variant_id = v.column2, propensity = v.column3, "  # noqa: S608
+                f"decision = {decision}, send_at = v.column5 FROM (VALUES {values}) AS v "
+                f"WHERE {TABLE}.id = v.column1 AND {TABLE}.state = 'queued' "
+                f"AND {TABLE}.variant_id IS NULL",
+                params,
+            )
+            written += cursor.rowcount
+    return written
 
 
 class _Table(dict):

@@ -216,3 +216,14 @@ def test_api_policy_evaluation(workspace):
     # Another workspace's campaign is not found, as every campaign route answers.
     other = client_for(WorkspaceFactory(slug="other", name="Other"))
     assert other.get(f"/api/v1/campaigns/{campaign.pk}/policy-evaluation").status_code == 404
+
+
+def test_admin_add_and_draft_pages_render_the_bandit_fields(admin_client, workspace):
+    add = admin_client.get("/admin/campaigns/campaign/add/")
+    assert add.status_code == 200 and 'name="waves"' in add.content.decode()
+    draft = make_campaign(workspace, make_audience(workspace, 2), variants=2, bandit="thompson")
+    page = admin_client.get(f"/admin/campaigns/campaign/{draft.pk}/change/").content.decode()
+    assert 'id="bandit-waves"' in page and "No waves yet" in page
+    plain = make_campaign(workspace, make_audience(workspace, 2, name="p", prefix="p"), name="p")
+    page = admin_client.get(f"/admin/campaigns/campaign/{plain.pk}/change/").content.decode()
+    assert f"/admin/campaigns/campaign/{plain.pk}/policy-evaluation/" in page
