@@ -54,6 +54,7 @@ EXPECTED = {
     "campaigns/<int:pk>/resend-failed": {"POST"},
     "campaigns/<int:pk>/stats": {"GET"},
     "campaigns/<int:pk>/messages": {"GET"},
+    "campaigns/<int:pk>/policy-evaluation": {"GET"},
     "campaigns/<int:pk>/variants": {"GET", "POST"},
     "campaigns/<int:pk>/variants/<int:variant_pk>": {"GET", "PATCH", "DELETE"},
     "campaigns/<int:pk>/variants/<int:variant_pk>/approve": {"POST"},

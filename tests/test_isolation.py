@@ -161,6 +161,7 @@ def b_paths(b: dict) -> dict[str, list[str]]:
                 "resend-failed",
                 "stats",
                 "messages",
+                "policy-evaluation",
                 "variants",
             )
         },
