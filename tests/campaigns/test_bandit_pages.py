@@ -97,6 +97,10 @@ def test_admin_shows_the_waves_and_the_policy_evaluation(admin_client, workspace
     assert "not yet" in html  # wave 3 waits
     url = f"/admin/campaigns/campaign/{campaign.pk}/policy-evaluation/"
     assert url in html
+    results = admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/results/")
+    shown = results.content.decode()
+    assert 'id="results-bandit"' in shown and "1 later wave decided" in shown
+    assert "winner" not in shown
     evaluation = admin_client.get(url)
     assert evaluation.status_code == 200
     shown = evaluation.content.decode()
