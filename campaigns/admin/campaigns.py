@@ -154,8 +154,12 @@ class CampaignForm(forms.ModelForm):
         widgets = {"from_email": forms.TextInput(attrs={"size": 50})}
 
     # The bandit's knobs: optional (their defaults kept when left empty), as in the API.
-    waves = forms.IntegerField(required=False, initial=4, help_text="2 to 20")
-    wave_hours = forms.FloatField(required=False, initial=4, help_text="hours between waves")
+    waves = forms.IntegerField(
+        required=False, initial=_or_default(None, "waves"), help_text="2 to 20"
+    )
+    wave_hours = forms.FloatField(
+        required=False, initial=_or_default(None, "wave_hours"), help_text="hours between waves"
+    )
 
     def clean_waves(self):
         return _or_default(self.cleaned_data.get("waves"), "waves")

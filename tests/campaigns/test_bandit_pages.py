@@ -224,7 +224,7 @@ def test_api_policy_evaluation(workspace):
 
 def test_admin_add_and_draft_pages_render_the_bandit_fields(admin_client, workspace):
     add = admin_client.get("/admin/campaigns/campaign/add/")
-    assert add.status_code == 200 and 'name="waves"' in add.content.decode()
+    assert add.status_code == 200 and 'name="waves" value="10"' in add.content.decode()
     draft = make_campaign(workspace, make_audience(workspace, 2), variants=2, bandit="thompson")
     page = admin_client.get(f"/admin/campaigns/campaign/{draft.pk}/change/").content.decode()
     assert 'id="bandit-waves"' in page and "No waves yet" in page
