@@ -15,9 +15,10 @@ Policies, each scored by its expected conversions (the sum of the true probabili
 hours it picks; no outcome noise) over a 24-hour window with every hour open:
 - oracle: each customer at their true best hour (the ceiling);
 - ours: marketing_ai.ml.sendtime.best_hours; confident customers at their best hour, thin ones
-  at the campaign's time (10:00), as a launch does; and the same with the 10% explore share the
-  campaigns use by default;
-- ours, the thin at their shrunk best hour (near the workspace's; what a journey's delay does);
+  at the campaign's time (10:00) (launches did this at first); and the same with the 10%
+  explore share the campaigns use by default;
+- ours, the thin at their shrunk best hour (near the workspace's): what launches and journeys'
+  delays do;
 - raw argmax: each customer's most frequent past hour, no shrinkage (ties and empty histories
   at 10:00): the ablation that shows what shrinking toward the workspace buys;
 - naive: everyone at the workspace's most common engagement hour;
@@ -27,7 +28,7 @@ The last line is the campaign's own measurement on one simulated send of 20,000 
 explore share: best-hour against random-hour conversions with Newcombe's 95% interval, as the
 results page reports it.
 
-    flock /work/briefs/bench-lock .venv/bin/python bench/sendtime.py [--customers 20000] [--reps 10]
+    .venv/bin/python bench/sendtime.py [--customers 20000] [--reps 10]
 """
 
 import argparse
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bench import services  # noqa: E402
 from marketing_ai.ml import experiment, sendtime  # noqa: E402
 
 HOURS = np.arange(24)
@@ -130,11 +132,16 @@ def main() -> None:
     naive = np.array([run["naive: workspace's top hour"] for run in runs])
     print(f"{args.customers:,} customers x {args.reps} replicates; expected conversions per run")
     print(f"{'policy':32} {'conversions':>12} {'vs random':>10} {'vs naive':>10}")
+    figures: dict[str, float] = {"customers": args.customers, "replicates": args.reps}
     for name in names:
         values = np.array([run[name] for run in runs])
         gain_random = np.mean(values / random_hour - 1) * 100
         gain_naive = np.mean(values / naive - 1) * 100
         print(f"{name:32} {values.mean():12.1f} {gain_random:+9.1f}% {gain_naive:+9.1f}%")
+        slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+        figures[f"{slug}_conversions"] = round(float(values.mean()), 1)
+        figures[f"{slug}_gain_vs_random_percent"] = round(float(gain_random), 1)
+        figures[f"{slug}_gain_vs_naive_percent"] = round(float(gain_naive), 1)
     confident = np.mean([run["_confident"] for run in runs])
     strength = np.mean([run["_strength"] for run in runs])
     print(f"confident (not thin): {confident:.1%}; prior strength (EB): {strength:.1f} events")
@@ -144,7 +151,16 @@ def main() -> None:
         f"{m['random'][0]}/{m['random'][1]}: difference {m['difference']:+.4f} "
         f"(95% {m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f})"
     )
-    print(f"{time.perf_counter() - started:.1f} s")
+    figures.update(
+        confident_share=round(float(confident), 4),
+        prior_strength_events=round(float(strength), 1),
+        measured_send_difference=round(float(m["difference"]), 4),
+        measured_send_difference_low=round(float(m["ci95"][0]), 4),
+        measured_send_difference_high=round(float(m["ci95"][1]), 4),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    print(f"{figures['seconds']} s")
+    print(f"wrote {services.write_results('sendtime', figures)}")
 
 
 if __name__ == "__main__":

@@ -117,13 +117,14 @@ def choose(
 ) -> tuple[datetime, dict]:
     """(due, facts) for one recipient. `fallback` is when they go with no usable best hour (the
     campaign's time); `thin_goes` "workspace" sends a thin recipient at their stored hour instead
-    (their profile shrunk toward the workspace's, so near its best hour): a journey's delay,
-    which has no campaign time of its own."""
+    (their profile shrunk toward the workspace's, so near its best hour), as launches and
+    journeys' delays do."""
     usable = known is not None and (not known.thin or thin_goes == "workspace")
     facts = {
         "best_hour": known.hour if usable else None,
         "best_hour_known": usable,
         "hour_confidence": known.confidence if known else None,
+        "hour_thin": bool(known.thin) if known else None,
     }
     explore = unit(seed, "hour_explore", customer_id) < explore_share
     if not slots:
@@ -208,6 +209,9 @@ class BestHour:
             fallback=zone_due,
             explore_share=self.share,
             seed=self.seed,
+            # bench/sendtime.py: the thin at their shrunk hour earned +95% over a random hour,
+            # at the campaign's time +67% (its 10:00 a poor hour for that population)
+            thin_goes="workspace",
         )
 
 

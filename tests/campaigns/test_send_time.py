@@ -131,7 +131,7 @@ def test_a_short_window_and_quiet_hours_take_the_best_open_hour(workspace):
             assert m.decision["hour"] != 23
 
 
-def test_thin_or_unscored_recipients_go_at_the_campaigns_time_and_say_so(workspace):
+def test_thin_recipients_go_at_their_shrunk_hour_the_unscored_at_the_campaigns_time(workspace):
     segment, customers = zoned_audience(workspace, 40)
     thin = {customers[0].pk}
     give_best_hours(customers[:20], lambda c: 10, thin=thin)
@@ -142,8 +142,9 @@ def test_thin_or_unscored_recipients_go_at_the_campaigns_time_and_say_so(workspa
     launch_now(campaign)
     rows = {m.customer_id: m for m in Message.objects.filter(campaign=campaign)}
     lean = rows[customers[0].pk]
-    assert lean.send_at == start and lean.decision["best_hour"] is None
-    assert lean.decision["hour_basis"] == "too few events of their own: the campaign's time"
+    assert lean.decision["best_hour"] == 10 and lean.decision["hour_thin"] is True
+    assert lean.decision["hour_basis"].startswith("their shrunk best hour")
+    assert local(lean, {c.pk: c for c in customers}).hour == 10
     none = rows[customers[30].pk]
     assert none.send_at == start
     assert none.decision["hour_basis"] == "no best hour computed yet: the campaign's time"
