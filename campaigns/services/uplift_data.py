@@ -13,8 +13,10 @@ convert" while it still could.
 
 The features are each row's own as they were at its send time (sent_at, or send_at for a
 holdout): the churn model's order features (crm.services.churn.FEATURES, same definitions)
-computed from orders placed strictly before that moment. Customers who had never bought get NaN
-recency, tenure and order value (LightGBM reads NaN as missing), not a made-up number.
+computed from orders placed strictly before that moment and not cancelled by then (an order
+cancelled after the send counts for it; its products are the one feature that does not).
+Customers who had never bought get NaN recency, tenure and order value (LightGBM reads NaN as
+missing), not a made-up number.
 """
 
 from dataclasses import dataclass
@@ -101,6 +103,25 @@ def _histories(workspace_id: int, before: datetime) -> dict[int, _History]:
     return histories
 
 
+def _cancelled_later(workspace_id: int, before: datetime) -> dict[int, list[tuple]]:
+    """Orders placed before `before` and cancelled since: they were live at any moment between
+    their placing and their cancellation, so rows in between must count them (a cancellation
+    recorded after a send must not change that send's features). Those cancelled at an unknown
+    time stay out, as the order features have always left them."""
+    rows = Order.objects.filter(
+        workspace_id=workspace_id,
+        status=Order.Status.CANCELLED,
+        cancelled_at__isnull=False,
+        placed_at__lt=before,
+        customer__isnull=False,
+    ).values_list("customer_id", "placed_at", "cancelled_at", "kind", "total")
+    out: dict[int, list[tuple]] = {}
+    for customer_id, placed_at, cancelled_at, kind, total in rows.iterator(chunk_size=5000):
+        placed, cancelled = _moments([placed_at, cancelled_at])
+        out.setdefault(customer_id, []).append((placed, cancelled, kind, float(total or 0)))
+    return out
+
+
 def features_at(workspace_id: int, customer_ids, moments: list[datetime]) -> np.ndarray:
     """(rows, len(FEATURES)): row i holds customer_ids[i]'s features from their orders placed
     strictly before moments[i] (aware datetimes), nothing later. The definitions are
@@ -113,18 +134,34 @@ def features_at(workspace_id: int, customer_ids, moments: list[datetime]) -> np.
         return out
     times = _moments(moments)
     histories = _histories(workspace_id, max(moments))
+    later = _cancelled_later(workspace_id, max(moments))
     empty = _History()
     empty.freeze()
     for i, (customer_id, t) in enumerate(zip(customer_ids.tolist(), times, strict=True)):
         h = histories.get(customer_id, empty)
         since_90 = t - 90 * DAY
         n = int(np.searchsorted(h.sales, t, side="left"))
+        n_90 = n - int(np.searchsorted(h.sales, since_90, side="left"))
         k = int(np.searchsorted(h.all, t, side="left"))
         spend = float(h.spend[k])
         spend_90 = spend - float(h.spend[int(np.searchsorted(h.all, since_90, side="left"))])
+        returns = int(np.searchsorted(h.returns, t, side="left"))
+        first = h.sales[0] if n else None
+        last = h.sales[n - 1] if n else None
+        for placed, cancelled, kind, total in later.get(customer_id, ()):
+            if not placed < t <= cancelled:
+                continue  # not yet placed, or already cancelled, at this row's moment
+            spend += total
+            spend_90 += total if placed >= since_90 else 0.0
+            if kind == Order.Kind.RETURN:
+                returns += 1
+            elif kind == Order.Kind.ORDER:
+                n, n_90 = n + 1, n_90 + (placed >= since_90)
+                first = placed if first is None or placed < first else first
+                last = placed if last is None or placed > last else last
         if n:
-            recency = float((t - h.sales[n - 1]) // DAY)
-            tenure = float((t - h.sales[0]) // DAY)
+            recency = float((t - last) // DAY)
+            tenure = float((t - first) // DAY)
             average = spend / n
         else:
             recency = tenure = average = np.nan
@@ -132,11 +169,11 @@ def features_at(workspace_id: int, customer_ids, moments: list[datetime]) -> np.
             recency,
             tenure,
             n,
-            n - int(np.searchsorted(h.sales, since_90, side="left")),
+            n_90,
             spend,
             spend_90,
             average,
-            int(np.searchsorted(h.returns, t, side="left")),
+            returns,
             int(np.searchsorted(h.products, t, side="left")),
         )
     return out

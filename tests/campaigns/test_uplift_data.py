@@ -94,6 +94,24 @@ def test_nothing_after_the_send_changes_a_rows_features(workspace):
     assert seen.X[row, FEATURES.index("recency_days")] == 0
     assert seen.X[row, FEATURES.index("spend")] == before.X[row, FEATURES.index("spend")] + 999
 
+    # ... and cancelling it now, after the send, changes nothing of that send's row: the order
+    # was live when the message went (the outside tester's case: recency 9 -> 232).
+    services.order_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {
+                "external_id": "just-before",
+                "customer": buyer,
+                "placed_at": (at - timedelta(minutes=1)).isoformat(),
+                "status": "cancelled",
+                "cancelled_at": timezone.now().isoformat(),
+                "lines": [{"sku": "A", "quantity": 1, "unit_price": 999}],
+            }
+        ],
+    )
+    cancelled_later = training_set(workspace=workspace, goal="purchase")
+    assert np.array_equal(cancelled_later.X, seen.X, equal_nan=True)
+
 
 def test_features_are_the_churn_models_at_one_moment(workspace):
     segment, _ = shop(workspace, n=24)
