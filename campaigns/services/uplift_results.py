@@ -43,6 +43,13 @@ def _sample(points: np.ndarray) -> list[float]:
     return [round(float(v), 3) for v in np.interp(at, np.arange(len(points)), points)]
 
 
+TOO_FEW = 20  # conversions among the sent and held-out rows ranked by score
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
+
+
 def qini_observed(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> dict | None:
     """The observed Qini curve and coefficient (with a bootstrap 95% interval) of `score` on a
     randomised send, and the curve the scores predicted; None without both groups."""
@@ -53,7 +60,7 @@ def qini_observed(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> dict
     n = np.arange(1, len(y) + 1)
     predicted = np.concatenate([[0.0], np.cumsum(treated[order]) * np.cumsum(score[order]) / n])
     coefficient = metrics.with_interval(
-        metrics.qini_coefficient, y, treated, score, rounds=200, seed=0
+        metrics.qini_coefficient, y, treated, score, rounds=200, seed=0, normalise="perfect"
     )
     return {
         "rows": int(len(y)),
@@ -62,7 +69,8 @@ def qini_observed(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> dict
         "observed": _sample(observed),
         "predicted": _sample(predicted),
         "qini": round(coefficient.value, 4),
-        "qini_ci95": [round(coefficient.low, 4), round(coefficient.high, 4)],
+        # None where too few resamples had both groups and a defined value
+        "qini_ci95": [_finite(coefficient.low), _finite(coefficient.high)],
     }
 
 
@@ -94,6 +102,9 @@ def uplift_results(*, campaign: Campaign, attribute: bool = True) -> dict | None
         treated.append(arm)
         score.append(float(value))
     result = {
+        "conversions": int(sum(y)),
+        # below this a Qini or a rate difference is noise: the page says so instead of 0.000
+        "too_few": sum(y) < TOO_FEW,
         "targeted": targeted,
         "rule": campaign.targeting,
         "scored": sum(1 for r in rows if r[3].get("uplift") is not None),

@@ -77,7 +77,11 @@ def uplift_train(
         )
         score = trial.predict(data.X[held])
         y, t = data.y[held], data.treated[held]
-        qini = metrics.with_interval(metrics.qini_coefficient, y, t, score, rounds=200, seed=0)
+        # normalised to the best ordering (scikit-uplift's): bounded by 1, where causalml's
+        # (divided by the curve's end) blows up when a resample's end nears 0
+        qini = metrics.with_interval(
+            metrics.qini_coefficient, y, t, score, rounds=200, seed=0, normalise="perfect"
+        )
         at_30 = metrics.with_interval(metrics.uplift_at_k, y, t, score, rounds=200, seed=0, k=0.3)
         progress(55, "fitting on every send")
         model = fit_uplift(data.X, data.treated, data.y, feature_names=FEATURES, seed=0)
@@ -93,6 +97,7 @@ def uplift_train(
         metrics={
             "qini": qini_value,
             "qini_ci95": qini_ci,
+            "qini_normalised": "to the best ordering (scikit-uplift's qini_auc_score)",
             "learner": model.learner,
             "rows_treated": counts["rows_treated"],
             "rows_control": counts["rows_control"],
@@ -166,8 +171,8 @@ def segment_thresholds(version: ModelVersion) -> dict:
     """The cut-offs of the ready-made segments, from what the version was trained on:
 
     - `clear`: an uplift is "clearly" above (or below) zero past a tenth of the base rate
-      (the conversion rate of those held out of the sends), and at least 0.1 point: a message that adds a
-      tenth to what would have happened anyway, the smallest gain worth a send;
+      (the conversion rate of those held out of the sends), and at least 0.1 point: a message
+      that adds a tenth to what would have happened anyway, the smallest gain worth a send;
     - `high`: a response is "high" at the base rate or above: those who convert at least as
       often as the average customer does without the message.
     """

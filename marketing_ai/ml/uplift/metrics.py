@@ -186,16 +186,23 @@ class Interval:
 
 def with_interval(metric, y, treated, score, *, rounds: int = 200, seed: int = 0, **kwargs):
     """`metric` on the data, with the 2.5th and 97.5th percentiles of it over `rounds` bootstrap
-    resamples of customers (a resample with one group only is drawn again)."""
+    resamples of customers (a resample with one group only, or where the metric is undefined, is
+    drawn again, up to 20 x `rounds` draws; with fewer than half the rounds defined the interval
+    is NaN to NaN: too little data to say)."""
     y, treated, score = _arrays(y, treated, score)
     rng = np.random.default_rng(seed)
     draws = []
-    while len(draws) < rounds:
+    for _ in range(20 * rounds):
+        if len(draws) == rounds:
+            break
         pick = rng.integers(0, len(y), len(y))
         if treated[pick].all() or not treated[pick].any():
             continue
         value = metric(y[pick], treated[pick], score[pick], **kwargs)
         if value == value:  # not nan
             draws.append(value)
+    value = metric(y, treated, score, **kwargs)
+    if len(draws) < rounds / 2:
+        return Interval(value, float("nan"), float("nan"))
     low, high = np.percentile(draws, [2.5, 97.5])
-    return Interval(metric(y, treated, score, **kwargs), float(low), float(high))
+    return Interval(value, float(low), float(high))
