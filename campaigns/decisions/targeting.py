@@ -132,6 +132,12 @@ def for_launch(campaign: Campaign, customer_ids: list[int]):
     )
 
 
+def message_rule(campaign: Campaign) -> dict:
+    """The targeting rule a journey's message carries, as journey_allows takes it."""
+    return {"targeting": campaign.targeting, "percent": campaign.targeting_percent,
+            "control_percent": campaign.targeting_control_percent}  # fmt: skip
+
+
 def journey_rule_problems(campaign: Campaign, rule: dict) -> dict[str, list[str]]:
     """Why a journey send step's targeting `rule` cannot be used (field -> messages)."""
     if not isinstance(rule, dict):

@@ -298,9 +298,12 @@ def _send(stop, step, journey, customer, trigger, stand_in, holdout, at, tz) -> 
     if not stop.skipped and holdout:
         stop.skipped = "holdout (the journey's control group gets no messages)"
     if not stop.skipped and campaign.targeting != Campaign.Targeting.EVERYONE:
-        rule = {"targeting": campaign.targeting, "percent": campaign.targeting_percent,
-                "control_percent": campaign.targeting_control_percent}  # fmt: skip
-        stop.skipped = targeting.journey_allows(campaign, [customer.pk], rule)[customer.pk][0]
+        try:
+            stop.skipped = targeting.journey_allows(
+                campaign, [customer.pk], targeting.message_rule(campaign)
+            )[customer.pk][0]
+        except ValueError as exc:  # a half-set rule: the step sends to no one, and says why
+            stop.skipped = f"targeting: {exc}"
     due = schedule.due_time(
         timing=Campaign.Timing.NOW,
         tz=schedule.zone(customer.time_zone or "", settings.CAMPAIGN_DEFAULT_TIME_ZONE),

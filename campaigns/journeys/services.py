@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from campaigns.decisions import targeting
 from campaigns.journeys import engine, graph
 from campaigns.journeys.models import Enrolment, Journey, JourneyTimer, JourneyVersion
 from campaigns.models import Campaign, Variant, WebhookEndpoint
@@ -63,6 +64,16 @@ def definition_check(*, workspace: Workspace, definition, journey: Journey | Non
                 ]
             elif not campaign.variants.filter(status=Variant.Status.APPROVED).exists():
                 errors[f"steps.{step_id}.campaign"] = ["approve one of its variants first"]
+            elif campaign.targeting != Campaign.Targeting.EVERYONE:
+                # a half-set rule, or no active model, would send to no one: say so now
+                problems = targeting.journey_rule_problems(
+                    campaign, targeting.message_rule(campaign)
+                )
+                if problems:
+                    errors[where] = [
+                        f"its targeting: {field} {' '.join(messages)}"
+                        for field, messages in problems.items()
+                    ]
         if (
             step["type"] == "segment"
             and not Segment.objects.filter(

@@ -371,8 +371,7 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
     # Who (the message's uplift targeting; the holdout's scores recorded too) and which variant
     # (its bandit, or the fixed split), decided for the batch at once.
     if campaign.targeting != Campaign.Targeting.EVERYONE:
-        rule = {"targeting": campaign.targeting, "percent": campaign.targeting_percent,
-                "control_percent": campaign.targeting_control_percent}  # fmt: skip
+        rule = targeting.message_rule(campaign)
         asked = [e for e in ids if not reasons[e]]
         try:
             allowed = targeting.journey_allows(campaign, [batch.customers[e] for e in asked], rule)

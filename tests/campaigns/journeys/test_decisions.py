@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from campaigns.journeys import graph, services
-from campaigns.journeys.models import EnrolmentStep, JourneyTimer
+from campaigns.journeys.models import EnrolmentStep, Journey, JourneyTimer
 from campaigns.models import Campaign, Message, Variant
 from campaigns.services.variants import variant_approve
 from crm import services as crm
@@ -116,11 +116,19 @@ def test_targeting_by_uplift_skips_the_negative_and_records_every_score(workspac
             assert row.state == Message.State.SKIPPED and row.reason.startswith("not targeted")
 
 
-def test_a_half_set_targeting_sends_to_no_one_and_says_why(workspace):
+def test_a_half_set_targeting_is_refused_at_publish_and_sends_to_no_one_if_set_later(workspace):
     campaign = with_two_variants(workspace, targeting=Campaign.Targeting.UPLIFT_TOP)
     people = customers(workspace, 5)
+    with pytest.raises(services.JourneyError) as refused:
+        live_journey(workspace, sender(campaign), "mail")  # no active model, no k
+    assert "steps.mail.campaign" in refused.value.errors
     uplift_scored(workspace, people)
-    journey = live_journey(workspace, sender(campaign), "mail")
+    Campaign.objects.filter(pk=campaign.pk).update(targeting_percent=30)
+    journey = Journey.objects.get()
+    services.journey_publish(journey=journey)
+    journey.refresh_from_db()
+    # staff clear k after publishing: the step sends to no one and says why, never crashes
+    Campaign.objects.filter(pk=campaign.pk).update(targeting_percent=None)
     enrol_all(journey, people)
     rows = list(Message.objects.filter(campaign=campaign))
     assert len(rows) == 5 and all(r.state == Message.State.SKIPPED for r in rows)
