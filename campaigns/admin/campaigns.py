@@ -186,7 +186,9 @@ class CampaignForm(forms.ModelForm):
         for field in ("include_segments", "exclude_segments"):
             if workspace and any(s.workspace_id != workspace.pk for s in data.get(field) or []):
                 self.add_error(field, "choose segments of the campaign's workspace")
-        bandit = lifecycle.bandit_problems(data.get("bandit"), data.get("ab_test_percent"), None)
+        bandit = lifecycle.bandit_problems(
+            data.get("bandit"), data.get("ab_test_percent"), None, data.get("timing") or ""
+        )
         for field, problems in bandit.items():
             self.add_error(field, problems)
         return data

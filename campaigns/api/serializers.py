@@ -84,12 +84,24 @@ class CampaignSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"status": [f"a {self.instance.status} campaign cannot be edited"]}
             )
+        raw = self.initial_data if isinstance(self.initial_data, dict) else {}
+        # JSON true is not a number here (DRF's FloatField would take it as 1.0)
+        flags = {name: ["a number, not true/false"] for name in NUMBERS
+                 if isinstance(raw.get(name), bool)}  # fmt: skip
+        if flags:
+            raise serializers.ValidationError(flags)
         bandit = attrs.get("bandit", getattr(self.instance, "bandit", ""))
         ab_test = attrs.get("ab_test_percent", getattr(self.instance, "ab_test_percent", None))
-        errors = bandit_problems(bandit, ab_test, None)  # the variants are counted at launch
+        timing = attrs.get("timing", getattr(self.instance, "timing", ""))
+        errors = bandit_problems(bandit, ab_test, None, timing)  # variants counted at launch
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+NUMBERS = ("holdout_percent", "targeting_percent", "targeting_control_percent", "wave_hours",
+           "explore_percent", "ab_wait_hours", "attribution_days", "ab_test_percent", "waves",
+           "window_hours", "frequency_cap", "frequency_days")  # fmt: skip
 
 
 class VariantSerializer(serializers.ModelSerializer):

@@ -39,7 +39,9 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
         errors.setdefault("variants", []).append("approve at least one variant")
     if campaign.ab_test_percent and len(approved) < 2:
         errors.setdefault("ab_test_percent", []).append("an A/B test needs two approved variants")
-    errors.update(bandit_problems(campaign.bandit, campaign.ab_test_percent, len(approved)))
+    errors.update(
+        bandit_problems(campaign.bandit, campaign.ab_test_percent, len(approved), campaign.timing)
+    )
     if campaign.timing == Campaign.Timing.AT and not campaign.send_at:
         errors.setdefault("send_at", []).append("required when sending at one moment")
     if campaign.timing == Campaign.Timing.LOCAL and not (
@@ -55,12 +57,21 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
     return errors
 
 
-def bandit_problems(bandit: str, ab_test_percent, approved: int | None) -> dict[str, list[str]]:
+def bandit_problems(
+    bandit: str, ab_test_percent, approved: int | None, timing: str = ""
+) -> dict[str, list[str]]:
     """Why a bandit campaign cannot be so: it chooses its variants itself, in waves, so not beside
-    an A/B test, and among two approved variants at least (`approved`: None where not known)."""
+    an A/B test, nor with best-hour timing (that plans each hour at launch; a later wave is
+    decided after the hours it was planned for), and among two approved variants at least
+    (`approved`: None where not known)."""
     errors: dict[str, list[str]] = {}
     if bandit and ab_test_percent:
         errors["bandit"] = ["a bandit chooses the variants itself: leave the A/B test share empty"]
+    elif bandit and timing == Campaign.Timing.BEST:
+        errors["bandit"] = [
+            "a bandit sends in waves, each after the last one's results; best-hour timing plans "
+            "every recipient's hour at launch: choose one of the two"
+        ]
     elif bandit and approved is not None and approved < 2:
         errors["bandit"] = ["a bandit needs two approved variants or more"]
     return errors

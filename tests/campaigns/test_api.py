@@ -47,6 +47,9 @@ def test_bad_campaigns_get_field_errors_and_foreign_segments_are_refused(workspa
         ("ab_wait_hours", 721),
         ("ab_wait_hours", -1),
         ("ab_wait_hours", 1e308),  # the A/B decision's timedelta overflowed
+        ("targeting_percent", True),  # JSON true was taken as 1.0
+        ("holdout_percent", True),
+        ("explore_percent", False),
     ],
 )
 def test_a_sender_or_ab_wait_that_cannot_work_is_refused(workspace, field, value):
@@ -175,3 +178,14 @@ def test_a_launch_the_broker_never_got_is_sent_again_by_the_sweeper(workspace, l
     assert sweep_runs()["sent"] == 1  # the one sweeper of every run
     wait_for_status(campaign, "sent", timeout=60)
     assert campaign.messages.filter(state="sent").count() == 5
+
+
+@pytest.mark.django_db
+def test_a_bandit_with_best_hour_timing_is_refused(workspace):
+    api = client_for(workspace)
+    both = {"name": "b", "bandit": "thompson", "timing": "best"}
+    created = api.post("/api/v1/campaigns", both, format="json")
+    assert created.status_code == 400 and "bandit" in created.json(), created.content
+    draft = api.post("/api/v1/campaigns", {"name": "d", "timing": "best"}, format="json").json()
+    patched = api.patch(f"/api/v1/campaigns/{draft['id']}", {"bandit": "thompson"}, format="json")
+    assert patched.status_code == 400 and "bandit" in patched.json()
