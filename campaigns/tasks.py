@@ -9,7 +9,7 @@ from celery.signals import worker_ready
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message
-from campaigns.services import bandit, delivery, webhooks
+from campaigns.services import delivery, webhooks
 from campaigns.services import sweep as sweeping
 from campaigns.services.copy import variants_generate
 from campaigns.services.fanout import deliveries_queue
@@ -64,6 +64,8 @@ def _sweep_on_start(sender=None, **_) -> None:
 @queued_task(queue=queues.DEFAULT, time_limit=10 * 60, acks_late=True, ignore_result=True)
 def bandit_waves() -> dict:
     """Decides the bandit campaigns' waves whose time has come and queues their sends."""
+    from campaigns.services import bandit  # numpy: the worker only
+
     decided = bandit.waves_decide_due(now=timezone.now())
     for campaign_id in decided:
         deliveries_queue(campaign_id)

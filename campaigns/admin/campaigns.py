@@ -18,7 +18,7 @@ from campaigns import charts, rendering, uplift_charts
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
-from campaigns.services import bandit, copy, lifecycle, policy_eval
+from campaigns.services import copy, lifecycle
 from campaigns.services.results import campaign_stats
 from campaigns.services.uplift import UpliftError, uplift_training_start
 from campaigns.services.variants import variant_approve, variant_update
@@ -36,6 +36,19 @@ ACTIONS = {
     "cancel": "Cancel",
     "resend": "Resend to failed",
 }
+
+
+def _bandit():
+    # numpy comes with it: loaded when a bandit's page is shown, kept out of the web process
+    from campaigns.services import bandit
+
+    return bandit
+
+
+def _policy_eval():
+    from campaigns.services import policy_eval
+
+    return policy_eval
 
 
 def available_actions(campaign: Campaign) -> list[tuple[str, str]]:
@@ -328,7 +341,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             return link
         return render_to_string(
             "admin/campaigns/campaign/bandit_waves.html",
-            {"summary": bandit.bandit_summary(obj), "link": link},
+            {"summary": _bandit().bandit_summary(obj), "link": link},
         )
 
     @admin.action(
@@ -564,7 +577,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "title": f"Policy evaluation: {campaign.name}",
             "campaign": campaign,
             "metrics": Campaign.AbMetric.values,
-            "evaluation": policy_eval.evaluate(campaign, metric),
+            "evaluation": _policy_eval().evaluate(campaign, metric),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/policy_evaluation.html", context)
 

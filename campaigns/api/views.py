@@ -22,7 +22,7 @@ from campaigns.api.serializers import (
     WebhookEndpointWithSecretSerializer,
 )
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
-from campaigns.services import lifecycle, policy_eval
+from campaigns.services import lifecycle
 from campaigns.services.copy import BriefError, copy_generation_start
 from campaigns.services.results import campaign_stats
 from campaigns.services.variants import variant_approve, variant_update
@@ -149,6 +149,8 @@ class CampaignPolicyEvaluationApi(CampaignsApi):
         metric = request.query_params.get("metric") or campaign.ab_metric
         if metric not in Campaign.AbMetric.values:
             raise ValidationError({"metric": [f"one of {', '.join(Campaign.AbMetric.values)}"]})
+        from campaigns.services import policy_eval  # numpy: on demand
+
         return Response(policy_eval.evaluate(campaign, metric))
 
 

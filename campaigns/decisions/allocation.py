@@ -8,11 +8,9 @@ journey's send step asks `journey_choose` per customer."""
 
 from datetime import datetime
 
-import numpy as np
 from django.utils import timezone
 
 from campaigns.models import Campaign, Variant
-from campaigns.services import bandit
 from campaigns.services.draws import pick_variant, unit
 
 
@@ -44,6 +42,9 @@ class Waves:
     first refit learns from what it saw."""
 
     def __init__(self, campaign: Campaign, variants: list[Variant], now: datetime) -> None:
+        from campaigns.services import bandit  # numpy with it: workers only, not the web process
+
+        self.bandit = bandit
         self.campaign, self.variants = campaign, variants
         self.seed = campaign.seed or 0
         self.uniform = bandit.shares(variants, [1 / len(variants)] * len(variants))
@@ -63,7 +64,7 @@ class Waves:
         facts = {"policy": self.campaign.bandit, "wave": wave}
         if wave > 1:
             return None, None, wave, facts
-        arm = bandit.pick([1 / len(self.variants)] * len(self.variants),
+        arm = self.bandit.pick([1 / len(self.variants)] * len(self.variants),
                           unit(self.seed, "wave:1", customer_id))  # fmt: skip
         facts["probabilities"] = self.uniform
         if self.contexts is not None:
@@ -97,6 +98,10 @@ def journey_choose(
             for pk in ids
             for v in [pick_variant(variants, unit(seed, "variant", pk))]
         }
+    import numpy as np  # with the bandit: workers only, not the web process
+
+    from campaigns.services import bandit
+
     successes, trials = bandit.reward_counts(campaign, variants)
     purpose = f"journey:{int(trials.sum())}"
     now = timezone.now()
