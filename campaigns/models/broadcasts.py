@@ -124,7 +124,7 @@ class Campaign(models.Model):
     targeting_control_percent = models.FloatField(
         default=10,
         validators=[MinValueValidator(0), MaxValueValidator(50)],
-        help_text="audience share the targeting skips, to measure what it earned",
+        help_text="audience share sent whatever the score, to measure what targeting earned",
     )
     bandit = models.CharField(max_length=12, choices=Bandit.choices, default="", blank=True)
     # 10 by default: in bench/bandit.py's simulated campaigns 4 waves lost 16-44 visits a
