@@ -16,8 +16,10 @@ learnt from.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
+from django.utils import timezone
 
 from campaigns.models import Campaign, Message, Variant
 from campaigns.services import bandit
@@ -25,6 +27,8 @@ from marketing_ai.ml.experiment import wilson_interval
 
 # Below this many randomised messages the intervals are too wide to tell policies apart.
 MIN_LOGS = 30
+MIN_HITS = 10  # outcomes (clicks, opens, conversions) among them
+MIN_ESS = 30  # effective messages below which an estimate is flagged as resting on a few
 CERTAIN = 0.999999
 
 
@@ -41,6 +45,7 @@ class Logs:
     certain: int  # sent with propensity 1, left out
     unlogged: int  # sent before propensities were logged, left out
     policies: dict[str, int]  # logged policy -> messages
+    recent: int = 0  # sent too recently to have had their chance: left out
 
 
 def campaign_logs(campaign: Campaign, metric: str | None = None) -> Logs:
@@ -49,9 +54,19 @@ def campaign_logs(campaign: Campaign, metric: str | None = None) -> Logs:
     `ab_metric` by default)."""
     variants = bandit.arms(campaign)
     index = {v.pk: i for i, v in enumerate(variants)}
-    hit = bandit.HIT[metric or campaign.ab_metric]
+    metric = metric or campaign.ab_metric
+    hit = bandit.HIT[metric]
+    # A message sent minutes ago has not had its chance to be clicked or to convert: counted
+    # now, it would read as a miss. Only those past the wait (A/B's) or the attribution window.
+    ripe = timezone.now() - (
+        timedelta(days=campaign.attribution_days)
+        if metric == Campaign.AbMetric.CONVERSION
+        else timedelta(hours=campaign.ab_wait_hours)
+    )
+    sent = Message.objects.filter(campaign=campaign, state=Message.State.SENT, variant__in=variants)
+    recent = sent.filter(sent_at__gt=ripe).count()
     rows = list(
-        Message.objects.filter(campaign=campaign, state=Message.State.SENT, variant__in=variants)
+        sent.filter(sent_at__lte=ripe)
         .order_by("id")
         .values_list("customer_id", "variant_id", "propensity", "decision", hit, "send_at")
     )
@@ -84,6 +99,7 @@ def campaign_logs(campaign: Campaign, metric: str | None = None) -> Logs:
         certain=certain,
         unlogged=unlogged,
         policies=policies,
+        recent=recent,
     )
 
 
@@ -122,10 +138,12 @@ def _contextual(logs: Logs, seed: int) -> np.ndarray:
 
 
 def _shown(estimate) -> dict:
+    # Not clipped: an IPW above 1 (a rate no policy can earn) says the estimate rests on a few
+    # heavily weighted messages, and the page says so beside it (`few`).
     return {
         "value": float(estimate.value),
-        "low": float(max(estimate.low, -1.0)),
-        "high": float(min(estimate.high, 2.0)),
+        "low": float(estimate.low),
+        "high": float(estimate.high),
     }
 
 
@@ -146,6 +164,7 @@ def evaluate(campaign: Campaign, metric: str | None = None) -> dict:
         "context": logs.context,
         "certain": logs.certain,
         "unlogged": logs.unlogged,
+        "recent": logs.recent,
         "policies": logs.policies,
         "candidates": [],
         "logged": None,
@@ -162,6 +181,12 @@ def evaluate(campaign: Campaign, metric: str | None = None) -> dict:
         )
         return answer
     hits = int(logs.rewards.sum())
+    if hits < MIN_HITS:
+        answer["note"] = (
+            f"{hits} {metric}s among {n} messages old enough to count; at least {MIN_HITS} are "
+            "needed before one policy can be told from another"
+        )
+        return answer
     low, high = wilson_interval(hits, n)
     logged = {"value": hits / n, "low": low, "high": high}
     seed = (campaign.seed or 0) % 2**32
@@ -189,7 +214,10 @@ def evaluate(campaign: Campaign, metric: str | None = None) -> dict:
                 "dr": _shown(dr),
                 "dm": _shown(ope.dm(reward_hat, target)),
                 # How many logged messages the estimate effectively rests on.
-                "ess": float(weights.sum() ** 2 / (weights**2).sum()) if weights.any() else 0.0,
+                "ess": (
+                    ess := float(weights.sum() ** 2 / (weights**2).sum()) if weights.any() else 0.0
+                ),
+                "few": ess < MIN_ESS,
                 "better": bool(dr.low > logged["value"]),
             }
         )

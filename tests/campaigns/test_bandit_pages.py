@@ -37,7 +37,8 @@ def logged_campaign(workspace, n=1600, *, metric="click", name="Spring", **field
     build_ledger(campaign=campaign)
     rows = Message.objects.filter(campaign=campaign, state="queued")
     names = list(rows.values_list("pk", "variant__name"))
-    rows.update(state="sent", sent_at=timezone.now() - timedelta(hours=2))
+    # past the A/B wait (4 hours): what is younger has not had its chance to be clicked
+    rows.update(state="sent", sent_at=timezone.now() - timedelta(hours=6))
     rng = np.random.default_rng(0)
     clicked = [pk for pk, name in names if rng.random() < RATES[name]]
     Message.objects.filter(pk__in=clicked).update(clicked_at=timezone.now() - timedelta(hours=1))
@@ -59,9 +60,23 @@ def test_policy_evaluation_finds_the_known_values_of_a_logged_split(workspace):
     # The learning policies, refitted, head for B: near B's value, above the logged split's.
     assert by["Thompson (refitted)"]["dr"]["value"] > 0.28
     assert by["contextual (refitted)"]["dr"]["value"] > 0.2
-    # Another outcome: nobody converted, so every policy is worth 0 there.
+    # Conversions: six hours into a five-day attribution window, none has had its chance.
     conversions = policy_eval.evaluate(campaign, "conversion")
-    assert all(c["dr"]["value"] == 0 for c in conversions["candidates"])
+    assert not conversions["enough"] and conversions["recent"] == 1600
+
+
+def test_policy_evaluation_waits_for_messages_to_ripen_and_for_enough_outcomes(workspace):
+    campaign = logged_campaign(workspace, n=400)
+    Message.objects.filter(campaign=campaign).update(sent_at=timezone.now())
+    fresh = policy_eval.evaluate(campaign)
+    assert not fresh["enough"] and fresh["recent"] == 400 and fresh["messages"] == 0
+    Message.objects.filter(campaign=campaign).update(
+        sent_at=timezone.now() - timedelta(hours=6), clicked_at=None
+    )
+    five = list(Message.objects.filter(campaign=campaign).order_by("id")[:5].values_list("pk"))
+    Message.objects.filter(pk__in=[pk for (pk,) in five]).update(clicked_at=timezone.now())
+    few = policy_eval.evaluate(campaign)
+    assert not few["enough"] and "5 clicks" in few["note"]
 
 
 def test_policy_evaluation_leaves_out_messages_sent_with_certainty(workspace):
@@ -84,7 +99,7 @@ def test_admin_shows_the_waves_and_the_policy_evaluation(admin_client, workspace
     campaign.refresh_from_db()
     build_ledger(campaign=campaign)
     first = Message.objects.filter(campaign=campaign, wave=1)
-    first.update(state="sent", sent_at=timezone.now() - timedelta(hours=1))
+    first.update(state="sent", sent_at=timezone.now() - timedelta(hours=6))
     first.filter(variant__name="B").update(clicked_at=timezone.now())
     assert bandit.wave_decide_due(campaign_id=campaign.pk, now=timezone.now()) == 2
     page = admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
