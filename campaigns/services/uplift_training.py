@@ -61,6 +61,17 @@ def uplift_train(
     problem = uplift.goal_problem(goal)
     if problem:
         raise uplift.UpliftError(problem)
+    if task_run is not None:
+        # A run retried after its worker died (the sweeper requeues it): the version it
+        # registered stands; finish what may have been cut short (its scores) instead of
+        # registering a second one.
+        done = ModelVersion.objects.filter(
+            task_run=task_run, family=uplift.family(goal), workspace=workspace
+        ).first()
+        if done is not None:
+            if done.status == ModelVersion.Status.ACTIVE:
+                uplift_score(version=done, progress=progress)
+            return done
     progress(5, "reading the send ledger")
     data = training_set(workspace=workspace, goal=goal)
     counts = data.counts()

@@ -125,3 +125,18 @@ def test_every_active_uplift_model_rescores_nightly(workspace):
     assert uplift.uplift_rescoring_due() == 2
     runs = TaskRun.objects.filter(kind=uplift.SCORE_TASK)
     assert {r.workspace_id for r in runs} == {workspace.pk, other.pk}
+
+
+@pytest.mark.django_db
+def test_a_retried_run_keeps_its_version_and_finishes_its_scores(workspace):
+    """The sweeper requeues a run whose worker died mid-scoring: the retry registers no second
+    version and writes the scores the first attempt may not have finished."""
+    segment, _ = shop(workspace)
+    sent_campaign(workspace, segment)
+    run = TaskRun.objects.create(kind="campaigns.tasks.train_uplift", workspace=workspace)
+    first = uplift_train(workspace=workspace, goal="purchase", task_run=run)
+    assert first.status == ModelVersion.Status.ACTIVE
+    CustomerScore.objects.filter(workspace=workspace, kind__startswith="uplift.").delete()
+    again = uplift_train(workspace=workspace, goal="purchase", task_run=run)
+    assert again.pk == first.pk and ModelVersion.objects.count() == 1
+    assert CustomerScore.objects.filter(workspace=workspace, kind="uplift.purchase").exists()
