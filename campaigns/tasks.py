@@ -139,6 +139,7 @@ def train_uplift(run: TaskRun, progress: Progress) -> dict:
 def score_uplift(run: TaskRun, progress: Progress) -> dict:
     """Params: model_version (id). Rewrites every customer's uplift.<goal> scores and the goal's
     segments from that version."""
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from campaigns.services import uplift_training
 
     version = ModelVersion.objects.get(pk=run.params["model_version"], workspace=run.workspace)
@@ -149,6 +150,7 @@ def score_uplift(run: TaskRun, progress: Progress) -> dict:
 def rescore_uplift_nightly() -> int:
     """Beat: every active uplift model scores its workspace's customers again, on today's
     features (campaigns.services.uplift.uplift_rescoring_due)."""
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from campaigns.services.uplift import uplift_rescoring_due
 
     return uplift_rescoring_due()

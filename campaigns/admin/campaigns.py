@@ -46,6 +46,7 @@ def _bandit():
 
 
 def _policy_eval():
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from campaigns.services import policy_eval
 
     return policy_eval

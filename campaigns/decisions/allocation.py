@@ -100,12 +100,14 @@ def journey_choose(
         }
     import numpy as np  # with the bandit: workers only, not the web process
 
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from campaigns.services import bandit
 
     successes, trials = bandit.reward_counts(campaign, variants)
     purpose = f"journey:{int(trials.sum())}"
     now = timezone.now()
     if campaign.bandit == Campaign.Bandit.CONTEXTUAL:
+        # numpy/LightGBM with it: loaded on use, not in the web process
         from marketing_ai.ml.bandit.policies import LinearThompson
 
         X, chosen, rewards = bandit.logged_contexts(campaign, variants)
@@ -117,6 +119,7 @@ def journey_choose(
             seed=(seed + int(trials.sum())) % 2**32,
         )
     else:
+        # numpy/LightGBM with it: loaded on use, not in the web process
         from marketing_ai.ml.bandit.policies import BetaThompson
 
         contexts = None

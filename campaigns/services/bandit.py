@@ -267,6 +267,7 @@ class _Table(dict):
 
 
 def _thompson(campaign, variants, rows, wave, successes, trials) -> _Table:
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from marketing_ai.ml.bandit.policies import BetaThompson
 
     seed = campaign.seed or 0
@@ -301,6 +302,7 @@ def logged_contexts(campaign: Campaign, variants: list[Variant]):
 
 
 def _contextual(campaign, variants, rows, wave, now) -> _Table:
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from marketing_ai.ml.bandit.policies import LinearThompson
 
     seed = campaign.seed or 0

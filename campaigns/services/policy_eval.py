@@ -110,6 +110,7 @@ def _halves(n: int, seed: int) -> list[np.ndarray]:
 
 def _thompson(logs: Logs, seed: int) -> np.ndarray:
     """(n, K): for each half, Beta-Thompson's shares fitted on the other half's counts."""
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from marketing_ai.ml.bandit.policies import BetaThompson
 
     k = len(logs.variants)
@@ -124,6 +125,7 @@ def _thompson(logs: Logs, seed: int) -> np.ndarray:
 
 def _contextual(logs: Logs, seed: int) -> np.ndarray:
     """(n, K): for each half, the linear Thompson policy fitted on the other half."""
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from marketing_ai.ml.bandit.policies import LinearThompson
 
     k = len(logs.variants)
@@ -152,6 +154,7 @@ def evaluate(campaign: Campaign, metric: str | None = None) -> dict:
     "variants", "logged": {value, low, high}, "candidates": [{policy, ipw, snipw, dr, dm,
     ess, better}], "context", "certain", "unlogged", "policies", "enough", "note"}. A value is
     the expected `metric` rate per message (0.04: 4 in 100 messages clicked)."""
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from marketing_ai.ml.bandit import ope
 
     metric = metric or campaign.ab_metric

@@ -119,8 +119,9 @@ def best_hours_compute(
     the campaign's own time; their hour is the shrunk profile's, near the workspace's best); in a
     workspace too thin to have a best hour, thin customers get no row.
     Returns the workspace-wide facts (its best hour, the prior's strength, counts)."""
-    import numpy as np
+    import numpy as np  # numpy/LightGBM with it: loaded on use, not in the web process
 
+    # numpy/LightGBM with it: loaded on use, not in the web process
     from marketing_ai.ml import sendtime
 
     if not 1 <= days <= 3650:

@@ -4,7 +4,7 @@ retraining all start their runs here."""
 
 from typing import Any
 
-from crm.models import Workspace
+from crm.models import CustomerScore, Workspace
 from marketing_ai.ml import recommend
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
@@ -97,8 +97,6 @@ def retraining_due(*, recommenders: bool) -> int:
 def send_time_due() -> int:
     """Starts recomputing the best hours of every workspace that has them (their clicks and
     conversions of the last day count by the next morning); returns how many runs started."""
-    from crm.models import CustomerScore, Workspace
-
     having = CustomerScore.objects.filter(kind="best_hour").values("workspace_id").distinct()
     started = 0
     for workspace in Workspace.objects.filter(pk__in=having):

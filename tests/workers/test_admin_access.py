@@ -59,6 +59,7 @@ PAGES = {
     "campaigns_campaign_act": ("campaigns.change_campaign", None),
     "campaigns_campaign_preview": ("campaigns.view_campaign", "campaigns.change_campaign"),
     "campaigns_campaign_results": ("campaigns.view_campaign", None),
+    "campaigns_campaign_policy_evaluation": ("campaigns.view_campaign", None),
     "campaigns_campaign_generate": ("campaigns.change_campaign", None),
     "crm_customer_import": ("crm.add_customer", None),
     "crm_segment_live": ("crm.view_segment", None),
@@ -67,6 +68,7 @@ PAGES = {
     "workers_modelversion_train": ("workers.add_modelversion", None),
 }
 ACTIONS = {
+    "campaigns.campaign.train_uplift": "campaigns.change_campaign",
     "crm.apikey.revoke": "crm.change_apikey",
     "crm.product.deactivate": "crm.change_product",
     "crm.product.activate": "crm.change_product",
@@ -149,6 +151,9 @@ def request(client, name: str, objects: dict, *, post: bool):
         "campaigns_campaign_preview": reverse(
             "admin:campaigns_campaign_preview", args=[campaign.pk]
         ),
+        "campaigns_campaign_policy_evaluation": reverse(
+            "admin:campaigns_campaign_policy_evaluation", args=[campaign.pk]
+        ),
         "campaigns_campaign_results": reverse(
             "admin:campaigns_campaign_results", args=[campaign.pk]
         ),
@@ -181,11 +186,14 @@ def test_pages_refuse_staff_without_the_permission(login, objects, name):
     assert not TaskRun.objects.exists() and not mail.outbox
 
 
+READ_ONLY = ("campaigns_campaign_results", "campaigns_campaign_policy_evaluation")  # GET pages
+
+
 @pytest.mark.parametrize("name", sorted(n for n, (p, _) in PAGES.items() if p != STAFF_ONLY))
 def test_pages_serve_staff_with_the_permission(login, objects, name):
     needed, write = PAGES[name]
     user = login(needed, *([write] if write else []))
-    response = request(user, name, objects, post=name not in ("campaigns_campaign_results",))
+    response = request(user, name, objects, post=name not in READ_ONLY)
     assert response.status_code in (200, 302), (name, response.status_code)
     if write:
         # The page itself is open to viewers; only what it writes on POST needs more.
@@ -273,6 +281,10 @@ def action_cases(workspace: Workspace) -> dict:
         "django_celery_beat.periodictask.disable_tasks": (on, lambda _: not row(on).enabled),
         "django_celery_beat.periodictask.toggle_tasks": (flip, lambda _: not row(flip).enabled),
         "django_celery_beat.periodictask.run_tasks": (on, lambda page: "successfully run" in page),
+        "campaigns.campaign.train_uplift": (
+            Campaign.objects.create(workspace=workspace, name="Uplift source"),
+            lambda page: "Training the uplift model" in page,
+        ),
     }
 
 

@@ -152,7 +152,10 @@ def _fit_predict(model: str, binary: bool, train, y, test, interactions: bool, s
         return np.full((len(test[0]), k), float(y[0]))
     Xt = test[0]
     if model == "logistic":
+        # numpy/LightGBM with it: loaded on use, not in the web process
         from sklearn.linear_model import LogisticRegression, Ridge
+
+        # numpy/LightGBM with it: loaded on use, not in the web process
         from sklearn.preprocessing import StandardScaler
 
         scaler = StandardScaler().fit(X)
@@ -161,7 +164,7 @@ def _fit_predict(model: str, binary: bool, train, y, test, interactions: bool, s
             _features(X, arms, k, interactions), y
         )
     elif model == "lightgbm":
-        import lightgbm
+        import lightgbm  # numpy/LightGBM with it: loaded on use, not in the web process
 
         params = dict(
             n_estimators=200,

@@ -37,7 +37,7 @@ def lightgbm_classifier(seed: int = 0, n: int = 0):
 
 
 def lightgbm_regressor(seed: int = 0, n: int = 0):
-    import lightgbm as lgb
+    import lightgbm as lgb  # numpy/LightGBM with it: loaded on use, not in the web process
 
     return lgb.LGBMRegressor(**_booster_params(seed, n))
 
