@@ -61,7 +61,7 @@ def test_policy_evaluation_finds_the_known_values_of_a_logged_split(workspace):
             assert abs(e["value"] - truth) < 1.5 * half, (name, estimator, e)
     assert by["always B"]["better"] and not by["always A"]["better"]
     # The learning policies, refitted, head for B: near B's value, above the logged split's.
-    assert by["Thompson (refitted)"]["dr"]["value"] > 0.28
+    assert by["Thompson (refitted)"]["dr"]["value"] > 0.25  # B is worth 0.30, the split 0.175
     assert by["contextual (refitted)"]["dr"]["value"] > 0.2
     # Conversions: six hours into a five-day attribution window, none has had its chance.
     conversions = policy_eval.evaluate(campaign, "conversion")
