@@ -383,6 +383,7 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
             facts[e].update(known)
             if not batch.holdout[e]:
                 reasons[e] = why
+    split = allocation.FixedSplit(campaign, variants)  # each variant's share: its propensity
     chosen = {}
     if campaign.bandit:
         to_send = [batch.customers[e] for e in ids if not reasons[e] and not batch.holdout[e]]
@@ -403,7 +404,7 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
                 quiet_end=campaign.quiet_end,
             )
         variant = send_variant(variants, step_id, e)
-        propensity = _share(variants, variant)
+        propensity = round(split.share[variant.pk], 6)
         decision = {**facts[e], "policy": "split"} if not reason else facts[e]
         if batch.customers[e] in chosen:
             variant_id, propensity, known = chosen[batch.customers[e]]
@@ -432,14 +433,6 @@ def _send(batch: Batch, step_id: str, step: dict, ids: list[int]) -> dict[str, l
     if outcomes.get("queued"):
         deliveries_queue_on_commit(campaign.pk)
     return outcomes
-
-
-def _share(variants: list[Variant], variant: Variant) -> float:
-    """The probability the fixed split gives `variant` (its share of the weights)."""
-    weights = [max(0, v.weight) for v in variants]
-    if not sum(weights):
-        return round(1 / len(variants), 6)
-    return round(max(0, variant.weight) / sum(weights), 6)
 
 
 def write(batch: Batch) -> None:
