@@ -5,6 +5,7 @@ from crm.models.access import ApiKey, AuditEntry, IdempotencyRecord
 from crm.models.catalogue import Order, OrderLine, Product
 from crm.models.customers import Channel, Consent, Customer, ExternalIdentity
 from crm.models.events import Event, EventOutbox
+from crm.models.forecasts import Forecast, ForecastAlert, ForecastTrend
 from crm.models.scores import CustomerScore, Recommendation
 from crm.models.segments import MembershipOutbox, Segment, SegmentMembership
 from crm.models.workspaces import Workspace
@@ -22,6 +23,9 @@ __all__ = [
     "Event",
     "EventOutbox",
     "ExternalIdentity",
+    "Forecast",
+    "ForecastAlert",
+    "ForecastTrend",
     "IdempotencyRecord",
     "KnowledgeArticle",
     "Order",
