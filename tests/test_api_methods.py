@@ -40,6 +40,7 @@ EXPECTED = {
     "segments/<int:pk>/preview": {"GET"},
     "segments/<int:pk>/members": {"GET", "POST"},
     "segments/<int:pk>/refresh": {"POST"},
+    "forecasts": {"GET"},
     "privacy/export": {"POST"},
     "privacy/erase": {"POST"},
     "chat": {"POST"},

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from crm.api import runs, segments, views
+from crm.api import forecasts, runs, segments, views
 from crm.support import api as support
 
 # Customers are addressed by id, ext:<source>:<external id> or email:<address>.
@@ -29,6 +29,7 @@ urlpatterns = [
     path("segments/<int:pk>/preview", segments.SegmentPreviewApi.as_view()),
     path("segments/<int:pk>/members", segments.SegmentMembersApi.as_view()),
     path("segments/<int:pk>/refresh", segments.SegmentRefreshApi.as_view()),
+    path("forecasts", forecasts.ForecastApi.as_view()),
     path("privacy/export", views.PrivacyExportApi.as_view()),
     path("chat", support.ChatApi.as_view()),
     path("chat/conversations/<int:pk>", support.ChatConversationApi.as_view()),
