@@ -249,6 +249,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.models.send_time_nightly",
         "schedule": crontab(hour=4, minute=0),
     },
+    "forecast-nightly": {
+        "task": "crm.tasks.models.forecast_nightly",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {

@@ -4,6 +4,7 @@ from crm.admin import (  # noqa: F401
     apikeys,
     catalogue,
     customers,
+    forecasts,
     runs,
     segments,
     workspaces,

@@ -4,7 +4,7 @@ retraining all start their runs here."""
 
 from typing import Any
 
-from crm.models import CustomerScore, Workspace
+from crm.models import CustomerScore, Order, Workspace
 from marketing_ai.ml import recommend
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
@@ -19,6 +19,7 @@ OTHER_TASKS = {
     "rfm": "crm.tasks.segments.rfm",
     "clusters": "crm.tasks.segments.clusters",
     "send_time": "crm.tasks.models.send_time",  # each customer's best hour (best_hour scores)
+    "forecast": "crm.tasks.models.forecast",  # every series' demand and revenue ahead
 }
 # A registered version's params that are not the model's own: what training adds to them.
 RECORDED_NOT_MODEL = ("model", "popular", "repeat_purchases")
@@ -101,5 +102,16 @@ def send_time_due() -> int:
     started = 0
     for workspace in Workspace.objects.filter(pk__in=having):
         training_start(workspace=workspace, model="send_time")
+        started += 1
+    return started
+
+
+def forecast_due() -> int:
+    """Starts a forecast run for every workspace with orders (last night's orders move its
+    origin on); returns how many runs started."""
+    having = Order.objects.values("workspace_id").distinct()
+    started = 0
+    for workspace in Workspace.objects.filter(pk__in=having):
+        training_start(workspace=workspace, model="forecast")
         started += 1
     return started

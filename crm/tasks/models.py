@@ -147,3 +147,29 @@ def retrain_recommenders_nightly() -> int:
 def send_time_nightly() -> int:
     """Beat: each workspace's best hours again, with yesterday's engagement in them."""
     return training.send_time_due()
+
+
+FORECAST_OPTIONS = ("horizon", "day_horizon", "top_products", "top_countries", "n_groups",
+                    "origins", "step")  # fmt: skip
+
+
+@tracked_task(queue=queues.ML, time_limit=2 * 3600)
+def forecast(run: TaskRun, progress: Progress) -> dict:
+    """Params (all optional): horizon (weeks, default 8), day_horizon (days, default 28; 0: no
+    daily forecast), top_products (500), top_countries (5), n_groups (20), origins (4) and step
+    (4): the backtest's. Forecasts every series from the end of the workspace's data and makes
+    the new version active."""
+    # it brings pandas, statsforecast and LightGBM: loaded on the worker, kept out of the web
+    from crm.services import forecasts
+
+    options = {k: int(run.params[k]) for k in FORECAST_OPTIONS if k in run.params}
+    version = forecasts.forecast_run(
+        workspace=run.workspace, task_run=run, progress=progress, **options
+    )
+    return {**_trained(version), "origin": version.params.get("origin")}
+
+
+@nightly_task(queue=queues.ML, time_limit=10 * 60, atomic=True)
+def forecast_nightly() -> int:
+    """Beat: every workspace with orders forecast again from its latest data."""
+    return training.forecast_due()

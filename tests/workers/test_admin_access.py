@@ -62,6 +62,7 @@ PAGES = {
     "campaigns_campaign_policy_evaluation": ("campaigns.view_campaign", None),
     "campaigns_campaign_generate": ("campaigns.change_campaign", None),
     "crm_customer_import": ("crm.add_customer", None),
+    "crm_forecast_run": ("crm.add_forecast", None),
     "crm_segment_live": ("crm.view_segment", None),
     "crm_workspace_switch": (STAFF_ONLY, None),
     "workers_taskrun_selfcheck": ("workers.add_taskrun", None),
@@ -169,6 +170,7 @@ def request(client, name: str, objects: dict, *, post: bool):
         "campaigns_campaign_preview": {"address": "qa@example.com"},
         "workers_taskrun_selfcheck": {"queue": "default"},
         "workers_modelversion_train": {"workspace": objects["workspace"].pk, "model": "rfm"},
+        "crm_forecast_run": {"workspace": objects["workspace"].pk},
     }.get(name, {})
     return client.post(url, data) if post else client.get(url)
 
