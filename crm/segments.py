@@ -16,7 +16,7 @@ Nodes:
 - {"event": type, "count": {"op": op, "value": n}, "within_days": d} (count defaults to >= 1)
 - {"orders": {"op": op, "value": n}, "within_days": d, "metric": "count" | "revenue"}
 - {"score": kind, "op": op, "value": x} over the customer's latest model score
-- {"segment": id} membership of another segment
+- {"segment": id} membership of another segment of the same workspace
 The root may carry "as_of" (ISO date-time): the moment `within_days` counts back from (default:
 now), so rules can be tried on historical data.
 
@@ -33,7 +33,15 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from crm import validation as v
-from crm.models import Customer, CustomerScore, Event, Order, SegmentMembership, Workspace
+from crm.models import (
+    Customer,
+    CustomerScore,
+    Event,
+    Order,
+    Segment,
+    SegmentMembership,
+    Workspace,
+)
 
 FIELDS = {"email", "country", "locale", "time_zone", "first_name", "last_name", "phone",
           "created_at"}  # fmt: skip
@@ -51,16 +59,23 @@ def customers_matching(
     *,
     now: datetime | None = None,
     customer_ids: list[int] | None = None,
+    check_references: bool = False,
 ) -> QuerySet[Customer]:
     """The live customers of `workspace` that `rules` select (a lazy queryset: one query).
 
     With `customer_ids`, only those customers are considered, and every behaviour subquery is
     narrowed to them too, so re-checking a thousand customers reads their rows, not everyone's.
+    `check_references`: refuse segment ids that are not the workspace's (as compile_rules does);
+    off for rules already saved, where a segment deleted since simply has no members: one
+    dangling reference must not stop the nightly refresh of every other segment.
     """
     customers = Customer.objects.filter(workspace=workspace, erased_at__isnull=True)
     if customer_ids is not None:
         customers = customers.filter(pk__in=customer_ids)
-    return customers.filter(compile_rules(workspace, rules, now=now, customer_ids=customer_ids))
+    where = compile_rules(
+        workspace, rules, now=now, customer_ids=customer_ids, check_references=check_references
+    )
+    return customers.filter(where)
 
 
 def compile_rules(
@@ -69,8 +84,11 @@ def compile_rules(
     *,
     now: datetime | None = None,
     customer_ids: list[int] | None = None,
+    check_references: bool = True,
 ) -> Q:
-    """A Q over Customer for the rule tree; raises RuleError naming the bad node."""
+    """A Q over Customer for the rule tree; raises RuleError naming the bad node. This is what
+    a rule tree is checked with before it is saved, so by default a {"segment": id} must name a
+    segment of `workspace` (one query per such node)."""
     if not isinstance(rules, dict) or not rules:
         raise RuleError("rules must be a non-empty JSON object")
     try:  # NUL in a value, integers beyond bigint: they would reach the SQL
@@ -83,15 +101,18 @@ def compile_rules(
             now = v.moment(rules.pop("as_of"))
         except v.Invalid as exc:
             raise RuleError(f"as_of: {exc}") from None
-    compiler = _Compiler(workspace, now or timezone.now(), customer_ids)
+    compiler = _Compiler(workspace, now or timezone.now(), customer_ids, check_references)
     return compiler.node(rules, "rules")
 
 
 class _Compiler:
-    def __init__(self, workspace: Workspace, now: datetime, customer_ids=None) -> None:
+    def __init__(
+        self, workspace: Workspace, now: datetime, customer_ids=None, check_references=True
+    ) -> None:
         self.workspace = workspace
         self.now = now
         self.customer_ids = customer_ids
+        self.check_references = check_references
         self.nodes = 0
         # True while compiling the children of an "all" group that also filters on customer
         # attributes: behaviour counts are then checked per remaining customer (see _per_customer).
@@ -317,6 +338,11 @@ class _Compiler:
             segment_id = v.identifier(node["segment"])
         except v.Invalid as exc:
             raise RuleError(f"{path}.segment: a segment id: {exc}") from None
+        if self.check_references and not (
+            Segment.objects.filter(pk=segment_id, workspace=self.workspace).exists()
+        ):
+            # Another workspace's segment is named the same way as one that never existed.
+            raise RuleError(f"{path}.segment: no segment {segment_id} in this workspace")
         ids = self._narrow(
             SegmentMembership.objects.filter(
                 segment_id=segment_id, segment__workspace=self.workspace

@@ -93,7 +93,9 @@ class SegmentAdmin(WorkspaceScopedAdmin):
         if workspace is None:
             return JsonResponse({"error": "pick a workspace"}, status=400)
         try:
-            matching = segments.customers_matching(workspace, body.get("rules"))
+            matching = segments.customers_matching(
+                workspace, body.get("rules"), check_references=True
+            )
             count = matching.count()
         except segments.RuleError as exc:
             return JsonResponse({"error": str(exc)}, status=400)

@@ -66,7 +66,7 @@ class SegmentRulesPreviewApi(WorkspaceApi):
     def post(self, request):
         rules = request.data.get("rules") if isinstance(request.data, dict) else None
         try:
-            matching = segments.customers_matching(self.workspace, rules)
+            matching = segments.customers_matching(self.workspace, rules, check_references=True)
             count = matching.count()
         except segments.RuleError as exc:
             raise ValidationError({"rules": [str(exc)]}) from exc
