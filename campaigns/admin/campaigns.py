@@ -24,7 +24,7 @@ from campaigns.services.uplift import UpliftError, uplift_training_start
 from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
-from crm.models import Customer, Segment
+from crm.models import Customer
 from marketing_ai.ml.language import copywriter
 from workers.models import TaskRun
 
@@ -269,11 +269,6 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "exclude_segments",
             "bandit_waves",
         ]
-
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if db_field.related_model is Segment:
-            kwargs["queryset"] = Segment.objects.filter(workspace__in=visible_workspaces(request))
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change) -> None:
         if obj.created_by_id is None:

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from crm import selectors
 from crm import validation as v
-from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
+from crm.admin.scope import ScopedInline, WorkspaceScopedAdmin, current_workspace, user_workspaces
 from crm.importers.customers_csv import cell_limit, decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
 from crm.services import order_delete, privacy_erase
@@ -194,7 +194,7 @@ class CustomerAdmin(WorkspaceScopedAdmin):
         self.message_user(request, f"Erased {count} customer(s).")
 
 
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(ScopedInline):
     model = OrderLine
     fields = ["product", "quantity", "unit_price", "amount"]
     raw_id_fields = ["product"]

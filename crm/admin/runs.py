@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from crm import validation
-from crm.admin.scope import user_workspaces, visible_workspaces
+from crm.admin.scope import ScopedListFilters, user_workspaces, visible_workspaces
 from crm.services import training
 from workers import queues, services
 from workers.admin_access import ModelPermissionAdmin, user_has
@@ -29,7 +29,7 @@ def progress_bar(run: TaskRun) -> str:
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(ModelPermissionAdmin):
+class TaskRunAdmin(ScopedListFilters, ModelPermissionAdmin):
     list_display = ["kind", "status", "bar", "message", "queue", "created_at", "duration"]
     list_filter = ["status", "queue", "kind"]
     search_fields = ["kind", "message", "id"]
@@ -124,7 +124,7 @@ class TaskRunAdmin(ModelPermissionAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(ModelPermissionAdmin):
+class ModelVersionAdmin(ScopedListFilters, ModelPermissionAdmin):
     list_display = [
         "family",
         "version",
