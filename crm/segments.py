@@ -17,6 +17,10 @@ Nodes:
 - {"orders": {"op": op, "value": n}, "within_days": d, "metric": "count" | "revenue"}
 - {"score": kind, "op": op, "value": x} over the customer's latest model score
 - {"segment": id} membership of another segment of the same workspace
+- {"bought_forecast": "slowing" | "rising", "within_days": d, "measure": "units" | "revenue"}
+  customers who bought (within d days, optional) a product whose weekly forecast in the
+  workspace's active forecast version is slowing (clearance) or rising; measure defaults to units.
+  Before the first forecast run nobody matches.
 The root may carry "as_of" (ISO date-time): the moment `within_days` counts back from (default:
 now), so rules can be tried on historical data.
 
@@ -37,11 +41,15 @@ from crm.models import (
     Customer,
     CustomerScore,
     Event,
+    ForecastTrend,
     Order,
+    OrderLine,
     Segment,
     SegmentMembership,
     Workspace,
 )
+from crm.models.forecasts import Frequency, Level, Measure
+from crm.selectors import forecasts
 
 FIELDS = {"email", "country", "locale", "time_zone", "first_name", "last_name", "phone",
           "created_at"}  # fmt: skip
@@ -144,11 +152,12 @@ class _Compiler:
             return combined
         if "not" in node:
             return ~self.node(node["not"], f"{path}.not")
-        for kind in ("attribute", "event", "orders", "score", "segment"):
+        for kind in ("attribute", "event", "orders", "score", "segment", "bought_forecast"):
             if kind in node:
                 return getattr(self, kind)(node, path)
         raise RuleError(
-            f"{path}: expected one of all, any, not, attribute, event, orders, score, segment"
+            f"{path}: expected one of all, any, not, attribute, event, orders, score, segment, "
+            "bought_forecast"
         )
 
     # --- conditions on the customer row ---------------------------------------------------
@@ -350,11 +359,45 @@ class _Compiler:
         ).values("customer_id")
         return Q(pk__in=ids)
 
+    def bought_forecast(self, node: dict, path: str) -> Q:
+        direction = node["bought_forecast"]
+        if direction not in (ForecastTrend.Direction.SLOWING, ForecastTrend.Direction.RISING):
+            raise RuleError(f"{path}.bought_forecast: 'slowing' or 'rising'")
+        measure = node.get("measure", Measure.UNITS)
+        if measure not in Measure.values:
+            raise RuleError(f"{path}.measure: 'units' or 'revenue'")
+        since = self._since(node, path)
+        version = forecasts.active_version(self.workspace.pk)
+        if version is None:  # no forecast yet: a refresh after the first run fills the segment
+            return Q(pk__in=[])
+        # The version is fixed when the rule compiles (each refresh, each live count), so a
+        # segment follows the forecast that is active then, not the one it was saved under.
+        skus = ForecastTrend.objects.filter(
+            workspace=self.workspace,
+            model_version=version,
+            level=Level.PRODUCT,
+            measure=measure,
+            frequency=Frequency.WEEK,
+            direction=direction,
+        ).values("key")
+        lines = OrderLine.objects.filter(
+            order__workspace=self.workspace,
+            order__status=Order.Status.PLACED,
+            order__kind=Order.Kind.ORDER,
+            order__customer__isnull=False,
+            product__sku__in=skus,
+        )
+        if since is not None:
+            lines = lines.filter(order__placed_at__gte=since, order__placed_at__lte=self.now)
+        if self.customer_ids is not None:
+            lines = lines.filter(order__customer_id__in=self.customer_ids)
+        return Q(pk__in=lines.values("order__customer_id"))
+
 
 def uses_behaviour(rules: Any) -> bool:
     """Whether the tree looks at events, orders or scores (so new events may change it)."""
     if isinstance(rules, dict):
-        if {"event", "orders", "score", "segment"} & set(rules):
+        if {"event", "orders", "score", "segment", "bought_forecast"} & set(rules):
             return True
         return any(uses_behaviour(child) for child in rules.values())
     if isinstance(rules, list):
