@@ -70,7 +70,8 @@ def forecast_chart(history: list[dict], forecast: list[dict], *, title: str) -> 
                 'stroke-dasharray="3 3"/>'
             )
             parts.append(
-                f'<text x="{cut + 4:.1f}" y="{top + 10}" fill="#666">forecast from here</text>'
+                f'<text x="{cut - 4:.1f}" y="{top + 10}" fill="#666" text-anchor="end">'
+                "forecast from here &#8594;</text>"
             )
         parts.append(
             f'<path d="{path(mean)}" stroke="{FORECAST}" stroke-width="2" fill="none" '
@@ -81,7 +82,13 @@ def forecast_chart(history: list[dict], forecast: list[dict], *, title: str) -> 
             f'<path d="{path([(r["period_start"], r["actual"]) for r in history])}" '
             f'stroke="{ACTUAL}" stroke-width="2" fill="none" class="actual"/>'
         )
-    for day in (days[0], forecast[0]["period_start"] if forecast else None, days[-1]):
+    labelled = [days[0], days[-1]]
+    if forecast:
+        start = forecast[0]["period_start"]
+        # Labelled only where it does not run into the first or the last date's label.
+        if min(x(start) - x(days[0]), x(days[-1]) - x(start)) > 150:
+            labelled.insert(1, start)
+    for day in dict.fromkeys(labelled):
         if day is not None:
             anchor = "start" if day == days[0] else "end" if day == days[-1] else "middle"
             parts.append(

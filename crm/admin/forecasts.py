@@ -4,6 +4,8 @@ products rising and slowing, drift alerts, how well the active version did on it
 *Run forecast now*. Everything on it is the workspace's own: the one chosen in the header's
 switcher, or one of the user's picked on the page."""
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -84,12 +86,21 @@ def backtest_sentences(metrics: dict, frequency: str) -> list[str]:
     return out
 
 
+def _part(name: str, value: float | None) -> str:
+    if value is None:
+        return "–"  # the model has no such part
+    if name == "level":
+        return f"{value:,.0f}"
+    return f"{value:+,.0f}" if round(value) else "0"
+
+
 def _reasons_rows(forecast: list[dict]) -> list[dict]:
-    rows = []
-    for row in forecast:
-        parts = [(label, row["reasons"].get(name)) for name, label in PARTS]
-        rows.append({**row, "parts": [(label, value) for label, value in parts]})
-    return rows
+    """Each period's forecast with its parts as text: the level as it is, the others as what
+    they add or take away."""
+    return [
+        {**row, "parts": [(label, _part(name, row["reasons"].get(name))) for name, label in PARTS]}
+        for row in forecast
+    ]
 
 
 def _trend_row(trend: ForecastTrend, names: dict[str, str]) -> dict:
@@ -187,6 +198,11 @@ class ForecastAdmin(WorkspaceScopedAdmin):
             data["history"], data["forecast"], title=f"{label}: {unit} per {per}"
         )
         context["reasons"] = _reasons_rows(data["forecast"])
+        if data["version"]:
+            origin = data["version"]["origin"]
+            context["learned_until"] = origin + timedelta(
+                days=selectors.PERIOD_DAYS[data["frequency"]] - 1
+            )
         if version is None:
             return context
         context["backtest"] = backtest_sentences(version.metrics, data["frequency"])

@@ -8,7 +8,7 @@ A series is named as the API takes it: `total`, `country:<code>`, `product:<sku>
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Case, CharField, F, Max, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, CharField, F, Max, Min, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDate
 
 from crm.models import Forecast, ForecastAlert, ForecastTrend, Order, OrderLine, Product
@@ -115,11 +115,19 @@ def order_lines_frame(workspace_id: int) -> Any:
     return frame
 
 
+def data_span(workspace_id: int) -> tuple[date, date] | None:
+    """The days (UTC) of the workspace's first and last orders; the last is where its forecasts
+    start from, which for a historical data set (the demo's ends in 2011) is not today."""
+    span = Order.objects.filter(workspace_id=workspace_id).aggregate(
+        first=Min("placed_at"), last=Max("placed_at")
+    )
+    return None if span["last"] is None else (span["first"].date(), span["last"].date())
+
+
 def data_end(workspace_id: int) -> date | None:
-    """The day of the workspace's last order (UTC): where its forecasts start from, which for a
-    historical data set (the demo's ends in 2011) is not today."""
-    last = Order.objects.filter(workspace_id=workspace_id).aggregate(last=Max("placed_at"))["last"]
-    return None if last is None else last.date()
+    """The day of the workspace's last order (UTC)."""
+    span = data_span(workspace_id)
+    return None if span is None else span[1]
 
 
 def product_names(workspace_id: int, skus: list[str]) -> dict[str, str]:
@@ -330,10 +338,12 @@ def forecast_series(
     step = timedelta(days=PERIOD_DAYS[frequency])
     first = forecast[0]["period_start"]
     origin = first - step  # the last period the version learned from
-    # Periods after the origin are shown too once they are complete (their actuals arrived
-    # after the run): the last period that ends on or before the last order's day.
-    last_day = data_end(workspace_id) or origin
+    # From the first period with orders (no run of zeros before the shop opened); past the
+    # origin too once a period is complete (its actuals arrived after the run): up to the last
+    # period that ends on or before the last order's day.
+    first_day, last_day = data_span(workspace_id) or (origin, origin)
     complete = _period_start(last_day + timedelta(days=1), frequency) - step
+    start = max(first - step * HISTORY_PERIODS[frequency], _period_start(first_day, frequency))
     body["history"] = series_history(
         workspace_id,
         version=version,
@@ -341,7 +351,7 @@ def forecast_series(
         key=key,
         measure=measure,
         frequency=frequency,
-        start=first - step * HISTORY_PERIODS[frequency],
+        start=min(start, origin),
         end=max(origin, complete),
     )
     body["forecast"] = forecast

@@ -37,8 +37,10 @@ def test_history_and_forecast_of_a_series(workspace):
     assert first["lower"] <= first["mean"] <= first["upper"]
     assert set(first["reasons"]) == {"level", "trend", "seasonality"}
     history = body["history"]
-    assert len(history) == 52 and history[-1]["period_start"] == "2025-03-24"
-    assert history[-1]["actual"] > 0 and history[0]["actual"] == 0  # before the shop opened
+    # From the shop's first week (not a run of zeros before it opened) to the origin.
+    assert history[0]["period_start"] == "2025-01-06"
+    assert len(history) == 12 and history[-1]["period_start"] == "2025-03-24"
+    assert all(h["actual"] > 0 for h in history)
     total = api.get("/api/v1/forecasts", {"series": "total"}).json()["history"]
     assert total[-1]["actual"] > history[-1]["actual"]  # FR and guests are in the total too
     mugs = api.get("/api/v1/forecasts", {"series": "product:MUG"}).json()["history"]
