@@ -18,6 +18,7 @@ from campaigns import charts, rendering, uplift_charts
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
+from campaigns.models.broadcasts import WAVE_HOURS, validate_wave_hours
 from campaigns.services import copy, lifecycle
 from campaigns.services.results import campaign_stats
 from campaigns.services.uplift import UpliftError, uplift_training_start
@@ -172,14 +173,19 @@ class CampaignForm(forms.ModelForm):
         required=False, initial=_or_default(None, "waves"), help_text="2 to 20"
     )
     wave_hours = forms.FloatField(
-        required=False, initial=_or_default(None, "wave_hours"), help_text="hours between waves"
+        required=False,
+        initial=_or_default(None, "wave_hours"),
+        help_text="hours between waves, 1 to 168",
+        widget=forms.NumberInput(attrs={"min": WAVE_HOURS[0], "max": WAVE_HOURS[1], "step": "any"}),
     )
 
     def clean_waves(self):
         return _or_default(self.cleaned_data.get("waves"), "waves")
 
     def clean_wave_hours(self):
-        return _or_default(self.cleaned_data.get("wave_hours"), "wave_hours")
+        hours = _or_default(self.cleaned_data.get("wave_hours"), "wave_hours")
+        validate_wave_hours(hours)
+        return hours
 
     # Best-hour timing's knobs: optional in the form (their defaults kept when left empty), as
     # they are in the API.

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from campaigns import outbound
 from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
+from campaigns.models.broadcasts import validate_wave_hours
 from campaigns.services.lifecycle import bandit_problems
 from crm.api.fields import JsonField
 from crm.models import Segment
@@ -18,6 +19,11 @@ class WorkspaceSegments(serializers.PrimaryKeyRelatedField):
 class CampaignSerializer(serializers.ModelSerializer):
     include_segments = WorkspaceSegments(many=True, required=False)
     exclude_segments = WorkspaceSegments(many=True, required=False)
+    wave_hours = serializers.FloatField(
+        required=False,
+        validators=[validate_wave_hours],
+        help_text="hours between a bandit's waves, 1 to 168 (default 4)",
+    )
 
     class Meta:
         model = Campaign

@@ -18,6 +18,7 @@ from campaigns.models.broadcasts import (
     WebhookDelivery,
     WebhookEndpoint,
     validate_sender,
+    validate_wave_hours,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "validate_sender",
+    "validate_wave_hours",
 ]

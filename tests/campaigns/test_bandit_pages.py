@@ -7,6 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message
@@ -174,6 +175,10 @@ def form_for(admin_user, rf, workspace, **values):
         ({"bandit": "thompson", "waves": 21}, "waves"),
         ({"bandit": "contextual", "wave_hours": "1e308"}, "wave_hours"),
         ({"bandit": "contextual", "wave_hours": -1}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 0}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 0.5}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 169}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 720}, "wave_hours"),
     ],
 )
 def test_admin_form_refuses_a_bandit_that_cannot_work(workspace, admin_user, rf, values, field):
@@ -195,6 +200,10 @@ def test_admin_form_keeps_a_bandit_that_works(workspace, admin_user, rf):
         ({"bandit": "thompson", "waves": "many"}, "waves"),
         ({"bandit": "thompson", "wave_hours": 1e308}, "wave_hours"),
         ({"bandit": "thompson", "wave_hours": "NaN"}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 0}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": -4}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 0.5}, "wave_hours"),
+        ({"bandit": "thompson", "wave_hours": 720}, "wave_hours"),
     ],
 )
 def test_api_refuses_a_bandit_that_cannot_work(workspace, body, field):
@@ -204,6 +213,19 @@ def test_api_refuses_a_bandit_that_cannot_work(workspace, body, field):
     draft = api.post("/api/v1/campaigns", {"name": "d"}, format="json").json()
     patched = api.patch(f"/api/v1/campaigns/{draft['id']}", body, format="json")
     assert patched.status_code == 400 and field in patched.json(), patched.json()
+
+
+@pytest.mark.parametrize("hours", [0, -1, 0.99, 168.5, 720])
+def test_the_model_refuses_wave_hours_that_leave_no_time_or_take_months(workspace, hours):
+    campaign = Campaign(workspace=workspace, name="c", bandit="thompson", wave_hours=hours)
+    with pytest.raises(ValidationError) as refused:
+        campaign.full_clean()
+    assert any("between 1 and 168" in m for m in refused.value.message_dict["wave_hours"])
+
+
+@pytest.mark.parametrize("hours", [1, 4, 168])
+def test_the_model_keeps_wave_hours_from_an_hour_to_a_week(workspace, hours):
+    Campaign(workspace=workspace, name="c", bandit="thompson", wave_hours=hours).full_clean()
 
 
 def test_api_sets_a_bandit_and_refuses_to_launch_it_with_one_variant(workspace):
