@@ -60,6 +60,7 @@ EXPECTED = {
     "campaigns/<int:pk>/variants/<int:variant_pk>": {"GET", "PATCH", "DELETE"},
     "campaigns/<int:pk>/variants/<int:variant_pk>/approve": {"POST"},
     "content/generate": {"POST"},
+    "content/rising-products": {"GET"},
     "webhooks": {"GET", "POST"},
     "webhooks/<int:pk>": {"GET", "PATCH", "DELETE"},
     "webhooks/<int:pk>/deliveries": {"GET"},

@@ -26,6 +26,7 @@ from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer
+from crm.selectors.trending_products import TrendingProduct, rising_products
 from marketing_ai.ml.language import copywriter
 from workers.models import TaskRun
 
@@ -116,7 +117,17 @@ class VariantInline(admin.StackedInline):
 
 
 class GenerateForm(forms.Form):
-    products = forms.CharField(help_text="SKUs or product ids, comma separated (1 to 5)")
+    products = forms.CharField(
+        required=False,
+        help_text="SKUs or product ids, comma separated (1 to 5 in all, with those ticked below)",
+    )
+    rising = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Forecast to rise",
+        help_text="products whose weekly units the forecast puts above their recent level (the "
+        "whole 80% band of the change above zero); those ticked are featured in the brief",
+    )
     goal = forms.CharField(max_length=500, help_text="what the campaign should achieve")
     tone = forms.CharField(max_length=100, required=False, help_text="empty: the brand's tone")
     language = forms.ChoiceField(choices=[(k, v) for k, v in copywriter.LANGUAGES.items()])
@@ -125,6 +136,13 @@ class GenerateForm(forms.Form):
     )
     show_prices = forms.BooleanField(required=False, help_text="allow the catalogue prices")
     k = forms.IntegerField(min_value=1, max_value=8, initial=4, label="variants")
+
+    def __init__(self, *args, rising: list[TrendingProduct] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if rising:
+            self.fields["rising"].choices = [(p.sku, p.label()) for p in rising]
+        else:  # no forecast yet, or nothing rising: nothing to offer
+            del self.fields["rising"]
 
 
 def _or_default(value, name: str):
@@ -515,7 +533,11 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     def generate(self, request: HttpRequest, pk: int):
         """The brief for AI-written variants; they arrive as drafts in the editor to review."""
         campaign = self._campaign(request, pk)
-        form = GenerateForm(request.POST or None, initial={"goal": campaign.name})
+        form = GenerateForm(
+            request.POST or None,
+            initial={"goal": campaign.name},
+            rising=rising_products(campaign.workspace_id),
+        )
         if request.method == "POST" and form.is_valid():
             params = dict(form.cleaned_data)
             params["products"] = [p for p in re.split(r"[\s,]+", params["products"]) if p]

@@ -18,6 +18,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/variants/<int:variant_pk>", views.VariantDetailApi.as_view()),
     path("campaigns/<int:pk>/variants/<int:variant_pk>/approve", views.VariantApproveApi.as_view()),
     path("content/generate", views.ContentGenerateApi.as_view()),
+    path("content/rising-products", views.ContentRisingProductsApi.as_view()),
     path("webhooks", views.WebhookListApi.as_view()),
     path("webhooks/<int:pk>", views.WebhookDetailApi.as_view()),
     path("webhooks/<int:pk>/deliveries", views.WebhookDeliveriesApi.as_view()),

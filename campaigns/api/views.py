@@ -28,6 +28,7 @@ from campaigns.services.results import campaign_stats
 from campaigns.services.variants import variant_approve, variant_update
 from crm.api.base import WorkspaceApi, idempotent
 from crm.api.fields import id_field
+from crm.selectors.trending_products import rising_products
 from marketing_ai.ml.language import copywriter
 
 
@@ -309,9 +310,15 @@ class ContentGenerateRequest(serializers.Serializer):
     campaign = id_field()
     products = serializers.ListField(
         child=serializers.CharField(max_length=64),
-        min_length=1,
+        required=False,
         max_length=5,
-        help_text="SKUs or product ids",
+        help_text="SKUs or product ids (1 to 5 in all, with `rising`)",
+    )
+    rising = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=5,
+        help_text="SKUs of products forecast to rise to feature (GET content/rising-products)",
     )
     goal = serializers.CharField(required=False, allow_blank=True, max_length=500)
     tone = serializers.CharField(required=False, allow_blank=True, max_length=100)
@@ -338,3 +345,19 @@ class ContentGenerateApi(CampaignsApi):
         except BriefError as exc:
             raise ValidationError(exc.errors) from exc
         return Response({"task": str(run.pk), "queue": run.queue}, status=status.HTTP_202_ACCEPTED)
+
+
+class ContentRisingProductsApi(CampaignsApi):
+    """GET /content/rising-products: the products a copy brief may feature because the active
+    forecast has their weekly units rising, fastest first, each with its change and 80% band."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="1 to 50, default 10")],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        raw = request.query_params.get("limit", "10")
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 50:
+            raise ValidationError({"limit": ["a whole number from 1 to 50"]})
+        rising = rising_products(self.workspace.pk, limit=int(raw))
+        return Response({"results": [p.as_dict() for p in rising]})

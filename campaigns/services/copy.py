@@ -14,6 +14,7 @@ from campaigns.sandbox import literal, unliteral
 from campaigns.services.lifecycle import CampaignError
 from crm import validation as v
 from crm.models import Customer, Product
+from crm.selectors.trending_products import TrendingProduct, rising_products
 from marketing_ai.ml.language import copywriter, guardrails
 from workers.models import TaskRun
 from workers.services import task_run_start
@@ -45,12 +46,29 @@ def brand_rules(workspace) -> tuple[guardrails.BrandRules, BrandRules]:
     return rules, row
 
 
+def featured_rising(*, campaign: Campaign, params: dict) -> list[TrendingProduct]:
+    """The products forecast to rise that staff chose to feature (params["rising"]: SKUs from
+    the offer, rising_products); raises BriefError for one the active forecast has not rising."""
+    chosen = [str(r).strip() for r in params.get("rising") or [] if str(r).strip()]
+    if not chosen:
+        return []
+    offered = {p.sku: p for p in rising_products(campaign.workspace_id, limit=None)}
+    stale = [sku for sku in chosen if sku not in offered]
+    if stale:
+        raise BriefError({"rising": [f"not forecast to rise now: {sorted(set(stale))}"]})
+    return [offered[sku] for sku in dict.fromkeys(chosen)]
+
+
 def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
-    """Params: products (SKUs or ids, 1–5), goal, tone, language, offer, show_prices."""
+    """Params: products (SKUs or ids), rising (SKUs of products forecast to rise to feature,
+    see featured_rising), 1–5 products in all, goal, tone, language, offer, show_prices."""
     errors: dict[str, list[str]] = {}
     refs = [str(r).strip() for r in params.get("products") or [] if str(r).strip()]
-    if not 1 <= len(refs) <= 5:
-        errors["products"] = ["name between 1 and 5 products (SKU or id)"]
+    try:
+        rising = featured_rising(campaign=campaign, params=params)
+    except BriefError as exc:
+        errors.update(exc.errors)
+        rising = []
     catalogue = Product.objects.filter(workspace=campaign.workspace)
     products = list(catalogue.filter(sku__in=refs)) + list(
         catalogue.filter(pk__in=[int(r) for r in refs if v.is_identifier(r)]).exclude(sku__in=refs)
@@ -58,6 +76,12 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
     missing = set(refs) - {p.sku for p in products} - {str(p.pk) for p in products}
     if missing:
         errors.setdefault("products", []).append(f"not in the catalogue: {sorted(missing)}")
+    named = {p.pk for p in products}
+    products += list(catalogue.filter(pk__in=[r.product_id for r in rising]).exclude(pk__in=named))
+    if not 1 <= len(products) + len(missing) <= 5 and "rising" not in errors:
+        errors.setdefault("products", []).insert(
+            0, "name between 1 and 5 products (SKU or id, or ticked as forecast to rise)"
+        )
     goal = (params.get("goal") or campaign.name or "").strip()
     if not goal:
         errors["goal"] = ["say what the campaign should achieve"]
@@ -95,6 +119,16 @@ def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> Tas
     if campaign.status != Campaign.Status.DRAFT:
         raise BriefError({"campaign": ["only a draft campaign takes new variants"]})
     copy_brief(campaign=campaign, params=params)
+    rising = featured_rising(campaign=campaign, params=params)
+    if rising:
+        # The choice is kept as it was made: a forecast run finishing before the worker starts
+        # must not fail the brief staff were shown.
+        params = {
+            **params,
+            "products": [*(params.get("products") or []), *(r.sku for r in rising)],
+            "rising": [],
+            "brief_rising": [r.as_dict() for r in rising],
+        }
     return task_run_start(
         task=GENERATE_COPY,
         params={**params, "campaign": campaign.pk},
@@ -118,6 +152,9 @@ def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:
 def variants_generate(*, campaign: Campaign, params: dict, model, progress=None) -> dict:
     """Writes K variants (params: brief fields, k, seed, rounds) as draft variants."""
     brief = copy_brief(campaign=campaign, params=params)
+    rising = params.get("brief_rising") or [
+        r.as_dict() for r in featured_rising(campaign=campaign, params=params)
+    ]
     rules, _ = brand_rules(campaign.workspace)
     k = max(1, min(int(params.get("k") or 4), 8))
     seed = int(params.get("seed") or 0)
@@ -135,7 +172,7 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
             while f"AI {number}" in taken:
                 number += 1
             taken.add(f"AI {number}")
-            created.append(_store(campaign, f"AI {number}", draft, brief, model, options))
+            created.append(_store(campaign, f"AI {number}", draft, brief, model, options, rising))
     passed = sum(d.passed for d in drafts)
     return {
         "variants": [v.pk for v in created],
@@ -146,7 +183,7 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     }
 
 
-def _store(campaign, name, draft, brief, model, options) -> Variant:
+def _store(campaign, name, draft, brief, model, options, rising) -> Variant:
     fields = draft.fields
     provenance = {
         "generated": True,
@@ -157,6 +194,8 @@ def _store(campaign, name, draft, brief, model, options) -> Variant:
         "attempts": draft.attempts,
         "brief": brief.facts_text(),
         "brief_products": [p.name for p in brief.products],
+        # Why a product was in the brief: the forecast it was chosen from, as it stood then.
+        "brief_rising": rising,
         "fields": fields,
         "guardrails": draft.report.as_dict(),
         "at": timezone.now().isoformat(),

@@ -13,6 +13,7 @@ from crm import services
 from marketing_ai.ml.language import copywriter
 from tests.campaigns.factories import make_audience
 from tests.conftest import wait_until
+from tests.crm.forecast_rows import forecast_version
 from workers.models import TaskRun
 
 FOOTER = "You receive this e-mail because you subscribed."
@@ -102,11 +103,13 @@ def test_copy_generation_starts_alike_from_the_api_and_the_admin(workspace, clie
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worker):
     campaign = setup_shop(workspace)
+    # The teacup is featured because the forecast has it rising: the variants say so.
+    forecast_version(workspace, {"TEA": (0.3, 0.1, 0.5)})
     started = api_for(workspace).post(
         "/api/v1/content/generate",
         {
             "campaign": campaign.pk,
-            "products": ["TEA"],
+            "rising": ["TEA"],
             "goal": "Show tea lovers our teacups",
             "k": 2,
             "rounds": 2,
@@ -125,6 +128,7 @@ def test_a_worker_writes_variants_and_approval_checks_them(workspace, live_worke
         assert provenance["generated"] and provenance["seed"] == 5
         assert provenance["model"] and provenance["prompts"]["body"][1]["role"] == "user"
         assert "ROSES REGENCY TEACUP AND SAUCER" in provenance["brief"]
+        assert [(r["sku"], r["change"]) for r in provenance["brief_rising"]] == [("TEA", 0.3)]
         assert FOOTER in variant.body_html and variant.status == Variant.Status.DRAFT
         if provenance["guardrails"]["passed"]:
             variant_approve(variant=variant)
