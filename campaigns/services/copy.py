@@ -183,7 +183,7 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     }
 
 
-def _store(campaign, name, draft, brief, model, options, rising) -> Variant:
+def _store(campaign, name, draft, brief, model, options, rising=()) -> Variant:
     fields = draft.fields
     provenance = {
         "generated": True,
@@ -195,7 +195,7 @@ def _store(campaign, name, draft, brief, model, options, rising) -> Variant:
         "brief": brief.facts_text(),
         "brief_products": [p.name for p in brief.products],
         # Why a product was in the brief: the forecast it was chosen from, as it stood then.
-        "brief_rising": rising,
+        "brief_rising": list(rising),
         "fields": fields,
         "guardrails": draft.report.as_dict(),
         "at": timezone.now().isoformat(),
