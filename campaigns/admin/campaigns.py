@@ -614,7 +614,12 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 chart_rows[key].append((f"Variant {v['name']}", v[key]["rate"], v[key]["ci95"]))
         if stats["holdout"]:
             h = stats["holdout"]["conversions"]
-            chart_rows["conversions"].append(("Holdout", h["rate"], h["ci95"]))
+            label = "Holdout, all" if stats["selected"] else "Holdout"
+            chart_rows["conversions"].append((label, h["rate"], h["ci95"]))
+        if stats["selected"]:  # the headline's like-for-like pair
+            for label, group in (("Selected, sent", "sent"), ("Held out, selected", "held_out")):
+                c = stats["selected"][group]["conversions"]
+                chart_rows["conversions"].append((label, c["rate"], c["ci95"]))
         svg = {
             key: charts.rate_bars(rows, title=f"{key.title()} rate (95% interval)")
             for key, rows in chart_rows.items()

@@ -4,7 +4,8 @@ A conversion is the customer's first goal event (e.g. `purchase`) within the att
 after the send — extended to the window after their click, if they clicked. Holdout members are
 measured the same way from the moment they would have been sent, so lift = treated rate minus
 holdout rate compares like with like (intention to treat: every eligible non-holdout member,
-sent or not, is in the treated group).
+sent or not, is in the treated group). A campaign targeted by uplift compares the selected with
+the held-out members the rule would have selected (each row records whether it selects them).
 """
 
 from collections import defaultdict
@@ -158,25 +159,55 @@ def campaign_stats(*, campaign: Campaign, attribute: bool = True) -> dict:
         "attribution": {"goal_event": campaign.goal_event, "days": campaign.attribution_days},
         "send_time": send_time_comparison(campaign=campaign),  # best-hour timing only
     }
-    if control["n"] and treated["n"]:
-        a, b = (treated["conversions"], treated["n"]), (control["conversions"], control["n"])
-        diff = experiment.difference_interval(*a, *b)
-        relative = experiment.relative_lift_interval(*a, *b)
-        rate_a, rate_b = a[0] / a[1], b[0] / b[1]
-        result["lift"] = {
-            "conversion_rate": rate_a - rate_b,
-            "conversion_rate_ci95": list(diff),
-            "relative": (rate_a / rate_b - 1) if rate_b else None,
-            "relative_ci95": list(relative) if relative else None,
-            "incremental_conversions": (rate_a - rate_b) * treated["n"],
-            "revenue_per_recipient": (
-                treated["revenue"] / treated["n"] - control["revenue"] / control["n"]
-            ),
-            "revenue_per_recipient_ci95": list(
-                experiment.mean_difference_interval(
-                    (treated["revenue"], treated["revenue_sq"], treated["n"]),
-                    (control["revenue"], control["revenue_sq"], control["n"]),
-                )
-            ),
+    selected = None
+    compared = (treated, control)
+    compares = "everyone sent to, against the whole holdout"
+    if campaign.targeting != Campaign.Targeting.EVERYONE:
+        # Those the rule selected gain most from the message by construction: against the
+        # whole holdout (mostly the unselected) their lift was the score's ranking, not the
+        # message's effect. Like for like is the held-out members the rule would have chosen.
+        chosen = Q(decision__targeted=True)
+        selected_sent = _group_figures(treated_rows.filter(chosen))
+        selected_held = _group_figures(rows.filter(chosen, holdout=True))
+        selected = {
+            "sent": _shape(selected_sent, measured_on="recipients"),
+            "held_out": _shape(selected_held, measured_on="recipients"),
         }
+        compared = (selected_sent, selected_held)
+        compares = (
+            "those the targeting selected and sent to, against the held-out members it would "
+            "have selected (the rest of the holdout is not compared)"
+        )
+    result["selected"] = selected
+    result["lift"] = _lift(*compared, compares=compares)
     return result
+
+
+def _lift(treated: dict, control: dict, *, compares: str) -> dict | None:
+    """Conversion rate and revenue per recipient of `treated` minus `control` (group figures),
+    with 95% intervals; None without both."""
+    if not (control["n"] and treated["n"]):
+        return None
+    a, b = (treated["conversions"], treated["n"]), (control["conversions"], control["n"])
+    diff = experiment.difference_interval(*a, *b)
+    relative = experiment.relative_lift_interval(*a, *b)
+    rate_a, rate_b = a[0] / a[1], b[0] / b[1]
+    return {
+        "compares": compares,
+        "treated": treated["n"],
+        "control": control["n"],
+        "conversion_rate": rate_a - rate_b,
+        "conversion_rate_ci95": list(diff),
+        "relative": (rate_a / rate_b - 1) if rate_b else None,
+        "relative_ci95": list(relative) if relative else None,
+        "incremental_conversions": (rate_a - rate_b) * treated["n"],
+        "revenue_per_recipient": (
+            treated["revenue"] / treated["n"] - control["revenue"] / control["n"]
+        ),
+        "revenue_per_recipient_ci95": list(
+            experiment.mean_difference_interval(
+                (treated["revenue"], treated["revenue_sq"], treated["n"]),
+                (control["revenue"], control["revenue_sq"], control["n"]),
+            )
+        ),
+    }

@@ -8,14 +8,17 @@ the sent side is its random control share only (the targeted were chosen by that
 The model's prediction is the curve it implies: at the top n, the treated among them times the
 mean predicted uplift of those n.
 
-What the targeting earned compares three random arms by conversions per member (sent or not):
-the targeted arm (sent only if selected), the control share (all sent) and the holdout (none).
+What the targeting earned is reported two ways. Per audience member (sent or not), three
+random arms: the targeted arm (sent only if selected), the control share (all sent) and the
+holdout (none): what choosing by score gained against sending to no one and to everyone. And
+the message's effect on those the rule selected: the selected who were sent against the
+held-out members it would have selected (the campaign's headline lift, campaign_stats).
 """
 
 import numpy as np
 
 from campaigns.models import Campaign, Message
-from campaigns.services.results import attribute_conversions
+from campaigns.services.results import TREATED, attribute_conversions
 from marketing_ai.ml import experiment
 from marketing_ai.ml.uplift import metrics
 
@@ -118,7 +121,9 @@ def _earned(rows) -> dict:
     """Conversions per member of the three random arms, their differences, and the
     incremental conversions per message sent of the two sending arms."""
     arms = {"targeted": [0, 0, 0], "control_share": [0, 0, 0], "holdout": [0, 0, 0]}
-    selected = {"sent": [0, 0], "held": [0, 0]}  # the selected, sent vs held out
+    # The selected, sent (the control share's too: drawn at random, as the holdout is) vs held
+    # out; counted as campaign_stats counts its headline lift.
+    selected = {"sent": [0, 0], "held": [0, 0]}
     for holdout, state, converted_at, decision in rows:
         name = (
             "holdout"
@@ -132,7 +137,7 @@ def _earned(rows) -> dict:
         arm[0] += 1
         arm[1] += hit
         arm[2] += int(state != Message.State.SKIPPED)
-        if decision.get("targeted") and name != "control_share":
+        if decision.get("targeted") and (holdout or state in TREATED):
             pair = selected["held" if holdout else "sent"]
             pair[0] += 1
             pair[1] += hit

@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.models import Message
+from campaigns.models import Campaign, Message, Variant
 from campaigns.services.results import campaign_stats
-from crm.models import Event
+from campaigns.services.uplift_results import uplift_results
+from crm.models import Customer, Event
 from tests.campaigns.factories import sent_campaign
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,3 +57,111 @@ def test_conversions_and_lift_over_the_holdout(workspace):
     assert stats["treated"]["revenue"] == pytest.approx(20.0 * (len(treated) // 5))
     assert stats["variants"][0]["conversions"]["count"] == len(treated) // 5
     assert campaign_stats(campaign=campaign)["lift"] == lift  # attribution is idempotent
+
+
+def targeted_ledger(workspace, groups: dict[str, tuple[int, int]]):
+    """A sent campaign targeted by uplift whose ledger holds, for each group, (members,
+    conversions): "selected_sent", "selected_held" (held out, would have been selected),
+    "other_held", "share_sent" (the control share, not selected), "selected_share" (the
+    control share, selected), "not_targeted" (skipped)."""
+    campaign = Campaign.objects.create(
+        workspace=workspace, name="targeted", targeting="uplift_top", targeting_percent=20,
+        status="sent", launched_at=timezone.now(),
+    )  # fmt: skip
+    variant = Variant.objects.create(campaign=campaign, name="A", subject="s", body_html="b")
+    at = timezone.now() - timedelta(days=10)
+    facts = {
+        "selected_sent": dict(holdout=False, state="sent", targeted=True, control=False),
+        "selected_held": dict(holdout=True, state="queued", targeted=True, control=None),
+        "other_held": dict(holdout=True, state="queued", targeted=False, control=None),
+        "share_sent": dict(holdout=False, state="sent", targeted=False, control=True),
+        "selected_share": dict(holdout=False, state="sent", targeted=True, control=True),
+        "not_targeted": dict(holdout=False, state="skipped", targeted=False, control=False),
+    }
+    rows = []
+    for name, (members, converted) in groups.items():
+        fact = facts[name]
+        customers = Customer.objects.bulk_create(
+            Customer(workspace=workspace, email=f"{name}{i}@example.com") for i in range(members)
+        )
+        for i, customer in enumerate(customers):
+            decision = {"uplift": 0.1 if fact["targeted"] else -0.1, "targeted": fact["targeted"],
+                        "targeting": "uplift_top"}  # fmt: skip
+            if fact["control"] is not None:
+                decision["targeting_control"] = fact["control"]
+            rows.append(
+                Message(
+                    campaign=campaign,
+                    customer=customer,
+                    variant=variant,
+                    holdout=fact["holdout"],
+                    state=fact["state"],
+                    send_at=at,
+                    sent_at=at if fact["state"] == "sent" else None,
+                    reason="not targeted: uplift below the top 20%"
+                    if name == "not_targeted"
+                    else "",
+                    decision=decision,
+                    converted_at=at + timedelta(hours=1) if i < converted else None,
+                )  # fmt: skip
+            )
+    Message.objects.bulk_create(rows)
+    return campaign
+
+
+def test_a_targeted_campaigns_lift_compares_the_selected_sent_with_the_selected_held_out(
+    workspace,
+):
+    campaign = targeted_ledger(
+        workspace,
+        {
+            "selected_sent": (100, 30),
+            "selected_held": (50, 5),
+            "other_held": (150, 3),
+            "share_sent": (40, 1),
+            "selected_share": (20, 2),
+            "not_targeted": (300, 6),
+        },
+    )
+    stats = campaign_stats(campaign=campaign)
+    lift = stats["lift"]
+    # like for like: the 32/120 selected and sent (the control share's selected among them)
+    # against the 5/50 selected and held out; not the 33/160 sent against the holdout's 8/200
+    assert lift["conversion_rate"] == pytest.approx(32 / 120 - 0.10)
+    assert (lift["treated"], lift["control"]) == (120, 50)
+    assert lift["incremental_conversions"] == pytest.approx((32 / 120 - 0.10) * 120)
+    assert "selected" in lift["compares"] and "would have selected" in lift["compares"]
+    low, high = lift["conversion_rate_ci95"]
+    assert low < 32 / 120 - 0.10 < high
+    # the whole holdout stays in the stats, as what it is
+    assert stats["holdout"]["recipients"] == 200
+    assert stats["selected"]["sent"]["recipients"] == 120
+    assert stats["selected"]["held_out"]["conversions"]["rate"] == pytest.approx(0.10)
+    # the uplift section's effect on the selected is the same figure
+    earned = uplift_results(campaign=campaign)["earned"]
+    assert earned["lift_on_selected"]["value"] == pytest.approx(lift["conversion_rate"])
+    assert earned["lift_on_selected"]["ci95"] == pytest.approx(lift["conversion_rate_ci95"])
+    # per audience member, the targeted arm (sent if selected: 36 of 400) against the holdout
+    assert earned["targeted_vs_holdout"]["value"] == pytest.approx(36 / 400 - 8 / 200)
+
+
+def test_a_campaign_to_everyone_compares_everyone_sent_with_the_whole_holdout(workspace):
+    campaign = sent_campaign(workspace, n=40, holdout_percent=25, seed=3)
+    stats = campaign_stats(campaign=campaign)
+    held = stats["holdout"]["recipients"]
+    assert (stats["lift"]["treated"], stats["lift"]["control"]) == (40 - held, held)
+    assert "whole holdout" in stats["lift"]["compares"] and stats["selected"] is None
+
+
+def test_the_results_page_says_what_the_targeted_lift_compares(workspace, admin_client):
+    campaign = targeted_ledger(
+        workspace, {"selected_sent": (30, 9), "selected_held": (20, 2), "other_held": (30, 1)}
+    )
+    page = admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/results/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "like for like" in body and "would have selected (the rest" in body
+    assert 'id="results-selected"' in body and "Held out, would have been selected" in body
+    assert "(30 against 20)" in body
+    assert "What choosing by score earned, per audience member" in body
+    assert "effect on those the targeting selected" in body
