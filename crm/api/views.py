@@ -166,7 +166,16 @@ class CustomerDetailApi(WorkspaceApi):
 class CustomerRecommendationsApi(WorkspaceApi):
     @extend_schema(
         responses=OpenApiTypes.OBJECT,
-        parameters=[OpenApiParameter("limit", int, OpenApiParameter.QUERY)],
+        parameters=[
+            OpenApiParameter("limit", int, OpenApiParameter.QUERY),
+            OpenApiParameter(
+                "boost",
+                float,
+                OpenApiParameter.QUERY,
+                description="0 to 1: lift products forecast to rise (default: the workspace's "
+                "rising_boost); a boosted answer says so under `boost`",
+            ),
+        ],
         summary="The customer's recommended products (most popular ones for a new customer)",
     )
     def get(self, request, ref):
@@ -174,7 +183,17 @@ class CustomerRecommendationsApi(WorkspaceApi):
             limit = max(1, min(int(request.query_params.get("limit", 10)), 50))
         except ValueError:
             return Response({"limit": ["an integer from 1 to 50"]}, status=400)
-        body = selectors.recommendations_body(workspace=self.workspace, ref=ref, limit=limit)
+        boost = request.query_params.get("boost")
+        if boost is not None:
+            try:
+                boost = float(boost)
+            except ValueError:
+                boost = -1.0
+            if not 0 <= boost <= 1:  # NaN fails this too
+                return Response({"boost": ["a number from 0 to 1"]}, status=400)
+        body = selectors.recommendations_body(
+            workspace=self.workspace, ref=ref, limit=limit, boost=boost
+        )
         return HttpResponse(body, content_type="application/json")
 
 

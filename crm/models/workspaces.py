@@ -1,6 +1,7 @@
 """Workspaces: every row of the CRM belongs to one, and no request ever sees another's."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -15,6 +16,13 @@ class Workspace(models.Model):
     # Its events are copied to crm.EventOutbox as they are recorded (automation that reacts to
     # events turns it on: a live journey).
     event_outbox = models.BooleanField(default=False)
+    rising_boost = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Lift products the active forecast has rising in recommendation lists: each "
+        "one's score is multiplied by 1 + this weight x its forecast change (a lift of 50% at "
+        "most). 0 turns it off; 0.2 to 0.5 reorders near neighbours.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

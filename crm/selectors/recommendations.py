@@ -22,6 +22,7 @@ from django.http import Http404
 from crm import recommendation_cache as cache
 from crm import refs
 from crm.models import Customer, Product, Recommendation, Workspace
+from crm.selectors import rising_boost
 from crm.selectors.customers import PRODUCT_VALUES, customer_get, purchased_product_ids
 from crm.validation import Invalid
 from marketing_ai import kv
@@ -40,14 +41,20 @@ CATALOGUE_LOADED_WHOLE = 10_000  # ~50 ms to read once per process and catalogue
 _catalogue_lock = threading.Lock()
 
 
-def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
+def recommendations_for(*, customer: Customer, limit: int = 10, boost: float | None = None) -> dict:
     """The customer's precomputed products, or the active version's most popular ones for a
     customer it has never seen (new customers, no purchases yet) — less what they have bought,
-    unless the version allows repeat purchases."""
-    row = Recommendation.objects.filter(customer=customer).first()
+    unless the version allows repeat purchases. `boost` (default: the workspace's
+    rising_boost; 0 for none) lifts the products the active forecast has rising; the answer's
+    "boost" then says by what weight, under which forecast version, and which products."""
+    # The workspace's setting comes with the list (no query of its own on the common path).
+    row = Recommendation.objects.filter(customer=customer).select_related("workspace").first()
+    if boost is None:
+        boost = (row.workspace if row is not None else customer.workspace).rising_boost
+    lift = _Lift(customer.workspace_id, boost)
     bought: set[int] = set()
     if row is not None:
-        ids = [pid for pid, _ in row.products[:limit]]
+        ids = lift.reorder([(pid, score) for pid, score in row.products])[:limit]
         source, version_id = "personal", row.model_version_id
     else:
         # One at most (the database holds one active recommender per workspace).
@@ -58,7 +65,7 @@ def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
         ).first()
         if version is None:
             return {"source": "none", "model_version": None, "results": []}
-        ids = version.params.get("popular", [])
+        ids = lift.reorder(rising_boost.rank_scores(version.params.get("popular", [])))
         source, version_id = "popular", version.pk
         if not version.params.get("repeat_purchases"):
             bought = set(purchased_product_ids(customer=customer))
@@ -67,11 +74,45 @@ def recommendations_for(*, customer: Customer, limit: int = 10) -> dict:
         for row in Product.objects.filter(pk__in=ids, active=True).values(*PRODUCT_VALUES)
     }  # one query for the list, in the model's order
     results = [rows[pid] for pid in ids if pid in rows and pid not in bought][:limit]
-    return {"source": source, "model_version": version_id, "results": results}
+    return lift.said({"source": source, "model_version": version_id, "results": results})
 
 
-def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes:
-    """The API's JSON body for `ref`'s recommendations (404 for an unknown customer)."""
+class _Lift:
+    """The rising-product boost of one answer: off (weight 0) costs nothing; on, the active
+    forecast's rising products are read once (rising_boost.rising_changes)."""
+
+    def __init__(self, workspace_id: int, weight: float) -> None:
+        self.weight = weight
+        self.version, self.changes = (
+            rising_boost.rising_changes(workspace_id) if weight > 0 else (None, {})
+        )
+        self.lifted: set[int] = set()
+
+    def key(self) -> str:
+        """The cache key's suffix: a boosted answer is another answer, and so is one under a
+        newer forecast."""
+        return f":boost:{self.weight}:{self.version}" if self.weight > 0 else ""
+
+    def reorder(self, ranked: list[tuple[int, float]]) -> list[int]:
+        ids, self.lifted = rising_boost.boosted(ranked, self.changes, self.weight)
+        return ids
+
+    def said(self, answer: dict) -> dict:
+        if self.weight > 0:
+            shown = [row["id"] for row in answer["results"] if row["id"] in self.lifted]
+            answer["boost"] = {
+                "weight": self.weight,
+                "forecast_version": self.version,
+                "lifted": shown,
+            }
+        return answer
+
+
+def recommendations_body(
+    *, workspace: Workspace, ref: str, limit: int, boost: float | None = None
+) -> bytes:
+    """The API's JSON body for `ref`'s recommendations (404 for an unknown customer); `boost`
+    as in recommendations_for (default: the workspace's rising_boost)."""
     global _lookup
     try:
         parsed = refs.parse(ref)
@@ -80,7 +121,9 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     pk = parsed[1] if parsed[0] == "id" else refs.resolve(workspace, {parsed}).get(parsed)
     if pk is None:
         raise Http404("no such customer")
-    key = cache.answer_key(workspace.pk, pk, limit)
+    weight = workspace.rising_boost if boost is None else boost
+    lift = _Lift(workspace.pk, weight)
+    key = cache.answer_key(workspace.pk, pk, limit) + lift.key()
     current = catalogue = None  # b"generation:stamp", b"catalogue stamp"
     try:
         if kv.available():
@@ -93,10 +136,10 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     except redis.RedisError as exc:
         kv.failed()
         log.warning("recommendation cache unavailable: %s", exc)
-    answer = _answer(workspace, pk, limit, catalogue)
+    answer = _answer(workspace, pk, limit, catalogue, lift)
     if answer is None:  # no list of their own: the popularity fallback, the general way
         answer = recommendations_for(
-            customer=customer_get(workspace=workspace, ref=str(pk)), limit=limit
+            customer=customer_get(workspace=workspace, ref=str(pk)), limit=limit, boost=weight
         )
     body = JSONRenderer().render(answer)
     if current is not None:
@@ -110,7 +153,9 @@ def recommendations_body(*, workspace: Workspace, ref: str, limit: int) -> bytes
     return body
 
 
-def _answer(workspace: Workspace, pk: int, limit: int, catalogue: bytes | None) -> dict | None:
+def _answer(
+    workspace: Workspace, pk: int, limit: int, catalogue: bytes | None, lift: "_Lift"
+) -> dict | None:
     """recommendations_for's answer for a customer with a list of their own, in one query; None
     for a customer without one."""
     # Written out: the ORM spent more time building this statement than the database running it.
@@ -123,10 +168,10 @@ def _answer(workspace: Workspace, pk: int, limit: int, catalogue: bytes | None) 
     if products is None:
         return None
     products = orjson.loads(products) if isinstance(products, str | bytes) else products
-    ids = [pid for pid, _ in products[:limit]]
+    ids = lift.reorder(products)[:limit]
     rows = _product_rows(workspace.pk, catalogue, ids)
     results = [rows[pid] for pid in ids if pid in rows and rows[pid]["active"]]
-    return {"source": "personal", "model_version": version, "results": results}
+    return lift.said({"source": "personal", "model_version": version, "results": results})
 
 
 @functools.cache
