@@ -21,6 +21,7 @@ from campaigns.models import Campaign, Message, Variant
 from campaigns.models.broadcasts import WAVE_HOURS, validate_wave_hours
 from campaigns.services import copy, lifecycle
 from campaigns.services.results import campaign_stats
+from campaigns.services.revenue_plan import campaign_revenue_plan
 from campaigns.services.uplift import UpliftError, uplift_training_start
 from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
@@ -445,6 +446,8 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             can_change = self.has_change_permission(request, campaign)
             extra["campaign_actions"] = available_actions(campaign) if can_change else []
             extra["delivery"] = self.progress(campaign)
+            if (campaign.status, campaign.kind) == (Campaign.Status.DRAFT, Campaign.Kind.BROADCAST):
+                extra["revenue_plan"] = campaign_revenue_plan(campaign=campaign).sentences()
         return super().change_view(request, object_id, form_url, extra)
 
     def act(self, request: HttpRequest, pk: int, action: str):
