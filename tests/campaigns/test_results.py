@@ -10,7 +10,7 @@ from campaigns.models import Campaign, Message, Variant
 from campaigns.services.results import campaign_stats
 from campaigns.services.uplift_results import uplift_results
 from crm.models import Customer, Event
-from tests.campaigns.factories import sent_campaign
+from tests.campaigns.factories import client_for, sent_campaign
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,3 +165,66 @@ def test_the_results_page_says_what_the_targeted_lift_compares(workspace, admin_
     assert "(30 against 20)" in body
     assert "What choosing by score earned, per audience member" in body
     assert "effect on those the targeting selected" in body
+
+
+def openapi_schema() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def undocumented(value, schema: dict, components: dict, where: str = "") -> list[str]:
+    """The keys of `value` (an API answer) that `schema` does not describe, at any depth."""
+    while "$ref" in schema or "allOf" in schema:
+        schema = (
+            components[schema["$ref"].rsplit("/", 1)[-1]]
+            if "$ref" in schema
+            else schema["allOf"][0]
+        )
+    if isinstance(value, dict) and "properties" in schema:
+        missing = [f"{where}.{key}" for key in value if key not in schema["properties"]]
+        for key, inner in value.items():
+            if key in schema["properties"]:
+                missing += undocumented(
+                    inner, schema["properties"][key], components, f"{where}.{key}"
+                )
+        return missing
+    if isinstance(value, list) and "items" in schema:
+        return [
+            m for item in value[:1] for m in undocumented(item, schema["items"], components, where)
+        ]
+    return []
+
+
+def test_the_stats_api_reports_the_uplift_results_as_its_schema_documents(workspace):
+    campaign = targeted_ledger(
+        workspace,
+        {"selected_sent": (60, 18), "selected_held": (40, 4), "other_held": (60, 2),
+         "share_sent": (40, 3), "not_targeted": (100, 2)},
+    )  # fmt: skip
+    answer = client_for(workspace).get(f"/api/v1/campaigns/{campaign.pk}/stats")
+    assert answer.status_code == 200
+    body = answer.json()
+    uplift = body["uplift"]
+    expected = uplift_results(campaign=campaign, attribute=False)
+    assert uplift["qini"]["observed"] == expected["qini"]["observed"]
+    assert len(uplift["qini"]["observed"]) == len(uplift["qini"]["predicted"]) == 101
+    assert uplift["qini"]["qini"] == expected["qini"]["qini"]
+    earned = uplift["earned"]
+    assert earned["lift_on_selected"]["value"] == pytest.approx(body["lift"]["conversion_rate"])
+    assert earned["targeted_vs_holdout"]["value"] == pytest.approx(20 / 160 - 6 / 100)
+    schema = openapi_schema()
+    answer_schema = schema["paths"]["/api/v1/campaigns/{id}/stats"]["get"]["responses"]["200"]
+    documented = answer_schema["content"]["application/json"]["schema"]
+    components = schema["components"]["schemas"]
+    assert undocumented(body, documented, components) == []
+    # (the walk reaches the uplift section's depths: a key the schema lacks there is found)
+    stray = {"uplift": {"earned": {"lift_on_selected": {"stray": 1}}}}
+    assert undocumented(stray, documented, components) == [".uplift.earned.lift_on_selected.stray"]
+    stats = components["CampaignStats"]["properties"]
+    assert {"uplift", "lift", "selected"} <= stats.keys()
+    assert "lift_on_selected" in components["UpliftEarned"]["properties"]
+    assert "observed" in components["UpliftQini"]["properties"]
+    # a campaign without scores has none
+    plain = sent_campaign(workspace, n=10, name="plain")
+    assert client_for(workspace).get(f"/api/v1/campaigns/{plain.pk}/stats").json()["uplift"] is None
