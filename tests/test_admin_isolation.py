@@ -124,6 +124,11 @@ def one_of_everything(workspace: Workspace, label: str) -> dict:
 def worlds(db):
     a = Workspace.objects.create(slug="ay", name="A")
     b = Workspace.objects.create(slug="bee", name=f"B {SECRET}")
+    b.members.add(
+        get_user_model().objects.create_user(
+            f"{SECRET}-staff", email=f"{SECRET}@staff.example", is_staff=True
+        )
+    )
     return one_of_everything(a, "ay"), one_of_everything(b, SECRET)
 
 

@@ -1,4 +1,7 @@
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,6 +21,13 @@ class WorkspaceAdmin(ModelPermissionAdmin):
 
     def get_queryset(self, request):
         return user_workspaces(request)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        # Another workspace's staff are not a member's to see: the choices are the people of
+        # the user's own workspaces (a superuser adds someone new to a first workspace).
+        if db_field.name == "members":
+            kwargs["queryset"] = colleagues(request)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
@@ -47,6 +57,27 @@ class WorkspaceAdmin(ModelPermissionAdmin):
             else:
                 messages.error(request, "You are not a member of that workspace.")
         return HttpResponseRedirect(target)
+
+
+def colleagues(request: HttpRequest):
+    """The users a staff member may see: everyone for a superuser, else the members of their
+    workspaces (themselves included)."""
+    users = get_user_model().objects.all()
+    if request.user.is_superuser:
+        return users
+    mine = users.filter(workspaces__in=user_workspaces(request)).values("pk")
+    return users.filter(Q(pk__in=mine) | Q(pk=request.user.pk))
+
+
+# Django's user admin lists every account to whoever may view users: the staff of every
+# workspace, by name and address. Here, a member's colleagues only.
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class UserAdmin(auth_admin.UserAdmin):
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=colleagues(request).values("pk"))
 
 
 @admin.register(AuditEntry)
