@@ -537,6 +537,7 @@ def test_results_per_send_step_and_variant_against_the_holdout(admin_client, wor
     assert "ci95" in stats["holdout"]["conversions"]
     page = response.content.decode()
     assert "Variant A" in page and "Holdout" in page and "Rate (95% interval)" in page
+    assert "conversion rate; everyone sent to, against the whole holdout" in page
     assert "<svg" in result["chart"] and "Conversion rate (95% interval)" in result["chart"]
 
 
