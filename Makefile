@@ -51,6 +51,7 @@ demo: install
 	$(BIN)/python manage.py import_online_retail --workspace demo --name "Demo: Online Retail II" --if-empty
 	$(BIN)/python manage.py demo_contacts --workspace demo
 	$(BIN)/python manage.py demo_uplift --workspace demo --if-empty
+	$(BIN)/python manage.py demo_forecast --workspace demo --if-empty
 	$(BIN)/python manage.py load_knowledge --workspace demo
 	$(BIN)/python manage.py journey_template abandoned_cart --workspace demo --set wait=2m \
 		--set reminder=10m --publish --if-missing

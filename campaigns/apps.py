@@ -9,8 +9,9 @@ class CampaignsConfig(AppConfig):
         from campaigns import tasks  # noqa: F401  (registers the campaign tasks in every process)
         from campaigns.journeys import signals as journey_signals
         from campaigns.journeys import tasks as journey_tasks  # noqa: F401
-        from campaigns.services import privacy, webhooks
+        from campaigns.services import forecast_events, privacy, webhooks
 
+        forecast_events.connect()
         privacy.connect()
         webhooks.connect()
         journey_signals.connect()
