@@ -71,8 +71,13 @@ def backtest_sentences(metrics: dict, frequency: str) -> list[str]:
         if k.startswith(f"{prefix}mase_") and isinstance(v, int | float)
     }
     if others:
-        listed = ", ".join(f"{name} {value:.2f}" for name, value in sorted(others.items()))
-        out.append(f"The same measure for single models on the same weeks: {listed}.")
+        best = min(others, key=others.get)
+        out.append(
+            f"For comparison, the best single method on the same {unit} ({best}) scored "
+            f"{others[best]:.2f}; every method tried: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in sorted(others.items()))
+            + "."
+        )
     coverage = metrics.get(f"{prefix}coverage80")
     if isinstance(coverage, int | float):
         out.append(
@@ -103,14 +108,19 @@ def _reasons_rows(forecast: list[dict]) -> list[dict]:
     ]
 
 
+# Below this much a period recently, a share of change says little (+4,000% of next to nothing).
+SMALL_RECENT = 1.0
+
+
 def _trend_row(trend: ForecastTrend, names: dict[str, str]) -> dict:
+    small = abs(trend.recent) < SMALL_RECENT
     return {
         "key": trend.key,
         "name": names.get(trend.key, trend.key),
         "recent": trend.recent,
         "forecast": trend.forecast,
-        "change": f"{trend.change:+.0%}",
-        "band": f"{trend.change_lower:+.0%} to {trend.change_upper:+.0%}",
+        "change": "new: next to nothing sold recently" if small else f"{trend.change:+.0%}",
+        "band": "" if small else f"{trend.change_lower:+.0%} to {trend.change_upper:+.0%}",
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from crm.models import ForecastAlert
+from crm.models import ForecastAlert, ForecastTrend
 from tests.crm.forecast_data import seed_shop, stored_version
 from workers.models import TaskRun
 
@@ -46,6 +46,11 @@ def test_the_page_shows_the_chart_reasons_trends_alerts_and_backtest(client, wor
         lower=80,
         upper=120,
     )
+    ForecastTrend.objects.create(
+        workspace=workspace, model_version=version, level="product", key="CUP", measure="units",
+        frequency="week", recent=0.2, forecast=9, change=44.0, change_lower=20.0,
+        change_upper=90.0, direction="rising",
+    )  # fmt: skip
     page = staff(client, workspace, "crm.view_forecast").get(PAGE).content.decode()
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in page and 'class="band"' in page
     assert 'class="actual"' in page and 'class="mean"' in page
@@ -53,6 +58,9 @@ def test_the_page_shows_the_chart_reasons_trends_alerts_and_backtest(client, wor
     assert "Mon 31 Mar 2025" in reasons and "usual level" in reasons and "Christmas" in reasons
     rising = page[page.index('id="forecast-rising"') : page.index('id="forecast-slowing"')]
     assert "white ceramic coffee mug" in rising and "+30%" in rising and "+10% to +50%" in rising
+    # From next to nothing, a share of change would read +4,400%: it says so instead.
+    assert "blue ceramic tea cup" in rising and "+4400%" not in rising
+    assert "new: next to nothing sold recently" in rising
     slowing = page[page.index('id="forecast-slowing"') :]
     assert "christmas greeting card" in slowing.split("</table>")[0]
     alerts = page[page.index('id="forecast-alerts"') :].split("</table>")[0]
