@@ -14,17 +14,21 @@ from workers.models import ModelVersion, TaskRun
 
 pytestmark = pytest.mark.django_db
 HEART = "WHITE HANGING HEART T-LIGHT HOLDER"
+RISING = "/api/v1/content/rising-products"
 
 
 @pytest.fixture
 def campaign(workspace):
     campaign = setup_shop(workspace)
     Product.objects.create(workspace=workspace, sku="OLD", name="RETIRED LAMP", active=False)
+    Product.objects.create(workspace=workspace, sku="NEW", name="PAPER KITE")
     # The heart rises for sure, the teacup's band straddles zero (steady), the retired lamp
-    # rises but is off the catalogue, "(other)" has no product row.
+    # rises but is off the catalogue, "(other)" has no product row; the kite sold a fifth of
+    # one a week lately, so its +4,000% is shown as new.
     forecast_version(
         workspace,
         {
+            "NEW": (40.0, 10.0, 60.0, 0.2),
             "HEART": (0.3, 0.1, 0.5),
             "TEA": (0.2, -0.1, 0.5),
             "OLD": (0.9, 0.5, 1.2),
@@ -47,6 +51,7 @@ def test_the_admin_offers_rising_products_and_puts_the_chosen_in_the_brief(
     page = client.get(url).content.decode()
     assert "Forecast to rise" in page
     assert f"{HEART}: +30% (80% band +10% to +50%)" in page
+    assert "PAPER KITE: new (next to nothing sold lately, 8 a week ahead)" in page
     assert "ROSES REGENCY" not in page and "RETIRED LAMP" not in page and "(other)" not in page
     form = {"products": "", "goal": "Tea time", "language": "en", "k": 2}
     assert "between 1 and 5 products" in client.post(url, form).content.decode()
@@ -82,10 +87,12 @@ def test_the_api_offers_and_takes_them(workspace, campaign):
     api = api_for(workspace)
     offer = api.get("/api/v1/content/rising-products")
     assert offer.status_code == 200
-    (heart,) = offer.json()["results"]
+    kite, heart = offer.json()["results"]  # fastest first
+    assert (kite["sku"], kite["change"], kite["recent"]) == ("NEW", 40.0, 0.2)
     assert heart["sku"] == "HEART" and heart["name"] == HEART
     assert heart["forecast_version"] == ModelVersion.objects.get(workspace=workspace).pk
-    assert api.get("/api/v1/content/rising-products?limit=0").status_code == 400
+    assert [p["sku"] for p in api.get(f"{RISING}?limit=1").json()["results"]] == ["NEW"]
+    assert api.get(f"{RISING}?limit=0").status_code == 400
     # Another workspace's key sees its own (empty) offer, not this one.
     assert api_for(other_workspace).get("/api/v1/content/rising-products").json()["results"] == []
     body = {"campaign": campaign.pk, "rising": ["HEART"], "k": 2}

@@ -19,14 +19,15 @@ def direction(lower: float, upper: float) -> str:
 
 def forecast_version(
     workspace: Workspace,
-    trends: dict[str, tuple[float, float, float]],
+    trends: dict[str, tuple[float, ...]],
     *,
     status: str = ModelVersion.Status.ACTIVE,
     measure: str = "units",
     revenue_weeks: dict[date, tuple[float, float, float]] | None = None,
 ) -> ModelVersion:
-    """A forecast version with one product trend per SKU, {sku: (change, lower, upper)}, and the
-    total revenue's weekly forecast {monday: (mean, lower, upper)}."""
+    """A forecast version with one product trend per SKU, {sku: (change, lower, upper[, recent
+    units a week, 100 unless given])}, and the total revenue's weekly forecast {monday: (mean,
+    lower, upper)}."""
     latest = ModelVersion.objects.filter(workspace=workspace, family=FAMILY).order_by("-version")
     version = ModelVersion.objects.create(
         workspace=workspace,
@@ -42,14 +43,16 @@ def forecast_version(
             key=sku,
             measure=measure,
             frequency="week",
-            recent=100.0,
-            forecast=100.0 * (1 + change),
+            recent=recent,
+            forecast=recent * (1 + change),
             change=change,
             change_lower=lower,
             change_upper=upper,
             direction=direction(lower, upper),
         )
-        for sku, (change, lower, upper) in trends.items()
+        for sku, (change, lower, upper, recent) in (
+            (sku, (*values, 100.0)[:4]) for sku, values in trends.items()
+        )
     )
     Forecast.objects.bulk_create(
         Forecast(
