@@ -5,6 +5,7 @@ retraining all start their runs here."""
 from typing import Any
 
 from crm.models import CustomerScore, Order, Workspace
+from crm.selectors import forecasts as forecast_selectors
 from marketing_ai.ml import recommend
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
@@ -107,11 +108,21 @@ def send_time_due() -> int:
 
 
 def forecast_due() -> int:
-    """Starts a forecast run for every workspace with orders (last night's orders move its
-    origin on); returns how many runs started."""
+    """Starts a forecast run for every workspace with orders written since its active forecast
+    (last night's orders move its origin on); returns how many runs started. A workspace whose
+    orders have not changed keeps its forecast: a new run would repeat it (a historical data
+    set, such as the demo's, would get an identical version every night)."""
     having = Order.objects.values("workspace_id").distinct()
     started = 0
     for workspace in Workspace.objects.filter(pk__in=having):
+        version = forecast_selectors.active_version(workspace.pk)
+        if (
+            version is not None
+            and not Order.objects.filter(
+                workspace=workspace, created_at__gt=version.created_at
+            ).exists()
+        ):
+            continue
         training_start(workspace=workspace, model="forecast")
         started += 1
     return started

@@ -17,7 +17,7 @@ from crm.tasks.models import forecast
 from tests.campaigns.factories import sent_campaign
 from tests.conftest import wait_until
 from tests.crm.factories import client_for
-from tests.crm.forecast_data import START, add_orders, seed_shop
+from tests.crm.forecast_data import START, add_orders, seed_shop, stored_version
 from workers.models import ModelVersion, TaskRun
 from workers.services import task_run_start
 
@@ -115,11 +115,16 @@ def test_a_workspace_without_orders_is_refused_by_name(workspace):
 
 @pytest.mark.django_db
 def test_the_nightly_run_starts_one_run_per_workspace_with_orders(workspace, other_workspace):
-    seed_shop(workspace, weeks=1)
+    customers = seed_shop(workspace, weeks=1)
     assert training.forecast_due() == 1
     run = TaskRun.objects.get()
     assert run.kind == "crm.tasks.models.forecast" and run.workspace == workspace
     assert run.queue == "ml"
+    # Forecast since, and no order written after: the forecast stands (nothing to learn anew).
+    stored_version(workspace, first_week=START + timedelta(weeks=1))
+    assert training.forecast_due() == 0
+    add_orders(workspace, customers, start=START + timedelta(weeks=1), days=1, tag="new-")
+    assert training.forecast_due() == 1
 
 
 @pytest.mark.django_db
