@@ -114,3 +114,29 @@ def test_too_short_a_history_is_refused():
     panel = _panel({"A": np.ones(3)}, periods=WEEKS[:3])
     with pytest.raises(ValueError, match="4 periods"):
         fit_forecast(panel, horizon=2)
+
+
+def test_daily_series_are_forecast_day_by_day():
+    days = pd.date_range("2021-03-01", periods=70, freq="D")
+    rng = np.random.default_rng(7)
+    weekly = np.tile([1.0, 1, 1, 1, 1.5, 0.5, 0.2], 10)
+    products = {f"D{i}": 50 * weekly + rng.normal(0, 3, 70) for i in range(3)}
+    rows = [pd.DataFrame({"unique_id": series_id("revenue", "country", k), "ds": days, "y": v})
+            for k, v in products.items()]  # fmt: skip
+    total = np.sum(list(products.values()), axis=0)
+    rows.append(pd.DataFrame({"unique_id": "revenue|total|", "ds": days, "y": total}))
+    children = tuple(series_id("revenue", "country", k) for k in sorted(products))
+    panel = Panel(
+        y=pd.concat(rows, ignore_index=True).sort_values(["unique_id", "ds"], ignore_index=True),
+        freq="D",
+        hierarchy=[Split("revenue|total|", "country", children)],
+    )
+    result = fit_forecast(panel, horizon=14, origins=2, step=7)
+    total_rows = result.frame[result.frame["unique_id"] == "revenue|total|"]
+    assert list(total_rows["ds"]) == list(
+        pd.date_range(days[-1] + pd.Timedelta(days=1), periods=14)
+    )
+    assert result.params["season_length"] == 7
+    # the weekly pattern carries into the forecast: Saturdays and Sundays below the weekdays
+    by_day = total_rows.set_index("ds")["mean"].groupby(lambda d: d.dayofweek).mean()
+    assert by_day[6] < by_day[0] and by_day[5] < by_day[4]
