@@ -9,6 +9,8 @@ product existed would otherwise shrink its scale and inflate its error. Per seri
 errors are averaged over its origins and steps; the figure is the mean over series.
 """
 
+import warnings
+
 import numpy as np
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -57,14 +59,17 @@ def score(
         counted = valid.any(axis=(1, 2))
         if not counted.any():
             return float("nan")
-        return float(np.nanmean(np.nanmean(masked[counted], axis=(1, 2))))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a series without a band
+            return float(np.nanmean(np.nanmean(masked[counted], axis=(1, 2))))
 
     out = {"mase": per_series(np.abs(actual - mean)), "series": float(valid.any(axis=(1, 2)).sum())}
     if lower is not None and upper is not None:
         out["pinball10"] = per_series(pinball(actual, lower, 0.1))
         out["pinball50"] = per_series(pinball(actual, mean, 0.5))
         out["pinball90"] = per_series(pinball(actual, upper, 0.9))
-        observed = ~np.isnan(actual)
+        # a band only where the model gave one (a per-series choice may pick one without)
+        observed = ~np.isnan(actual) & np.isfinite(lower) & np.isfinite(upper)
         inside = (actual >= lower) & (actual <= upper)
         out["coverage80"] = float(inside[observed].mean()) if observed.any() else float("nan")
     return out
