@@ -1,5 +1,6 @@
 """GET /api/v1/tasks/<id>: a run's status and progress, for clients polling a job they started."""
 
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -8,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.auth import HasScope
-from crm.models import ApiKey
+from crm.models import ApiKey, Workspace
 from workers.models import TaskRun
 
 
@@ -58,7 +59,9 @@ TaskRunSchema = inline_serializer(
 
 
 class TaskRunDetailApi(APIView):
-    """Staff (session) see every run; an API key with `tasks:read` sees its workspace's runs."""
+    """An API key with `tasks:read` sees its workspace's runs; staff (session) those of the
+    workspaces they are members of and the platform's own, as in the admin (a superuser every
+    run)."""
 
     permission_classes = [StaffOrScope]
     read_scope = write_scope = "tasks:read"
@@ -68,5 +71,8 @@ class TaskRunDetailApi(APIView):
         runs = TaskRun.objects.all()
         if isinstance(request.auth, ApiKey):
             runs = runs.filter(workspace=request.auth.workspace)
+        elif not request.user.is_superuser:
+            mine = Workspace.objects.filter(members=request.user)
+            runs = runs.filter(Q(workspace__in=mine) | Q(workspace=None))
         run = get_object_or_404(runs, pk=run_id)
         return Response(task_run_data(run))

@@ -45,3 +45,21 @@ def test_openapi_schema_documents_tasks(client):
     assert "/api/v1/tasks/{run_id}" in response.json()["paths"]
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_staff_see_only_their_workspaces_runs_and_the_platforms(staff_client):
+    from crm.models import Workspace
+
+    user = get_user_model().objects.get(username="staff")
+    mine = Workspace.objects.create(slug="mine", name="Mine")
+    mine.members.add(user)
+    theirs = Workspace.objects.create(slug="theirs", name="Theirs")
+    own = TaskRun.objects.create(kind="crm.tasks.models.forecast", workspace=mine)
+    platform = TaskRun.objects.create(kind="workers.tasks.selfcheck")
+    other = TaskRun.objects.create(kind="crm.tasks.models.forecast", workspace=theirs)
+    assert staff_client.get(f"/api/v1/tasks/{own.pk}").status_code == 200
+    assert staff_client.get(f"/api/v1/tasks/{platform.pk}").status_code == 200
+    assert staff_client.get(f"/api/v1/tasks/{other.pk}").status_code == 404
+    user.is_superuser = True
+    user.save()
+    assert staff_client.get(f"/api/v1/tasks/{other.pk}").status_code == 200
