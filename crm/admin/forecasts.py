@@ -151,8 +151,17 @@ class ForecastAdmin(WorkspaceScopedAdmin):
         if workspace is None:
             messages.error(request, "Pick one of your workspaces.")
             return HttpResponseRedirect(target)
-        training_start(workspace=workspace, model="forecast", user=request.user)
-        messages.success(request, f"Forecasting {workspace.name}: follow the run below.")
+        # A second click while the first run works would only compute the same forecast twice.
+        under_way = TaskRun.objects.filter(
+            workspace=workspace,
+            kind=OTHER_TASKS["forecast"],
+            status__in=(TaskRun.Status.QUEUED, TaskRun.Status.RUNNING),
+        ).exists()
+        if under_way:
+            messages.info(request, f"A forecast of {workspace.name} is already running: see below.")
+        else:
+            training_start(workspace=workspace, model="forecast", user=request.user)
+            messages.success(request, f"Forecasting {workspace.name}: follow the run below.")
         return HttpResponseRedirect(f"{target}?workspace={workspace.pk}")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):

@@ -94,6 +94,10 @@ def test_before_the_first_run_the_page_says_so_and_offers_the_run(client, worksp
     assert run.queue == "ml"
     page = editor.get(PAGE).content.decode()
     assert f'data-run="{run.pk}"' in page  # its progress bar, polled by taskrun-progress.js
+    # A second click while it waits starts nothing and says so.
+    editor.post("/admin/crm/forecast/run/", {"workspace": workspace.pk})
+    assert TaskRun.objects.count() == 1
+    assert "already running" in editor.get(PAGE).content.decode()
 
 
 def test_another_workspaces_forecast_is_never_shown(client, workspace, other_workspace):
