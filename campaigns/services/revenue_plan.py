@@ -70,7 +70,7 @@ class RevenuePlan:
             else:
                 first, last = self.covered
                 lines.append(
-                    f"The revenue forecast does not cover {week} (it runs from {first:%d %b} to "
+                    f"The revenue forecast does not cover {week} (it runs from {first:%d %b %Y} to "
                     f"the week of {last:%d %b %Y})."
                 )
             return lines
