@@ -142,8 +142,12 @@ class GenerateForm(forms.Form):
         super().__init__(*args, **kwargs)
         if rising:
             self.fields["rising"].choices = [(p.sku, p.label()) for p in rising]
-        else:  # no forecast yet, or nothing rising: nothing to offer
+        else:  # no forecast yet, or nothing rising: nothing to offer, and the form says why
             del self.fields["rising"]
+            self.fields["products"].help_text += (
+                "; no product is forecast to rise now (none has the whole 80% band of its change "
+                "above zero in the active forecast, or there is no forecast yet)"
+            )
 
 
 def _or_default(value, name: str):

@@ -79,6 +79,7 @@ def test_no_forecast_no_offer(workspace, client, admin_user):
     client.force_login(admin_user)
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/generate/").content.decode()
     assert "Forecast to rise" not in page
+    assert "no product is forecast to rise now" in page  # says why nothing is offered
     assert api_for(workspace).get("/api/v1/content/rising-products").json() == {"results": []}
 
 
