@@ -142,6 +142,35 @@ def _forecast_rows(
     return rows
 
 
+def daily_matched_to_weekly(days: list[Forecast], weeks: list[Forecast]) -> int:
+    """Scales each series' daily forecasts of every complete week the weekly forecast covers so
+    that they add up to that week's forecast (mean, band ends and parts by one factor); returns
+    how many weeks were scaled.
+
+    The daily model sees a year of days through a weekly pattern only, so it forecast the
+    demo's Christmas week at full trading while the weekly model, which has last year's same
+    week and the weeks to Christmas, knew the shop closes: the two must not contradict each
+    other on a page. The weekly forecast is the better informed of the two, so the days take
+    its total and keep their own shape within the week. The band is scaled with the mean (an
+    approximation: its coverage was measured before scaling)."""
+    weekly = {(w.level, w.key, w.measure, w.period_start): w.mean for w in weeks}
+    by_week: dict[tuple, list[Forecast]] = {}
+    for day in days:
+        monday = day.period_start - timedelta(days=day.period_start.weekday())
+        by_week.setdefault((day.level, day.key, day.measure, monday), []).append(day)
+    scaled = 0
+    for week, members in by_week.items():
+        total = sum(d.mean for d in members)
+        if len(members) != 7 or week not in weekly or total <= 0:
+            continue  # a part week, a series or week the weekly forecast lacks, or nothing sold
+        factor = weekly[week] / total
+        for d in members:
+            d.mean, d.lower, d.upper = d.mean * factor, d.lower * factor, d.upper * factor
+            d.reasons = {part: value * factor for part, value in d.reasons.items()}
+        scaled += 1
+    return scaled
+
+
 def _trend_rows(*, workspace, version, panel, table) -> list[ForecastTrend]:
     rows = []
     for row in table.itertuples(index=False):
@@ -319,6 +348,9 @@ def forecast_run(
         "origin": (panel.y["ds"].max()).date().isoformat(),
         "groups": members,
         "events": "campaign sends per week (past and planned)" if events is not None else None,
+        # The daily backtest (day_* metrics) is of the daily model before its days were scaled
+        # to add up to the weekly forecast of each complete week.
+        "daily": "each complete week scaled to the weekly forecast" if daily else None,
     }
     with transaction.atomic():
         previous = selectors.active_version(workspace.pk)
@@ -333,7 +365,7 @@ def forecast_run(
             workspace=workspace, version=version, panel=panel, result=result, frequency="week"
         )
         if daily is not None:
-            rows += _forecast_rows(
+            days = _forecast_rows(
                 workspace=workspace,
                 version=version,
                 panel=daily[0],
@@ -341,6 +373,8 @@ def forecast_run(
                 frequency=Frequency.DAY,
                 levels=(Level.TOTAL, Level.COUNTRY),
             )
+            daily_matched_to_weekly(days, rows)
+            rows += days
         Forecast.objects.bulk_create(rows, batch_size=2000)
         ForecastTrend.objects.bulk_create(
             _trend_rows(workspace=workspace, version=version, panel=panel, table=table),
