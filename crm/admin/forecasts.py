@@ -73,7 +73,8 @@ def backtest_sentences(metrics: dict, frequency: str) -> list[str]:
     if others:
         best = min(others, key=others.get)
         out.append(
-            f"For comparison, the best single method on the same {unit} ({best}) scored "
+            f"For comparison, the best method tried on its own for every series on the same "
+            f"{unit} ({best}) scored "
             f"{others[best]:.2f}; every method tried: "
             + ", ".join(f"{name} {value:.2f}" for name, value in sorted(others.items()))
             + "."
