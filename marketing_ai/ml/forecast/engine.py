@@ -151,7 +151,7 @@ def _pools(ids: list[str], kinds: list[str]) -> np.ndarray:
     for uid, kind in zip(ids, kinds, strict=True):
         level = parse(uid)[1]
         if level != "product":
-            pools.append("aggregate")
+            pools.append(level)  # the total must not be calibrated on the groups' errors
         else:
             pools.append("intermittent" if statistical.is_intermittent(kind) else "product")
     return np.array(pools)
@@ -287,7 +287,7 @@ def fit_forecast(
         "models": sorted(final),
         "chosen": {name: int(n) for name, n in counts.items()},
         "kinds": {k: int(n) for k, n in pd.Series(final_kinds).value_counts().items()},
-        "intervals": "split conformal on the backtest errors, pooled by kind of series",
+        "intervals": "split conformal on the backtest errors, pooled by kind of series and level",
         "reasons": "LightGBM TreeSHAP by feature family; level takes the chosen model's difference",
     }
     report(1.0, "done")
