@@ -7,7 +7,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("crm", "0010_membership_outbox"),
-        ("workers", "0008_taskrun_claimed_at"),
+        # The model version table is all it needs (workers 0003 gave versions their workspace);
+        # a later workers migration here would make going back to it take the forecasts too.
+        ("workers", "0003_model_version_workspace"),
     ]
 
     operations = [
