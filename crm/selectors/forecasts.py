@@ -193,7 +193,10 @@ def _lines_of(workspace_id: int, version: ModelVersion, level: str, key: str) ->
             return lines.exclude(product__sku__in=top)
         return lines.filter(product__sku=key)
     if level == Level.GROUP:
-        return lines.filter(product__sku__in=group_members(version).get(key, []))
+        members = group_members(version)
+        if key == OTHER:  # the products no group took: the groups add up to the total
+            return lines.exclude(product__sku__in=[s for g in members.values() for s in g])
+        return lines.filter(product__sku__in=members.get(key, []))
     return lines
 
 

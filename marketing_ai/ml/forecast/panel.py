@@ -167,7 +167,10 @@ def build_panel(
     if groups:
         # from the product itself: a product outside the top N still belongs to its group
         labels = {sku: str(g) for sku, g in groups.items() if g is not None}
-        frame = frame.assign(group=frame["product"].map(labels))
+        # and a product nobody labelled goes into an "(other)" group: the groups must add up to
+        # the total they are reconciled to (groups of the top products only made MinT inflate
+        # them to the whole shop's sales and spread the error everywhere: MASE 1.45 vs 0.91)
+        frame = frame.assign(group=frame["product"].map(labels).fillna(OTHER))
     frame = frame.assign(
         product=_top(frame, "product", top_products), country=_top(frame, "country", top_countries)
     )
@@ -186,6 +189,8 @@ def build_panel(
     keys = {level: sorted(sums[level]["key"].unique()) for level, _ in levels}
     if groups:
         keys["group"] = sorted({str(g) for g in groups.values() if g is not None})
+        if (frame["group"] == OTHER).any():
+            keys["group"].append(OTHER)
     for measure in measures:
         for level, _ in levels:
             ids = [series_id(measure, level, k) for k in keys[level]]
