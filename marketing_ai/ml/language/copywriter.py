@@ -15,7 +15,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 
-from marketing_ai.ml.language import guardrails
+from marketing_ai.ml.language import fewshot, guardrails
 from marketing_ai.ml.language.guardrails import BrandRules, Facts
 
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "nl": "Dutch",
@@ -40,6 +40,8 @@ class Brief:
     offer: str = ""  # e.g. "15% off with code TEA15 until Sunday"; empty: no offer may be made
     brand: str = ""
     show_prices: bool = False
+    # Past winning variants' fields, best first ({"subject", "preheader", "body"} or {"text"}).
+    examples: list[dict] = field(default_factory=list)
 
     def facts_text(self) -> str:
         parts = [self.goal, self.segment, self.offer, self.brand]
@@ -116,6 +118,7 @@ def prompt(brief: Brief, task: str) -> list[dict]:
     lines.append(instruction)
     return [
         {"role": "system", "content": _system(brief)},
+        *fewshot.messages(brief, task),
         {"role": "user", "content": "\n".join(lines)},
     ]
 
