@@ -16,7 +16,9 @@ import importlib.util
 import json
 import os
 import shutil
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +35,9 @@ WEIGHTS = "model.safetensors"
 class Generation:
     text: str
     tokens: int  # new tokens produced
+    # Mean natural-log probability per generated token under the model's own distribution
+    # (before temperature, top-p and penalties); None where the backend cannot say.
+    logprob: float | None = None
 
 
 def default_location() -> str:
@@ -130,9 +135,18 @@ class LanguageModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.torch = torch
         self.batch_size = _batch_size(self.device.name, torch)
+        # One decoding at a time per model: a chat stream and a batch in the same process would
+        # otherwise interleave on the same weights and seed.
+        self.lock = threading.Lock()
 
     def describe(self) -> dict:
-        return {"model": self.location, "device": self.device.name, "dtype": self.device.dtype}
+        return {
+            "model": self.location,
+            "backend": "in-process",
+            "device": self.device.name,
+            "dtype": self.device.dtype,
+            "offline_default": self.location == _packaged_location(),
+        }
 
     def generate(
         self,
@@ -156,7 +170,87 @@ class LanguageModel:
         ]
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         batch = batch.to(self.device.name)
-        torch.manual_seed(seed)
+        options = self._options(max_new_tokens, temperature, top_p, suppress, repetition_penalty)
+        with self.lock, torch.inference_mode():
+            torch.manual_seed(seed)
+            out = self.model.generate(
+                **batch, **options, return_dict_in_generate=True, output_logits=True
+            )
+        new = out.sequences[:, batch["input_ids"].shape[1] :]
+        chosen = _chosen_logprobs(torch, out.logits, new)
+        results = []
+        for row, logprobs, prefix in zip(new, chosen, prefixes, strict=True):
+            generated = row != self.tokenizer.pad_token_id
+            kept = row[generated]
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            mean = float(logprobs[generated].mean()) if len(kept) else None
+            results.append(Generation((prefix + text).strip(), int(len(kept)), mean))
+        return results
+
+    def stream(
+        self,
+        conversation: list[dict],
+        max_new_tokens: int = 120,
+        temperature: float = 0.0,
+        top_p: float = 0.9,
+        seed: int = 0,
+        suppress: list[int] | None = None,
+        repetition_penalty: float = 1.15,
+        prefix: str = "",
+    ) -> Iterator[str]:
+        """The reply to one conversation as text pieces, each yielded as soon as the model has
+        produced it (the prefix first, when given). Closing the iterator early stops the
+        decoding at the next token."""
+        # transformers takes seconds to import: loaded with the model, not the module
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class Stopped(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return stop.is_set()
+
+        torch = self.torch
+        text = self.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=False
+        )
+        batch = self.tokenizer([text + prefix], return_tensors="pt", add_special_tokens=False)
+        batch = batch.to(self.device.name)
+        stop = threading.Event()
+        # The timeout only guards against a decoder that died without ending the stream.
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
+        )
+        options = self._options(max_new_tokens, temperature, top_p, suppress, repetition_penalty)
+        failure: list[BaseException] = []
+
+        def decode() -> None:
+            try:
+                with self.lock, torch.inference_mode():
+                    torch.manual_seed(seed)
+                    self.model.generate(
+                        **batch,
+                        **options,
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([Stopped()]),
+                    )
+            except BaseException as exc:  # handed to the reader, which raises it
+                failure.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=decode, name="llm-stream", daemon=True)
+        worker.start()
+        try:
+            if prefix:
+                yield prefix
+            for piece in streamer:
+                if piece:
+                    yield piece
+            worker.join()
+            if failure:
+                raise failure[0]
+        finally:
+            stop.set()
+
+    def _options(self, max_new_tokens, temperature, top_p, suppress, repetition_penalty) -> dict:
         options = {
             "max_new_tokens": max_new_tokens,
             "repetition_penalty": repetition_penalty,
@@ -168,15 +262,7 @@ class LanguageModel:
             options.update(do_sample=False)
         if suppress:
             options["suppress_tokens"] = suppress
-        with torch.inference_mode():
-            out = self.model.generate(**batch, **options)
-        new = out[:, batch["input_ids"].shape[1] :]
-        results = []
-        for row, prefix in zip(new, prefixes, strict=True):
-            kept = row[row != self.tokenizer.pad_token_id]
-            text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            results.append(Generation((prefix + text).strip(), int(len(kept))))
-        return results
+        return options
 
     def token_ids_where(self, predicate) -> list[int]:
         """Ids of vocabulary tokens whose text satisfies `predicate` (for `suppress`)."""
@@ -186,6 +272,20 @@ class LanguageModel:
             if text and predicate(text):
                 ids.append(token_id)
         return ids
+
+
+def _chosen_logprobs(torch, logits: tuple, new):
+    """Log-probability of each chosen token under the model's raw logits, shape (batch, new)."""
+    stacked = torch.stack(logits, dim=1).float()  # (batch, steps, vocabulary)
+    logprobs = torch.log_softmax(stacked, dim=-1)
+    return logprobs.gather(-1, new[:, : stacked.shape[1], None]).squeeze(-1).cpu()
+
+
+def _packaged_location() -> str | None:
+    spec = importlib.util.find_spec(PACKAGED[0])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(Path(spec.submodule_search_locations[0]) / PACKAGED[1])
 
 
 def _batch_size(device: str, torch) -> int:

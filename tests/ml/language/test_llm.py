@@ -94,3 +94,74 @@ def test_sms_copy_is_one_text_within_the_limit(model):
     text = draft.fields["text"]
     assert set(draft.fields) == {"text"} and text.endswith("STOP to opt out")
     assert len(text) <= 160
+
+
+def _greedy_ids_and_logprob(model, conversation, prefix, max_new_tokens):
+    """The token ids a plain greedy decode chooses after the prompt, and their mean
+    log-probability from one forward pass over prompt + reply (no batching, no padding)."""
+    import torch
+
+    prompt = model.tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=False
+    )
+    ids = model.tokenizer([prompt + prefix], add_special_tokens=False, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.model.generate(
+            **ids, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.0,
+            pad_token_id=model.tokenizer.pad_token_id,
+        )  # fmt: skip
+        length = ids["input_ids"].shape[1]
+        chosen = [t for t in out[0, length:].tolist() if t != model.tokenizer.pad_token_id]
+        full = torch.tensor([ids["input_ids"][0].tolist() + chosen])
+        logits = model.model(full).logits[0].float()
+    steps = torch.log_softmax(logits[length - 1 : -1], dim=-1)
+    return chosen, float(steps.gather(-1, torch.tensor(chosen)[:, None]).mean())
+
+
+def test_logprob_is_the_mean_of_the_chosen_tokens_log_probabilities(model):
+    # Two prompts of different lengths: the shorter one is padded on the left in the batch.
+    short = [{"role": "user", "content": "Name a colour."}]
+    long = [{"role": "user", "content": "Write one sentence about a teapot for a newsletter."}]
+    outs = model.generate(
+        [short, long], max_new_tokens=12, temperature=0, repetition_penalty=1.0,
+        prefixes=["", "Our"],
+    )  # fmt: skip
+    for out, conversation, prefix in zip(outs, [short, long], ["", "Our"], strict=True):
+        chosen, expected = _greedy_ids_and_logprob(model, conversation, prefix, 12)
+        assert out.tokens == len(chosen) and out.logprob < 0
+        assert out.logprob == pytest.approx(expected, abs=2e-3)
+    # Sampling at a high temperature picks less likely tokens than greedy decoding does.
+    hot = model.generate([long] * 4, max_new_tokens=12, temperature=1.5, top_p=1.0, seed=3,
+                         prefixes=["Our"] * 4)  # fmt: skip
+    assert max(out.logprob for out in hot) < outs[1].logprob
+
+
+def test_stream_yields_the_greedy_reply_piece_by_piece(model):
+    question = [{"role": "user", "content": "Describe a teacup in two sentences."}]
+    whole = model.generate([question], max_new_tokens=30, temperature=0)[0].text
+    pieces = list(model.stream(question, max_new_tokens=30))
+    assert len(pieces) > 3
+    assert "".join(pieces).strip() == whole
+    prefixed = list(model.stream(question, max_new_tokens=10, prefix="A teacup"))
+    assert prefixed[0] == "A teacup" and len(prefixed) > 1
+
+
+def test_closing_a_stream_early_stops_decoding(model):
+    import time
+
+    question = [{"role": "user", "content": "Write a long story about a lantern."}]
+    started = time.perf_counter()
+    stream = model.stream(question, max_new_tokens=400)
+    first = next(stream)
+    stream.close()
+    # The lock is free again within a token or two, long before 400 tokens could be decoded.
+    assert first and model.lock.acquire(timeout=5)
+    model.lock.release()
+    assert time.perf_counter() - started < 20
+
+
+def test_describe_names_the_backend_and_the_offline_default(model):
+    info = model.describe()
+    assert info["backend"] == "in-process" and info["device"] == "cpu"
+    assert info["offline_default"] is False  # a converted folder given by path is the operator's
+    assert llm.default_location().endswith(llm.PACKAGED[1])
