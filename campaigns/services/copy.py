@@ -11,11 +11,12 @@ from django.utils import timezone
 
 from campaigns.models import BrandRules, Campaign, Variant
 from campaigns.sandbox import literal, unliteral
+from campaigns.services.copy_results import past_winners
 from campaigns.services.lifecycle import CampaignError
 from crm import validation as v
 from crm.models import Customer, Product
 from crm.selectors.trending_products import TrendingProduct, rising_products
-from marketing_ai.ml.language import copywriter, guardrails
+from marketing_ai.ml.language import copywriter, fewshot, guardrails
 from workers.models import TaskRun
 from workers.services import task_run_start
 
@@ -93,6 +94,7 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
         raise BriefError(errors)
     segments = list(campaign.include_segments.all())
     audience = "; ".join(s.description or s.name for s in segments)
+    channel = "sms" if campaign.channel == "sms" else "email"
     return copywriter.Brief(
         goal=goal,
         products=[
@@ -104,10 +106,12 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
         segment=audience,
         tone=(params.get("tone") or row.tone).strip(),
         language=language,
-        channel="sms" if campaign.channel == "sms" else "email",
+        channel=channel,
         offer=(params.get("offer") or "").strip(),
         brand=row.brand_name,
         show_prices=bool(params.get("show_prices")),
+        # What earned people's clicks in this workspace before, shown to the model as examples.
+        examples=past_winners(workspace=campaign.workspace, channel=channel, goal=goal),
     )
 
 
@@ -196,6 +200,10 @@ def _store(campaign, name, draft, brief, model, options, rising=()) -> Variant:
         "brief_products": [p.name for p in brief.products],
         # Why a product was in the brief: the forecast it was chosen from, as it stood then.
         "brief_rising": list(rising),
+        "goal": brief.goal,
+        "offer": brief.offer,
+        # The past winners shown to the model as examples (variant ids, best first).
+        "examples_from": fewshot.sources(brief),
         "fields": fields,
         "guardrails": draft.report.as_dict(),
         "at": timezone.now().isoformat(),
