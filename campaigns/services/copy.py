@@ -60,9 +60,11 @@ def featured_rising(*, campaign: Campaign, params: dict) -> list[TrendingProduct
     return [offered[sku] for sku in dict.fromkeys(chosen)]
 
 
-def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
+def copy_brief(*, campaign: Campaign, params: dict, examples: bool = True) -> copywriter.Brief:
     """Params: products (SKUs or ids), rising (SKUs of products forecast to rise to feature,
-    see featured_rising), 1–5 products in all, goal, tone, language, offer, show_prices."""
+    see featured_rising), 1–5 products in all, goal, tone, language, offer, show_prices.
+    `examples`: look up the workspace's past winners for the brief (False when only checking
+    it: the look-up reads the ledger and loads numpy)."""
     errors: dict[str, list[str]] = {}
     refs = [str(r).strip() for r in params.get("products") or [] if str(r).strip()]
     try:
@@ -111,7 +113,11 @@ def copy_brief(*, campaign: Campaign, params: dict) -> copywriter.Brief:
         brand=row.brand_name,
         show_prices=bool(params.get("show_prices")),
         # What earned people's clicks in this workspace before, shown to the model as examples.
-        examples=past_winners(workspace=campaign.workspace, channel=channel, goal=goal),
+        examples=(
+            past_winners(workspace=campaign.workspace, channel=channel, goal=goal)
+            if examples
+            else []
+        ),
     )
 
 
@@ -122,7 +128,7 @@ def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> Tas
     Returns the queued TaskRun; the variants arrive as drafts to review and approve."""
     if campaign.status != Campaign.Status.DRAFT:
         raise BriefError({"campaign": ["only a draft campaign takes new variants"]})
-    copy_brief(campaign=campaign, params=params)
+    copy_brief(campaign=campaign, params=params, examples=False)
     rising = featured_rising(campaign=campaign, params=params)
     if rising:
         # The choice is kept as it was made: a forecast run finishing before the worker starts
