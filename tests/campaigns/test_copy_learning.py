@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from campaigns.models import BrandRules, Campaign, Message, Variant
 from campaigns.sandbox import literal
-from campaigns.services.copy import copy_brief
+from campaigns.services.copy import copy_brief, variants_generate
 from campaigns.services.copy_results import past_winners, variant_results
 from campaigns.services.engagement import message_clicked, message_opened
 from crm import services
@@ -201,3 +201,27 @@ def test_the_brief_carries_the_winners_for_its_channel_and_goal(workspace):
     # A text message is not conditioned on e-mails.
     sms = Campaign.objects.create(workspace=workspace, name="Texts", channel="sms")
     assert copy_brief(campaign=sms, params={"products": ["CAKE"], "goal": "Spring"}).examples == []
+
+
+@pytest.mark.django_db
+def test_variants_written_from_a_brief_with_winners_say_which_conditioned_them(workspace):
+    from marketing_ai.ml.language import llm  # torch and transformers: only this test loads them
+
+    services.product_bulk_upsert(
+        workspace=workspace, rows=[{"sku": "CAKE", "name": "REGENCY CAKESTAND 3 TIER"}]
+    )
+    # A text message (one field to write, so the model's part of this test stays short).
+    past = Campaign.objects.create(workspace=workspace, name="Past", channel="sms")
+    winner = generated(past, "AI 1", "")
+    Variant.objects.filter(pk=winner.pk).update(body_text=literal("Bags for you? Come and see."))
+    send(winner, people(workspace, 100, "w"), clicks=9)
+    campaign = Campaign.objects.create(workspace=workspace, name="Cakestands", channel="sms")
+    params = {"products": ["CAKE"], "goal": "Sell more bags", "k": 1, "rounds": 1, "seed": 2}
+
+    done = variants_generate(campaign=campaign, params=params, model=llm.language_model())
+    (variant,) = Variant.objects.filter(pk__in=done["variants"])
+    assert variant.provenance["examples_from"] == [winner.pk]
+    shown = {"role": "assistant", "content": "Bags for you? Come and see."}
+    assert shown in variant.provenance["prompts"]["text"]
+    # The checks ran on what the model wrote, examples or not.
+    assert "passed" in variant.provenance["guardrails"]
