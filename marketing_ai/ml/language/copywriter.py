@@ -51,8 +51,11 @@ class Brief:
                 parts.append(f"{p.price:.2f}")
         return "\n".join(x for x in parts if x)
 
-    def facts(self, catalogue: list[str] = (), people=()) -> Facts:
-        return Facts(self.facts_text(), [p.name for p in self.products], list(catalogue), people)
+    def facts(self, catalogue: list[str] = (), people=(), month: int | None = None) -> Facts:
+        """month: when the mail goes out (1-12), its season where the brief's text names none."""
+        return Facts(
+            self.facts_text(), [p.name for p in self.products], list(catalogue), people, month
+        )
 
 
 @dataclass
@@ -149,7 +152,8 @@ _PREFIX = re.compile(
 def clean(task: str, raw: str, rules: BrandRules) -> str:
     """The model's answer as a field: first line for one-line fields, labels and quotes
     stripped, symbols the brand never uses dropped, cut at a sentence end within the length."""
-    text = "".join(ch for ch in raw if _printable(ch))
+    # Models trained on web text write "&amp;" and "&#39;"; the editor would show them as such.
+    text = "".join(ch for ch in html.unescape(raw) if _printable(ch))
     lines = [_PREFIX.sub("", line).strip(" \"'*#") for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:

@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from marketing_ai.ml.language import faithfulness
+
 FIELDS = ("subject", "preheader", "body", "text")
 
 # Generous defaults; each workspace edits its own in the admin.
@@ -65,6 +67,8 @@ class Facts:
     products: list[str] = field(default_factory=list)  # the brief's product names
     catalogue: list[str] = field(default_factory=list)  # every product name in the workspace
     people: Iterable[str] = ()
+    # The month the mail goes out (1-12), for its season when the brief's text names none.
+    month: int | None = None
 
 
 @dataclass
@@ -93,6 +97,41 @@ class Report:
 INVENTED = {"numbers", "prices", "discounts", "dates", "products", "names"}
 
 
+# Each rule in plain words, for the admin: what the copy did, not the check's name.
+DESCRIPTIONS = {
+    "length": "is too long or too short for the field",
+    "banned_words": "uses a word the brand has banned",
+    "banned_claims": "makes a claim the brand has banned",
+    "required_phrases": "leaves out a line the brand requires",
+    "language": "is not written in the brand's language",
+    "numbers": "gives a number the brief does not contain",
+    "prices": "states a price the brief does not contain",
+    "discounts": "promises a discount or sale the brief does not offer",
+    "dates": "names a date or deadline the brief does not contain",
+    "products": "names a product that is not in the brief",
+    "names": "names a brand, place or person the brief and catalogue do not contain",
+    "personal_data": "contains personal data (an e-mail address, a phone number or a "
+    "customer's name)",
+    "off_topic": "does not name any of the brief's products",
+    "unsupported": "has a sentence the brief's products, goal and offer do not support",
+    "category": "calls the product something it is not, or gives it a material or feature it "
+    "does not have",
+    "season": "talks about a season or occasion other than the brief's",
+    "order_talk": "talks about the customer's order or delivery, which a promotional mail "
+    "does not do",
+    "truncated": "is cut off: it does not end on a whole word or finished phrase",
+    "entities": "shows HTML codes (such as &amp;) instead of the characters",
+}
+
+
+def describe(failure: "Failure") -> str:
+    """One failure in plain words for staff, e.g. "Subject is cut off: … (ends on 'the')"."""
+    field_name = {"text": "SMS text", "all": "The copy"}.get(failure.field, failure.field)
+    what = DESCRIPTIONS.get(failure.rule, f"fails the {failure.rule.replace('_', ' ')} check")
+    detail = f": {failure.detail}" if failure.detail else ""
+    return f"{field_name[:1].upper()}{field_name[1:]} {what}{detail}."
+
+
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
     return re.sub(r"\s+", " ", text).strip()
@@ -112,6 +151,7 @@ def check(
 ) -> Report:
     """Every rule over every field of the copy, then the rules over the whole of it."""
     context = context or Context(facts, rules)
+    context.prepare(fields.get(name) or "" for name in ("body", "text"))
     failures = [
         f
         for name in FIELDS
@@ -131,7 +171,7 @@ class Context:
     """What the checks derive from the facts (the brief's numbers, the vocabulary of brief and
     catalogue): built once per brief, not once per field checked."""
 
-    def __init__(self, facts: Facts, rules: BrandRules) -> None:
+    def __init__(self, facts: Facts, rules: BrandRules, encoder=None) -> None:
         self.brief = normalise(facts.brief)
         self.numbers = _numbers(self.brief)
         self.vocabulary = _vocabulary(facts, rules)
@@ -143,6 +183,26 @@ class Context:
             for name in facts.catalogue
             if len(name) > 3 and not any((key := normalise(name)) in g for g in given)
         ]
+        lines = [line.strip() for line in facts.brief.splitlines() if line.strip()]
+        self.grounds = faithfulness.Grounds(
+            normalise(" ".join([facts.brief, *facts.products])),
+            list(dict.fromkeys(lines + list(facts.products))),
+            facts.month,
+            encoder,
+        )
+        # Copy about products is promotional copy; a chat answer (no products) may talk orders.
+        self.about_products = bool(facts.products)
+        self.required = [p.strip() for p in rules.required_phrases]
+
+    def prepare(self, texts: Iterable[str]) -> None:
+        """Encodes the sentences of many candidate bodies / SMS in one batch, so that checking
+        them one by one afterwards finds their embeddings cached (one batch of 64 costs about
+        what four single sentences do on a CPU)."""
+        if not self.about_products:
+            return
+        found = [s for t in texts for s in faithfulness.checked_sentences(t or "", self.required)]
+        if found:
+            self.grounds.support(found)
 
 
 def check_field(
@@ -167,7 +227,24 @@ def check_field(
     failures += _personal_data(name, raw, text, facts)
     if name in ("body", "text"):
         failures += _on_topic(name, text, facts)
+    failures += _faithful(name, raw, text, context)
     return failures
+
+
+def _faithful(name: str, raw: str, text: str, context: Context) -> list[Failure]:
+    """Copy about the wrong thing (see faithfulness): wrong category, season or order talk in
+    any field, cut-off subjects and preheaders, entities anywhere, and unsupported sentences in
+    a body or SMS."""
+    found = faithfulness.entities(raw)
+    if name in ("subject", "preheader"):
+        found += faithfulness.truncated(raw, context.grounds)
+    if context.about_products:
+        found += faithfulness.category(text, context.grounds)
+        found += faithfulness.season(text, context.grounds)
+        found += faithfulness.order_talk(text)
+        if name in ("body", "text"):
+            found += faithfulness.unsupported(raw, context.grounds, skip=context.required)
+    return [Failure(rule, name, detail) for rule, detail in found]
 
 
 def _lengths(name: str, raw: str, rules: BrandRules) -> list[Failure]:

@@ -1,0 +1,330 @@
+"""Checks that copy is about the brief's products and moment, not merely free of invented facts:
+a sentence the brief's facts do not support (MiniLM similarity below a floor), a category or
+material word the product does not have (a cake stand is not glass), a season or occasion other
+than the brief's, talk about the customer's order in a promotional mail, a subject or preheader
+cut off, and HTML entities left in the text.
+
+Each check returns (rule, detail) pairs; guardrails.check_field turns them into failures. What the
+facts allow is worked out once per brief (`Grounds`), and sentence embeddings are cached there,
+because the copy writer checks many candidates against the same brief.
+"""
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+WORD = re.compile(r"[^\W\d_][\w'’-]*")
+SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+# Category families: words that claim what a product is or is made of. A word counts against
+# copy only when neither it nor any word of its family (nor the family's licences) appears in the
+# brief, the products' names or their descriptions. Plurals are matched by the patterns.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "glass": ("glass", "glassware", "glassblowing", "glassblown", "glass-blown", "hand-blown",
+              "blown glass", "crystal"),
+    "ceramic": ("ceramic", "porcelain", "bone china", "fine china", "stoneware", "earthenware",
+                "pottery", "terracotta"),
+    "wood": ("wood", "wooden", "timber", "oak", "pine", "birch", "beech", "walnut", "mahogany",
+             "bamboo", "plywood", "driftwood"),
+    "metal": ("metal", "metallic", "zinc", "steel", "stainless steel", "iron", "cast iron",
+              "wrought iron", "aluminium", "aluminum", "brass", "copper", "enamel", "enamelled",
+              "tin", "pewter", "chrome"),
+    "textile": ("cotton", "linen", "wool", "woollen", "woolen", "fabric", "cloth", "canvas",
+                "jute", "hessian", "burlap", "polyester", "nylon", "velvet", "silk", "satin",
+                "fleece", "knitted", "denim", "lace", "felted"),
+    "leather": ("leather", "faux leather", "suede"),
+    "paper": ("paper", "cardboard", "papier-mache", "papier-mâché", "kraft paper"),
+    "plastic": ("plastic", "acrylic", "melamine", "silicone", "resin", "vinyl", "pvc", "rubber"),
+    "wicker": ("wicker", "rattan", "willow", "seagrass"),
+    "stone": ("slate", "marble", "granite", "concrete", "stone"),
+    "electronic": ("bluetooth", "wifi", "wi-fi", "wireless", "usb", "rechargeable", "battery",
+                   "battery-powered", "app", "touchscreen", "touch screen", "sensor", "gadget",
+                   "device", "electronic", "digital", "technology", "high-tech", "smart glass",
+                   "smart home", "smart device", "smart technology", "smart features", "speaker",
+                   "charger", "headphones"),
+    "clothing": ("t-shirt", "tshirt", "tee", "shirt", "blouse", "jumper", "sweater",
+                 "sweatshirt", "hoodie", "jacket", "coat", "raincoat", "trousers", "jeans",
+                 "leggings", "skirt", "sock", "shoe", "trainer", "sneaker", "boot", "sandal",
+                 "slipper", "pyjamas", "hat", "beanie", "scarf", "scarves", "glove", "mitten",
+                 "outfit", "garment", "clothing", "clothes", "wear", "wearing", "worn",
+                 "wearable"),
+    "jewellery": ("necklace", "bracelet", "earring", "brooch", "pendant", "jewellery",
+                  "jewelry"),
+    "beauty": ("skincare", "skin care", "moisturiser", "moisturizer", "moisturising", "lotion",
+               "serum", "shampoo", "perfume", "fragrance", "fragranced", "scented", "scent",
+               "aroma", "aromatherapy", "essential oil"),
+    "furniture": ("sofa", "armchair", "mattress", "bookcase", "sideboard", "dining table",
+                  "coffee table", "desk", "stool", "wardrobe"),
+    "toy": ("toy", "plush", "stuffed animal", "teddy"),
+    "making": ("handmade", "hand-made", "handcrafted", "hand-crafted", "hand-painted",
+               "hand painted", "artisan", "artisanal", "hand-stitched"),
+    "eco": ("organic", "eco-friendly", "recycled", "recyclable", "sustainable", "biodegradable",
+            "compostable", "vegan", "fair trade", "fairtrade"),
+    "care": ("dishwasher safe", "dishwasher-safe", "microwave safe", "microwave-safe",
+             "oven safe", "machine washable", "waterproof", "water-resistant", "shatterproof",
+             "unbreakable"),
+}  # fmt: skip
+# Words in a brief that make a family's words fair: an oven glove is worn, a candle is scented.
+LICENCES: dict[str, tuple[str, ...]] = {
+    "textile": ("felt", "apron", "tote", "cushion", "blanket", "towel", "tea towel", "bunting",
+                "feltcraft"),
+    "electronic": ("led", "electric", "batteries", "lights", "light"),
+    "clothing": ("apron", "costume", "bib", "hand warmer", "warmer", "umbrella"),
+    "beauty": ("candle", "soap", "incense", "diffuser", "bath", "oil", "lavender", "rose"),
+    "metal": ("tins", "cake tin", "lantern"),
+    "paper": ("napkin", "card", "cards", "wrap", "wrapping", "notebook", "bag", "cases",
+              "chain kit", "bunting", "stickers", "tissue", "envelope", "journal", "book"),
+    "eco": ("recycling",),
+    "toy": ("game", "toys", "doll", "building block", "soft"),
+    "furniture": ("cabinet", "chair", "table", "shelf", "drawer", "drawers"),
+    "glass": ("tumbler", "bottle", "bottles"),
+    "wood": ("wooden",),
+}  # fmt: skip
+
+# Product nouns: "X is a/an [few words] <noun>" says what the product is, and must be a noun
+# the brief has (a lunch box "is a stylish mug" is the wrong product).
+TYPES = ("mug", "cup", "teacup", "teapot", "bowl", "plate", "jar", "vase", "candle", "lamp",
+         "clock", "frame", "bag", "box", "tin", "basket", "cushion", "blanket", "rug", "mat",
+         "doormat", "towel", "apron", "umbrella", "bottle", "sign", "notebook", "pen", "toy",
+         "game", "puzzle", "stand", "cakestand", "holder", "ornament", "bunting", "garland",
+         "sticker", "tray", "napkin", "saucer", "lantern", "mirror", "watch", "phone", "case",
+         "kit", "set", "light", "decoration", "cutter", "tumbler", "glass", "shirt", "t-shirt",
+         "dress", "jumper", "jacket", "shoe", "hat", "scarf", "necklace", "bracelet", "book",
+         "card", "chair", "table", "cabinet", "shelf", "speaker", "device", "gadget", "pot",
+         "planter", "wallet", "purse", "backpack", "suitcase", "pillow", "duvet",
+         "bed")  # fmt: skip
+IDENTITY = re.compile(
+    r"\b(?:is|are|'s|as)\s+(?:a|an|the|this|our|your)\s+((?:[\w'-]+\s+){0,3}?)([\w-]+?)(?:e?s)?\b"
+)
+
+# Seasons and occasions. An occasion implies its season (Christmas copy may say winter), never
+# the other way round (a winter brief in January is not a Christmas one).
+SEASONS: dict[str, tuple[str, ...]] = {
+    "christmas": ("christmas", "xmas", "festive", "santa", "yuletide", "yule", "advent",
+                  "stocking filler", "stocking stuffer", "mistletoe", "reindeer",
+                  "holiday season", "christmassy", "noel"),
+    "new year": ("new year", "new year's", "hogmanay"),
+    "valentine": ("valentine", "valentine's", "valentines"),
+    "easter": ("easter",),
+    "mother's day": ("mother's day", "mothers day", "mothers' day", "mothering sunday"),
+    "father's day": ("father's day", "fathers day"),
+    "halloween": ("halloween", "spooky", "trick or treat"),
+    "winter": ("winter", "wintry", "wintertime", "snowy", "snowfall", "frosty", "chilly"),
+    "spring": ("spring", "springtime", "spring-time"),
+    "summer": ("summer", "summery", "summertime", "sunshine", "sunny", "beach", "barbecue",
+               "bbq", "heatwave", "sun-soaked", "poolside"),
+    "autumn": ("autumn", "autumnal", "harvest"),
+}  # fmt: skip
+OCCASION_SEASON = {"christmas": "winter", "new year": "winter", "valentine": "winter",
+                   "easter": "spring", "mother's day": "spring", "father's day": "summer",
+                   "halloween": "autumn"}  # fmt: skip
+# Northern hemisphere retail calendar: what a mail sent in that month may talk about.
+MONTH_SEASONS = {
+    1: {"winter", "new year"}, 2: {"winter", "valentine"},
+    3: {"spring", "mother's day", "easter"}, 4: {"spring", "easter"}, 5: {"spring", "summer"},
+    6: {"summer", "father's day"}, 7: {"summer"}, 8: {"summer"}, 9: {"autumn", "summer"},
+    10: {"autumn", "halloween"}, 11: {"autumn", "winter", "christmas"},
+    12: {"winter", "christmas", "new year"},
+}  # fmt: skip
+
+# What a transactional mail says about an order, never a promotional one.
+ORDER_TALK = re.compile(
+    r"\byour (?:recent |latest |last |new )?(?:order|purchase|parcel|package|delivery|shipment"
+    r"|refund|return|item|items)s?\s+(?:will|has|have|had|is|are|was|were|should|shall|can|may"
+    r")\b(?:\s+(?:now|soon|already|just|shortly|be|been|being|also))*\s+(?:delivered|shipped|"
+    r"dispatched|sent|arriv\w*|processed|confirmed|received|on its way|on the way|packed|ready|"
+    r"refunded|returned|with you|out for delivery|in transit|tracked|deliver\w*|ship\w*)"
+    r"|\b(?:thank(?:s| you) for (?:your |the )?(?:recent )?(?:order|purchase)"
+    r"|we(?:'ve| have)? (?:received|processed|shipped|dispatched) your"
+    r"|(?:order|tracking|parcel) (?:number|reference|status|confirmation)"
+    r"|track (?:your|the) (?:order|parcel|package|delivery|shipment)"
+    r"|(?:estimated|expected) (?:delivery|arrival)|out for delivery|has been (?:shipped|"
+    r"dispatched|delivered)|will be (?:delivered|shipped|dispatched)"
+    r"|(?:delivered|shipped|dispatched|arrive) (?:shortly|soon|within|in \w+ (?:working )?days)"
+    r"|on its way to you)\b",
+    re.I,
+)
+
+# A subject or preheader that stops on one of these was cut, not finished.
+DANGLING = set(
+    "a an the and or but nor with without of for to at by from into onto as than your our my "
+    "their his her its will every each very".split()
+)
+ENTITY = re.compile(r"&(?:[a-z][a-z0-9]{1,31}|#\d{1,7}|#x[0-9a-f]{1,6});", re.I)
+
+# Set on the tuning half of bench/data/copy_sentences.jsonl (bench/copy_checks.py): a sentence
+# whose best cosine to any of the brief's facts is below this says something the brief does not.
+SUPPORT_FLOOR = 0.2
+# Sentences this short ("Shop now.", "Treat yourself!") claim nothing worth checking.
+SUPPORT_MIN_WORDS = 5
+
+
+def _pattern(words) -> re.Pattern:
+    alternatives = sorted({re.escape(w) for w in words}, key=len, reverse=True)
+    return re.compile(rf"(?<![\w-])(?:{'|'.join(alternatives)})(?:e?s)?(?![\w-])", re.I)
+
+
+FAMILY_PATTERNS = {name: _pattern(words) for name, words in FAMILIES.items()}
+LICENCE_PATTERNS = {name: _pattern(FAMILIES[name] + LICENCES.get(name, ())) for name in FAMILIES}
+SEASON_PATTERNS = {name: _pattern(words) for name, words in SEASONS.items()}
+TYPE_WORDS = set(TYPES)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE.split(text or "") if s.strip()]
+
+
+def seasons_in(text: str) -> set[str]:
+    return {name for name, pattern in SEASON_PATTERNS.items() if pattern.search(text)}
+
+
+@dataclass
+class Grounds:
+    """What a brief's facts allow: its words, category families and seasons, and the fact
+    lines sentences are compared with. `encoder` is any object with encode(list[str]) ->
+    unit-length rows (embeddings.Encoder); None loads the packaged MiniLM when first needed."""
+
+    text: str  # normalised facts: goal, audience, offer, product names and descriptions
+    facts: list[str]  # one fact a line, as the brief gave it
+    month: int | None = None
+    encoder: object = None
+    families: set[str] = field(init=False)
+    seasons: set[str] = field(init=False)
+    named_seasons: set[str] = field(init=False)
+    words: set[str] = field(init=False)
+    _vectors: object = field(init=False, default=None)
+    _cache: dict = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.words = {w.strip("'’-") for w in WORD.findall(self.text)}
+        self.families = {n for n, p in LICENCE_PATTERNS.items() if p.search(self.text)}
+        self.named_seasons = seasons_in(self.text)
+        seasons = set(self.named_seasons) or set(MONTH_SEASONS.get(self.month or 0, ()))
+        self.seasons = seasons | {OCCASION_SEASON[s] for s in seasons if s in OCCASION_SEASON}
+
+    def support(self, texts: list[str]) -> list[float]:
+        """Each text's highest cosine to any fact line."""
+        # numpy: only the support check needs it, and only where copy is written
+        import numpy as np
+
+        if self.encoder is None:
+            # numpy and torch: the embedding model loads on the first check that needs it
+            from marketing_ai.ml.language.embeddings import encoder
+
+            self.encoder = encoder()
+        if self._vectors is None:
+            self._vectors = np.stack(embed(self.encoder, self.facts))
+        new = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if new:
+            for text, row in zip(new, embed(self.encoder, new), strict=True):
+                self._cache[text] = float(np.max(self._vectors @ row))
+        return [self._cache[t] for t in texts]
+
+
+# Sentence embeddings shared by every brief in the process: the same facts and stock phrases
+# come back brief after brief, and a CPU encodes one sentence alone at a tenth of batch speed.
+_EMBEDDED: OrderedDict = OrderedDict()
+EMBEDDED_LIMIT = 20_000
+
+
+def embed(encoder, texts: list[str]) -> list:
+    """One unit-length vector per text, encoding in one batch only those not seen before."""
+    key = id(encoder)
+    new = list(dict.fromkeys(t for t in texts if (key, t) not in _EMBEDDED))
+    if new:
+        for text, row in zip(new, encoder.encode(new), strict=True):
+            _EMBEDDED[(key, text)] = row
+        while len(_EMBEDDED) > EMBEDDED_LIMIT:
+            _EMBEDDED.popitem(last=False)
+    out = []
+    for text in texts:
+        _EMBEDDED.move_to_end((key, text))
+        out.append(_EMBEDDED[(key, text)])
+    return out
+
+
+def checked_sentences(text: str, skip: list[str] = ()) -> list[str]:
+    """The sentences of a body or SMS the support check compares with the brief: the brand's
+    required lines (`skip`) left out, and sentences too short to claim anything."""
+    for phrase in skip:
+        text = text.replace(phrase, "\n")
+    return [s for s in sentences(text) if len(WORD.findall(s)) >= SUPPORT_MIN_WORDS]
+
+
+def category(text: str, grounds: Grounds) -> list[tuple[str, str]]:
+    """Category, material and product-type words the product does not have."""
+    out = []
+    for name, pattern in FAMILY_PATTERNS.items():
+        if name in grounds.families:
+            continue
+        out += [("category", f"{m.group()!r} ({name})") for m in pattern.finditer(text)]
+    for match in IDENTITY.finditer(text):
+        noun = match.group(2).lower()
+        if noun in TYPE_WORDS and not _has_word(grounds, noun):
+            out.append(("category", f"{match.group().strip()!r} (not what the product is)"))
+    return list(dict.fromkeys(out))
+
+
+def _has_word(grounds: Grounds, noun: str) -> bool:
+    return any(w in grounds.words for w in (noun, noun + "s", noun + "es")) or any(
+        noun in w.split("-") or w.startswith(noun) for w in grounds.words
+    )
+
+
+def season(text: str, grounds: Grounds) -> list[tuple[str, str]]:
+    """Seasons and occasions the brief (its text, products, or send month) does not have."""
+    out = []
+    for name in sorted(seasons_in(text) - grounds.seasons):
+        if grounds.seasons:
+            given = ", ".join(sorted(grounds.named_seasons or grounds.seasons))
+            detail = f"{name} in a brief for {given}"
+        else:
+            detail = f"{name}, and the brief names no season or occasion"
+        out.append(("season", detail))
+    return out
+
+
+def order_talk(text: str) -> list[tuple[str, str]]:
+    return [("order_talk", m.group().strip()) for m in ORDER_TALK.finditer(text)]
+
+
+def truncated(raw: str, grounds: Grounds) -> list[tuple[str, str]]:
+    """A subject or preheader that stops mid-phrase: on a dangling word ("… with the"), a comma
+    or dash, an ellipsis, or a word cut short (one neither English nor the brief has)."""
+    # wordfreq: its word lists load on first use, not when the checks are imported
+    from wordfreq import zipf_frequency
+
+    text = raw.strip()
+    if not text:
+        return []
+    if text.endswith(("...", "…", ",", ";", ":", "-", "–", "—", "&", "+", "/", "(")):
+        return [("truncated", f"ends on {text[-3:]!r}")]
+    words = WORD.findall(text)
+    if not words or text[-1] in ".!?\"'”’)":
+        return []
+    last = words[-1].lower().strip("'’-")
+    if last in DANGLING:
+        return [("truncated", f"ends on {last!r}")]
+    if last not in grounds.words and len(last) > 2 and zipf_frequency(last, "en") < 2.0:
+        return [("truncated", f"ends on {last!r}, a word cut short")]
+    return []
+
+
+def entities(raw: str) -> list[tuple[str, str]]:
+    return [("entities", m.group()) for m in ENTITY.finditer(raw)]
+
+
+def unsupported(
+    text: str, grounds: Grounds, skip: list[str] = (), floor: float = SUPPORT_FLOOR
+) -> list[tuple[str, str]]:
+    """Sentences whose best similarity to the brief's facts is below `floor`. `skip`: phrases
+    not written by the model (the brand's required lines), left out of the check."""
+    found = checked_sentences(text, skip)
+    if not found:
+        return []
+    scores = grounds.support(found)
+    return [
+        ("unsupported", f"{s!r} (similarity {score:.2f} to the brief, floor {floor:.2f})")
+        for s, score in zip(found, scores, strict=True)
+        if score < floor
+    ]
