@@ -29,7 +29,7 @@ from marketing_ai.ml.language.retrieval import MODES, Index, passages  # noqa: E
 os.environ.setdefault("MARKETING_AI_MODEL_CACHE", str(services.ROOT / "var" / "models"))
 KNOWLEDGE = services.ROOT / "crm" / "demo" / "knowledge"
 CASES = json.loads((services.ROOT / "bench" / "data" / "chat.json").read_text())
-OWN = [chat.Order("581001", "2011-12-01", "placed", "24.50 GBP", ["2 × Regency teacup"])]
+OWN = [chat.Order("581001", "2011-12-01", "placed", "24.50 GBP", [chat.Line(2, "Regency teacup")])]
 
 
 def build_index() -> tuple[Index, dict[str, int]]:

@@ -70,6 +70,8 @@ def product_bulk_upsert(*, workspace: Workspace, rows: list) -> v.BatchResult:
             setattr(product, name, fields[name])
         fields_changed.update(changed)
         if changed:
+            # bulk_update writes the field as it is on the object: auto_now does not run.
+            product.updated_at = timezone.now()
             to_update.append(product)
             result.updated += 1
         else:

@@ -5,7 +5,8 @@ the reply task imports it.
 
 A customer's orders reach the assistant only through `conversation.customer`, which is set
 when the person was identified (a signed link from our e-mails, or an API caller that names
-them); whatever a message says, no other customer's rows are read.
+them); whatever a message says, no other customer's rows are read. The catalogue it answers
+product questions from is the conversation's workspace's own products.
 """
 
 from functools import lru_cache
@@ -13,9 +14,10 @@ from functools import lru_cache
 from django.conf import settings
 from django.db.models import Count, Max
 
-from crm.models import ChatMessage, Conversation, Customer, KnowledgeArticle, Order
+from crm.models import ChatMessage, Conversation, Customer, KnowledgeArticle, Order, OrderLine
+from crm.models import Product as CatalogueRow
 from crm.support.services import reply_save
-from marketing_ai.ml.language.assistant import Assistant
+from marketing_ai.ml.language.assistant import Assistant, Catalogue, Line, Product
 from marketing_ai.ml.language.assistant import Order as OrderFacts
 from marketing_ai.ml.language.embeddings import encoder
 from marketing_ai.ml.language.llm import language_model
@@ -56,25 +58,63 @@ def _assistant(signature: tuple, use_model: bool):
     return Assistant(_index(signature), encoder(), model)
 
 
-def _orders(customer: Customer):
-    rows = (
-        Order.objects.filter(customer=customer, kind=Order.Kind.ORDER)
-        .order_by("-placed_at")
-        .prefetch_related("lines__product")[:20]
-    )
-    out = []
-    for order in rows:
-        lines = [f"{line.quantity} × {line.product.name}" for line in order.lines.all()]
-        out.append(
-            OrderFacts(
-                order.external_id,
-                order.placed_at.date().isoformat(),
-                order.status,
-                f"{order.total} {order.currency}",
-                lines,
-            )
+# A customer's whole history is read (questions by date and product reach back years), in two
+# queries of plain values; a cap keeps a wholesale account's turn bounded.
+MAX_ORDERS = 1000
+
+
+def _orders(customer: Customer) -> list[OrderFacts]:
+    """The customer's orders and returns, most recent first, with their lines."""
+    rows = list(
+        Order.objects.filter(customer=customer)
+        .order_by("-placed_at", "-pk")
+        .values_list("pk", "external_id", "kind", "status", "placed_at", "cancelled_at", "total",
+                     "currency")[:MAX_ORDERS]
+    )  # fmt: skip
+    lines: dict[int, list[Line]] = {pk: [] for pk, *_ in rows}
+    for order_id, quantity, name in (
+        OrderLine.objects.filter(order_id__in=lines)
+        .order_by("pk")
+        .values_list("order_id", "quantity", "product__name")
+    ):
+        lines[order_id].append(Line(quantity, name))
+    return [
+        OrderFacts(
+            number,
+            placed_at.date().isoformat(),
+            status,
+            f"{total} {currency}",
+            lines[pk],
+            kind=kind,
+            cancelled_at=cancelled_at.date().isoformat() if cancelled_at else "",
         )
-    return out
+        for pk, number, kind, status, placed_at, cancelled_at, total, currency in rows
+    ]
+
+
+def _catalogue_signature(workspace_id: int) -> tuple:
+    stats = CatalogueRow.objects.filter(workspace_id=workspace_id).aggregate(
+        n=Count("id"), at=Max("updated_at")
+    )
+    return workspace_id, stats["n"], str(stats["at"])
+
+
+@lru_cache(maxsize=16)
+def _catalogue(signature: tuple) -> Catalogue:
+    rows = CatalogueRow.objects.filter(workspace_id=signature[0]).values_list(
+        "sku", "name", "price", "currency", "description", "category", "active"
+    )
+    return Catalogue(
+        [
+            Product(sku, name, str(price) if price is not None else None, currency, desc, cat, on)
+            for sku, name, price, currency, desc, cat, on in rows
+        ]
+    )
+
+
+def catalogue(workspace_id: int) -> Catalogue:
+    """The workspace's products prepared for lookups, kept per process until one changes."""
+    return _catalogue(_catalogue_signature(workspace_id))
 
 
 def _turn_facts(message_id: int) -> tuple[ChatMessage, list | None] | None:
@@ -106,5 +146,10 @@ def chat_answer(message_id: int, with_model: bool = True) -> ChatMessage | None:
         ChatMessage.objects.filter(pk=message.pk, answered=False).update(answered=True)
         return None
     bot = assistant(conversation.workspace_id, with_model=with_model)
-    reply = bot.reply(message.text, orders=orders, identified=orders is not None)
+    reply = bot.reply(
+        message.text,
+        orders=orders,
+        identified=orders is not None,
+        catalogue=catalogue(conversation.workspace_id),
+    )
     return reply_save(message, reply)

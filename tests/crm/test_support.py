@@ -19,7 +19,7 @@ from crm.support import answering, links
 from crm.support import services as chat
 from marketing_ai.ml.language.assistant import Reply
 from tests.conftest import wait_until
-from tests.crm.factories import shop
+from tests.crm.factories import WorkspaceFactory, shop
 from workers.celery import app
 
 
@@ -441,3 +441,93 @@ def test_the_widget_answers_400_for_a_body_that_is_not_a_json_object(client, wor
     )
     assert response.status_code == 400
     assert response.json() == {"errors": {"body": ["send a JSON object"]}}
+
+
+def history(workspace) -> tuple:
+    """Ada's years of orders in the shop (Online Retail's shapes: a long order, a cancelled
+    one, a credit note), a cake stand in the catalogue, and a second shop selling its own."""
+    ada, bob = shop(workspace)
+    products = [
+        {
+            "sku": "22423",
+            "name": "REGENCY CAKESTAND 3 TIER",
+            "price": "12.75",
+            "description": "Three tiers of bone china. Hand wash only.",
+        },
+        {"sku": "OLD", "name": "REGENCY CAKESTAND 2 TIER", "price": "9.95", "active": False},
+    ] + [{"sku": f"N{i}", "name": f"PAPER NAPKINS DESIGN {i}"} for i in range(28)]
+    assert not services.product_bulk_upsert(workspace=workspace, rows=products).errors
+    line = {"sku": "22423", "quantity": 1, "unit_price": 12.75}
+    orders = [
+        {"external_id": "560000", "customer": ada.pk, "placed_at": "2011-07-05T10:00:00Z",
+         "lines": [{**line, "quantity": 2}]},
+        {"external_id": "572000", "customer": ada.pk, "placed_at": "2011-10-05T10:00:00Z",
+         "status": "cancelled", "cancelled_at": "2011-10-06T09:00:00Z", "lines": [line]},
+        {"external_id": "573585", "customer": ada.pk, "placed_at": "2011-10-31T10:00:00Z",
+         "lines": [{"sku": f"N{i}", "quantity": i + 1, "unit_price": 1} for i in range(28)]},
+        {"external_id": "C575000", "customer": ada.pk, "placed_at": "2011-11-10T10:00:00Z",
+         "kind": "return", "lines": [line]},
+        {"external_id": "572001", "customer": bob.pk, "placed_at": "2011-10-12T10:00:00Z",
+         "lines": [line]},
+    ]  # fmt: skip
+    assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
+    elsewhere = WorkspaceFactory(slug="elsewhere-c4")
+    services.product_bulk_upsert(
+        workspace=elsewhere,
+        rows=[{"sku": "X", "name": "MARBLE CAKE STAND", "price": "99.00"}],
+    )
+    return ada, bob
+
+
+@pytest.mark.django_db(transaction=True)
+def test_customers_ask_about_their_orders_by_date_product_and_state(client, workspace, eager):
+    ada, bob = history(workspace)
+    link = links.customer_chat_token(ada)
+    chat_id = ""
+
+    def answer(question: str) -> str:
+        nonlocal chat_id
+        asked = ask(client, workspace, question, chat_id, link)
+        chat_id = asked["conversation"]
+        return asked["reply"]["text"]
+
+    october = answer("What did I order in October 2011?")
+    assert "order numbered 2011" not in october
+    assert october.startswith("You have 2 orders in October 2011.")
+    assert "573585 on 2011-10-31" in october and "572000 on 2011-10-05 (cancelled" in october
+    assert "572001" not in october  # Bob's October order
+    stand = answer("When did I buy the cake stand?")
+    assert stand.startswith("You bought REGENCY CAKESTAND 3 TIER in 2 orders")
+    assert "order 572000" in stand and "order 560000" in stand and "572001" not in stand
+    cancelled = answer("Which of my orders were cancelled?")
+    assert cancelled.startswith("You have 1 cancelled order.") and "2011-10-06" in cancelled
+    returned = answer("What have I returned?")
+    assert returned.startswith("You have 1 return.") and "C575000" in returned
+    long = answer("Show me order 573585")
+    assert "5 × PAPER NAPKINS DESIGN 4 … and 23 more items." in long
+    assert "Total: 28" not in long and "Total: 406.00 GBP." in long
+    # Another customer's order, by its number, is not found.
+    theirs = answer("What was in order 572001?")
+    assert theirs.startswith("I can't find an order numbered 572001")
+    stored = ChatMessage.objects.filter(role=ChatMessage.Role.ASSISTANT, source="orders")
+    assert stored.count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_product_questions_come_from_the_workspaces_own_catalogue(client, workspace, eager):
+    history(workspace)
+    price = ask(client, workspace, "How much is the three tier cake stand?")["reply"]["text"]
+    assert price == (
+        "REGENCY CAKESTAND 3 TIER (12.75 GBP) is available to order. Three tiers of bone "
+        "china. Hand wash only."
+    )
+    both = ask(client, workspace, "Do you sell cake stands?")["reply"]["text"]
+    assert "REGENCY CAKESTAND 2 TIER (9.95 GBP, no longer sold)" in both
+    assert "MARBLE" not in both and "99.00" not in both  # the other shop's cake stand
+    # A question no product answers goes to the help articles, as before.
+    vouchers = ask(client, workspace, "Do you sell gift vouchers?")["reply"]
+    assert vouchers["citations"][0]["title"] == "Gift cards and vouchers"
+    # The catalogue is read again once a product changes.
+    services.product_bulk_upsert(workspace=workspace, rows=[{"sku": "22423", "price": "14.00"}])
+    again = ask(client, workspace, "How much is the three tier cake stand?")["reply"]["text"]
+    assert again.startswith("REGENCY CAKESTAND 3 TIER (14.00 GBP)")

@@ -4,21 +4,36 @@
   people's data, or to act as something else) and off-topic work (essays, code) before
   anything is retrieved.
 - Order questions are answered from the orders the caller passes in — the identified customer's
-  own, and nothing else ever reaches this module — with the order's facts, not generated text.
+  own, and nothing else ever reaches this module — with the order's facts, not generated text:
+  by number, date or period, product, or state (orders.py).
+- Product questions ("how much is the cake stand?") are answered from the catalogue the caller
+  passes in (the workspace's own products: name, price, description, whether it is still sold),
+  with a help article cited when one is close; a question no product matches goes to the
+  knowledge base.
 - Other questions are answered from the knowledge base: hybrid retrieval, then the language
   model writes an answer from the best passages; an answer that brings numbers or names the
   passages do not contain is replaced by the passage's most relevant sentences. Every knowledge
-  answer cites its articles.
+  answer cites its articles. The model's answer can be followed as it is written (`on_text`);
+  what was shown is provisional until the reply returns, which may replace it with extracted
+  sentences when a finished sentence fails the check.
 - Returns, unsubscribe and "talk to a person" have fixed routes (the latter hands over to staff).
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 
 from marketing_ai.ml.language import guardrails, screening
+from marketing_ai.ml.language import orders as order_questions
+from marketing_ai.ml.language import products as catalogue_words
+from marketing_ai.ml.language.orders import Line, Order
+from marketing_ai.ml.language.products import Catalogue, Product
 from marketing_ai.ml.language.retrieval import Index
+
+__all__ = ["Assistant", "Catalogue", "Line", "Order", "Product", "Reply", "screen"]
 
 INTENTS = ("order_status", "returns", "product", "unsubscribe", "human", "question")
 
@@ -40,7 +55,16 @@ KEYWORDS = {
     r"talk to (?:someone|a person|staff))\b",
     "unsubscribe": r"\b(unsubscribe|opt[ -]?out|stop (?:sending|emailing)|remove me)\b",
     "order_status": r"\b(where(?:'s| is) my (?:order|parcel|package)|track(?:ing)?|"
-    r"order (?:status|number|#?\d+)|#\d{3,}|has my order|not arrived|delivered yet)\b",
+    r"order (?:status|number|#?\d+)|#\d{3,}|has my order|not arrived|delivered yet|"
+    # Questions about their own order history: by date, product or state.
+    r"(?:what|when|which|did|have) (?:\w+ ){0,3}i (?:ever )?(?:order|ordered|buy|bought|"
+    r"purchase|purchased|return|returned|cancel|cancelled)|my (?:orders|purchases|returns|"
+    r"(?:last|latest|recent|most recent|cancell?ed) orders?)|(?:cancell?ed|returned) orders?|"
+    r"orders? (?:i (?:placed|made)|placed|from|in|on|during) (?:last|this|\d|jan|feb|mar|apr|"
+    r"may|jun|jul|aug|sep|oct|nov|dec))",
+    "product": r"\b(do you (?:sell|have|stock|do|carry)|in stock|how much (?:is|are|does|do)|"
+    r"price of|what does .{1,40} cost|tell me about (?:the|your)|still (?:available|sold|"
+    r"for sale))\b",
 }
 
 REFUSALS = {
@@ -52,22 +76,13 @@ REFUSALS = {
 
 
 @dataclass
-class Order:
-    number: str
-    placed_at: str  # ISO date
-    status: str
-    total: str
-    lines: list[str] = field(default_factory=list)  # "2 × Regency teacup"
-
-
-@dataclass
 class Reply:
     text: str
     intent: str
     citations: list[int] = field(default_factory=list)  # article ids
     refused: str = ""  # "injection" / "off_topic" / ""
     handoff: bool = False
-    source: str = ""  # "model", "extract", "orders", "fixed"
+    source: str = ""  # "model", "extract", "orders", "catalogue", "fixed"
 
 
 def screen(message: str) -> str:
@@ -93,9 +108,18 @@ class Assistant:
         return str(self._example_intents[best]) if similarity[best] >= 0.55 else "question"
 
     def reply(
-        self, message: str, orders: list[Order] | None = None, identified: bool = False
+        self,
+        message: str,
+        orders: list[Order] | None = None,
+        identified: bool = False,
+        catalogue: Catalogue | None = None,
+        on_text: Callable[[str], None] | None = None,
+        today: date | None = None,
     ) -> Reply:
-        """`orders` are the identified customer's own orders (None when nobody is identified)."""
+        """`orders` are the identified customer's own orders, most recent first (None when
+        nobody is identified); `catalogue` the workspace's own products; `on_text` is called
+        with the model's answer so far as it is written (answers from facts come whole);
+        `today` dates "last month"."""
         refused = screen(message)
         if refused:
             return Reply(REFUSALS[refused], "refused", refused=refused, source="fixed")
@@ -104,7 +128,7 @@ class Assistant:
             text = "I've asked a member of our team to join this conversation; they'll reply here."
             return Reply(text, intent, handoff=True, source="fixed")
         if intent == "order_status":
-            reply = self._order_status(message, orders if identified else None)
+            reply = self._order_status(message, orders if identified else None, today)
             return self._with_articles(message, reply)  # e.g. the article on tracking
         if intent == "unsubscribe":
             text = (
@@ -112,38 +136,43 @@ class Assistant:
                 "from us, or from your preferences page; it takes effect at once."
             )
             return self._with_articles(message, Reply(text, intent, source="fixed"))
-        return self._from_knowledge(message, intent)
+        if intent == "product" and catalogue is not None:
+            found = self._from_catalogue(message, catalogue)
+            if found is not None:
+                return found
+        return self._from_knowledge(message, intent, on_text)
 
-    def _order_status(self, message: str, orders: list[Order] | None) -> Reply:
+    def _order_status(self, message: str, orders: list[Order] | None, today: date | None) -> Reply:
         if orders is None:
             text = (
                 "I can look up orders once I know who you are: please open this chat from the "
                 "link in one of our e-mails or from your account."
             )
             return Reply(text, "order_status", source="fixed")
-        if not orders:
-            return Reply(
-                "I can't find any orders on your account.", "order_status", source="orders"
-            )
-        asked = re.findall(r"\d{3,}", message)
-        if asked:
-            found = [o for o in orders if any(a in o.number for a in asked)]
-            if not found:
-                text = (
-                    f"I can't find an order numbered {asked[0]} on your account. Your most "
-                    f"recent order is {orders[0].number}."
-                )
-                return Reply(text, "order_status", source="orders")
-            order = found[0]
-        else:
-            order = orders[0]
-        text = (
-            f"Your order {order.number}, placed on {order.placed_at}, has status: {order.status}."
-        )
-        if order.lines:
-            text += " It contains " + "; ".join(order.lines[:5]) + "."
-        text += f" Total: {order.total}."
+        text = order_questions.answer(message, orders, today)
         return Reply(text, "order_status", source="orders")
+
+    def _from_catalogue(self, message: str, catalogue: Catalogue) -> Reply | None:
+        """The products a question names, from the catalogue's facts; None when none matches
+        (the knowledge base answers instead)."""
+        query = catalogue_words.content_words(message)
+        found = catalogue.find(query)
+        if not found:
+            return None
+        found.sort(key=lambda p: not p.active)
+        if len(found) == 1:
+            text = _product_text(found[0], full=True)
+        else:
+            listed = "; ".join(_product_text(p) for p in found[:LISTED_PRODUCTS])
+            text = f'We have {len(found)} products matching "{" ".join(query)}": {listed}'
+            if len(found) > LISTED_PRODUCTS:
+                text += f" … and {len(found) - LISTED_PRODUCTS} more"
+            text += "."
+        reply = Reply(text, "product", source="catalogue")
+        hits = self.index.search(message, k=1)
+        if hits and hits[0].similarity >= CATALOGUE_CITATION:
+            reply.citations = [hits[0].passage.article]
+        return reply
 
     def _with_articles(self, message: str, reply: Reply) -> Reply:
         hits = self.index.search(message, k=1)
@@ -151,7 +180,9 @@ class Assistant:
             reply.citations = [hits[0].passage.article]
         return reply
 
-    def _from_knowledge(self, message: str, intent: str) -> Reply:
+    def _from_knowledge(
+        self, message: str, intent: str, on_text: Callable[[str], None] | None = None
+    ) -> Reply:
         hits = self.index.search(message, k=3)
         if not hits or hits[0].similarity < self.min_similarity:
             text = (
@@ -168,14 +199,16 @@ class Assistant:
         context = "\n\n".join(h.passage.as_text() for h in hits if h.passage.article in cited)
         text, source = "", "extract"
         if self.model is not None:
-            text = self._generate(message, context)
+            text = self._generate(message, context, on_text)
             if text:
                 source = "model"
         if not text:
             text = self._extract(message, [h.passage for h in hits if h.passage.article in cited])
         return Reply(text, intent, citations=cited, source=source)
 
-    def _generate(self, message: str, context: str) -> str:
+    def _generate(
+        self, message: str, context: str, on_text: Callable[[str], None] | None = None
+    ) -> str:
         conversation = [
             {
                 "role": "system",
@@ -184,29 +217,75 @@ class Assistant:
             },
             {"role": "user", "content": f"Help text:\n{context}\n\nQuestion: {message}"},
         ]
-        out = self.model.generate([conversation], max_new_tokens=70, temperature=0.0)[0].text
-        out = " ".join(re.split(r"(?<=[.!?])\s+", out.strip())[:2]).strip()
+        facts = guardrails.Facts(context + "\n" + message)
+        if on_text is not None and hasattr(self.model, "stream"):
+            out = self._streamed(conversation, facts, on_text)
+        else:
+            out = self.model.generate([conversation], max_new_tokens=70, temperature=0.0)[0].text
+        out = " ".join(SENTENCE_END.split(out.strip())[:2]).strip()
         if len(out) < 15 or out[-1:] not in ".!?":
             return ""
-        # Grounded or not at all: anything factual the help text lacks sends us to extraction.
-        facts = guardrails.Facts(context + "\n" + message)
-        rules = guardrails.BrandRules(language="", min_length={}, max_length={})
-        report = guardrails.check({"text": out}, rules, facts)
-        grounded = not any(
-            f.rule in guardrails.INVENTED or f.rule == "personal_data" for f in report.failures
-        )
-        return out if grounded else ""
+        return out if _grounded(out, facts) else ""
+
+    def _streamed(self, conversation: list[dict], facts, on_text: Callable[[str], None]) -> str:
+        """The model's answer, shown piece by piece; stops at the second finished sentence, or
+        at the first finished sentence that brings a number or name the help text lacks (the
+        answer is then extracted, and replaces what was shown)."""
+        text, checked = "", 0
+        pieces = self.model.stream(conversation, max_new_tokens=70, temperature=0.0)
+        try:
+            for piece in pieces:
+                text += piece
+                on_text(text.strip())
+                finished = SENTENCE_END.split(text.strip())[:-1]
+                for sentence in finished[checked:]:
+                    if not _grounded(sentence, facts):
+                        return ""
+                checked = len(finished)
+                if checked >= 2:
+                    break
+        finally:
+            pieces.close()  # stops the decoding when we stop reading
+        return text
 
     def _extract(self, message: str, found: list) -> str:
         """The two sentences of the found passages closest to the question, in their order."""
         sentences = [
-            s.strip()
-            for p in found
-            for s in re.split(r"(?<=[.!?])\s+", p.text)
-            if len(s.strip()) > 20
+            s.strip() for p in found for s in SENTENCE_END.split(p.text) if len(s.strip()) > 20
         ]
         if not sentences:
             return found[0].text
         similarity = self.encoder.encode(sentences) @ self.encoder.encode([message])[0]
         keep = sorted(np.argsort(-similarity)[:2])
         return " ".join(re.sub(r"[*_`#>]", "", sentences[i]) for i in keep)
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+LISTED_PRODUCTS = 4
+# A product answer cites a help article only when it is clearly about the question (care,
+# sizes); below this the catalogue's facts stand alone.
+CATALOGUE_CITATION = 0.5
+
+
+def _grounded(text: str, facts) -> bool:
+    """No number, name or personal data that the help text (or the question) lacks."""
+    rules = guardrails.BrandRules(language="", min_length={}, max_length={})
+    report = guardrails.check({"text": text}, rules, facts)
+    return not any(
+        f.rule in guardrails.INVENTED or f.rule == "personal_data" for f in report.failures
+    )
+
+
+def _product_text(product: Product, full: bool = False) -> str:
+    """A product's facts: name, price, whether it is still sold (and with `full`, its
+    description's first two sentences)."""
+    price = f"{product.price} {product.currency}" if product.price else "no price listed"
+    text = f"{product.name} ({price}"
+    text += ")" if product.active else ", no longer sold)"
+    if not full:
+        return text
+    text += " is available to order." if product.active else " is no longer sold."
+    described = " ".join(SENTENCE_END.split(product.description.strip())[:2]).strip()
+    if described:
+        text += " " + re.sub(r"[*_`#>]", "", described)
+    return text

@@ -2,6 +2,7 @@
 answers are extracted, which is also the path every ungrounded model answer falls back to)."""
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -46,13 +47,135 @@ def test_hybrid_recall_on_the_shipped_questions(index):
 
 def test_order_answers_use_only_the_orders_given(index):
     bot = chat.Assistant(index, encoder())
-    mine = [chat.Order("581001", "2011-12-01", "placed", "24.50 GBP", ["2 × Regency teacup"])]
+    mine = [
+        chat.Order("581001", "2011-12-01", "placed", "24.50 GBP", [chat.Line(2, "Regency teacup")])
+    ]
     reply = bot.reply("where is my order 581001?", orders=mine, identified=True)
     assert "581001" in reply.text and "Regency teacup" in reply.text
     other = bot.reply("where is my order 536365?", orders=mine, identified=True)
     assert "can't find an order numbered 536365" in other.text
     anonymous = bot.reply("where is my order 581001?", orders=None, identified=False)
     assert "581001" not in anonymous.text and anonymous.intent == "order_status"
+
+
+def history() -> list:
+    """A customer's orders, most recent first, as the platform passes them (Online Retail's
+    shapes: a long order, a cancelled one, a credit note)."""
+    line = chat.Line
+    return [
+        chat.Order("581001", "2011-12-01", "placed", "24.50 GBP", [line(2, "Regency teacup")]),
+        chat.Order(
+            "C575000", "2011-11-10", "placed", "-10.95 GBP",
+            [line(-1, "REGENCY CAKESTAND 3 TIER")], kind="return",
+        ),
+        chat.Order(
+            "573585", "2011-10-31", "placed", "300.00 GBP",
+            [line(i + 1, f"PAPER NAPKINS DESIGN {i}") for i in range(28)],
+        ),
+        chat.Order(
+            "572000", "2011-10-05", "cancelled", "10.95 GBP",
+            [line(1, "REGENCY CAKESTAND 3 TIER")], cancelled_at="2011-10-06",
+        ),
+        chat.Order(
+            "560000", "2011-07-05", "placed", "21.90 GBP",
+            [line(2, "REGENCY CAKESTAND 3 TIER"), line(1, "Moroccan lantern")],
+        ),
+        chat.Order("540000", "2010-12-05", "placed", "5.00 GBP", [line(5, "JUMBO BAG RED")]),
+    ]  # fmt: skip
+
+
+def ask(index, message: str) -> chat.Reply:
+    bot = chat.Assistant(index, encoder())
+    return bot.reply(message, orders=history(), identified=True, today=date(2026, 12, 2))
+
+
+def test_orders_by_date_are_not_read_as_order_numbers(index):
+    reply = ask(index, "What did I order in October 2011?")
+    assert reply.intent == "order_status" and reply.source == "orders"
+    assert "can't find an order numbered" not in reply.text
+    assert reply.text.startswith("You have 2 orders in October 2011.")
+    assert "573585 on 2011-10-31" in reply.text and "572000 on 2011-10-05 (cancelled" in reply.text
+    assert "581001" not in reply.text and "560000" not in reply.text
+    # A month without its year is the latest one they ordered in; a day, a year, relative dates.
+    assert ask(index, "what did i order in october?").text.startswith("You have 2 orders in Oct")
+    day = ask(index, "What did I buy on 5 December?").text
+    assert day.startswith("You have 1 order on 5 December 2010.") and "JUMBO BAG RED" in day
+    assert ask(index, "my orders from 2010").text.startswith("You have 1 order in 2010.")
+    none = ask(index, "What did I order last month?").text
+    assert none.startswith("I can't find any orders in November 2026")
+    assert "run from 2010-12-05 to 2011-12-01" in none
+
+
+def test_orders_by_product(index):
+    reply = ask(index, "When did I buy the cake stand?")
+    assert reply.source == "orders"
+    assert reply.text.startswith("You bought REGENCY CAKESTAND 3 TIER in 2 orders")
+    # The cancelled order is still an order they placed; the credit note is a return, not a buy.
+    assert "2011-10-05 (order 572000" in reply.text and "2011-07-05 (order 560000" in reply.text
+    assert "C575000" not in reply.text
+    lantern = ask(index, "did I ever order a lantern in 2011?").text
+    assert lantern.startswith("You bought Moroccan lantern once in 2011") and "560000" in lantern
+    missing = ask(index, "When did I buy the garden bench?").text
+    assert missing.startswith("I can't find garden bench in your orders.")
+
+
+def test_orders_by_state(index):
+    cancelled = ask(index, "Which of my orders were cancelled?").text
+    assert cancelled.startswith("You have 1 cancelled order.")
+    assert "572000 on 2011-10-05 (cancelled on 2011-10-06)" in cancelled
+    returned = ask(index, "What have I returned?").text
+    assert returned.startswith("You have 1 return.") and "C575000" in returned
+    assert "581001" not in returned
+    latest = ask(index, "Has my order shipped?").text
+    assert latest.startswith("Your order 581001, placed on 2011-12-01, has status: placed.")
+
+
+def test_a_long_order_is_summarised_with_the_count_left_out(index):
+    reply = ask(index, "Show me order 573585").text
+    assert "PAPER NAPKINS DESIGN 4;" not in reply  # five lines shown, the fifth ends the list
+    assert "5 × PAPER NAPKINS DESIGN 4 … and 23 more items." in reply
+    assert "PAPER NAPKINS DESIGN 5" not in reply and "Total: 300.00 GBP." in reply
+    listed = ask(index, "what did I order in October 2011?").text
+    assert "… and 25 more items (total 300.00 GBP)" in listed
+
+
+def test_an_order_number_that_looks_like_a_year_is_still_found(index):
+    bot = chat.Assistant(index, encoder())
+    orders = [chat.Order("2011", "2011-03-01", "placed", "9.00 GBP", [chat.Line(1, "Mug")])]
+    reply = bot.reply("where is my order 2011?", orders=orders, identified=True)
+    assert reply.text.startswith("Your order 2011, placed on 2011-03-01")
+
+
+def catalogue() -> chat.Catalogue:
+    return chat.Catalogue(
+        [
+            chat.Product("22423", "REGENCY CAKESTAND 3 TIER", "12.75", "GBP",
+                         "Three tiers of bone china. Hand wash only. Made in England."),
+            chat.Product("22424", "REGENCY CAKESTAND 2 TIER", "9.95", "GBP", active=False),
+            chat.Product("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "2.95", "GBP"),
+            chat.Product("TEA", "Regency teacup", None, "GBP"),
+        ]
+    )  # fmt: skip
+
+
+def test_product_questions_are_answered_from_the_catalogue(index):
+    bot = chat.Assistant(index, encoder())
+    one = bot.reply("How much is the three tier cake stand?", catalogue=catalogue())
+    assert one.intent == "product" and one.source == "catalogue"
+    assert one.text == (
+        "REGENCY CAKESTAND 3 TIER (12.75 GBP) is available to order. Three tiers of bone "
+        "china. Hand wash only."
+    )
+    several = bot.reply("Do you sell cake stands?", catalogue=catalogue()).text
+    assert several.startswith('We have 2 products matching "cake stand": REGENCY CAKESTAND 3')
+    assert "REGENCY CAKESTAND 2 TIER (9.95 GBP, no longer sold)" in several
+    assert "no price listed" in bot.reply("how much is the teacup?", catalogue=catalogue()).text
+    # No product matches: the help articles answer, as without a catalogue.
+    vouchers = bot.reply("Do you sell gift vouchers?", catalogue=catalogue())
+    assert vouchers.source != "catalogue" and vouchers.citations[0] == index.ids["gift-cards"]
+    delivery = bot.reply("How much is next day delivery?", catalogue=catalogue())
+    assert delivery.source != "catalogue"
+    assert delivery.citations[0] == index.ids["delivery-costs"]
 
 
 def test_knowledge_answers_cite_the_right_article(index):
