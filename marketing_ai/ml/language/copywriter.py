@@ -65,6 +65,8 @@ class Draft:
     attempts: int
     seed: int
     prompts: dict[str, list[dict]] = field(default_factory=dict)
+    source: str = "model"  # or "template": the fill-in copy offered beside the model's
+    scores: dict = field(default_factory=dict)  # relevance, mean logprob per token
 
     @property
     def passed(self) -> bool:
@@ -97,21 +99,33 @@ def _readable(name: str) -> str:
     return name.title() if name.isupper() else name
 
 
+# Each field is asked for as what it is, with its own length; {lead} is the product the field is
+# about, {limit} the brand's maximum length in characters. The second figure is the token budget.
 TASKS = {
-    "subject": ("Write a catchy newsletter headline, under 8 words, about these products. Reply "
-                "with the headline only.", 24),
-    "preheader": ("Write one sentence, under 15 words, inviting customers to look at these "
-                  "products. Reply with the sentence only.", 32),
-    "body": ("Describe these products in two or three sentences for a shop newsletter.", 80),
-    "text": ("Write a text message, under 25 words, inviting customers to look at these "
-             "products. Reply with the message only.", 48),
+    "subject": ("Write a short subject line for a shop's marketing e-mail about the {lead}. "
+                "Reply with the subject line only.", 24),
+    "preheader": ("Write the preheader of that e-mail, the one line an inbox shows after the "
+                  "subject: one short sentence, at most {limit} characters, inviting customers to "
+                  "look at the {lead}. Reply with the sentence only.", 32),
+    "body": ("Describe the {names} in two sentences for the shop's newsletter, using "
+             "what the product list says about them.", 80),
+    "text": ("Write an SMS text message from the shop to its customers about the {lead}: one or "
+             "two short sentences, at most {limit} characters in all. Reply with the message "
+             "only.", 48),
 }  # fmt: skip
 
 
-def prompt(brief: Brief, task: str) -> list[dict]:
+def prompt(brief: Brief, task: str, rules: BrandRules | None = None) -> list[dict]:
     """A small model writes a product-centred line far better than "an e-mail" (which it
-    opens with "Dear Sarah" and fills with invention), so the prompt is about the products."""
+    opens with "Dear Sarah" and fills with invention), so the prompt is about the products, in
+    the catalogue's own words, and asks for the field as what it is (a subject line, an SMS)
+    within the brand's length for it (`rules`; the defaults without)."""
     instruction, _ = TASKS[task]
+    names = [_readable(p.name) for p in brief.products] or ["products"]
+    limits = (rules or BrandRules()).max_length
+    instruction = instruction.format(
+        lead=names[0], names=" and the ".join(names), limit=limits.get(task, "")
+    )
     lines = ["Products:", _product_lines(brief)]
     if brief.segment:
         lines.append(f"Customers: {brief.segment}")
@@ -130,12 +144,15 @@ OPENINGS = ("Our {}", "Meet the {}", "The {}", "Discover our {}")
 
 
 def opening(brief: Brief, task: str, slot: int) -> str:
-    """The first words of a body or SMS: a product of the brief, named as the catalogue has it.
-    Started on the product, a small model stays on it (bench/copywriting.py); the slot varies
-    product and phrasing."""
-    if task not in ("body", "text") or not brief.products:
+    """The first words of a body or SMS, and of every other subject line: a product of the
+    brief, named as the catalogue has it. Started on the product, a small model stays on it
+    (bench/copywriting.py); the slot varies product and phrasing, and leaves half the subjects
+    to the model's own phrasing."""
+    if not brief.products or task == "preheader" or (task == "subject" and slot % 2 == 0):
         return ""
-    product = brief.products[slot % len(brief.products)]
+    product = brief.products[(slot // 2 if task == "subject" else slot) % len(brief.products)]
+    if task == "subject":
+        return f"The {_readable(product.name)}"
     return OPENINGS[slot % len(OPENINGS)].format(_readable(product.name))
 
 
@@ -143,15 +160,16 @@ def fields_for(brief: Brief) -> tuple[str, ...]:
     return ("text",) if brief.channel == "sms" else ("subject", "preheader", "body")
 
 
-SENTENCES = {"body": 3, "text": 2}
+SENTENCES = {"body": 2, "text": 2}
 _PREFIX = re.compile(
     r"^\s*(?:subject(?: line)?|preheader|preview|body|sms|message|text)\s*:\s*", re.I
 )
 
 
-def clean(task: str, raw: str, rules: BrandRules) -> str:
+def clean(task: str, raw: str, rules: BrandRules, sentences: int | None = None) -> str:
     """The model's answer as a field: first line for one-line fields, labels and quotes
-    stripped, symbols the brand never uses dropped, cut at a sentence end within the length."""
+    stripped, symbols the brand never uses dropped, cut at a sentence end within the length
+    and, for a body or SMS, to `sentences` (default SENTENCES)."""
     # Models trained on web text write "&amp;" and "&#39;"; the editor would show them as such.
     text = "".join(ch for ch in html.unescape(raw) if _printable(ch))
     lines = [_PREFIX.sub("", line).strip(" \"'*#") for line in text.splitlines()]
@@ -165,7 +183,7 @@ def clean(task: str, raw: str, rules: BrandRules) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     if task in ("body", "text"):
         # The longer a small model writes, the more it invents: keep the first sentences.
-        text = " ".join(re.split(r"(?<=[.!?])\s+", text)[: SENTENCES[task]])
+        text = " ".join(re.split(r"(?<=[.!?])\s+", text)[: sentences or SENTENCES[task]])
     limit = rules.max_length.get(task)
     if limit and len(text) > limit:
         cut = text[:limit]
@@ -232,13 +250,22 @@ def write(
     return drafts[0], stats
 
 
+@dataclass
+class Candidate:
+    text: str
+    failures: list
+    logprob: float | None
+    attempt: int  # the round that wrote it
+
+
 def write_many(
     model,
     briefs: list[Brief],
     rules: BrandRules,
     k: int = 4,
-    rounds: int = 6,
-    oversample: int = 3,
+    rounds: int = 3,
+    candidates: int | None = None,
+    oversample: int = 2,
     seed: int = 0,
     catalogue: list[str] = (),
     people=(),
@@ -246,87 +273,212 @@ def write_many(
     top_p: float = 0.9,
     batch_size: int | None = None,
     progress=None,
+    encoder=None,
 ) -> tuple[list[list[Draft]], dict]:
-    """K drafts per brief. A field that fails its checks is written again — `oversample`
-    candidates per round, the first passing one kept — for up to `rounds` rounds; fields that
-    passed are kept. Each draft is then checked whole; what still fails keeps its reasons.
-    Returns the drafts and run statistics (tokens, seconds, first-try passes)."""
+    """K drafts per brief, each field chosen from a pool of candidates.
+
+    The first round writes `candidates` (default K + 2) per field; a field with fewer than K
+    candidates passing its checks gets `oversample` more per missing one in the next round, up to
+    `rounds`. The K drafts take, field by field, the passing candidates ranked by relevance to the
+    products (MiniLM cosine), the model's own likelihood and their difference from those already
+    taken (MMR); where too few pass, the candidates with the fewest failures fill in and the draft
+    keeps its reasons (templates_beside says what to offer beside them).
+    Returns the drafts per brief and run statistics (tokens, seconds, candidates written, passed
+    and inventing on the first round, drafts passing with first-round fields only)."""
+    candidates = candidates or k + 2
     facts = [b.facts(catalogue, people) for b in briefs]
     contexts = [guardrails.Context(f, rules) for f in facts]
     batch_size = batch_size or getattr(model, "batch_size", 16)  # sized to the device
-    fields: dict[tuple[int, int], dict[str, str]] = {}
-    attempts: dict[tuple[int, int], int] = {}
-    pending = [
-        (b, i, task) for b in range(len(briefs)) for i in range(k) for task in fields_for(briefs[b])
-    ]
-    first_try_failed: set[tuple[int, int]] = set()
-    first_try_invented: set[tuple[int, int]] = set()
-    stats = {"tokens": 0, "seconds": 0.0, "first_try_passed": 0, "generations": 0}
+    pools: dict[tuple[int, str], list[Candidate]] = {
+        (b, task): [] for b in range(len(briefs)) for task in fields_for(briefs[b])
+    }
+    wanted = {key: candidates for key in pools}
+    stats = {"tokens": 0, "seconds": 0.0, "generations": 0, "first_round": 0,
+             "first_round_passed": 0, "first_round_invented": 0}  # fmt: skip
     for attempt in range(1, rounds + 1):
-        if not pending:
+        if not wanted:
             break
         started = time.perf_counter()
-        jobs = [(b, i, task, c) for b, i, task in pending for c in range(oversample)]
-        if attempt == 1:
-            jobs = [(b, i, task, 0) for b, i, task in pending]  # the first try is one draft
+        jobs = [(b, task, len(pools[b, task]) + n) for (b, task), count in wanted.items()
+                for n in range(count)]  # fmt: skip
         written = _write_round(
             model, briefs, rules, jobs, seed + 7919 * attempt, temperature, top_p, batch_size, stats
         )
-        still = []
-        for b, i, task in pending:
-            candidates = [written[j] for j in jobs if j[:3] == (b, i, task)]
-            for text in candidates:
-                failures = guardrails.check_field(task, text, rules, facts[b], contexts[b])
-                ok = not failures
-                if attempt == 1 and any(f.rule in guardrails.INVENTED for f in failures):
-                    first_try_invented.add((b, i))
-                if ok:
-                    break
-            fields.setdefault((b, i), {})[task] = text
-            attempts[(b, i)] = attempt
-            if not ok:
-                still.append((b, i, task))
-                if attempt == 1:
-                    first_try_failed.add((b, i))
-        pending = still
+        for b in {job[0] for job in written}:
+            # The checks embed body sentences; one batch per brief instead of one per candidate.
+            prepare = getattr(contexts[b], "prepare", None)
+            if prepare:
+                prepare(text for job, (text, _) in written.items() if job[0] == b)
+        for (b, task, _), (text, logprob) in written.items():
+            failures = guardrails.check_field(task, text, rules, facts[b], contexts[b])
+            pools[b, task].append(Candidate(text, failures, logprob, attempt))
+            if attempt == 1:
+                stats["first_round"] += 1
+                stats["first_round_passed"] += not failures
+                stats["first_round_invented"] += any(
+                    f.rule in guardrails.INVENTED for f in failures
+                )
+        wanted = {}
+        for key, pool in pools.items():
+            passing = len({guardrails.normalise(c.text) for c in pool if not c.failures})
+            if passing < k:
+                wanted[key] = oversample * (k - passing)
         stats["seconds"] += time.perf_counter() - started
         if progress:
-            progress(attempt / rounds, f"round {attempt}: {len(pending)} fields still failing")
-    drafts = []
+            progress(
+                attempt / rounds, f"round {attempt}: {len(wanted)} fields short of passing copy"
+            )
+    started = time.perf_counter()
+    ranker = Ranker(encoder)
+    drafts, stats["first_try_passed"] = [], 0
     for b, brief in enumerate(briefs):
+        chosen = {task: ranker.choose(brief, pools[b, task], k) for task in fields_for(brief)}
         row = []
         for i in range(k):
-            copy = {task: fields[(b, i)][task] for task in fields_for(brief)}
+            picks = {task: chosen[task][i] for task in chosen}
+            copy = {task: pick.text for task, pick in picks.items()}
             report = guardrails.check(copy, rules, facts[b], contexts[b])
-            prompts = {task: prompt(brief, task) for task in copy}
-            row.append(Draft(copy, report, attempts[(b, i)], seed, prompts))
-            if report.passed and (b, i) not in first_try_failed:
-                stats["first_try_passed"] += 1
+            prompts = {task: prompt(brief, task, rules) for task in copy}
+            logprobs = [p.logprob for p in picks.values() if p.logprob is not None]
+            scores = {
+                "relevance": ranker.relevance(brief, copy),
+                "logprob": round(sum(logprobs) / len(logprobs), 4) if logprobs else None,
+            }
+            attempts = max(p.attempt for p in picks.values())
+            row.append(Draft(copy, report, attempts, seed, prompts, "model", scores))
+            stats["first_try_passed"] += report.passed and attempts == 1
         drafts.append(row)
-    stats["first_try_invented"] = len(first_try_invented)
+    stats["ranking_seconds"] = round(time.perf_counter() - started, 2)
     return drafts, stats
 
 
+def templates_beside(
+    brief: Brief,
+    drafts: list[Draft],
+    rules: BrandRules,
+    catalogue: list[str] = (),
+    people=(),
+    encoder=None,
+) -> list[Draft]:
+    """Template drafts (source "template") to offer beside the model's drafts of a brief: one
+    per failing draft, and one when the most relevant template beats the most relevant passing
+    draft (the ranking's relevance: neither has a likelihood to compare). Only templates that
+    pass the checks are offered, most relevant first."""
+    ranker = Ranker(encoder)
+    facts = brief.facts(catalogue, people)
+    context = guardrails.Context(facts, rules)
+    failing = sum(not d.passed for d in drafts)
+    best = max(
+        (d.scores.get("relevance", ranker.relevance(brief, d.fields)) for d in drafts if d.passed),
+        default=-1.0,
+    )
+    offered = []
+    for fields in template_copy(brief, max(len(drafts), 1), rules):
+        report = guardrails.check(fields, rules, facts, context)
+        if report.passed:
+            scores = {"relevance": ranker.relevance(brief, fields), "logprob": None}
+            offered.append(Draft(fields, report, 0, 0, {}, "template", scores))
+    offered.sort(key=lambda d: -d.scores["relevance"])
+    if not offered:
+        return []
+    return offered[: failing or (1 if offered[0].scores["relevance"] > best else 0)]
+
+
+class Ranker:
+    """Scores candidates against a brief's products with the sentence encoder (MiniLM by
+    default); embeddings of the products' text are computed once per brief."""
+
+    RELEVANCE = 1.0
+    # A mean log-probability per token runs from about -0.5 (fluent) to -3 (rambling): a small
+    # weight lets it break ties between equally relevant lines without outvoting relevance.
+    LIKELIHOOD = 0.05
+    # MMR: how much a candidate's closeness to the lines already taken counts against it.
+    # Lines about the same product are close to one another, so a large weight would trade
+    # relevance away; the K variants differ enough in their wording (distinct-2) at this one.
+    REDUNDANCY = 0.15
+
+    def __init__(self, encoder=None) -> None:
+        self._encoder = encoder
+        self._products: dict[int, object] = {}
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            # numpy and torch come with the encoder: loaded when drafts are ranked, not on import
+            from marketing_ai.ml.language.embeddings import encoder
+
+            self._encoder = encoder()
+        return self._encoder
+
+    def products(self, brief: Brief):
+        if id(brief) not in self._products:
+            self._products[id(brief)] = self.encoder.encode([products_text(brief)])[0]
+        return self._products[id(brief)]
+
+    def relevance(self, brief: Brief, fields: dict[str, str]) -> float:
+        """Cosine of subject + body (or the SMS) to the products' text, as the bench measures."""
+        text = " ".join(v for name, v in fields.items() if name != "preheader")
+        return round(float(self.encoder.encode([text])[0] @ self.products(brief)), 4)
+
+    def choose(self, brief: Brief, pool: list[Candidate], k: int) -> list[Candidate]:
+        """K candidates, passing ones first, by MMR over relevance and likelihood; failing ones
+        (fewest failures first) only where too few pass. Repeats only when the pool is short."""
+        unique = list({guardrails.normalise(c.text): c for c in pool if c.text}.values())
+        if not unique:
+            return [Candidate("", [], None, 1)] * k
+        vectors = self.encoder.encode([c.text for c in unique])
+        relevance = vectors @ self.products(brief)
+        known = [c.logprob for c in unique if c.logprob is not None]
+        middle = sum(known) / len(known) if known else 0.0
+        quality = [
+            self.RELEVANCE * r + self.LIKELIHOOD * (middle if c.logprob is None else c.logprob)
+            for c, r in zip(unique, relevance, strict=True)
+        ]
+        taken: list[int] = []
+        for passing in (True, False):
+            group = [i for i, c in enumerate(unique) if (not c.failures) == passing]
+            while group and len(taken) < k:
+
+                def gain(i):
+                    closest = max((float(vectors[i] @ vectors[j]) for j in taken), default=0.0)
+                    return quality[i] - self.REDUNDANCY * closest - len(unique[i].failures)
+
+                best = max(group, key=gain)
+                taken.append(best)
+                group.remove(best)
+        out = [unique[i] for i in taken]
+        return (out * k)[:k] if len(out) < k else out
+
+
+def products_text(brief: Brief) -> str:
+    """The products in their own words: what copy is measured against for relevance."""
+    return " ".join(
+        " ".join(x for x in (_readable(p.name), p.description) if x) for p in brief.products
+    )
+
+
 def _write_round(model, briefs, rules, jobs, seed, temperature, top_p, batch_size, stats):
+    """Jobs are (brief index, field, candidate number); returns job -> (text, mean logprob)."""
     written = {}
     # Batches share a field (so a similar length) and a decoding constraint.
-    jobs = sorted(jobs, key=lambda job: (job[2], _allows_digits(briefs[job[0]])))
+    jobs = sorted(jobs, key=lambda job: (job[1], _allows_digits(briefs[job[0]])))
     for start in range(0, len(jobs), batch_size):
         groups: dict[tuple, list] = {}
         for job in jobs[start : start + batch_size]:
-            groups.setdefault((job[2], _allows_digits(briefs[job[0]])), []).append(job)
+            groups.setdefault((job[1], _allows_digits(briefs[job[0]])), []).append(job)
         for (task, _), group in groups.items():
             outputs = model.generate(
-                [prompt(briefs[job[0]], task) for job in group],
+                [prompt(briefs[b], task, rules) for b, _, _ in group],
                 max_new_tokens=TASKS[task][1],
                 temperature=temperature,
                 top_p=top_p,
                 seed=seed + start,
                 suppress=suppressed_tokens(model, briefs[group[0][0]]),
-                prefixes=[opening(briefs[job[0]], task, job[1] + job[3]) for job in group],
+                prefixes=[opening(briefs[b], task, n) for b, _, n in group],
             )
             for job, out in zip(group, outputs, strict=True):
-                written[job] = with_required(task, clean(task, out.text, rules), rules)
+                text = with_required(task, clean(task, out.text, rules), rules)
+                written[job] = (text, getattr(out, "logprob", None))
                 stats["tokens"] += out.tokens
                 stats["generations"] += 1
     return written
@@ -342,6 +494,8 @@ def template_copy(brief: Brief, k: int = 4, rules: BrandRules | None = None) -> 
     names = [_readable(p.name) for p in brief.products] or ["our range"]
     lead = names[0]
     description = next((p.description for p in brief.products if p.description), "")
+    if description and description[-1] not in ".!?":
+        description += "."
     subjects = [
         f"New for you: {lead}",
         f"Have you seen our {lead}?",
@@ -360,12 +514,12 @@ def template_copy(brief: Brief, k: int = 4, rules: BrandRules | None = None) -> 
         if len(names) > 1:
             body += f" Also see: {', '.join(names[1:4])}."
         if brief.channel == "sms":
-            fields = {"text": with_required("text", clean("text", body, rules), rules)}
+            fields = {"text": with_required("text", clean("text", body, rules, 3), rules)}
         else:
             fields = {
                 "subject": clean("subject", subjects[i % 4], rules),
                 "preheader": clean("preheader", preheaders[i % 4], rules),
-                "body": with_required("body", clean("body", body, rules), rules),
+                "body": with_required("body", clean("body", body, rules, 3), rules),
             }
         out.append(fields)
     return out
