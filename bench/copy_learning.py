@@ -108,14 +108,9 @@ def round_briefs(products, r: int) -> list[copywriter.Brief]:
     return out
 
 
-def run_round(model, batch, names, r: int, history: list[fewshot.Result] | None, figures, arm):
-    """Writes and 'sends' one round; returns the sent variants' results. With a `history`, the
-    briefs are first conditioned on its winners."""
-    examples = []
-    if history is not None:
-        examples = [
-            fewshot.example(w, drop=RULES.required_phrases) for w in fewshot.winners(history)
-        ]
+def run_round(model, batch, names, r: int, examples: list[dict], figures, arm):
+    """Writes and 'sends' one round with `examples` on every brief; returns the sent variants'
+    results."""
     for brief in batch:
         brief.examples = examples
     started = time.perf_counter()
@@ -179,62 +174,98 @@ def run_round(model, batch, names, r: int, history: list[fewshot.Result] | None,
     return results
 
 
+ARMS = {
+    "plain": "no examples",
+    "fewshot": "few-shot from its own past winners (fewshot.winners)",
+    "random": "few-shot from as many of its own past variants drawn at random",
+}
+
+
+def examples_for(arm: str, history: list[fewshot.Result], r: int) -> list[dict]:
+    if arm == "plain" or not history:
+        return []
+    chosen = fewshot.winners(history)
+    if arm == "random":
+        # The control: examples as such, not their clicks. As many as the winners' arm would
+        # get from a history like this one, drawn from everything this arm sent.
+        rng = np.random.default_rng(7 + r)
+        picks = rng.choice(len(history), size=min(len(chosen), len(history)), replace=False)
+        chosen = [history[int(p)] for p in picks]
+    return [fewshot.example(w, drop=RULES.required_phrases) for w in chosen]
+
+
+def summarise(figures: dict, rounds: int) -> None:
+    later = range(2, rounds + 1)
+    for arm in ARMS:
+        s = sum(figures[f"{arm}_r{r}_sends"] for r in later)
+        c = sum(figures[f"{arm}_r{r}_clicks"] for r in later)
+        low, high = experiment.wilson_interval(c, s)
+        figures[f"{arm}_later_sends"], figures[f"{arm}_later_clicks"] = s, c
+        figures[f"{arm}_later_click_rate"] = round(c / s, 5) if s else 0.0
+        figures[f"{arm}_later_click_rate_low"] = round(low, 5)
+        figures[f"{arm}_later_click_rate_high"] = round(high, 5)
+        expected = [figures[f"{arm}_r{r}_expected_click_rate"] for r in later]
+        figures[f"{arm}_later_expected_click_rate"] = round(float(np.mean(expected)), 5)
+    for arm in ("fewshot", "random"):
+        low, high = experiment.difference_interval(
+            figures[f"{arm}_later_clicks"],
+            figures[f"{arm}_later_sends"],
+            figures["plain_later_clicks"],
+            figures["plain_later_sends"],
+        )
+        figures[f"{arm}_minus_plain_low"] = round(low, 5)
+        figures[f"{arm}_minus_plain_high"] = round(high, 5)
+
+
 def main() -> None:
     from marketing_ai.ml.language.llm import language_model
 
     products = catalogue()
     names = products["name"].astype(str).str.strip().tolist()
     model = language_model()
-    figures: dict = {"briefs_per_round": BRIEFS, "rounds": ROUNDS, "k": K, "sends": SENDS}
+    figures: dict = {"briefs_per_round": BRIEFS, "rounds": 0, "k": K, "sends": SENDS}
     figures["model"] = Path(model.location).name
-    history: dict[str, list] = {"plain": [], "fewshot": []}
+    history: dict[str, list] = {arm: [] for arm in ARMS}
     started = time.perf_counter()
     for r in range(1, ROUNDS + 1):
         if r == 1:
-            # No history in either arm yet: the same briefs and seeds write the same copy, so
-            # round 1 is written once and counted for both.
-            shared = run_round(model, round_briefs(products, r), names, r, None, figures, "plain")
-            for name in [k for k in figures if k.startswith("plain_r1_")]:
-                figures[name.replace("plain_", "fewshot_", 1)] = figures[name]
-            history["plain"] += shared
-            history["fewshot"] += shared
+            # No history in any arm yet: the same briefs and seeds write the same copy, so
+            # round 1 is written once and counted for all.
+            shared = run_round(model, round_briefs(products, r), names, r, [], figures, "plain")
+            for arm in ARMS:
+                for name in [k for k in figures if k.startswith("plain_r1_")]:
+                    figures[name.replace("plain_", f"{arm}_", 1)] = figures[name]
+                history[arm] += shared
             continue
-        batch = round_briefs(products, r)
-        history["plain"] += run_round(model, batch, names, r, None, figures, "plain")
-        batch = round_briefs(products, r)
-        history["fewshot"] += run_round(
-            model, batch, names, r, history["fewshot"], figures, "fewshot"
-        )
-        print(
-            f"round {r}: plain {figures[f'plain_r{r}_click_rate']:.2%}, few-shot "
-            f"{figures[f'fewshot_r{r}_click_rate']:.2%}",
-            flush=True,
-        )
-    figures["seconds"] = round(time.perf_counter() - started, 1)
-    later = range(2, ROUNDS + 1)
-    for arm in ("plain", "fewshot"):
-        s = sum(figures[f"{arm}_r{r}_sends"] for r in later)
-        c = sum(figures[f"{arm}_r{r}_clicks"] for r in later)
-        low, high = experiment.wilson_interval(c, s)
-        figures[f"{arm}_later_click_rate"] = round(c / s, 5) if s else 0.0
-        figures[f"{arm}_later_click_rate_low"] = round(low, 5)
-        figures[f"{arm}_later_click_rate_high"] = round(high, 5)
-    a = [(figures[f"fewshot_r{r}_clicks"], figures[f"fewshot_r{r}_sends"]) for r in later]
-    b = [(figures[f"plain_r{r}_clicks"], figures[f"plain_r{r}_sends"]) for r in later]
-    diff = experiment.difference_interval(
-        sum(x for x, _ in a), sum(n for _, n in a), sum(x for x, _ in b), sum(n for _, n in b)
-    )
-    figures["later_difference_low"], figures["later_difference_high"] = (
-        round(diff[0], 5),
-        round(diff[1], 5),
-    )
+        for arm in ARMS:
+            examples = examples_for(arm, history[arm], r)
+            history[arm] += run_round(
+                model, round_briefs(products, r), names, r, examples, figures, arm
+            )
+            print(
+                f"round {r} {arm}: {figures[f'{arm}_r{r}_click_rate']:.2%} "
+                f"({figures[f'{arm}_r{r}_seconds']:.0f} s)",
+                flush=True,
+            )
+        # Written after every round: a run stopped early still leaves what it measured.
+        figures["rounds"] = r
+        figures["seconds"] = round(time.perf_counter() - started, 1)
+        summarise(figures, r)
+        services.write_results("copy_learning", figures)
+    table(figures)
+    print(services.write_results("copy_learning", figures))
+
+
+def table(figures: dict) -> None:
+    rounds = figures["rounds"]
     rows = []
-    for r in range(1, ROUNDS + 1):
-        for arm in ("plain", "fewshot"):
+    for r in range(1, rounds + 1):
+        for arm in ARMS if r > 1 else ["plain"]:
             k = f"{arm}_r{r}"
             rows.append(
                 (
-                    f"round {r} {arm} ({figures[f'{k}_examples']} examples)",
+                    f"round {r} {arm if r > 1 else '(all arms)'} "
+                    f"({figures[f'{k}_examples']} examples)",
                     f"{figures[f'{k}_click_rate']:.2%} [{figures[f'{k}_click_rate_low']:.2%}, "
                     f"{figures[f'{k}_click_rate_high']:.2%}]",
                     f"expected {figures[f'{k}_expected_click_rate']:.2%}",
@@ -246,31 +277,32 @@ def main() -> None:
                     f"{figures[f'{k}_leaked_example_products']}",
                 )
             )
-    for arm in ("plain", "fewshot"):
+    for arm in ARMS:
         rows.append(
             (
-                f"rounds 2–{ROUNDS} {arm}",
+                f"rounds 2–{rounds} {arm}",
                 f"{figures[f'{arm}_later_click_rate']:.2%} "
                 f"[{figures[f'{arm}_later_click_rate_low']:.2%}, "
                 f"{figures[f'{arm}_later_click_rate_high']:.2%}]",
-                "",
+                f"expected {figures[f'{arm}_later_expected_click_rate']:.2%}",
+                ARMS[arm],
+            )
+        )
+    for arm in ("fewshot", "random"):
+        rows.append(
+            (
+                f"{arm} − plain, rounds 2+",
+                f"[{figures[f'{arm}_minus_plain_low']:+.2%}, "
+                f"{figures[f'{arm}_minus_plain_high']:+.2%}]",
+                "95% (Newcombe)",
                 "",
             )
         )
-    rows.append(
-        (
-            "few-shot − plain, rounds 2+",
-            f"[{diff[0]:+.2%}, {diff[1]:+.2%}]",
-            "95% (Newcombe)",
-            "",
-        )
-    )
     services.print_table(
-        f"Copy learning (SIMULATED audience): {BRIEFS} briefs × {K} variants × {ROUNDS} rounds, "
+        f"Copy learning (SIMULATED audience): {BRIEFS} briefs × {K} variants × {rounds} rounds, "
         f"{figures['model']}",
         rows,
     )
-    print(services.write_results("copy_learning", figures))
 
 
 if __name__ == "__main__":
