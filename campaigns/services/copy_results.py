@@ -185,7 +185,7 @@ def past_winners(
             variant=row["variant"],
             sent=row["sent"],
             clicks=row["clicks"]["count"],
-            at=row["last_sent"].isoformat(),
+            at=row["last_sent"].isoformat() if row["last_sent"] else "",
             fields=row["fields"],
             brief=row["brief"],
         )
