@@ -24,10 +24,10 @@ MAX_EXAMPLES = 3
 MAX_TOKENS = 360
 
 LABELS = {
-    "subject": "a newsletter headline",
-    "preheader": "the preview line",
+    "subject": "a subject line",
+    "preheader": "the preheader",
     "body": "the newsletter text",
-    "text": "a text message",
+    "text": "an SMS text message",
 }
 
 
