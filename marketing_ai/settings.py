@@ -338,6 +338,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="marketing@localhost"
 EMAIL_MESSAGE_ID_DOMAIN = env.str(
     "EMAIL_MESSAGE_ID_DOMAIN", default=urlsplit(PUBLIC_URL).hostname or "localhost"
 )
+# Domain of the per-message return paths (bounce+<token>-<signature>@...) for mail whose
+# sending domain names none (campaigns.deliverability.verp); empty: no VERP.
+CAMPAIGN_BOUNCE_DOMAIN = env.str("CAMPAIGN_BOUNCE_DOMAIN", default="")
 CAMPAIGN_CHANNELS = {
     "email": "campaigns.channels.email.EmailChannel",
     "sms": "campaigns.channels.http.SmsChannel",

@@ -25,6 +25,7 @@ class Outgoing:
     from_email: str = ""
     headers: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    workspace_id: int | None = None  # whose sending domain signs it (e-mail)
 
 
 @dataclass(frozen=True)

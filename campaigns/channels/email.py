@@ -1,13 +1,16 @@
 """E-mail through Django's e-mail backends.
 
 With the SMTP backend (ours, or Django's, which ours extends) a message is handed off right
-before the end of DATA, so it is sent exactly once. Any other backend (an ESP through
+before the end of DATA, so it is sent exactly once; it goes out DKIM-signed where its workspace
+signs for the From domain, with a VERP return path where a bounce domain is set
+(campaigns.deliverability). Any other backend (an ESP through
 django-anymail, the console or file backend) is called first and the ledger committed after it
 succeeded: a worker killed in between sends that one message again, with the same Message-ID.
 """
 
 import smtplib
 
+import dkim
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
@@ -16,6 +19,8 @@ from django.core.mail.message import sanitize_address
 from campaigns import tracking
 from campaigns.channels import Channel, HandOff, Outcome, Outgoing, mime
 from campaigns.channels.smtp import EmailBackend as TwoPhaseBackend
+from campaigns.deliverability import selectors as deliverability
+from campaigns.deliverability import verp
 
 
 class EmailChannel(Channel):
@@ -28,6 +33,7 @@ class EmailChannel(Channel):
         self.backend = backend
         self.two_phase = isinstance(backend, TwoPhaseBackend)
         self._senders: dict[str, tuple[str, str]] = {}
+        self._setups: dict[tuple, deliverability.SendingSetup] = {}
 
     def open(self) -> None:
         if not self.two_phase:
@@ -83,11 +89,26 @@ class EmailChannel(Channel):
         hand_off(lambda: None, provider_id)
         return Outcome("sent", provider_id=provider_id)
 
+    def _setup(self, workspace_id: int | None, envelope_from: str):
+        """Signer and bounce domain for this workspace's From domain, looked up once a run."""
+        domain = envelope_from.rpartition("@")[2].strip(">").lower()
+        key = (workspace_id, domain)
+        if key not in self._setups:
+            self._setups[key] = deliverability.sending_setup(
+                workspace_id=workspace_id, from_domain=domain
+            )
+        return self._setups[key]
+
     def _send_smtp(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
         sender = outgoing.from_email or settings.DEFAULT_FROM_EMAIL
         if sender not in self._senders:
             self._senders[sender] = (mime.address(sender), sanitize_address(sender, "utf-8"))
         header_from, envelope_from = self._senders[sender]
+        setup = self._setup(outgoing.workspace_id, envelope_from)
+        if setup.bounce_domain:
+            envelope_from = verp.return_path(
+                outgoing.token, setup.bounce_domain, settings.SECRET_KEY
+            )
         headers = self.headers(outgoing)
         message_id = headers.pop("Message-ID")
         try:
@@ -108,6 +129,11 @@ class EmailChannel(Channel):
             )
         except ValueError as exc:  # a line break in a header, an unusable address
             return Outcome("failed", f"cannot build the message: {exc}")
+        if setup.signer is not None:
+            try:
+                data = setup.signer.sign(data)
+            except dkim.DKIMException as exc:  # a key dkimpy cannot use: staff can replace it
+                return Outcome("retry", f"DKIM signing failed: {exc}")
         return self.backend.send_bytes(
             sender=envelope_from, recipients=[recipient], data=data, hand_off=hand_off
         )

@@ -1,5 +1,6 @@
 """The campaigns app's models: broadcasts (campaigns, variants, the send ledger, suppressions,
-outbound webhooks) and journeys (campaigns.journeys.models); import them from here."""
+outbound webhooks), sending domains (DKIM keys, return paths) and journeys
+(campaigns.journeys.models); import them from here."""
 
 from campaigns.journeys.models import (
     Enrolment,
@@ -20,6 +21,7 @@ from campaigns.models.broadcasts import (
     validate_sender,
     validate_wave_hours,
 )
+from campaigns.models.deliverability import SendingDomain
 
 __all__ = [
     "BrandRules",
@@ -31,6 +33,7 @@ __all__ = [
     "JourneyTimer",
     "JourneyVersion",
     "Message",
+    "SendingDomain",
     "Suppression",
     "Variant",
     "WebhookDelivery",

@@ -223,6 +223,7 @@ class _Run:
             html=rendered.html,
             text=rendered.text,
             from_email=self.campaign.from_email,
+            workspace_id=self.campaign.workspace_id,
             metadata={
                 "campaign": self.campaign.pk,
                 "variant": message.variant.name,

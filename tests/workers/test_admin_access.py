@@ -16,6 +16,7 @@ from django.core import mail
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from campaigns.deliverability.services import sending_domain_create
 from campaigns.models import Campaign
 from crm.models import Customer, Product, Segment, Workspace
 from crm.services import api_key_create
@@ -70,6 +71,7 @@ PAGES = {
 }
 ACTIONS = {
     "campaigns.campaign.train_uplift": "campaigns.change_campaign",
+    "campaigns.sendingdomain.new_key": "campaigns.change_sendingdomain",
     "crm.apikey.revoke": "crm.change_apikey",
     "crm.product.deactivate": "crm.change_product",
     "crm.product.activate": "crm.change_product",
@@ -264,6 +266,7 @@ def action_cases(workspace: Workspace) -> dict:
     shadow = version("predict.rfm", status=ModelVersion.Status.RETIRED)
     retiring = version("predict.clusters")
     off, on, flip = periodic_task("off", False), periodic_task("on", True), periodic_task("f", True)
+    sending = sending_domain_create(workspace=workspace, domain="shop.example")
 
     def row(obj):
         return type(obj).objects.get(pk=obj.pk)
@@ -286,6 +289,10 @@ def action_cases(workspace: Workspace) -> dict:
         "campaigns.campaign.train_uplift": (
             Campaign.objects.create(workspace=workspace, name="Uplift source"),
             lambda page: "Training the uplift model" in page,
+        ),
+        "campaigns.sendingdomain.new_key": (
+            sending,
+            lambda _: row(sending).public_key != sending.public_key,
         ),
     }
 

@@ -1,0 +1,53 @@
+"""Writes for sending domains: a domain added with a fresh DKIM key, a key replaced."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.deliverability import signing
+from campaigns.models import SendingDomain
+from crm.models import Workspace
+
+
+def _selector(now) -> str:
+    # Dated to the minute: a new key gets a new DNS name, so mail signed with the old key
+    # while the new record propagates still finds the old one.
+    return f"mai{now:%Y%m%d%H%M}"
+
+
+@transaction.atomic
+def sending_domain_create(
+    *, workspace: Workspace, domain: str, bounce_domain: str = ""
+) -> SendingDomain:
+    """A sending domain with a fresh key, not yet signing (its record is not published yet)."""
+    now = timezone.now()
+    key = signing.key_generate()
+    return SendingDomain.objects.create(
+        workspace=workspace,
+        domain=domain.strip().lower(),
+        bounce_domain=bounce_domain.strip().lower(),
+        selector=_selector(now),
+        private_key=key.private_pem,
+        public_key=key.public_b64,
+        key_created_at=now,
+        signing=False,
+    )
+
+
+@transaction.atomic
+def sending_domain_new_key(*, sending_domain: SendingDomain) -> SendingDomain:
+    """Replaces the key under a new selector and stops signing until the new record is
+    published (staff tick `signing` again)."""
+    now = timezone.now()
+    selector = _selector(now)
+    if selector == sending_domain.selector:
+        selector += "b"  # a second key within the minute
+    key = signing.key_generate()
+    sending_domain.selector = selector
+    sending_domain.private_key = key.private_pem
+    sending_domain.public_key = key.public_b64
+    sending_domain.key_created_at = now
+    sending_domain.signing = False
+    sending_domain.save(
+        update_fields=["selector", "private_key", "public_key", "key_created_at", "signing"]
+    )
+    return sending_domain
