@@ -16,6 +16,7 @@ from django.db.models import Count, Max
 
 from crm.models import ChatMessage, Conversation, Customer, KnowledgeArticle, Order, OrderLine
 from crm.models import Product as CatalogueRow
+from crm.support.partials import partial_clear, partial_write
 from crm.support.services import reply_save
 from marketing_ai.ml.language.assistant import Assistant, Catalogue, Line, Product
 from marketing_ai.ml.language.assistant import Order as OrderFacts
@@ -136,7 +137,8 @@ def chat_answer(message_id: int, with_model: bool = True) -> ChatMessage | None:
     """The assistant's reply to one customer message; safe to run twice, also at the same time
     (one reply at most). Read, generate outside any transaction, then write briefly: on SQLite
     every writer would otherwise wait behind a chat turn. A conversation waiting for staff gets
-    no automatic reply."""
+    no automatic reply. The model's answer is kept as it is written (crm.support.partials), for
+    the widget to show before the reply is saved."""
     facts = _turn_facts(message_id)
     if facts is None:
         return None
@@ -146,10 +148,15 @@ def chat_answer(message_id: int, with_model: bool = True) -> ChatMessage | None:
         ChatMessage.objects.filter(pk=message.pk, answered=False).update(answered=True)
         return None
     bot = assistant(conversation.workspace_id, with_model=with_model)
-    reply = bot.reply(
-        message.text,
-        orders=orders,
-        identified=orders is not None,
-        catalogue=catalogue(conversation.workspace_id),
-    )
-    return reply_save(message, reply)
+    attempt = message.reply_attempts
+    try:
+        reply = bot.reply(
+            message.text,
+            orders=orders,
+            identified=orders is not None,
+            catalogue=catalogue(conversation.workspace_id),
+            on_text=lambda text: partial_write(message.pk, attempt, text),
+        )
+        return reply_save(message, reply)
+    finally:
+        partial_clear(message.pk, attempt)

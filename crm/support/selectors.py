@@ -1,5 +1,5 @@
-"""Reads of support conversations: who may read one, whether a reply is pending, its messages,
-and a person's conversations for their privacy export and timeline."""
+"""Reads of support conversations: who may read one, whether a reply is pending (and which),
+its messages, and a person's conversations for their privacy export and timeline."""
 
 from django.db.models import Count
 
@@ -18,6 +18,16 @@ def conversation_readable(conversation: Conversation, customer: Customer | None)
 def conversation_pending(conversation: Conversation) -> bool:
     """Whether a customer message of `conversation` still waits for the assistant."""
     return conversation.messages.filter(role=ChatMessage.Role.CUSTOMER, answered=False).exists()
+
+
+def conversation_unanswered(conversation: Conversation) -> list[tuple[int, int]]:
+    """(id, reply attempt) of each customer message of `conversation` still waiting for the
+    assistant, oldest first: the attempt names the turn whose partial text may be shown."""
+    return list(
+        conversation.messages.filter(role=ChatMessage.Role.CUSTOMER, answered=False)
+        .order_by("pk")
+        .values_list("pk", "reply_attempts")
+    )
 
 
 def conversation_messages(conversation: Conversation) -> list[dict]:

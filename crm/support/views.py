@@ -2,10 +2,11 @@
 
 The widget posts JSON to /chat/<workspace>/messages and is answered 202 at once (the message is
 stored, the reply queued for a worker); it then polls for the reply, so no web worker waits on
-the language model. A visitor who opened it from a signed link (`?c=...`, in our e-mails) is
-identified and may ask about their own orders, with every message and every poll carrying the
-link; anyone else chats anonymously. There is no session: the signed link is the only
-credential, so no CSRF token.
+the language model. While the model writes, each poll also carries the answer so far
+(crm.support.partials says why polling and not an event stream). A visitor who opened it
+from a signed link (`?c=...`, in our e-mails) is identified and may ask about their own
+orders, with every message and every poll carrying the link; anyone else chats anonymously.
+There is no session: the signed link is the only credential, so no CSRF token.
 """
 
 import json
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_GET
 from crm.api.auth import _parse_rate
 from crm.client_address import client_address
 from crm.models import ChatMessage, Conversation, KnowledgeArticle, Workspace
-from crm.support import links
+from crm.support import links, partials
 from crm.support import selectors as conversations
 from crm.support import services as chat
 from marketing_ai import kv
@@ -65,8 +66,9 @@ def _shape(space: Workspace, reply) -> dict:
 @never_cache
 def chat_messages(request: HttpRequest, workspace: str) -> JsonResponse:
     """POST: a visitor's message; 202 with the conversation and the message's id (`after`).
-    GET ?conversation=&after=<id>[&identity=]: replies since then, and whether one is still
-    being written (`pending`)."""
+    GET ?conversation=&after=<id>[&identity=]: replies since then, whether one is still
+    being written (`pending`), and the text so far of those being written (`partials`:
+    [{message, text}], provisional: the reply that follows replaces it)."""
     space = get_object_or_404(Workspace, slug=workspace)
     if request.method == "GET":
         return _replies_since(request, space)
@@ -145,15 +147,20 @@ def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
     # The flag before the replies: a worker commits both at once, so a reply committed between
     # the two reads shows up with pending still true (one poll more), never pending false with
     # the reply missing (the widget would stop polling before it).
-    pending = conversations.conversation_pending(conversation)
+    unanswered = conversations.conversation_unanswered(conversation)
     shaped = [_shape(space, r) for r in replies.order_by("pk")[:MAX_MESSAGES]]
+    # A reply read here may have been committed after the unanswered read: its message's text
+    # so far is then stale, and only text for messages newer than every reply is shown.
+    newest = max([r["id"] for r in shaped], default=0)
+    written = partials.partials_read([(pk, n) for pk, n in unanswered if pk > newest])
     conversation.refresh_from_db(fields=["status"])
     return JsonResponse(
         {
             "conversation": conversation.token,
             "status": conversation.status,
-            "pending": pending,
+            "pending": bool(unanswered),
             "replies": shaped,
+            "partials": [{"message": pk, "text": text} for pk, text in sorted(written.items())],
         }
     )
 

@@ -15,7 +15,7 @@ from campaigns.models import WebhookDelivery, WebhookEndpoint
 from crm import services
 from crm.models import ChatMessage, Conversation, Customer, KnowledgeArticle
 from crm.services import privacy
-from crm.support import answering, links
+from crm.support import answering, links, partials
 from crm.support import services as chat
 from marketing_ai.ml.language.assistant import Reply
 from tests.conftest import wait_until
@@ -531,3 +531,37 @@ def test_product_questions_come_from_the_workspaces_own_catalogue(client, worksp
     services.product_bulk_upsert(workspace=workspace, rows=[{"sku": "22423", "price": "14.00"}])
     again = ask(client, workspace, "How much is the three tier cake stand?")["reply"]["text"]
     assert again.startswith("REGENCY CAKESTAND 3 TIER (14.00 GBP)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_answer_so_far_is_polled_and_a_dead_workers_text_is_dropped(
+    client, workspace, no_worker
+):
+    chat.knowledge_load(workspace=workspace)
+    posted = widget(client, workspace, "How long is a gift card valid?").json()
+    pk, url = posted["after"], f"/chat/{workspace.slug}/messages"
+    query = {"conversation": posted["conversation"], "after": pk}
+    assert client.get(url, query).json()["partials"] == []
+    # The worker of the first attempt has written part of its answer, and dies.
+    partials.partial_write(pk, 1, "Gift cards are valid")
+    polled = client.get(url, query).json()
+    assert polled["pending"] and polled["replies"] == []
+    assert polled["partials"] == [{"message": pk, "text": "Gift cards are valid"}]
+    other = widget(client, workspace, "Do you sell gift vouchers?").json()
+    since = {"conversation": other["conversation"], "after": 0}
+    assert client.get(url, since).json()["partials"] == []  # another chat's text is its own
+    # The sweep queues it again as the second attempt: the dead worker's text is not shown.
+    app.control.purge()
+    assert chat.chat_unanswered_requeue(older_than=0)["requeued"] == 2
+    assert client.get(url, query).json()["partials"] == []
+    partials.partial_write(pk, 2, "Gift cards")
+    assert client.get(url, query).json()["partials"][0]["text"] == "Gift cards"
+    answering.chat_answer(pk, with_model=False)  # the second attempt's worker finishes
+    done = client.get(url, query).json()
+    assert done["pending"] is False and done["partials"] == []
+    (reply,) = done["replies"]
+    assert "2 years" in reply["text"]
+    # A slow duplicate of the turn writing on after the reply is saved shows nothing either.
+    partials.partial_write(pk, 2, "Gift cards are")
+    again = client.get(url, query).json()
+    assert again["partials"] == [] and [r["id"] for r in again["replies"]] == [reply["id"]]

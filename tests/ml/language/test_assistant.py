@@ -3,6 +3,7 @@ answers are extracted, which is also the path every ungrounded model answer fall
 
 import json
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,23 @@ def test_legitimate_questions_are_not_refused():
         "Do all customers get free delivery?",
     ]:
         assert chat.screen(message) == "", message
+
+
+def test_a_model_answer_is_shown_as_it_is_written(index):
+    from marketing_ai.ml.language.llm import language_model
+
+    bot = chat.Assistant(index, encoder(), language_model())
+    shown: list[str] = []
+    reply = bot.reply("How long is a gift card valid?", on_text=shown.append)
+    assert len(shown) > 3 and reply.citations[0] == index.ids["gift-cards"]
+    # Each piece extends the text before it; the reply is that text or, when a finished
+    # sentence failed the grounding check, the extracted sentences that replace it.
+    assert all(later.startswith(earlier) for earlier, later in pairwise(shown))
+    if reply.source == "model":
+        assert shown[-1].startswith(reply.text)
+    else:
+        assert reply.source == "extract" and "2 years" in reply.text
+    # Answers from facts arrive whole: nothing is streamed for them.
+    before = len(shown)
+    bot.reply("Has my order shipped?", orders=history(), identified=True, on_text=shown.append)
+    assert len(shown) == before
