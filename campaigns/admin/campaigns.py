@@ -85,21 +85,12 @@ class VariantInline(admin.StackedInline):
 
     @admin.display(description="written by")
     def written_by(self, variant: Variant) -> str:
-        """For generated copy: the model and the brand rules' verdict when it was written."""
+        """For generated copy: who wrote it (which model, or the fill-in template) and how it
+        did on each check when it was written, in words."""
         provenance = variant.provenance or {}
         if not provenance.get("generated"):
             return "staff"
-        report = provenance.get("guardrails") or {}
-        verdict = (
-            "passed the brand rules"
-            if report.get("passed")
-            else "FAILED: "
-            + "; ".join(
-                f"{f['rule']} ({f['field']}): {f['detail']}" for f in report.get("failures", [])
-            )
-        )
-        model = str(provenance.get("model", "")).rsplit("/", 1)[-1]
-        return f"{model}, attempt {provenance.get('attempts')}, {verdict}"
+        return written_by(provenance)
 
     def _draft(self, obj) -> bool:
         return obj is None or obj.status == Campaign.Status.DRAFT
@@ -115,6 +106,55 @@ class VariantInline(admin.StackedInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._draft(obj) and super().has_delete_permission(request, obj)
+
+
+def written_by(provenance: dict) -> str:
+    """A generated variant's provenance in words: the model (saying so when it is the small
+    offline default) or the template, its scores, and every check's verdict."""
+    scores = provenance.get("scores") or {}
+    if provenance.get("source") == "template":
+        who = (
+            "A fill-in template, not the language model: offered beside the model's drafts "
+            "because they failed the checks or were less relevant to the products than this"
+        )
+    else:
+        model = str(provenance.get("model") or "an unnamed model").rstrip("/").rsplit("/", 1)[-1]
+        where = provenance.get("device") or "an unknown device"
+        who = f"The language model {model} ({provenance.get('backend', 'in-process')}, {where})"
+        if _offline_default(provenance):
+            who += (
+                ", the small offline default (135 million parameters): expect plain, often "
+                "repetitive copy to edit"
+            )
+        who += f", attempt {provenance.get('attempts')}"
+    if scores.get("relevance") is not None:
+        who += f"; relevance to the products {scores['relevance']:.2f}"
+    return f"{who}. {_verdict(provenance)}"
+
+
+def _offline_default(provenance: dict) -> bool:
+    if "offline_default" in provenance:
+        return bool(provenance["offline_default"])
+    # Variants written before the backends said so: the packaged model's file name.
+    return copy.OFFLINE_DEFAULT.lower() in str(provenance.get("model", "")).lower()
+
+
+def _verdict(provenance: dict) -> str:
+    checks = provenance.get("checks")
+    if checks is None:  # written before checks were recorded one by one
+        report = provenance.get("guardrails") or {}
+        if report.get("passed"):
+            return "Passed the brand rules."
+        return "FAILED: " + "; ".join(
+            f"{f['rule']} ({f['field']}): {f['detail']}" for f in report.get("failures", [])
+        )
+    failed = [c["words"] for c in checks if not c["passed"]]
+    passed = [c["name"].replace("_", " ") for c in checks if c["passed"]]
+    if not failed:
+        return f"Passed all {len(passed)} checks: {', '.join(passed)}."
+    return f"FAILED {len(failed)} of {len(checks)} checks: {' '.join(failed)} Passed: " + (
+        ", ".join(passed) + "."
+    )
 
 
 class GenerateForm(forms.Form):
@@ -557,7 +597,11 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                     for problem in problems:
                         form.add_error(field if field in form.fields else None, problem)
             else:
-                note = f"Writing {params['k']} variants on a {run.queue} worker (task {run.pk})"
+                model = copy.configured_model()
+                note = f"Writing {params['k']} variants with {model['model']}"
+                if model["offline_default"]:
+                    note += " (the small offline default)"
+                note += f", queued for the generation workers (task {run.pk})"
                 messages.success(request, f"{note}; they appear below as drafts.")
                 return HttpResponseRedirect(
                     reverse("admin:campaigns_campaign_change", args=[campaign.pk])
@@ -572,6 +616,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "campaign": campaign,
             "form": form,
             "runs": runs,
+            "model": copy.configured_model(campaign.workspace),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/generate.html", context)
 

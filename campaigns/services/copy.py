@@ -4,6 +4,7 @@ review, edit and approve them like any variant; approval checks generated copy a
 edit cannot slip an invented fact past the rules."""
 
 import html
+import os
 import re
 
 from django.db import transaction
@@ -147,6 +148,37 @@ def copy_generation_start(*, campaign: Campaign, params: dict, user=None) -> Tas
     )
 
 
+OFFLINE_DEFAULT = "SmolLM2-135M-Instruct"
+
+
+def configured_model(workspace=None) -> dict:
+    """The language model generation is configured with, as the web process can tell without
+    loading it (MARKETING_AI_LLM and MARKETING_AI_LLM_MODEL here; workers read the same
+    variables): model, backend, server, offline_default, and `last` — what the workspace's
+    latest generated variant records about the model that wrote it (its device), if any."""
+    location = os.environ.get("MARKETING_AI_LLM", "").strip()
+    if location.startswith("openai:"):
+        name = os.environ.get("MARKETING_AI_LLM_MODEL", "").strip()
+        info = {"model": name or "the server's default model", "backend": "openai",
+                "server": location.removeprefix("openai:")}  # fmt: skip
+    else:
+        info = {"model": location or OFFLINE_DEFAULT, "backend": "in-process", "server": ""}
+    info["offline_default"] = OFFLINE_DEFAULT.lower() in info["model"].lower()
+    last = None
+    if workspace is not None:
+        last = (
+            Variant.objects.filter(campaign__workspace=workspace, provenance__source="model")
+            .order_by("-pk")
+            .values_list("provenance", flat=True)
+            .first()
+        )
+    if last:
+        last = {k: str(last.get(k) or "") for k in ("model", "backend", "device")}
+        last["model"] = last["model"].rstrip("/").rsplit("/", 1)[-1]  # a file name, not a path
+    info["last"] = last
+    return info
+
+
 def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:
     names = list(Product.objects.filter(workspace=workspace).values_list("name", flat=True))
     people = [
@@ -160,7 +192,10 @@ def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:
 
 
 def variants_generate(*, campaign: Campaign, params: dict, model, progress=None) -> dict:
-    """Writes K variants (params: brief fields, k, seed, rounds) as draft variants."""
+    """Writes K variants (params: brief fields, k, seed, rounds) as draft variants named "AI n",
+    and the template copy offered beside them as "Template n" (copywriter.templates_beside).
+    Returns their ids (variants, templates), how many of the K passed the checks, tokens and
+    seconds."""
     brief = copy_brief(campaign=campaign, params=params)
     rising = params.get("brief_rising") or [
         r.as_dict() for r in featured_rising(campaign=campaign, params=params)
@@ -174,18 +209,18 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     drafts, stats = copywriter.write(
         model, brief, rules, catalogue=catalogue, people=people, progress=progress, **options
     )
+    # Where the model did no better than the fill-in templates, they are offered beside it.
+    beside = copywriter.templates_beside(brief, drafts, rules, catalogue, people)
     created = []
     with transaction.atomic():
         taken = set(campaign.variants.values_list("name", flat=True))
-        number = 1
-        for draft in drafts:
-            while f"AI {number}" in taken:
-                number += 1
-            taken.add(f"AI {number}")
-            created.append(_store(campaign, f"AI {number}", draft, brief, model, options, rising))
+        for draft in drafts + beside:
+            name = _free_name("AI" if draft.source == "model" else "Template", taken)
+            created.append(_store(campaign, name, draft, brief, model, options, rising))
     passed = sum(d.passed for d in drafts)
     return {
-        "variants": [v.pk for v in created],
+        "variants": [v.pk for v in created[: len(drafts)]],
+        "templates": [v.pk for v in created[len(drafts) :]],
         "passed": passed,
         "failed": len(drafts) - passed,
         "tokens": stats["tokens"],
@@ -193,11 +228,36 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     }
 
 
+def _free_name(prefix: str, taken: set[str]) -> str:
+    number = 1
+    while f"{prefix} {number}" in taken:
+        number += 1
+    taken.add(f"{prefix} {number}")
+    return f"{prefix} {number}"
+
+
+def copy_checks(report: guardrails.Report) -> list[dict]:
+    """Every check the copy went through: its name, whether it passed, and for a failure what
+    the copy did in plain words (guardrails.describe), for staff to read beside the variant."""
+    found: dict[str, list[str]] = {}
+    for failure in report.failures:
+        found.setdefault(failure.rule, []).append(guardrails.describe(failure))
+    names = dict.fromkeys([*guardrails.DESCRIPTIONS, *found])
+    return [
+        {"name": name, "passed": name not in found, "words": " ".join(found.get(name, []))}
+        for name in names
+    ]
+
+
 def _store(campaign, name, draft, brief, model, options, rising=()) -> Variant:
     fields = draft.fields
+    written = draft.source == "model"
     provenance = {
         "generated": True,
-        **model.describe(),
+        # "model": written by the language model; "template": the fill-in copy offered beside.
+        "source": draft.source,
+        # Who wrote it: the backend's own description (model, backend, device, offline_default).
+        **(model.describe() if written else {"model": "", "backend": "template"}),
         "prompts": draft.prompts,
         "seed": draft.seed,
         "parameters": options,
@@ -209,9 +269,11 @@ def _store(campaign, name, draft, brief, model, options, rising=()) -> Variant:
         "goal": brief.goal,
         "offer": brief.offer,
         # The past winners shown to the model as examples (variant ids, best first).
-        "examples_from": fewshot.sources(brief),
+        "examples_from": fewshot.sources(brief) if written else [],
         "fields": fields,
         "guardrails": draft.report.as_dict(),
+        "checks": copy_checks(draft.report),
+        "scores": dict(draft.scores),  # relevance to the products, mean logprob per token
         "at": timezone.now().isoformat(),
     }
     # Every generated field goes in as literal text (the body's braces are escaped by as_html):

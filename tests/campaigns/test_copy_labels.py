@@ -1,0 +1,112 @@
+"""Honest labels on generated copy (issue #19): the provenance says who wrote a variant (the
+model, as its backend describes itself, or the fill-in template offered beside it) and how it did
+on every check; the admin says so in words, and says plainly when the configured model is the
+small offline default."""
+
+import pytest
+
+from campaigns.admin.campaigns import written_by
+from campaigns.models import Campaign, Variant
+from campaigns.services import copy
+from crm import services
+from marketing_ai.ml.language import copywriter, guardrails
+from tests.campaigns.test_copy import setup_shop
+
+
+def admin_for(workspace, client, admin_user):
+    workspace.members.add(admin_user)
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.mark.django_db
+def test_the_packaged_model_writes_labelled_variants_and_templates_beside_them(workspace):
+    from marketing_ai.ml.language import llm  # torch and transformers: only this test loads them
+
+    services.product_bulk_upsert(
+        workspace=workspace,
+        rows=[{"sku": "LAMP", "name": "MOROCCAN METAL LANTERN", "description": "Metal lantern"}],
+    )
+    campaign = Campaign.objects.create(workspace=workspace, name="Lanterns", channel="sms")
+    params = {"products": ["LAMP"], "goal": "Light up the evenings", "k": 1, "rounds": 1}
+    done = copy.variants_generate(campaign=campaign, params=params, model=llm.language_model())
+    (variant,) = Variant.objects.filter(pk__in=done["variants"])
+    provenance = variant.provenance
+    assert variant.name == "AI 1" and provenance["source"] == "model"
+    # The backend's own description, the packaged model saying it is the offline default.
+    assert provenance["backend"] == "in-process" and provenance["offline_default"] is True
+    assert provenance["model"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    checks = {c["name"]: c for c in provenance["checks"]}
+    assert {"unsupported", "season", "order_talk", "truncated", "names"} <= checks.keys()
+    failed = [f["rule"] for f in provenance["guardrails"]["failures"]]
+    assert {name for name, c in checks.items() if not c["passed"]} == set(failed)
+    assert all(c["words"] for c in checks.values() if not c["passed"])
+    assert -1 <= provenance["scores"]["relevance"] <= 1
+    label = written_by(provenance)
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in label and "small offline default" in label
+    assert ("Passed all" in label) == provenance["guardrails"]["passed"]
+    # A template is offered where the model's draft failed or the template is more relevant.
+    templates = list(Variant.objects.filter(pk__in=done["templates"]))
+    if not provenance["guardrails"]["passed"]:
+        assert templates
+    for template in templates:
+        assert template.name.startswith("Template ") and template.provenance["source"] == "template"
+        assert template.provenance["guardrails"]["passed"]
+
+
+@pytest.mark.django_db
+def test_a_failing_draft_gets_a_template_marked_as_such(workspace, client, admin_user):
+    campaign = setup_shop(workspace)
+    brief = copy.copy_brief(campaign=campaign, params={"products": ["TEA"], "goal": "Tea time"})
+    rules, _ = copy.brand_rules(workspace)
+    failure = guardrails.Failure("category", "body", "glass")
+    failing = copywriter.Draft(
+        {"subject": "Tea", "preheader": "Tea", "body": "Smart glass."},
+        guardrails.Report([failure]),
+        2,
+        0,
+    )
+    (template,) = copywriter.templates_beside(brief, [failing], rules)
+    stored = copy._store(campaign, "Template 1", template, brief, None, {})
+    provenance = stored.provenance
+    assert provenance["source"] == "template" and provenance["backend"] == "template"
+    assert all(c["passed"] for c in provenance["checks"])
+    assert "Roses Regency Teacup And Saucer" in stored.subject
+    label = written_by(provenance)
+    assert label.startswith("A fill-in template, not the language model")
+    assert "offline default" not in label
+    # The failing draft's label says what it did wrong, in the checks' own words.
+    words = copy.copy_checks(failing.report)
+    assert not {c["name"]: c for c in words}["category"]["passed"]
+    label = written_by({"generated": True, "source": "model", "model": "/m/big-model",
+                        "backend": "openai", "device": "server http://gpu:8000/v1",
+                        "offline_default": False, "attempts": 2, "checks": words})  # fmt: skip
+    assert label.startswith("The language model big-model (openai, server http://gpu:8000/v1)")
+    assert guardrails.describe(failure) in label and "FAILED 1 of" in label
+    assert "offline default" not in label
+
+    page = admin_for(workspace, client, admin_user).get(
+        f"/admin/campaigns/campaign/{campaign.pk}/change/"
+    )
+    assert "A fill-in template, not the language model" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_generate_form_names_the_configured_model(workspace, client, admin_user, monkeypatch):
+    campaign = setup_shop(workspace)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/generate/"
+    client = admin_for(workspace, client, admin_user)
+    monkeypatch.delenv("MARKETING_AI_LLM", raising=False)
+    page = client.get(url).content.decode()
+    assert "the small offline default" in page and "SmolLM2-135M" in page
+    assert "GPU worker" not in page and "gpu worker" not in page
+    form = {"products": "TEA", "goal": "Tea time", "language": "en", "k": 2}
+    done = client.post(url, form, follow=True).content.decode()
+    assert "with SmolLM2-135M-Instruct (the small offline default)" in done
+    assert "gpu worker" not in done
+
+    monkeypatch.setenv("MARKETING_AI_LLM", "openai:http://gpu-node:8000/v1")
+    monkeypatch.setenv("MARKETING_AI_LLM_MODEL", "Qwen2.5-7B-Instruct")
+    page = client.get(url).content.decode()
+    assert "Qwen2.5-7B-Instruct" in page and "http://gpu-node:8000/v1" in page
+    assert "offline default" not in page
