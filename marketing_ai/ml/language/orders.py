@@ -63,6 +63,7 @@ class Question:
     end: date | None = None
     period: str = ""  # the period in words: "in October 2011", "on 5 December 2010"
     product: list[str] = field(default_factory=list)  # content words naming a product
+    phrase: str = ""  # those words as the customer wrote them
     state: str = ""  # "cancelled" or "returned"
     latest: bool = False  # "my last order"
     asked_product: bool = False  # "when did I buy …": a product named that must be found
@@ -145,11 +146,10 @@ def parse(message: str, orders: list[Order], today: date) -> Question:
     text = message.lower()
     question = Question()
     own = {o.number.lower() for o in orders}
-    for token in re.findall(r"#?\b[a-z]?\d{3,}\b", text):
-        token = token.lstrip("#")
+    for token in re.findall(r"\b[a-z]?\d{3,}\b", message, flags=re.IGNORECASE):
         # A year is a year unless it is one of their order numbers: "October 2011" was once
         # answered as an order numbered 2011.
-        if token not in own and re.fullmatch(r"(19|20)\d{2}", token):
+        if token.lower() not in own and re.fullmatch(r"(19|20)\d{2}", token):
             continue
         question.numbers.append(token)
     found = period(message, orders, today)
@@ -162,7 +162,9 @@ def parse(message: str, orders: list[Order], today: date) -> Question:
     question.latest = bool(re.search(r"\b(last|latest|most recent|newest) order\b", text))
     question.asked_product = bool(PRODUCT_ASKED.search(text))
     ignore = ORDER_WORDS | {n.lower() for n in question.numbers}
-    question.product = [w for w in names.content_words(text, ignore) if not re.fullmatch(r"\d+", w)]
+    written = [w for w in names.as_written(text, ignore) if not w.isdigit()]
+    question.phrase = " ".join(written)
+    question.product = names.content_words(question.phrase)
     return question
 
 
@@ -188,7 +190,7 @@ def answer(message: str, orders: list[Order], today: date | None = None) -> str:
             return _product_answer(question, *found)
         if question.asked_product:
             where = f" {_what(question)}" if question.start or question.state else " orders"
-            return f"I can't find {' '.join(question.product)} in your{where}. " + _span(orders)
+            return f"I can't find {question.phrase} in your{where}. " + _span(orders)
     if question.start or question.state:
         return _listed(question, chosen, orders)
     return describe((orders_of_kind(orders) or orders)[0])
@@ -199,7 +201,8 @@ def orders_of_kind(orders: list[Order], kind: str = "order") -> list[Order]:
 
 
 def _by_number(question: Question, orders: list[Order]) -> str:
-    found = [o for o in orders if any(n in o.number.lower() for n in question.numbers)]
+    asked = [n.lower() for n in question.numbers]
+    found = [o for o in orders if any(n in o.number.lower() for n in asked)]
     if not found:
         latest = (orders_of_kind(orders) or orders)[0]
         return (
@@ -299,11 +302,16 @@ def _product_answer(question: Question, products: list[str], hits: list) -> str:
     what = products[0] if len(products) == 1 else ", ".join(products[:3])
     if len(products) > 3:
         what += f" and {len(products) - 3} more product{'s' if len(products) > 4 else ''}"
-    orders = []
+    orders: list[tuple[Order, list[Line]]] = []
     for order, line in hits:
         if not orders or orders[-1][0] is not order:
             orders.append((order, []))
-        orders[-1][1].append(line)
+        lines = orders[-1][1]
+        same = [x for x in lines if x.name == line.name]  # a shop may repeat a product's line
+        if same:
+            same[0].quantity += line.quantity
+        else:
+            lines.append(Line(line.quantity, line.name))
     shown = [
         f"{order.placed_at} (order {order.number}: "
         + "; ".join(str(line) for line in lines[:2])

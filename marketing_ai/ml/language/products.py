@@ -21,8 +21,11 @@ STOP = set(
     stock stocked still available price prices cost costs priced again ever last time times
     one ones thing things item items product products kind kinds stuff sort sorts range
     all more most same just also very really hi hello thanks thank yes no not if than then
-    like want need looking look find see know made make offer offers currently now""".split()
+    like want need looking look find see know made make offer offers currently now before
+    already previously""".split()
 )
+# Singular already, whatever their last letter says.
+KEEP = {"christmas", "xmas", "canvas", "atlas", "lens", "series", "news", "gas", "dress"}
 NUMBERS = dict(
     zip(
         "one two three four five six seven eight nine ten twelve".split(),
@@ -33,7 +36,7 @@ NUMBERS = dict(
 
 
 def singular(word: str) -> str:
-    if len(word) <= 3:
+    if len(word) <= 3 or word in KEEP:
         return word
     if word.endswith("ies"):
         return word[:-3] + "y"
@@ -51,10 +54,15 @@ def words(text: str) -> list[str]:
 
 
 def content_words(text: str, also_ignore: set[str] = frozenset()) -> list[str]:
-    """The words of `text` that could name a product (stop words and `also_ignore` left out)."""
+    """The words of `text` that could name a product (stop words and `also_ignore` left out),
+    singular, number words as digits."""
+    return [NUMBERS.get(w, singular(w)) for w in as_written(text, also_ignore)]
+
+
+def as_written(text: str, also_ignore: set[str] = frozenset()) -> list[str]:
+    """content_words as the customer wrote them (lower-case), for answers that quote them."""
     raw = re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
-    kept = [w for w in raw if w not in STOP and w not in also_ignore]
-    return [NUMBERS.get(w, singular(w)) for w in kept]
+    return [w for w in raw if w not in STOP and w not in also_ignore]
 
 
 @dataclass
