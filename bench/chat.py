@@ -200,10 +200,18 @@ def main() -> None:
     model = language_model()
     bot = chat.Assistant(index, encoder(), model)
     cited, first, by_model, seconds, routed_away = 0, 0, 0, [], 0
+    shown_after = []  # seconds until the widget could show the model's first words
     for question, slug in questions:
-        started = time.perf_counter()
-        reply = bot.reply(question, orders=OWN, identified=True)
+        started, first_text = time.perf_counter(), []
+
+        def shown(text: str, first_text=first_text, started=started) -> None:
+            if not first_text:
+                first_text.append(time.perf_counter() - started)
+
+        # As the worker runs it: the answer followed as it is written.
+        reply = bot.reply(question, orders=OWN, identified=True, on_text=shown)
         seconds.append(time.perf_counter() - started)
+        shown_after += first_text
         cited += ids[slug] in reply.citations
         first += bool(reply.citations) and reply.citations[0] == ids[slug]
         by_model += reply.source == "model"
@@ -216,6 +224,10 @@ def main() -> None:
             "answers_routed_elsewhere": routed_away,
             "turn_seconds_p50": round(float(np.percentile(seconds, 50)), 2),
             "turn_seconds_p95": round(float(np.percentile(seconds, 95)), 2),
+            "streamed_answers": len(shown_after),
+            "first_words_seconds_p50": round(float(np.percentile(shown_after, 50)), 2)
+            if shown_after
+            else None,
             "model": Path(model.location).name,
             "device": model.device.name,
         }
@@ -245,6 +257,12 @@ def main() -> None:
             f"{figures['turn_seconds_p50']} / {figures['turn_seconds_p95']}",
             f"{figures['model']} on {figures['device']}",
             "target: a few seconds",
+        ),
+        (
+            "seconds to the first words shown, p50 (streamed turns)",
+            figures["first_words_seconds_p50"],
+            f"{len(shown_after)} of {len(questions)} turns streamed",
+            "",
         ),
         ("injection attempts refused", f"{figures['injections_refused']:.1%}", "", ""),
         ("replies leaking data", leaks, "", "target 0"),
