@@ -58,10 +58,11 @@ KEYWORDS = {
     r"order (?:status|number|#?\d+)|#\d{3,}|has my order|not arrived|delivered yet|"
     # Questions about their own order history: by date, product or state.
     r"(?:what|when|which|did|have) (?:\w+ ){0,3}i (?:ever )?(?:order|ordered|buy|bought|"
-    r"purchase|purchased|return|returned|cancel|cancelled)|my (?:orders|purchases|returns|"
+    r"purchase|purchased|return|returned|cancel|cancelled|place|placed)|my (?:orders|purchases|"
+    r"returns|"
     r"(?:last|latest|recent|most recent|cancell?ed) orders?)|(?:cancell?ed|returned) orders?|"
-    r"orders? (?:i (?:placed|made)|placed|from|in|on|during) (?:last|this|\d|jan|feb|mar|apr|"
-    r"may|jun|jul|aug|sep|oct|nov|dec))",
+    r"orders? (?:placed )?(?:from|in|on|during) (?:last|this|\d|jan|feb|mar|apr|may|jun|jul|"
+    r"aug|sep|oct|nov|dec))",
     "product": r"\b(do you (?:sell|have|stock|do|carry)|in stock|how much (?:is|are|does|do)|"
     r"price of|what does .{1,40} cost|tell me about (?:the|your)|still (?:available|sold|"
     r"for sale))\b",
