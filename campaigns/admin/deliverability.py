@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from campaigns.deliverability import selectors, services
-from campaigns.models import SendingDomain
+from campaigns.models import DeliveryReport, SendingDomain
 from crm.admin.scope import WorkspaceScopedAdmin
 
 
@@ -79,3 +79,27 @@ class SendingDomainAdmin(WorkspaceScopedAdmin):
             "tick 'signing' again.",
             messages.WARNING,
         )
+
+
+@admin.register(DeliveryReport)
+class DeliveryReportAdmin(WorkspaceScopedAdmin):
+    """What came back about sent messages, as received (read only)."""
+
+    workspace_path = "message__campaign__workspace"
+    list_display = ["received_at", "kind", "address", "status", "excerpt", "source", "campaign"]
+    list_filter = ["kind", "source"]
+    search_fields = ["address"]
+    list_select_related = ["message__campaign"]
+    fields = ["received_at", "kind", "address", "status", "excerpt", "source", "report_id",
+              "campaign"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="campaign")
+    def campaign(self, report: DeliveryReport) -> str:
+        return report.message.campaign.name
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -21,12 +21,13 @@ from campaigns.models.broadcasts import (
     validate_sender,
     validate_wave_hours,
 )
-from campaigns.models.deliverability import SendingDomain
+from campaigns.models.deliverability import DeliveryReport, SendingDomain
 
 __all__ = [
     "BrandRules",
     "Campaign",
     "ChannelKind",
+    "DeliveryReport",
     "Enrolment",
     "EnrolmentStep",
     "Journey",

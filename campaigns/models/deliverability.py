@@ -51,3 +51,40 @@ class SendingDomain(models.Model):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class DeliveryReport(models.Model):
+    """A bounce or complaint that came back about one message of the ledger, as received (the
+    suppression policy acts on these)."""
+
+    class Kind(models.TextChoices):
+        HARD = "hard", "hard bounce"
+        SOFT = "soft", "soft bounce"
+        COMPLAINT = "complaint"
+
+    class Source(models.TextChoices):
+        LMTP = "lmtp", "bounce receiver (LMTP)"
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(
+        "campaigns.Message", on_delete=models.CASCADE, related_name="reports"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=40, blank=True, help_text="5.1.1, 4.2.2, abuse ...")
+    address = models.CharField(max_length=254, help_text="the address the report names")
+    excerpt = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    # The report's own Message-ID (or a digest of it): a report delivered twice is one report.
+    report_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "kind", "address", "report_id"], name="delivery_report_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.address} ({self.status or '-'})"

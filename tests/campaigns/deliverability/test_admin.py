@@ -5,10 +5,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from campaigns.deliverability.services import sending_domain_create
-from campaigns.models import SendingDomain
-from crm.models import Workspace
+from campaigns.models import DeliveryReport, Message, SendingDomain
+from crm.models import Customer, Workspace
+from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +66,34 @@ def test_staff_see_only_their_workspaces_domains(client, workspace):
         client.get(reverse("admin:campaigns_sendingdomain_change", args=[ours.pk])).status_code
         == 200
     )
+
+
+def test_reports_list_shows_what_came_back_for_the_staffs_workspaces_only(client, workspace):
+    other = Workspace.objects.create(slug="rival", name="Rival")
+    rows = []
+    for space, address in ((workspace, "ours@example.com"), (other, "theirs@example.com")):
+        campaign = make_campaign(space, make_audience(space, 1, prefix=address.split("@")[0]))
+        customer = Customer.objects.get(workspace=space)
+        message = Message.objects.create(
+            campaign=campaign, customer=customer, send_at=timezone.now(), address=address
+        )
+        rows.append(
+            DeliveryReport.objects.create(
+                message=message,
+                kind="hard",
+                status="5.1.1",
+                address=address,
+                excerpt="550 5.1.1 User unknown",
+                source="lmtp",
+                report_id=f"<r-{address}>",
+            )  # fmt: skip
+        )
+    user = get_user_model().objects.create_user("staff", password="pw-for-tests", is_staff=True)
+    workspace.members.add(user)
+    user.user_permissions.add(*Permission.objects.filter(codename="view_deliveryreport"))
+    client.force_login(user)
+    listing = client.get(reverse("admin:campaigns_deliveryreport_changelist")).content.decode()
+    assert "ours@example.com" in listing and "User unknown" in listing
+    assert "theirs@example.com" not in listing
+    page = client.get(reverse("admin:campaigns_deliveryreport_change", args=[rows[1].pk]))
+    assert page.status_code in (302, 404)

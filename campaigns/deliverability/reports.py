@@ -1,0 +1,72 @@
+"""Recording the bounce and complaint reports that come back, on the messages they are about."""
+
+import email
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from campaigns.deliverability import parse, selectors
+from campaigns.models import DeliveryReport, Message
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    recorded: int  # new reports on messages
+    repeated: int  # reports already recorded (the same report delivered again)
+    unmatched: int  # failures or complaints that named no message of ours by a signed path
+
+
+def _report_id(raw: bytes, header) -> str:
+    if header is not None and str(header).strip():
+        return str(header).strip()[:200]
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def report_ingest(*, raw: bytes, recipients: list[str], source: str) -> Ingested:
+    """Parses one report (campaigns.deliverability.parse) and records each failure or complaint
+    on the message its signed return path names, under that message's address: the token wins
+    over the address the report states (a forwarded recipient, a rewritten one). A report with
+    no such path is not recorded: the same address may be anyone's in any workspace."""
+    report = email.message_from_bytes(raw)
+    records = parse.parse(report, recipients=recipients, read_token=selectors.message_token_of)
+    report_id = _report_id(raw, report.get("message-id"))
+    recorded = repeated = unmatched = 0
+    messages: dict[str, Message | None] = {}
+    for record in records:
+        if record.token not in messages and record.token is not None:
+            messages[record.token] = (
+                Message.objects.filter(token=uuid.UUID(record.token)).only("id", "address").first()
+            )
+        message = messages.get(record.token) if record.token else None
+        if message is None:
+            unmatched += 1
+            continue
+        address = message.address or record.address
+        excerpt = record.excerpt
+        if record.address != address:
+            excerpt = f"(report names {record.address}) {excerpt}"
+        try:
+            with transaction.atomic():
+                _, created = DeliveryReport.objects.get_or_create(
+                    message=message,
+                    kind=record.kind,
+                    address=address,
+                    report_id=report_id,
+                    defaults={
+                        "status": record.status,
+                        "excerpt": excerpt[:300],
+                        "source": source,
+                    },
+                )
+        except IntegrityError:  # the same report, recorded by another receiver just now
+            created = False
+        recorded += created
+        repeated += not created
+    if unmatched:
+        logger.info("report %s: %d records named no message of ours", report_id, unmatched)
+    return Ingested(recorded, repeated, unmatched)
