@@ -1,7 +1,8 @@
 """Chat API for integrators (scope `chat`): post a customer's message (202 at once: a worker
 writes the reply), then read the conversation for the assistant's reply with its citations
-(`pending` is true until it is there). A caller that names a customer (`customer`: id,
-ext:<source>:<id> or email:<address>) gets answers about that customer's orders only."""
+(`pending` is true until it is there, and `partials` carries the model's answer so far). A
+caller that names a customer (`customer`: id, ext:<source>:<id> or email:<address>) gets
+answers about that customer's orders only."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from crm import selectors
 from crm.api.base import WorkspaceApi
 from crm.models import Conversation
+from crm.support import partials
 from crm.support import selectors as conversations
 from crm.support import services as chat
 
@@ -38,12 +40,18 @@ class ChatPostedOut(serializers.Serializer):
     message = serializers.IntegerField(help_text="the stored message; its reply follows it")
 
 
+class ChatPartialOut(serializers.Serializer):
+    message = serializers.IntegerField(help_text="the customer message being answered")
+    text = serializers.CharField(help_text="the answer so far; the reply replaces it")
+
+
 class ChatConversationOut(serializers.Serializer):
     conversation = serializers.CharField()
     id = serializers.IntegerField()
     status = serializers.CharField()
     pending = serializers.BooleanField(help_text="a reply is still being written")
     messages = ChatMessageOut(many=True)
+    partials = ChatPartialOut(many=True, help_text="answers as the model writes them")
 
 
 class ChatApi(WorkspaceApi):
@@ -84,13 +92,16 @@ class ChatConversationApi(WorkspaceApi):
         """By the token a POST answered, or by the id a `conversation.waiting` webhook names."""
         found = {"token": token} if pk is None else {"pk": pk}
         conversation = get_object_or_404(Conversation, workspace=self.workspace, **found)
-        pending = conversations.conversation_pending(conversation)  # before the messages
+        unanswered = conversations.conversation_unanswered(conversation)  # before the messages
+        messages = conversations.conversation_messages(conversation)
+        replies = [m["id"] for m in messages if m["role"] != "customer"]
         return Response(
             {
                 "conversation": conversation.token,
                 "id": conversation.pk,
                 "status": conversation.status,
-                "pending": pending,
-                "messages": conversations.conversation_messages(conversation),
+                "pending": bool(unanswered),
+                "messages": messages,
+                "partials": partials.partials_shown(unanswered, max(replies, default=0)),
             }
         )

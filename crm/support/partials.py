@@ -61,3 +61,11 @@ def partials_read(pending: list[tuple[int, int]]) -> dict[int, str]:
         kv.failed()
         return {}
     return {pk: text.decode() for (pk, _), text in zip(pending, found, strict=True) if text}
+
+
+def partials_shown(unanswered: list[tuple[int, int]], newest_reply: int) -> list[dict]:
+    """[{message, text}] for the messages still unanswered ((id, attempt), read before the
+    replies) that are newer than every reply read (`newest_reply`, 0 for none): a reply
+    committed between the two reads makes its message's text stale."""
+    written = partials_read([(pk, attempt) for pk, attempt in unanswered if pk > newest_reply])
+    return [{"message": pk, "text": text} for pk, text in sorted(written.items())]

@@ -149,10 +149,8 @@ def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
     # the reply missing (the widget would stop polling before it).
     unanswered = conversations.conversation_unanswered(conversation)
     shaped = [_shape(space, r) for r in replies.order_by("pk")[:MAX_MESSAGES]]
-    # A reply read here may have been committed after the unanswered read: its message's text
-    # so far is then stale, and only text for messages newer than every reply is shown.
     newest = max([r["id"] for r in shaped], default=0)
-    written = partials.partials_read([(pk, n) for pk, n in unanswered if pk > newest])
+    shown = partials.partials_shown(unanswered, newest)
     conversation.refresh_from_db(fields=["status"])
     return JsonResponse(
         {
@@ -160,7 +158,7 @@ def _replies_since(request: HttpRequest, space: Workspace) -> JsonResponse:
             "status": conversation.status,
             "pending": bool(unanswered),
             "replies": shaped,
-            "partials": [{"message": pk, "text": text} for pk, text in sorted(written.items())],
+            "partials": shown,
         }
     )
 

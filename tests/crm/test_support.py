@@ -556,11 +556,17 @@ def test_the_answer_so_far_is_polled_and_a_dead_workers_text_is_dropped(
     assert client.get(url, query).json()["partials"] == []
     partials.partial_write(pk, 2, "Gift cards")
     assert client.get(url, query).json()["partials"][0]["text"] == "Gift cards"
+    _, secret = services.api_key_create(workspace=workspace, name="t", scopes=["chat"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    read = api.get(f"/api/v1/chat/{posted['conversation']}").json()
+    assert read["pending"] and read["partials"] == [{"message": pk, "text": "Gift cards"}]
     answering.chat_answer(pk, with_model=False)  # the second attempt's worker finishes
     done = client.get(url, query).json()
     assert done["pending"] is False and done["partials"] == []
     (reply,) = done["replies"]
     assert "2 years" in reply["text"]
+    assert api.get(f"/api/v1/chat/{posted['conversation']}").json()["partials"] == []
     # A slow duplicate of the turn writing on after the reply is saved shows nothing either.
     partials.partial_write(pk, 2, "Gift cards are")
     again = client.get(url, query).json()
