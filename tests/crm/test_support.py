@@ -471,11 +471,19 @@ def history(workspace) -> tuple:
          "lines": [line]},
     ]  # fmt: skip
     assert not services.order_bulk_upsert(workspace=workspace, rows=orders).errors
+    # Another shop with its own cake stand, and its own Ada (same address) who ordered it in
+    # October 2011.
     elsewhere = WorkspaceFactory(slug="elsewhere-c4")
     services.product_bulk_upsert(
         workspace=elsewhere,
         rows=[{"sku": "X", "name": "MARBLE CAKE STAND", "price": "99.00"}],
     )
+    twin = services.customer_bulk_upsert(
+        workspace=elsewhere, rows=[{"email": "ada@example.com", "first_name": "Ada"}]
+    ).ids[0]
+    theirs = {"external_id": "573999", "customer": twin, "placed_at": "2011-10-20T10:00:00Z",
+              "lines": [{"sku": "X", "quantity": 1, "unit_price": 99}]}  # fmt: skip
+    assert not services.order_bulk_upsert(workspace=elsewhere, rows=[theirs]).errors
     return ada, bob
 
 
@@ -495,10 +503,11 @@ def test_customers_ask_about_their_orders_by_date_product_and_state(client, work
     assert "order numbered 2011" not in october
     assert october.startswith("You have 2 orders in October 2011.")
     assert "573585 on 2011-10-31" in october and "572000 on 2011-10-05 (cancelled" in october
-    assert "572001" not in october  # Bob's October order
+    assert "572001" not in october and "573999" not in october  # Bob's, the other shop's Ada's
     stand = answer("When did I buy the cake stand?")
     assert stand.startswith("You bought REGENCY CAKESTAND 3 TIER in 2 orders")
     assert "order 572000" in stand and "order 560000" in stand and "572001" not in stand
+    assert "MARBLE" not in stand
     cancelled = answer("Which of my orders were cancelled?")
     assert cancelled.startswith("You have 1 cancelled order.") and "2011-10-06" in cancelled
     returned = answer("What have I returned?")
