@@ -160,12 +160,12 @@ class Assistant:
         found = catalogue.find(query)
         if not found:
             return None
-        found.sort(key=lambda p: not p.active)
         if len(found) == 1:
             text = _product_text(found[0], full=True)
         else:
             listed = "; ".join(_product_text(p) for p in found[:LISTED_PRODUCTS])
-            text = f'We have {len(found)} products matching "{" ".join(query)}": {listed}'
+            asked = " ".join(catalogue_words.as_written(message))
+            text = f'We have {len(found)} products matching "{asked}": {listed}'
             if len(found) > LISTED_PRODUCTS:
                 text += f" … and {len(found) - LISTED_PRODUCTS} more"
             text += "."

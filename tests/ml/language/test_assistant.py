@@ -168,7 +168,7 @@ def test_product_questions_are_answered_from_the_catalogue(index):
         "china. Hand wash only."
     )
     several = bot.reply("Do you sell cake stands?", catalogue=catalogue()).text
-    assert several.startswith('We have 2 products matching "cake stand": REGENCY CAKESTAND 3')
+    assert several.startswith('We have 2 products matching "cake stands": REGENCY CAKESTAND 3')
     assert "REGENCY CAKESTAND 2 TIER (9.95 GBP, no longer sold)" in several
     assert "no price listed" in bot.reply("how much is the teacup?", catalogue=catalogue()).text
     # No product matches: the help articles answer, as without a catalogue.
