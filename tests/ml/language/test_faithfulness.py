@@ -61,6 +61,22 @@ def test_a_lunch_box_is_not_a_t_shirt():
     assert ("category", "body") in found
 
 
+@pytest.mark.parametrize(
+    ("sentence", "wrong"),
+    [
+        ("Our Spaceboy Lunch Box is a powerful vacuum cleaner that picks up every crumb.", True),
+        ("The Spaceboy Lunch Box is a comfortable pair of trainers for your morning run.", True),
+        ("This handy garden hose reaches every corner of your lawn.", True),
+        ("Our Spaceboy Lunch Box is the perfect companion for school days.", False),
+        ("Curl up on the sofa after school and open the Spaceboy Lunch Box.", False),
+        ("The Spaceboy Lunch Box is a lovely gift for little astronauts.", False),
+    ],
+)
+def test_what_the_product_is_said_to_be(sentence, wrong):
+    found = failures(LUNCH_BOX, {**GOOD_LUNCH_BOX, "body": sentence + FOOTER})
+    assert bool(found & {("category", "body"), ("unsupported", "body")}) == wrong, found
+
+
 def test_a_summer_adventure_in_a_winter_mail_is_rejected():
     brief = Brief(
         goal="Warm up the winter evenings", products=[Product("REGENCY CAKESTAND 3 TIER")]
