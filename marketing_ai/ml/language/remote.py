@@ -19,6 +19,10 @@ Chosen by `MARKETING_AI_LLM=openai:http://gpu-node:8000/v1`. Settings (environme
   MARKETING_AI_LLM_TEMPLATE     the chat template for `template`: a .gguf file or a Jinja file
                                 (default: the server's /props, or the served .gguf when the
                                 model's name is a path on this machine)
+  MARKETING_AI_LLM_LOGPROBS     1 (default): ask for the chosen tokens' log-probabilities, which
+                                the copy writer ranks candidates by; 0 saves llama-cpp-python's
+                                server its cost (it sorts the whole vocabulary in Python for each
+                                token: 4x slower there, free in vLLM and llama-server)
 
 The server batches concurrent requests itself (continuous batching), so `generate` sends one
 request per conversation, `MARKETING_AI_LLM_CONCURRENCY` at a time. A server that does not
@@ -65,6 +69,7 @@ class OpenAIBackend:
         retries: int | None = None,
         prefill: str | None = None,
         template: str | None = None,
+        logprobs: bool | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.location = SCHEME + self.base_url
@@ -85,27 +90,30 @@ class OpenAIBackend:
                 f"MARKETING_AI_LLM_PREFILL must be auto, continue or template, not {self.prefill!r}"
             )
         self.template_source = template or os.environ.get("MARKETING_AI_LLM_TEMPLATE") or None
+        if logprobs is None:
+            logprobs = os.environ.get("MARKETING_AI_LLM_LOGPROBS", "1") not in ("0", "false", "")
+        self.logprobs = logprobs
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.concurrency)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         if key:
             self.session.headers["Authorization"] = f"Bearer {key}"
-        self._resolving = threading.Lock()
+        self.reachable: bool | None = None
+        self._resolving = threading.RLock()  # model() is asked for again while probing
         self._template = None
 
     # -- what the copy writer and the chat call --------------------------------------------
 
     def describe(self) -> dict:
-        """Model name, backend and whether it is the small offline default. Names the model as
-        configured when the server cannot be reached (`reachable` False)."""
+        """Model name, backend and whether it is the small offline default; `reachable` says
+        whether the last request to the server was answered (None before the first)."""
         info = {"backend": "openai", "device": f"server {self.base_url}", "server": self.base_url}
         try:
             info["model"] = self.model()
-            info["reachable"] = True
         except ModelUnavailable:
             info["model"] = self.model_name
-            info["reachable"] = False
+        info["reachable"] = self.reachable
         info["offline_default"] = OFFLINE_DEFAULT in (info["model"] or "").lower()
         return info
 
@@ -131,7 +139,7 @@ class OpenAIBackend:
         def one(i: int) -> Generation:
             # Each request its own seed: a batch of the same prompt must not come back as copies.
             path, body = self._request(conversations[i], prefixes[i], options, seed + i)
-            reply = self._post(path, {**body, **_logprobs_for(path)})
+            reply = self._post(path, {**body, **(_logprobs_for(path) if self.logprobs else {})})
             return _generation(reply, prefixes[i])
 
         if len(conversations) <= 1:
@@ -254,7 +262,14 @@ class OpenAIBackend:
         return None
 
     def _post(self, path: str, body: dict) -> dict:
-        return self._send(path, body).json()
+        response = self._send(path, body)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ModelUnavailable(
+                f"the language model server at {self.base_url} answered {path} with something "
+                f"other than JSON: {response.text[:200]!r}"
+            ) from exc
 
     def _send(self, path: str, body: dict | None, stream: bool = False) -> requests.Response:
         """One request with retries on what a busy or restarting server answers; raises
@@ -281,12 +296,14 @@ class OpenAIBackend:
                     reason += f" (retry after {retry_after} s)"
                 response.close()
                 continue
+            self.reachable = True  # it answered, if only to refuse
             if response.status_code >= 400:
                 raise ModelUnavailable(
                     f"the language model server at {self.base_url} refused the request to "
                     f"{path}: HTTP {response.status_code} {_error_text(response)}".strip()
                 )
             return response
+        self.reachable = False
         tries = self.retries + 1
         raise ModelUnavailable(
             f"the language model server at {self.base_url} did not answer: {reason} "

@@ -131,15 +131,15 @@ def test_logprob_is_the_mean_of_the_chosen_tokens_log_probabilities(model):
         assert out.tokens == len(chosen) and out.logprob < 0
         assert out.logprob == pytest.approx(expected, abs=2e-3)
     # Sampling at a high temperature picks less likely tokens than greedy decoding does.
-    hot = model.generate([long] * 4, max_new_tokens=12, temperature=1.5, top_p=1.0, seed=3,
-                         prefixes=["Our"] * 4)  # fmt: skip
+    hot = model.generate([long] * 2, max_new_tokens=12, temperature=1.5, top_p=1.0, seed=3,
+                         prefixes=["Our"] * 2)  # fmt: skip
     assert max(out.logprob for out in hot) < outs[1].logprob
 
 
 def test_stream_yields_the_greedy_reply_piece_by_piece(model):
     question = [{"role": "user", "content": "Describe a teacup in two sentences."}]
-    whole = model.generate([question], max_new_tokens=30, temperature=0)[0].text
-    pieces = list(model.stream(question, max_new_tokens=30))
+    whole = model.generate([question], max_new_tokens=20, temperature=0)[0].text
+    pieces = list(model.stream(question, max_new_tokens=20))
     assert len(pieces) > 3
     assert "".join(pieces).strip() == whole
     prefixed = list(model.stream(question, max_new_tokens=10, prefix="A teacup"))

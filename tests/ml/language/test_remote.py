@@ -84,6 +84,12 @@ def backend(server):
     return OpenAIBackend(server, key=KEY, retries=1)
 
 
+@pytest.fixture(scope="module")
+def fast(server):
+    """Without logprobs, which cost llama-cpp-python's server 4x the time of the reply."""
+    return OpenAIBackend(server, key=KEY, retries=1, logprobs=False)
+
+
 @needs_server
 def test_the_location_picks_the_server_and_describe_says_what_it_serves(server, monkeypatch):
     monkeypatch.setenv("MARKETING_AI_LLM_KEY", KEY)
@@ -102,22 +108,23 @@ def test_the_location_picks_the_server_and_describe_says_what_it_serves(server, 
 @needs_server
 def test_generate_sends_a_batch_and_reports_logprobs(backend):
     tea = [{"role": "user", "content": "Write one sentence about a teapot for a newsletter."}]
-    greedy = backend.generate([QUESTION, tea], max_new_tokens=16, temperature=0)
-    again = backend.generate([tea], max_new_tokens=16, temperature=0)
-    assert [g.tokens > 0 and g.text for g in greedy] == [True, True]
-    assert again[0].text == greedy[1].text  # greedy is deterministic on the server too
+    greedy = backend.generate([QUESTION, tea], max_new_tokens=8, temperature=0)
+    assert all(g.tokens > 0 and g.text for g in greedy)
     assert all(g.logprob is not None and g.logprob < 0 for g in greedy)
-    hot = backend.generate([tea] * 3, max_new_tokens=16, temperature=1.5, top_p=1.0, seed=5)
+    without = OpenAIBackend(backend.base_url, key=KEY, logprobs=False)
+    again = without.generate([tea], max_new_tokens=8, temperature=0)[0]
+    assert again.text == greedy[1].text and again.logprob is None  # greedy: the same reply
+    hot = backend.generate([tea] * 2, max_new_tokens=8, temperature=1.5, top_p=1.0, seed=5)
     # Each request its own seed, so a batch of one prompt does not come back as copies; and
     # the sampled tokens are less likely than the greedy ones under the model.
-    assert len({g.text for g in hot}) > 1
+    assert hot[0].text != hot[1].text
     assert max(g.logprob for g in hot) < greedy[1].logprob
 
 
 @needs_server
 def test_prefixes_start_the_reply_through_the_chat_template(backend):
     prefix = "Dear tea lover, our"
-    out = backend.generate([QUESTION], max_new_tokens=16, temperature=0, prefixes=[prefix])[0]
+    out = backend.generate([QUESTION], max_new_tokens=10, temperature=0, prefixes=[prefix])[0]
     # llama-cpp-python's server opens a new assistant turn after a prefilled one, which the
     # backend finds out by asking, and writes the prompt itself for /completions instead.
     assert backend.prefill == "template"
@@ -129,23 +136,23 @@ def test_prefixes_start_the_reply_through_the_chat_template(backend):
 
 
 @needs_server
-def test_stream_yields_the_same_reply_as_generate_piece_by_piece(backend):
-    whole = backend.generate([QUESTION], max_new_tokens=24, temperature=0)[0].text
-    pieces = list(backend.stream(QUESTION, max_new_tokens=24))
+def test_stream_yields_the_same_reply_as_generate_piece_by_piece(fast):
+    whole = fast.generate([QUESTION], max_new_tokens=24, temperature=0)[0].text
+    pieces = list(fast.stream(QUESTION, max_new_tokens=24))
     assert len(pieces) > 3 and "".join(pieces).strip() == whole
-    prefixed = list(backend.stream(QUESTION, max_new_tokens=8, prefix="A teacup"))
+    prefixed = list(fast.stream(QUESTION, max_new_tokens=8, prefix="A teacup"))
     assert prefixed[0] == "A teacup" and len(prefixed) > 1
 
 
 @needs_server
-def test_the_copy_writer_writes_checked_drafts_through_the_server(backend):
+def test_the_copy_writer_writes_checked_drafts_through_the_server(fast):
     brief = copywriter.Brief(
         goal="Show tea lovers our new teaware",
         products=[copywriter.Product("ROSES REGENCY TEACUP AND SAUCER", "Bone china teacup")],
     )
     rules = guardrails.BrandRules(required_phrases=["You get this because you subscribed."])
-    drafts, stats = copywriter.write(backend, brief, rules, k=2, rounds=1, oversample=1)
-    assert len(drafts) == 2 and stats["tokens"] > 0
+    drafts, stats = copywriter.write(fast, brief, rules, k=1, rounds=1, candidates=1)
+    assert len(drafts) == 1 and stats["tokens"] > 0 and stats["generations"] == 3
     for draft in drafts:
         assert draft.fields["body"].endswith("You get this because you subscribed.")
 
@@ -168,7 +175,7 @@ def test_a_server_that_goes_away_is_a_clear_error(monkeypatch):
     stop_server(process)
     with pytest.raises(ModelUnavailable, match=f"server at http://127.0.0.1:{port}/v1 did not"):
         model.generate([QUESTION], max_new_tokens=4)
-    with pytest.raises(ModelUnavailable, match="connection failed .* 3 tries"):
+    with pytest.raises(ModelUnavailable, match="connection failed .*3 tries"):
         list(model.stream(QUESTION, max_new_tokens=4))
     assert model.describe()["reachable"] is False
 
