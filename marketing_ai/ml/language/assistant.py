@@ -246,7 +246,9 @@ class Assistant:
                 if checked >= 2:
                     break
         finally:
-            pieces.close()  # stops the decoding when we stop reading
+            close = getattr(pieces, "close", None)  # a generator: stops the decoding
+            if close is not None:
+                close()
         return text
 
     def _extract(self, message: str, found: list) -> str:
