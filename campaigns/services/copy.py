@@ -206,11 +206,20 @@ def variants_generate(*, campaign: Campaign, params: dict, model, progress=None)
     rounds = max(1, min(int(params.get("rounds") or 6), 8))
     catalogue, people = _catalogue_and_people(campaign.workspace)
     options = {"k": k, "rounds": rounds, "seed": seed, "temperature": 0.7, "top_p": 0.9}
+    # The season the mail goes out in, for the season checks where the brief names none.
+    month = (campaign.send_at or timezone.now()).month
     drafts, stats = copywriter.write(
-        model, brief, rules, catalogue=catalogue, people=people, progress=progress, **options
+        model,
+        brief,
+        rules,
+        catalogue=catalogue,
+        people=people,
+        progress=progress,
+        month=month,
+        **options,
     )
     # Where the model did no better than the fill-in templates, they are offered beside it.
-    beside = copywriter.templates_beside(brief, drafts, rules, catalogue, people)
+    beside = copywriter.templates_beside(brief, drafts, rules, catalogue, people, month=month)
     created = []
     with transaction.atomic():
         taken = set(campaign.variants.values_list("name", flat=True))
@@ -264,6 +273,7 @@ def _store(campaign, name, draft, brief, model, options, rising=()) -> Variant:
         "attempts": draft.attempts,
         "brief": brief.facts_text(),
         "brief_products": [p.name for p in brief.products],
+        "month": (campaign.send_at or timezone.now()).month,
         # Why a product was in the brief: the forecast it was chosen from, as it stood then.
         "brief_rising": list(rising),
         "goal": brief.goal,
@@ -299,7 +309,11 @@ def variant_copy_check(variant: Variant) -> guardrails.Report | None:
     rules, _ = brand_rules(variant.campaign.workspace)
     catalogue, people = _catalogue_and_people(variant.campaign.workspace)
     facts = guardrails.Facts(
-        provenance.get("brief", ""), provenance.get("brief_products", []), catalogue, people
+        provenance.get("brief", ""),
+        provenance.get("brief_products", []),
+        catalogue,
+        people,
+        provenance.get("month"),
     )
     if variant.campaign.channel == "sms":
         fields = {"text": unliteral(variant.body_text)}

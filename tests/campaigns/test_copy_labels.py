@@ -3,6 +3,8 @@ model, as its backend describes itself, or the fill-in template offered beside i
 on every check; the admin says so in words, and says plainly when the configured model is the
 small offline default."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from campaigns.admin.campaigns import written_by
@@ -57,6 +59,7 @@ def test_the_packaged_model_writes_labelled_variants_and_templates_beside_them(w
 @pytest.mark.django_db
 def test_a_failing_draft_gets_a_template_marked_as_such(workspace, client, admin_user):
     campaign = setup_shop(workspace)
+    campaign.send_at = datetime(2026, 12, 10, 9, tzinfo=UTC)
     brief = copy.copy_brief(campaign=campaign, params={"products": ["TEA"], "goal": "Tea time"})
     rules, _ = copy.brand_rules(workspace)
     failure = guardrails.Failure("category", "body", "glass")
@@ -84,6 +87,14 @@ def test_a_failing_draft_gets_a_template_marked_as_such(workspace, client, admin
     assert label.startswith("The language model big-model (openai, server http://gpu:8000/v1)")
     assert guardrails.describe(failure) in label and "FAILED 1 of" in label
     assert "offline default" not in label
+
+    # The month it goes out in is kept, so approval checks the season as generation did.
+    assert provenance["month"] == 12
+    stored.body_html = copywriter.as_html(
+        "Our Roses Regency Teacup And Saucer for long summer days in the garden.\n\n"
+        "You receive this e-mail because you subscribed."
+    )
+    assert "season" in {f.rule for f in copy.variant_copy_check(stored).failures}
 
     page = admin_for(workspace, client, admin_user).get(
         f"/admin/campaigns/campaign/{campaign.pk}/change/"

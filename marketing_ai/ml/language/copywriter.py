@@ -274,6 +274,7 @@ def write_many(
     batch_size: int | None = None,
     progress=None,
     encoder=None,
+    month: int | None = None,
 ) -> tuple[list[list[Draft]], dict]:
     """K drafts per brief, each field chosen from a pool of candidates.
 
@@ -284,9 +285,10 @@ def write_many(
     taken (MMR); where too few pass, the candidates with the fewest failures fill in and the draft
     keeps its reasons (templates_beside says what to offer beside them).
     Returns the drafts per brief and run statistics (tokens, seconds, candidates written, passed
-    and inventing on the first round, drafts passing with first-round fields only)."""
+    and inventing on the first round, drafts passing with first-round fields only). `month`
+    (1-12): when the mail goes out, for the season checks where the brief names none."""
     candidates = candidates or k + 2
-    facts = [b.facts(catalogue, people) for b in briefs]
+    facts = [b.facts(catalogue, people, month) for b in briefs]
     contexts = [guardrails.Context(f, rules) for f in facts]
     batch_size = batch_size or getattr(model, "batch_size", 16)  # sized to the device
     pools: dict[tuple[int, str], list[Candidate]] = {
@@ -359,13 +361,14 @@ def templates_beside(
     catalogue: list[str] = (),
     people=(),
     encoder=None,
+    month: int | None = None,
 ) -> list[Draft]:
     """Template drafts (source "template") to offer beside the model's drafts of a brief: one
     per failing draft, and one when the most relevant template beats the most relevant passing
     draft (the ranking's relevance: neither has a likelihood to compare). Only templates that
     pass the checks are offered, most relevant first."""
     ranker = Ranker(encoder)
-    facts = brief.facts(catalogue, people)
+    facts = brief.facts(catalogue, people, month)
     context = guardrails.Context(facts, rules)
     failing = sum(not d.passed for d in drafts)
     best = max(
