@@ -15,7 +15,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 
-from marketing_ai.ml.language import fewshot, guardrails
+from marketing_ai.ml.language import faithfulness, fewshot, guardrails
 from marketing_ai.ml.language.guardrails import BrandRules, Facts
 
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "nl": "Dutch",
@@ -193,7 +193,24 @@ def clean(task: str, raw: str, rules: BrandRules, sentences: int | None = None) 
         end = max(text.rfind("."), text.rfind("!"), text.rfind("?"))
         if end > len(text) // 2:
             text = text[: end + 1]  # drop a trailing half sentence
+    if task in ("subject", "preheader"):
+        text = _whole_phrase(text)
     return text
+
+
+_LOOSE_END = re.compile(r"[\s,;:&+/(–—-]+$")
+
+
+def _whole_phrase(text: str) -> str:
+    """A one-line field that the token budget or the length cut mid-phrase ("… a gift from")
+    loses its dangling words and separators, so that it ends on a word that completes it; the
+    checks still judge what is left."""
+    while True:
+        text = _LOOSE_END.sub("", text)
+        head, _, last = text.rpartition(" ")
+        if not head or last.lower().strip("'’") not in faithfulness.DANGLING:
+            return text
+        text = head
 
 
 def _printable(ch: str) -> bool:

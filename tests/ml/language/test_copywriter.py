@@ -129,3 +129,13 @@ def test_subjects_alternate_between_the_products_name_and_the_models_own_start()
     assert starts == ["", "The Regency Cakestand 3 Tier", "", "The Jumbo Bag Red Retrospot"]
     assert copywriter.opening(two, "preheader", 1) == ""
     assert copywriter.opening(two, "body", 1) == "Meet the Jumbo Bag Red Retrospot"
+
+
+def test_a_subject_cut_mid_phrase_ends_on_a_whole_word():
+    rules = guardrails.BrandRules()
+    cut = copywriter.clean("subject", "The Regency Cakestand is a special gift from the", rules)
+    assert cut == "The Regency Cakestand is a special gift"
+    assert copywriter.clean("preheader", "Three tiers of china - for your", rules) == (
+        "Three tiers of china"
+    )
+    assert copywriter.clean("subject", "Tea & Cake", rules) == "Tea & Cake"
