@@ -76,14 +76,14 @@ def _month_range(year: int, month: int) -> tuple[date, date]:
 
 def _year_of(month: int, day: int | None, orders: list[Order], today: date) -> int:
     """The year a month (and day) without one means: the latest year the customer ordered on
-    that day or in that month (their orders may be years old), else the last such month."""
-    seen = sorted(
-        {o.day.year for o in orders if o.day.month == month and day in (None, o.day.day)},
-        reverse=True,
-    )
-    if seen:
-        return seen[0]
-    return today.year if (month, day or 1) <= (today.month, today.day) else today.year - 1
+    that day, else in that month, else the last such date up to their latest order (their
+    orders may be years old), or up to today when they have none."""
+    on_day = [o.day.year for o in orders if o.day.month == month and o.day.day == day]
+    in_month = [o.day.year for o in orders if o.day.month == month]
+    if on_day or in_month:
+        return max(on_day or in_month)
+    latest = max((o.day for o in orders), default=today)
+    return latest.year if (month, day or 1) <= (latest.month, latest.day) else latest.year - 1
 
 
 def _day(year: int, month: int, number: int) -> tuple[date, date, str] | None:
@@ -108,7 +108,14 @@ def period(message: str, orders: list[Order], today: date) -> tuple[date, date, 
     month_day = re.search(rf"\b{MONTH} {ORDINAL}\b(?!\d)", text)
     if day_month or month_day:
         number, name = day_month.groups() if day_month else month_day.groups()[::-1]
-        if not (name == "may" and year is None and month_day):  # "may 5 items…": a verb
+        # "may" before a number is a verb unless a year or a preposition says it is the month.
+        verb = (
+            name == "may"
+            and month_day
+            and not year
+            and not re.search(r"\b(on|in|from|since|of) may\b", text)
+        )
+        if not verb:
             month = MONTHS[name]
             y = year or _year_of(month, int(number), orders, today)
             return _day(y, month, int(number))

@@ -243,3 +243,22 @@ def test_a_model_answer_is_shown_as_it_is_written(index):
     before = len(shown)
     bot.reply("Has my order shipped?", orders=history(), identified=True, on_text=shown.append)
     assert len(shown) == before
+
+
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        ("what did I order on May 3?", "on 3 May 2011"),
+        ("orders on 3rd May 2011", "on 3 May 2011"),
+        ("What did I buy on 2011-10-31?", "on 31 October 2011"),
+        ("what did I order in dec?", "in December 2011"),
+        ("my orders from last year", "in 2025"),
+        ("May I see what I ordered?", None),  # a verb
+        ("anything on 31 February 2011?", None),
+    ],
+)
+def test_the_period_an_order_question_names(message, named):
+    from marketing_ai.ml.language.orders import period
+
+    found = period(message, history(), date(2026, 12, 2))
+    assert (found[2] if found else None) == named
