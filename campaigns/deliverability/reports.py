@@ -33,7 +33,11 @@ def report_ingest(*, raw: bytes, recipients: list[str], source: str) -> Ingested
     over the address the report states (a forwarded recipient, a rewritten one). A report with
     no such path is not recorded: the same address may be anyone's in any workspace."""
     report = email.message_from_bytes(raw)
-    records = parse.parse(report, recipients=recipients, read_token=selectors.message_token_of)
+    try:
+        records = parse.parse(report, recipients=recipients, read_token=selectors.message_token_of)
+    except Exception:  # a report nobody can read is dropped, not retried by the MTA forever
+        logger.exception("a report that could not be read was dropped")
+        return Ingested(0, 0, 0)
     report_id = _report_id(raw, report.get("message-id"))
     recorded = repeated = unmatched = 0
     messages: dict[str, Message | None] = {}

@@ -171,3 +171,13 @@ Status: 5.1.1
 def test_a_dsn_naming_only_x400_recipients_is_read_from_its_text():
     [record] = parse(X400_ONLY)
     assert (record.address, record.kind) == ("reader@exchange.example.com", "hard")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.eml")))
+def test_cut_or_garbled_reports_never_raise(name):
+    raw = sample(name)
+    for end in range(0, len(raw), max(1, len(raw) // 12)):
+        records = parse(raw[:end], read_token=read_token)
+        assert all(r.kind in ("hard", "soft", "complaint") and "@" in r.address for r in records)
+    garbled = raw.replace(b"\n", b"\n\xff\xfe ", 7).replace(b"boundary=", b"boundary=\x00", 1)
+    parse(garbled, read_token=read_token)
