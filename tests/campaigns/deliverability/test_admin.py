@@ -97,3 +97,21 @@ def test_reports_list_shows_what_came_back_for_the_staffs_workspaces_only(client
     assert "theirs@example.com" not in listing
     page = client.get(reverse("admin:campaigns_deliveryreport_change", args=[rows[1].pk]))
     assert page.status_code in (302, 404)
+
+
+def test_staff_turn_signing_on_and_a_second_row_for_a_domain_is_a_form_error(
+    admin_client, workspace
+):
+    domain = sending_domain_create(workspace=workspace, domain="shop.example")
+    url = reverse("admin:campaigns_sendingdomain_change", args=[domain.pk])
+    response = admin_client.post(url, {"signing": "on", "bounce_domain": "bounces.shop.example"})
+    assert response.status_code == 302
+    domain.refresh_from_db()
+    assert domain.signing and domain.bounce_domain == "bounces.shop.example"
+    assert domain.domain == "shop.example"  # read only once the key is made for it
+    again = admin_client.post(
+        reverse("admin:campaigns_sendingdomain_add"),
+        {"workspace": workspace.pk, "domain": "shop.example", "bounce_domain": ""},
+    )
+    assert again.status_code == 200 and "already exists" in again.content.decode()
+    assert SendingDomain.objects.count() == 1
