@@ -42,7 +42,7 @@ _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipien
 
 @dataclass(frozen=True)
 class Report:
-    address: str  # lower case
+    address: str  # lower case; "" where the report redacted it and the token says whose it was
     kind: str  # hard | soft | complaint
     status: str  # "5.1.1", "4.4.7", a feedback type such as "abuse", or "" if none given
     excerpt: str  # what the report says about it, whitespace folded, at most 300 characters
@@ -72,7 +72,9 @@ def parse(
     for record in records:
         unique.setdefault((record.address, record.kind), record)
     return [
-        Report(r.address, r.kind, r.status, r.excerpt, token) for r in unique.values() if r.address
+        Report(r.address, r.kind, r.status, r.excerpt, token)
+        for r in unique.values()
+        if r.address or token
     ]
 
 
@@ -157,7 +159,9 @@ def _feedback(message: email.message.Message) -> list[Report] | None:
         if feedback_type in _NOT_COMPLAINTS:
             continue
         addresses = [_address(a) for a in fields.get_all("original-rcpt-to") or []]
-        addresses = [a for a in addresses if a] or _returned_recipients(message)
+        # Feedback loops often redact the recipient: "" then stands for "whoever the signed
+        # return path names" (kept only where one does).
+        addresses = [a for a in addresses if a] or _returned_recipients(message) or [""]
         excerpt = _fold(
             f"{feedback_type} report from {fields.get('user-agent') or 'unknown agent'}"
             f"{'; ' + str(fields.get('source-ip')) if fields.get('source-ip') else ''}"
@@ -193,7 +197,7 @@ def _returned_recipients(message: email.message.Message) -> list[str]:
         a.lower()
         for original in _returned(message)
         for _, a in getaddresses(original.get_all("to") or [])
-        if "@" in a
+        if _PLAUSIBLE.fullmatch(a.lower())
     ]
 
 

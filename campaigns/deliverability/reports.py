@@ -52,7 +52,7 @@ def report_ingest(*, raw: bytes, recipients: list[str], source: str) -> Ingested
             continue
         address = message.address or record.address
         excerpt = record.excerpt
-        if record.address != address:
+        if record.address and record.address != address:
             excerpt = f"(report names {record.address}) {excerpt}"
         try:
             with transaction.atomic():

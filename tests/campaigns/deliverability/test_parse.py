@@ -107,6 +107,25 @@ def test_a_complaint_finds_the_return_path_in_the_returned_message():
     assert (record.kind, record.token) == ("complaint", token)
 
 
+def redacted(raw: bytes) -> bytes:
+    """A feedback report whose loop hid the recipient (as Gmail's and Yahoo's do)."""
+    raw = raw.replace(b"Original-Rcpt-To: <angry.customer@mailbox.example>\n", b"")
+    return raw.replace(b"To: angry.customer@mailbox.example", b"To: undisclosed-recipients:;")
+
+
+def test_a_complaint_with_the_recipient_redacted_counts_only_through_a_signed_path():
+    assert parse(redacted(sample("complaint_arf.eml")), read_token=read_token) == []
+    token = uuid.uuid4().hex
+    address = verp.return_path(token, "bounces.shop.example", "test key")
+    raw = _to_return_path(
+        redacted(sample("complaint_arf.eml")),
+        b"bounce+3c4d5e6f708192a3b4c5d6e7f8091a2b-dddddddddddddddd@bounces.shop.example",
+        address,
+    )
+    [record] = parse(raw, read_token=read_token)
+    assert (record.address, record.kind, record.token) == ("", "complaint", token)
+
+
 def test_an_unsigned_or_forged_return_path_gives_no_token():
     # The samples' return paths look like ours but no key of ours signed them.
     [record] = parse(sample("hard_user_unknown.eml"), read_token=read_token)

@@ -84,3 +84,13 @@ def test_forged_paths_record_nothing_and_other_domains_are_refused(sent, lmtp):
     assert not DeliveryReport.objects.exists()  # ... and dropped
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         lmtp(report, f"bounce+{token}-aaaaaaaaaaaaaaaa@elsewhere.example")
+
+
+def test_a_complaint_with_the_recipient_redacted_lands_on_the_message_its_path_names(sent, lmtp):
+    message, path = sent["person1@example.com"]
+    report = (SAMPLES / "complaint_arf.eml").read_bytes().replace(ARF_PATH, path.encode())
+    report = report.replace(b"Original-Rcpt-To: <angry.customer@mailbox.example>\n", b"")
+    report = report.replace(b"To: angry.customer@mailbox.example", b"To: undisclosed-recipients:;")
+    lmtp(report, "fbl@bounces.shop.example")
+    [row] = DeliveryReport.objects.all()
+    assert (row.message_id, row.kind, row.address) == (message.pk, "complaint", message.address)
