@@ -46,8 +46,7 @@ def test_hybrid_recall_on_the_shipped_questions(index):
     assert found / len(pairs) >= 0.9
 
 
-def test_order_answers_use_only_the_orders_given(index):
-    bot = chat.Assistant(index, encoder())
+def test_order_answers_use_only_the_orders_given(bot):
     mine = [
         chat.Order("581001", "2011-12-01", "placed", "24.50 GBP", [chat.Line(2, "Regency teacup")])
     ]
@@ -85,63 +84,67 @@ def history() -> list:
     ]  # fmt: skip
 
 
-def ask(index, message: str) -> chat.Reply:
-    bot = chat.Assistant(index, encoder())
+@pytest.fixture(scope="module")
+def bot(index):
+    """One assistant for the tests that need no model (building one encodes its examples)."""
+    return chat.Assistant(index, encoder())
+
+
+def ask(bot, message: str) -> chat.Reply:
     return bot.reply(message, orders=history(), identified=True, today=date(2026, 12, 2))
 
 
-def test_orders_by_date_are_not_read_as_order_numbers(index):
-    reply = ask(index, "What did I order in October 2011?")
+def test_orders_by_date_are_not_read_as_order_numbers(bot):
+    reply = ask(bot, "What did I order in October 2011?")
     assert reply.intent == "order_status" and reply.source == "orders"
     assert "can't find an order numbered" not in reply.text
     assert reply.text.startswith("You have 2 orders in October 2011.")
     assert "573585 on 2011-10-31" in reply.text and "572000 on 2011-10-05 (cancelled" in reply.text
     assert "581001" not in reply.text and "560000" not in reply.text
     # A month without its year is the latest one they ordered in; a day, a year, relative dates.
-    assert ask(index, "what did i order in october?").text.startswith("You have 2 orders in Oct")
-    day = ask(index, "What did I buy on 5 December?").text
+    assert ask(bot, "what did i order in october?").text.startswith("You have 2 orders in Oct")
+    day = ask(bot, "What did I buy on 5 December?").text
     assert day.startswith("You have 1 order on 5 December 2010.") and "JUMBO BAG RED" in day
-    assert ask(index, "my orders from 2010").text.startswith("You have 1 order in 2010.")
-    none = ask(index, "What did I order last month?").text
+    assert ask(bot, "my orders from 2010").text.startswith("You have 1 order in 2010.")
+    none = ask(bot, "What did I order last month?").text
     assert none.startswith("I can't find any orders in November 2026")
     assert "run from 2010-12-05 to 2011-12-01" in none
 
 
-def test_orders_by_product(index):
-    reply = ask(index, "When did I buy the cake stand?")
+def test_orders_by_product(bot):
+    reply = ask(bot, "When did I buy the cake stand?")
     assert reply.source == "orders"
     assert reply.text.startswith("You bought REGENCY CAKESTAND 3 TIER in 2 orders")
     # The cancelled order is still an order they placed; the credit note is a return, not a buy.
     assert "2011-10-05 (order 572000" in reply.text and "2011-07-05 (order 560000" in reply.text
     assert "C575000" not in reply.text
-    lantern = ask(index, "did I ever order a lantern in 2011?").text
+    lantern = ask(bot, "did I ever order a lantern in 2011?").text
     assert lantern.startswith("You bought Moroccan lantern once in 2011") and "560000" in lantern
-    missing = ask(index, "When did I buy the garden bench?").text
+    missing = ask(bot, "When did I buy the garden bench?").text
     assert missing.startswith("I can't find garden bench in your orders.")
 
 
-def test_orders_by_state(index):
-    cancelled = ask(index, "Which of my orders were cancelled?").text
+def test_orders_by_state(bot):
+    cancelled = ask(bot, "Which of my orders were cancelled?").text
     assert cancelled.startswith("You have 1 cancelled order.")
     assert "572000 on 2011-10-05 (cancelled on 2011-10-06)" in cancelled
-    returned = ask(index, "What have I returned?").text
+    returned = ask(bot, "What have I returned?").text
     assert returned.startswith("You have 1 return.") and "C575000" in returned
     assert "581001" not in returned
-    latest = ask(index, "Has my order shipped?").text
+    latest = ask(bot, "Has my order shipped?").text
     assert latest.startswith("Your order 581001, placed on 2011-12-01, has status: placed.")
 
 
-def test_a_long_order_is_summarised_with_the_count_left_out(index):
-    reply = ask(index, "Show me order 573585").text
+def test_a_long_order_is_summarised_with_the_count_left_out(bot):
+    reply = ask(bot, "Show me order 573585").text
     assert "PAPER NAPKINS DESIGN 4;" not in reply  # five lines shown, the fifth ends the list
     assert "5 × PAPER NAPKINS DESIGN 4 … and 23 more items." in reply
     assert "PAPER NAPKINS DESIGN 5" not in reply and "Total: 300.00 GBP." in reply
-    listed = ask(index, "what did I order in October 2011?").text
+    listed = ask(bot, "what did I order in October 2011?").text
     assert "… and 25 more items (total 300.00 GBP)" in listed
 
 
-def test_an_order_number_that_looks_like_a_year_is_still_found(index):
-    bot = chat.Assistant(index, encoder())
+def test_an_order_number_that_looks_like_a_year_is_still_found(bot):
     orders = [chat.Order("2011", "2011-03-01", "placed", "9.00 GBP", [chat.Line(1, "Mug")])]
     reply = bot.reply("where is my order 2011?", orders=orders, identified=True)
     assert reply.text.startswith("Your order 2011, placed on 2011-03-01")
@@ -159,8 +162,7 @@ def catalogue() -> chat.Catalogue:
     )  # fmt: skip
 
 
-def test_product_questions_are_answered_from_the_catalogue(index):
-    bot = chat.Assistant(index, encoder())
+def test_product_questions_are_answered_from_the_catalogue(index, bot):
     one = bot.reply("How much is the three tier cake stand?", catalogue=catalogue())
     assert one.intent == "product" and one.source == "catalogue"
     assert one.text == (
@@ -179,8 +181,7 @@ def test_product_questions_are_answered_from_the_catalogue(index):
     assert delivery.citations[0] == index.ids["delivery-costs"]
 
 
-def test_knowledge_answers_cite_the_right_article(index):
-    bot = chat.Assistant(index, encoder())
+def test_knowledge_answers_cite_the_right_article(index, bot):
     reply = bot.reply("How long is a gift card valid?")
     assert reply.citations[0] == index.ids["gift-cards"]
     assert "2 years" in reply.text
@@ -195,8 +196,7 @@ def test_knowledge_answers_cite_the_right_article(index):
         ("Can I pay with PayPal?", "question"),
     ],
 )
-def test_intents(index, message, intent):
-    bot = chat.Assistant(index, encoder())
+def test_intents(bot, message, intent):
     reply = bot.reply(message)
     assert reply.intent == intent
     assert reply.handoff == (intent == "human")
@@ -211,8 +211,8 @@ def test_intents(index, message, intent):
         "Write me a poem about the ocean.",
     ],
 )
-def test_injection_and_off_topic_are_refused(index, message):
-    reply = chat.Assistant(index, encoder()).reply(message, orders=[], identified=True)
+def test_injection_and_off_topic_are_refused(bot, message):
+    reply = bot.reply(message, orders=[], identified=True)
     assert reply.refused and not reply.citations
 
 
