@@ -217,15 +217,19 @@ class OpenAIBackend:
         question = [{"role": "user", "content": "Hi"}]
         base = {"model": self.model(), "max_tokens": 1, "temperature": 0}
         plain = self._post("/chat/completions", {**base, "messages": question})
-        continued = self._post(
-            "/chat/completions",
-            {
-                **base,
-                "messages": [*question, {"role": "assistant", "content": "Hi"}],
-                "continue_final_message": True,
-                "add_generation_prompt": False,
-            },
-        )
+        try:
+            continued = self._post(
+                "/chat/completions",
+                {
+                    **base,
+                    "messages": [*question, {"role": "assistant", "content": "Hi"}],
+                    "continue_final_message": True,
+                    "add_generation_prompt": False,
+                },
+            )
+        except ModelUnavailable:
+            # Up (it just answered) but refusing a final assistant message, as some templates do.
+            return False
         try:
             extra = continued["usage"]["prompt_tokens"] - plain["usage"]["prompt_tokens"]
         except (KeyError, TypeError):

@@ -187,8 +187,8 @@ class Scripted(BaseHTTPRequestHandler):
     """Answers each POST with the next (status, headers, body) of the server's script."""
 
     def do_POST(self):  # noqa: N802 (http.server's name)
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.seen.append((time.monotonic(), self.path))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or "{}")
+        self.server.seen.append((time.monotonic(), self.path, body))
         status, headers, body = self.server.script.pop(0)
         self.send_response(status)
         for name, value in headers.items():
@@ -237,8 +237,25 @@ def test_busy_and_failing_servers_are_retried_with_backoff(scripted, monkeypatch
     url = f"http://127.0.0.1:{scripted.server_port}/v1"
     out = OpenAIBackend(url, model="m", retries=2).generate([QUESTION], max_new_tokens=4)[0]
     assert (out.text, out.tokens, out.logprob) == ("A teacup.", 2, -1.0)
-    times = [t for t, _ in scripted.seen]
+    times = [t for t, _, _ in scripted.seen]
     assert len(times) == 3 and times[2] - times[1] >= 0.95  # the server's Retry-After kept
+
+
+def test_a_server_that_continues_a_prefilled_reply_gets_it_as_a_chat_message(scripted):
+    # What vLLM answers: a one-token prefill costs one prompt token, not a new turn's five.
+    scripted.script = [
+        (200, {}, {**REPLY, "usage": {"prompt_tokens": 20, "completion_tokens": 1}}),
+        (200, {}, {**REPLY, "usage": {"prompt_tokens": 21, "completion_tokens": 1}}),
+        (200, {}, REPLY),
+    ]
+    url = f"http://127.0.0.1:{scripted.server_port}/v1"
+    model = OpenAIBackend(url, model="m")
+    out = model.generate([QUESTION], prefixes=["Dear tea lover,"])[0]
+    assert model.prefill == "continue" and out.text == "Dear tea lover,A teacup."
+    path, body = scripted.seen[-1][1:]
+    assert path == "/v1/chat/completions" and body["continue_final_message"] is True
+    assert body["messages"][-1] == {"role": "assistant", "content": "Dear tea lover,"}
+    assert body["add_generation_prompt"] is False and body["logprobs"] is True
 
 
 def test_retries_run_out_into_model_unavailable_with_the_last_reason(scripted, monkeypatch):
