@@ -181,7 +181,7 @@ def answer(message: str, orders: list[Order], today: date | None = None) -> str:
         return "I can't find any orders on your account."
     question = parse(message, orders, today or date.today())
     if question.numbers:
-        return _by_number(question, orders)
+        return _by_number(question, orders) + _dispatch(message, question, orders)
     chosen = orders
     if question.start:
         chosen = [o for o in chosen if question.start <= o.day < question.end]
@@ -200,7 +200,27 @@ def answer(message: str, orders: list[Order], today: date | None = None) -> str:
             return f"I can't find {question.phrase} in your{where}. " + _span(orders)
     if question.start or question.state:
         return _listed(question, chosen, orders)
-    return describe((orders_of_kind(orders) or orders)[0])
+    return describe((orders_of_kind(orders) or orders)[0]) + _dispatch(message, question, orders)
+
+
+SHIPPING = re.compile(
+    r"\b(ship|shipped|dispatch|dispatched|deliver|delivered|arrive|arrived|sent)\b"
+)
+
+
+def _dispatch(message: str, question: Question, orders: list[Order]) -> str:
+    """What the order can say to "has it shipped?": the platform records orders, not their
+    dispatch, so 'placed' must not read as 'not sent yet'."""
+    if not SHIPPING.search(message.lower()):
+        return ""
+    if question.numbers:
+        asked = [n.lower() for n in question.numbers]
+        found = [o for o in orders if any(n in o.number.lower() for n in asked)]
+    else:
+        found = orders_of_kind(orders)[:1]
+    if not found or found[0].kind != "order" or found[0].status != "placed":
+        return ""
+    return " Its dispatch is not recorded on the order, so I can't tell whether it has left us."
 
 
 def orders_of_kind(orders: list[Order], kind: str = "order") -> list[Order]:

@@ -131,8 +131,13 @@ def test_orders_by_state(bot):
     returned = ask(bot, "What have I returned?").text
     assert returned.startswith("You have 1 return.") and "C575000" in returned
     assert "581001" not in returned
-    latest = ask(bot, "Has my order shipped?").text
-    assert latest.startswith("Your order 581001, placed on 2011-12-01, has status: placed.")
+    latest = ask(bot, "Has my order shipped?")
+    assert latest.text.startswith("Your order 581001, placed on 2011-12-01, has status: placed.")
+    assert latest.text.endswith(
+        "Its dispatch is not recorded on the order, so I can't tell whether it has left us."
+    )
+    assert latest.citations == [bot.index.ids["tracking-orders"]]
+    assert "dispatch" not in ask(bot, "Where is my order 572000?").text  # cancelled
 
 
 def test_a_long_order_is_summarised_with_the_count_left_out(bot):
