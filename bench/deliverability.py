@@ -17,6 +17,13 @@ scan_message (permanent failures only: every address it names is called hard) an
 all_failures (temporary -> soft). Addresses are compared in lower case. Also what DKIM adds to
 a send: milliseconds to sign one campaign message (campaigns.channels.mime's, 6 KB of HTML) with
 a 2,048-bit key through dkimpy, best of 5 rounds of 50.
+
+Held out, where BENCH_SISIMAI names a checkout of sisimai's set-of-emails (BSD-2-Clause, read in
+place, never copied): its maildir/bsd bounces (lhost-*, rhost-*, rfc3464-*) and feedback reports
+(arf-*), and maildir/not (not bounces). Its expected results live in sisimai's own test tables,
+not in a form we read, so only coverage is measured there: the share of messages in which a
+reader names at least one address (for flufl, anything all_failures returns, and apart from
+that the messages where one of its finds is an address at all).
 """
 
 import ast
@@ -33,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.services import print_table, write_results  # noqa: E402
-from campaigns.deliverability.parse import parse  # noqa: E402
+from campaigns.deliverability.parse import _plausible, parse  # noqa: E402
 
 SDIST = "flufl.bounce-4.0.tar.gz"
 OURS = ROOT / "bench" / "data" / "deliverability"
@@ -163,6 +170,35 @@ def signing_ms() -> float:
     return 1000 * best
 
 
+def sisimai_coverage(root: Path) -> dict[str, float]:
+    from flufl.bounce import all_failures
+
+    groups: dict[str, list[Path]] = {"bounce": [], "arf": [], "not": []}
+    for path in sorted((root / "maildir" / "bsd").glob("*.eml")):
+        if path.name.startswith("arf-"):
+            groups["arf"].append(path)
+        elif path.name.startswith(("lhost-", "rhost-", "rfc3464-")):
+            groups["bounce"].append(path)
+    groups["not"] = sorted(p for p in (root / "maildir" / "not").iterdir() if p.is_file())
+    figures: dict[str, float] = {}
+    for group, paths in groups.items():
+        ours_found = flufl_found = flufl_addresses = 0
+        for path in paths:
+            raw = path.read_bytes()
+            ours_found += bool(parse(raw))
+            try:
+                temporary, permanent = all_failures(_message(raw))
+            except Exception:  # noqa: BLE001  (a detector crashing on a message found nothing)
+                temporary, permanent = set(), set()
+            flufl_found += bool(temporary or permanent)
+            flufl_addresses += any(_plausible(a) for a in temporary | permanent)
+        figures[f"sisimai_{group}_messages"] = len(paths)
+        figures[f"sisimai_{group}_ours_found"] = ours_found
+        figures[f"sisimai_{group}_flufl_found"] = flufl_found
+        figures[f"sisimai_{group}_flufl_found_addresses"] = flufl_addresses
+    return figures
+
+
 def main() -> None:
     sets = {"flufl": flufl_samples(), "ours": our_samples()}
     sets["all"] = sets["flufl"] + sets["ours"]
@@ -205,6 +241,24 @@ def main() -> None:
             "–",
         )
     )
+    if os.environ.get("BENCH_SISIMAI"):
+        held_out = sisimai_coverage(Path(os.environ["BENCH_SISIMAI"]))
+        figures.update(held_out)
+        for group, label in (
+            ("bounce", "bounces"),
+            ("arf", "feedback reports"),
+            ("not", "not bounces (lower is right)"),
+        ):
+            n = held_out[f"sisimai_{group}_messages"]
+            rows.append(
+                (
+                    f"held out, sisimai set-of-emails, {label} ({n}): messages naming an address",
+                    f"{held_out[f'sisimai_{group}_ours_found']}",
+                    f"all_failures {held_out[f'sisimai_{group}_flufl_found']} (of them "
+                    f"addresses: {held_out[f'sisimai_{group}_flufl_found_addresses']})",
+                    "–",
+                )
+            )
     print_table("Bounce and complaint classification", rows)
     for method_name in methods:
         misses = results["all", method_name]["misses"]
