@@ -325,9 +325,7 @@ def write_many(
         )
         for b in {job[0] for job in written}:
             # The checks embed body sentences; one batch per brief instead of one per candidate.
-            prepare = getattr(contexts[b], "prepare", None)
-            if prepare:
-                prepare(text for job, (text, _) in written.items() if job[0] == b)
+            contexts[b].prepare(text for job, (text, _) in written.items() if job[0] == b)
         for (b, task, _), (text, logprob) in written.items():
             failures = guardrails.check_field(task, text, rules, facts[b], contexts[b])
             pools[b, task].append(Candidate(text, failures, logprob, attempt))
