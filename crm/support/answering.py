@@ -9,6 +9,7 @@ them); whatever a message says, no other customer's rows are read. The catalogue
 product questions from is the conversation's workspace's own products.
 """
 
+import logging
 from functools import lru_cache
 
 from django.conf import settings
@@ -22,7 +23,12 @@ from marketing_ai.ml.language.assistant import Assistant, Catalogue, Line, Produ
 from marketing_ai.ml.language.assistant import Order as OrderFacts
 from marketing_ai.ml.language.embeddings import encoder
 from marketing_ai.ml.language.llm import language_model
+from marketing_ai.ml.language.packaged import ModelUnavailable
 from marketing_ai.ml.language.retrieval import Index, passages
+
+log = logging.getLogger(__name__)
+# The category the importers give charges and adjustments (crm.importers.online_retail).
+NON_MERCHANDISE = "non-merchandise"
 
 
 def _articles_signature(workspace_id: int) -> tuple:
@@ -48,7 +54,14 @@ def knowledge_index(workspace_id: int):
 def assistant(workspace_id: int, with_model: bool = True):
     """The workspace's assistant (kept per process until an article changes)."""
     use_model = with_model and getattr(settings, "CHAT_USE_MODEL", True)
-    return _assistant(_articles_signature(workspace_id), use_model)
+    signature = _articles_signature(workspace_id)
+    try:
+        return _assistant(signature, use_model)
+    except ModelUnavailable as exc:
+        # The articles' own sentences answer while the model server is down; the failure is
+        # not cached, so the next turn asks the server again.
+        log.warning("chat answers without the language model: %s", exc)
+        return _assistant(signature, False)
 
 
 @lru_cache(maxsize=16)
@@ -102,8 +115,12 @@ def _catalogue_signature(workspace_id: int) -> tuple:
 
 @lru_cache(maxsize=16)
 def _catalogue(signature: tuple) -> Catalogue:
-    rows = CatalogueRow.objects.filter(workspace_id=signature[0]).values_list(
-        "sku", "name", "price", "currency", "description", "category", "active"
+    # Charges, fees and adjustments (postage, bad debt, marketplace fees) are rows of the
+    # catalogue, not products a customer asks about.
+    rows = (
+        CatalogueRow.objects.filter(workspace_id=signature[0])
+        .exclude(category=NON_MERCHANDISE)
+        .values_list("sku", "name", "price", "currency", "description", "category", "active")
     )
     return Catalogue(
         [

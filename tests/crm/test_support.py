@@ -540,6 +540,13 @@ def test_product_questions_come_from_the_workspaces_own_catalogue(client, worksp
     services.product_bulk_upsert(workspace=workspace, rows=[{"sku": "22423", "price": "14.00"}])
     again = ask(client, workspace, "How much is the three tier cake stand?")["reply"]["text"]
     assert again.startswith("REGENCY CAKESTAND 3 TIER (14.00 GBP)")
+    # Charges and adjustments are catalogue rows, not products anyone is told about.
+    services.product_bulk_upsert(workspace=workspace, rows=[
+        {"sku": "AMAZONFEE", "name": "AMAZON FEE", "price": "219.76", "active": False,
+         "category": "non-merchandise"},
+    ])  # fmt: skip
+    fee = ask(client, workspace, "How much is the amazon fee?")["reply"]["text"]
+    assert "219.76" not in fee and fee.startswith("I can't find a product")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,14 +8,17 @@
   by number, date or period, product, or state (orders.py).
 - Product questions ("how much is the cake stand?") are answered from the catalogue the caller
   passes in (the workspace's own products: name, price, description, whether it is still sold),
-  with a help article cited when one is close; a question no product matches goes to the
-  knowledge base.
+  with a help article cited when one is close; a question no product matches is answered from
+  the help articles only where one is clearly about it (given passages merely near the question,
+  the model described products we do not sell), else told that nothing matches.
 - Other questions are answered from the knowledge base: hybrid retrieval, then the language
   model writes an answer from the best passages; an answer that brings numbers or names the
   passages do not contain is replaced by the passage's most relevant sentences. Every knowledge
   answer cites its articles. The model's answer can be followed as it is written (`on_text`);
   what was shown is provisional until the reply returns, which may replace it with extracted
-  sentences when a finished sentence fails the check.
+  sentences when a finished sentence fails the check. A model answer that says "not" where the
+  passage it rests on does not is replaced too (the model turned "we accept PayPal" into "PayPal
+  is not accepted"), and a model server that is down (ModelUnavailable) leaves the extract.
 - Returns, unsubscribe and "talk to a person" have fixed routes (the latter hands over to staff).
 """
 
@@ -30,6 +33,7 @@ from marketing_ai.ml.language import guardrails, screening
 from marketing_ai.ml.language import orders as order_questions
 from marketing_ai.ml.language import products as catalogue_words
 from marketing_ai.ml.language.orders import Line, Order
+from marketing_ai.ml.language.packaged import ModelUnavailable
 from marketing_ai.ml.language.products import Catalogue, Product
 from marketing_ai.ml.language.retrieval import Index
 
@@ -141,7 +145,25 @@ class Assistant:
             found = self._from_catalogue(message, catalogue)
             if found is not None:
                 return found
+            return self._no_product(message, on_text)
         return self._from_knowledge(message, intent, on_text)
+
+    def _no_product(self, message: str, on_text: Callable[[str], None] | None) -> Reply:
+        """A product question no product of ours matches: the help articles answer where one is
+        clearly about it ("how much is delivery?"), else we say so — the model, given passages
+        merely near the question, described products we do not sell."""
+        hits = self.index.search(message, k=1)
+        # Clearly about an article (gift vouchers 0.64, next-day delivery 0.53), not merely
+        # near one ("a unicorn lamp" is 0.36 from the article on stock).
+        if hits and hits[0].similarity >= CATALOGUE_CITATION:
+            return self._from_knowledge(message, "product", on_text)
+        asked = " ".join(catalogue_words.as_written(message))
+        named = f' matching "{asked}"' if asked else ""
+        text = (
+            f"I can't find a product{named} in our shop. Would you like me to pass your "
+            "question to a member of our team?"
+        )
+        return Reply(text, "product", source="catalogue")
 
     def _order_status(self, message: str, orders: list[Order] | None, today: date | None) -> Reply:
         if orders is None:
@@ -219,14 +241,34 @@ class Assistant:
             {"role": "user", "content": f"Help text:\n{context}\n\nQuestion: {message}"},
         ]
         facts = guardrails.Facts(context + "\n" + message)
-        if on_text is not None and hasattr(self.model, "stream"):
-            out = self._streamed(conversation, facts, on_text)
-        else:
-            out = self.model.generate([conversation], max_new_tokens=70, temperature=0.0)[0].text
+        try:
+            if on_text is not None and hasattr(self.model, "stream"):
+                out = self._streamed(conversation, facts, on_text)
+            else:
+                out = self.model.generate([conversation], max_new_tokens=70, temperature=0.0)
+                out = out[0].text
+        except ModelUnavailable:
+            return ""  # the passages' own sentences answer instead
         out = " ".join(SENTENCE_END.split(out.strip())[:2]).strip()
         if len(out) < 15 or out[-1:] not in ".!?":
             return ""
-        return out if _grounded(out, facts) else ""
+        if not _grounded(out, facts) or self._contradicts(out, context):
+            return ""
+        return out
+
+    def _contradicts(self, answer: str, context: str) -> bool:
+        """A sentence of the answer that negates while the passage sentence nearest to it does
+        not (or the other way round): the model's "not" is the one thing the similarity of
+        the words cannot see."""
+        said = [s for s in SENTENCE_END.split(answer) if s.strip()]
+        source = [s for s in SENTENCE_END.split(context) if len(s.strip()) > 10]
+        if not said or not source:
+            return False
+        nearest = np.argmax(self.encoder.encode(said) @ self.encoder.encode(source).T, axis=1)
+        return any(
+            bool(NEGATION.search(s)) != bool(NEGATION.search(source[int(i)]))
+            for s, i in zip(said, nearest, strict=True)
+        )
 
     def _streamed(self, conversation: list[dict], facts, on_text: Callable[[str], None]) -> str:
         """The model's answer, shown piece by piece; stops at the second finished sentence, or
@@ -264,6 +306,7 @@ class Assistant:
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+NEGATION = re.compile(r"\b(?:not|no|never|cannot|nor|unable|none)\b|n't\b|n’t\b", re.IGNORECASE)
 LISTED_PRODUCTS = 4
 # A product answer cites a help article only when it is clearly about the question (care,
 # sizes); below this the catalogue's facts stand alone.
@@ -289,6 +332,7 @@ def _product_text(product: Product, full: bool = False) -> str:
         return text
     text += " is available to order." if product.active else " is no longer sold."
     described = " ".join(SENTENCE_END.split(product.description.strip())[:2]).strip()
-    if described:
+    # Imported catalogues often repeat the name as the description (Online Retail II does).
+    if described and described.casefold().rstrip(".") != product.name.casefold():
         text += " " + re.sub(r"[*_`#>]", "", described)
     return text

@@ -10,7 +10,9 @@ import pytest
 
 from marketing_ai.ml.language import assistant as chat
 from marketing_ai.ml.language.embeddings import encoder
+from marketing_ai.ml.language.remote import OpenAIBackend
 from marketing_ai.ml.language.retrieval import BM25, Index, passages
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 KNOWLEDGE = ROOT / "crm" / "demo" / "knowledge"
@@ -267,3 +269,35 @@ def test_the_period_an_order_question_names(message, named):
 
     found = period(message, history(), date(2026, 12, 2))
     assert (found[2] if found else None) == named
+
+
+def test_a_product_question_nothing_matches_gets_no_invented_product(index, bot):
+    # The model answered "do you sell a unicorn lamp?" with a unicorn candle nobody sells.
+    reply = bot.reply("Do you sell a unicorn lamp?", catalogue=catalogue())
+    assert reply.source == "catalogue" and not reply.citations
+    assert reply.text.startswith('I can\'t find a product matching "unicorn lamp" in our shop.')
+
+
+def test_a_product_whose_description_is_its_name_is_not_named_twice(bot):
+    shop = chat.Catalogue([chat.Product("22423", "REGENCY CAKESTAND 3 TIER", "24.96", "GBP",
+                                        "REGENCY CAKESTAND 3 TIER")])  # fmt: skip
+    text = bot.reply("How much is the regency cakestand?", catalogue=shop).text
+    assert text == "REGENCY CAKESTAND 3 TIER (24.96 GBP) is available to order."
+
+
+def test_an_answer_that_negates_what_its_passage_says_is_caught(index, bot):
+    context = "We accept Visa, Mastercard, American Express, PayPal and Apple Pay."
+    assert bot._contradicts("PayPal is not a payment method accepted on our website.", context)
+    assert not bot._contradicts("Yes, you can pay with PayPal.", context)
+    refusal = "Gift cards cannot be exchanged for cash. They are valid for 2 years."
+    assert not bot._contradicts("A gift card can't be exchanged for cash.", refusal)
+    assert bot._contradicts("A gift card can be exchanged for cash.", refusal)
+
+
+def test_a_model_server_that_is_down_leaves_the_articles_answer(index):
+    down = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", model="m", retries=0)
+    bot = chat.Assistant(index, encoder(), down)
+    for on_text in (None, [].append):  # generate, and the streamed path
+        reply = bot.reply("How long is a gift card valid?", on_text=on_text)
+        assert reply.source == "extract" and reply.citations[0] == index.ids["gift-cards"]
+        assert "2 years" in reply.text
