@@ -8,6 +8,7 @@ break it.
 """
 
 import base64
+import ipaddress
 from dataclasses import dataclass
 
 import dkim
@@ -78,7 +79,9 @@ def dns_records(
     SPF is checked against the envelope sender's domain, which is the bounce domain where
     VERP is on, so that is where the SPF record goes (and an MX, so reports reach us)."""
     spf_domain = bounce_domain or domain
-    allowed = f"a:{mail_host} " if mail_host and mail_host not in ("localhost", "127.0.0.1") else ""
+    # A loopback host or an IP literal cannot be published as a host name (an MX must name one).
+    named = mail_host if _publishable_host(mail_host) else ""
+    allowed = f"a:{named} " if named else ""
     records = [
         DnsRecord(
             dkim_record_name(selector, domain),
@@ -105,11 +108,21 @@ def dns_records(
             DnsRecord(
                 bounce_domain,
                 "MX",
-                f"10 {mail_host or 'your-bounce-receiver'}.",
+                f"10 {named or 'your-bounce-receiver'}.",
                 "where bounce reports to the return path are delivered (our receiver)",
             )
         )
     return records
+
+
+def _publishable_host(host: str) -> bool:
+    if not host or host == "localhost" or "." not in host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
 
 
 class Signer:

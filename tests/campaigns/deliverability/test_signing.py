@@ -78,3 +78,25 @@ def test_the_records_name_spf_at_the_bounce_domain_when_there_is_one(key):
     assert by_name[("_dmarc.shop.example", "TXT")].startswith("v=DMARC1; p=none")
     assert by_name[("s1._domainkey.shop.example", "TXT")] == f"v=DKIM1; k=rsa; p={key.public_b64}"
     assert ("bounces.shop.example", "MX") in by_name
+
+
+def test_a_loopback_or_ip_mail_host_is_never_suggested_for_mx_or_spf():
+    for host in ("localhost", "127.0.0.1", "10.0.0.7", "::1"):
+        records = signing.dns_records(
+            domain="shop.example.com", selector="s1", public_b64="AAAA",
+            bounce_domain="bounces.shop.example.com", mail_host=host,
+        )  # fmt: skip
+        by_type = {r.type: r.value for r in records if r.name == "bounces.shop.example.com"}
+        assert by_type["MX"] == "10 your-bounce-receiver." and host not in by_type["TXT"]
+    (mx,) = [
+        r
+        for r in signing.dns_records(
+            domain="shop.example.com",
+            selector="s1",
+            public_b64="AAAA",
+            bounce_domain="bounces.shop.example.com",
+            mail_host="mx1.shop.example.com",
+        )  # fmt: skip
+        if r.type == "MX"
+    ]
+    assert mx.value == "10 mx1.shop.example.com."
