@@ -155,10 +155,22 @@ ORDER_TALK = re.compile(
     re.I,
 )
 
-# A subject or preheader that stops on one of these was cut, not finished.
+# A subject or preheader that stops on one of these was cut, not finished ("… a special item
+# that has" passed before the verbs and relatives joined).
 DANGLING = set(
     "a an the and or but nor with without of for to at by from into onto as than your our my "
-    "their his her its will every each very".split()
+    "their his her its will every each very that which who whose whom has have had is are was "
+    "were be been being can could would should shall may might must does did also".split()
+)
+# A template's blank the model filled with its own ("Dear [Customer Name]"): our copy has no
+# square-bracket fields, and a reader would see the brackets.
+PLACEHOLDER = re.compile(r"\[[^\]\n]{1,40}\]")
+# The brand speaks as "we"; a small model slips into a chatbot's or a salesperson's "I" ("I'm
+# sorry for any confusion", "Hello, I'm your marketing specialist").
+VOICE = re.compile(
+    r"\b(?:i'm|i am|i'll|i will|i've|i have|i can|i would|i'd|my name is|as an ai|"
+    r"(?:your|a) (?:marketing|sales|bakery|shopping) (?:specialist|assistant|consultant|expert)|"
+    r"please answer my question|sorry for (?:any|the) confusion)\b"
 )
 ENTITY = re.compile(r"&(?:[a-z][a-z0-9]{1,31}|#\d{1,7}|#x[0-9a-f]{1,6});", re.I)
 
@@ -328,6 +340,15 @@ def truncated(raw: str, grounds: Grounds) -> list[tuple[str, str]]:
     if last not in grounds.words and len(last) > 2 and zipf_frequency(last, "en") < 2.0:
         return [("truncated", f"ends on {last!r}, a word cut short")]
     return []
+
+
+def placeholders(raw: str) -> list[tuple[str, str]]:
+    return [("placeholders", m.group()) for m in PLACEHOLDER.finditer(raw)]
+
+
+def voice(text: str) -> list[tuple[str, str]]:
+    """`text` normalised (lower case, plain apostrophes)."""
+    return [("voice", m.group()) for m in VOICE.finditer(text)]
 
 
 def entities(raw: str) -> list[tuple[str, str]]:

@@ -121,6 +121,8 @@ DESCRIPTIONS = {
     "does not do",
     "truncated": "is cut off: it does not end on a whole word or finished phrase",
     "entities": "shows HTML codes (such as &amp;) instead of the characters",
+    "placeholders": "has a blank to fill in (such as [Customer Name]) left in",
+    "voice": 'speaks as a chatbot or salesperson ("I\'m …") instead of as the brand',
 }
 
 
@@ -235,7 +237,7 @@ def _faithful(name: str, raw: str, text: str, context: Context) -> list[Failure]
     """Copy about the wrong thing (see faithfulness): wrong category, season or order talk in
     any field, cut-off subjects and preheaders, entities anywhere, and unsupported sentences in
     a body or SMS."""
-    found = faithfulness.entities(raw)
+    found = faithfulness.entities(raw) + faithfulness.placeholders(raw)
     if name in ("subject", "preheader"):
         found += faithfulness.truncated(raw, context.grounds)
     if context.about_products:
@@ -245,6 +247,7 @@ def _faithful(name: str, raw: str, text: str, context: Context) -> list[Failure]
         found += faithfulness.category(text, context.grounds)
         found += faithfulness.season(text, context.grounds)
         found += faithfulness.order_talk(text)
+        found += faithfulness.voice(text)
         if name in ("body", "text"):
             found += faithfulness.unsupported(raw, context.grounds, skip=context.required)
     return [Failure(rule, name, detail) for rule, detail in found]

@@ -140,6 +140,9 @@ def test_asking_for_an_order_is_promotion_not_order_talk():
         ("preheader", "Our Regency Cakestand 3 Tier is ready for a festive table with"),
         ("preheader", "Stack it high with mince pies and little cakes,"),
         ("subject", "Three tiers of festive treats..."),
+        # What passed all the checks in the outside tester's run:
+        ("subject", "The Regency Cakestand 3 Tier is a special item that has"),
+        ("preheader", "Our Regency Cakestand 3 Tier is"),
     ],
 )
 def test_subjects_and_preheaders_cut_mid_sentence_are_rejected(field, text):
@@ -197,9 +200,34 @@ def test_every_rule_is_described_in_plain_words(rule):
 
 def test_every_rule_the_checks_raise_has_a_description():
     raised = {"unsupported", "category", "season", "order_talk", "truncated", "entities"}
+    raised |= {"placeholders", "voice"}
     raised |= guardrails.INVENTED | {"length", "banned_words", "banned_claims", "off_topic"}
     raised |= {"required_phrases", "personal_data", "language"}
     assert raised <= set(guardrails.DESCRIPTIONS)
     assert guardrails.describe(Failure("language", "all", "reads as 'de'")).startswith(
         "The copy is not written"
     )
+
+
+def test_a_template_blank_left_in_is_rejected():
+    for field in ("preheader", "subject"):
+        found = failures(CAKESTAND, {**GOOD_CAKESTAND, field: "Dear [Customer Name], treats await"})
+        assert ("placeholders", field) in found
+    body = "Dear [Customer's Name], our Regency Cakestand 3 Tier is ready for Christmas." + FOOTER
+    assert ("placeholders", "body") in failures(CAKESTAND, {**GOOD_CAKESTAND, "body": body})
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "I'm sorry for any confusion. Please answer my question if you need it.",
+        "Hello, I'm your marketing specialist and our Regency Cakestand 3 Tier is here.",
+        "I'm thrilled to be your go-to bakery consultant for the Regency Cakestand 3 Tier!",
+    ],
+)
+def test_a_chatbot_or_salesperson_voice_is_rejected(sentence):
+    body = sentence + FOOTER
+    assert ("voice", "body") in failures(CAKESTAND, {**GOOD_CAKESTAND, "body": body}, month=12)
+    # The brand's "we" is its voice.
+    ours = "We think our Regency Cakestand 3 Tier is the star of a Christmas table." + FOOTER
+    assert ("voice", "body") not in failures(CAKESTAND, {**GOOD_CAKESTAND, "body": ours}, month=12)
