@@ -103,3 +103,6 @@ class DeliveryReportAdmin(WorkspaceScopedAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of what came back is evidence, kept with its message

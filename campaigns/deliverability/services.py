@@ -38,9 +38,12 @@ def sending_domain_new_key(*, sending_domain: SendingDomain) -> SendingDomain:
     """Replaces the key under a new selector and stops signing until the new record is
     published (staff tick `signing` again)."""
     now = timezone.now()
+    # A new DNS name for every key, also several within a minute (base, base n2, base n3, …).
     selector = _selector(now)
-    if selector == sending_domain.selector:
-        selector += "b"  # a second key within the minute
+    if sending_domain.selector.startswith(selector):
+        tail = sending_domain.selector[len(selector) :]
+        count = int(tail[1:]) if tail[:1] == "n" and tail[1:].isdigit() else 1
+        selector = f"{selector}n{count + 1}"
     key = signing.key_generate()
     sending_domain.selector = selector
     sending_domain.private_key = key.private_pem

@@ -101,3 +101,11 @@ def test_the_default_bounce_domain_gives_verp_without_a_sending_domain(workspace
     assert b"DKIM-Signature" not in data
     token = Message.objects.get(campaign=campaign).token.hex
     assert selectors.message_token_of(return_path) == token
+
+
+def test_every_new_key_gets_a_dns_name_of_its_own(workspace):
+    domain = sending_domain_create(workspace=workspace, domain="keys.example")
+    names = [domain.selector]
+    for _ in range(4):  # within the same minute, as staff clicking the action again do
+        names.append(sending_domain_new_key(sending_domain=domain).selector)
+    assert len(set(names)) == 5, names
