@@ -322,7 +322,11 @@ CELERY_BEAT_SCHEDULE["journeys-dates"] = {
 
 # --- E-mail and campaigns -------------------------------------------------------------------
 # Public address of this installation: tracking, unsubscribe and chat links point here.
-PUBLIC_URL = env.str("MARKETING_AI_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Unset, it follows the port `manage.py up` serves on (MARKETING_AI_PORT).
+PUBLIC_URL = env.str(
+    "MARKETING_AI_PUBLIC_URL",
+    default=f"http://127.0.0.1:{os.environ.get('MARKETING_AI_PORT') or 8000}",
+)
 # EMAIL_URL, e.g. smtp://user:password@mail.example.com:587 (smtp+tls://, smtps://); without it
 # messages are written to files under DATA_DIR/outbox. An ESP through django-anymail: set
 # EMAIL_BACKEND (and its ANYMAIL settings) instead.

@@ -100,3 +100,19 @@ def test_sqlite_commits_survive_power_loss():
     with connection.cursor() as cursor:
         assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_links_follow_the_port_the_platform_serves_on():
+    show = "from django.conf import settings; print(settings.PUBLIC_URL)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MARKETING_AI_P")}
+    moved = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, env={**base, "MARKETING_AI_PORT": "8411"},
+    )  # fmt: skip
+    assert moved.stdout.strip().splitlines()[-1] == "http://127.0.0.1:8411", moved.stderr
+    named = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, capture_output=True,
+        text=True, timeout=120,
+        env={**base, "MARKETING_AI_PORT": "8411", "MARKETING_AI_PUBLIC_URL": "https://shop.example"},
+    )  # fmt: skip
+    assert named.stdout.strip().splitlines()[-1] == "https://shop.example", named.stderr
