@@ -3,9 +3,7 @@ checked by the workspace's brand rules, stored as draft variants with their prov
 review, edit and approve them like any variant; approval checks generated copy again, so an
 edit cannot slip an invented fact past the rules."""
 
-import html
 import os
-import re
 
 from django.db import transaction
 from django.utils import timezone
@@ -321,11 +319,6 @@ def variant_copy_check(variant: Variant) -> guardrails.Report | None:
         fields = {
             "subject": unliteral(variant.subject),
             "preheader": unliteral(variant.preheader),
-            "body": _plain(variant.body_html),
+            "body": copywriter.as_text(variant.body_html),
         }
     return guardrails.check(fields, rules, facts)
-
-
-def _plain(body_html: str) -> str:
-    paragraphs = re.findall(r"<p>(.*?)</p>", body_html or "", flags=re.S) or [body_html or ""]
-    return "\n\n".join(html.unescape(re.sub(r"<[^>]+>", "", p)).strip() for p in paragraphs)

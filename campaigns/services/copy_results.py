@@ -10,16 +10,13 @@ people's: an open is a person's when its event's user agent and timing are not a
 when a person clicked; a click stamped by a link scanner is not counted.
 """
 
-import html
-import re
-
 from django.db.models import Count, Max, Q
 
 from campaigns.models import BrandRules, Message, Variant
 from campaigns.sandbox import unliteral
 from crm.models import Event, Workspace
 from marketing_ai.ml import experiment
-from marketing_ai.ml.language import fewshot
+from marketing_ai.ml.language import copywriter, fewshot
 
 CLICK, OPEN = "email_click", "email_open"  # the events campaigns.services.engagement writes
 RECENT = 200  # variants looked at: the latest sent; older copy says little about today's readers
@@ -151,14 +148,8 @@ def _fields(variant: Variant) -> dict[str, str]:
     return {
         "subject": unliteral(variant.subject),
         "preheader": unliteral(variant.preheader),
-        "body": _plain(variant.body_html),
+        "body": copywriter.as_text(variant.body_html),
     }
-
-
-def _plain(body_html: str) -> str:
-    """A body's paragraphs as text (generated bodies are <p> paragraphs, copywriter.as_html)."""
-    paragraphs = re.findall(r"<p>(.*?)</p>", body_html or "", flags=re.S) or [body_html or ""]
-    return "\n\n".join(html.unescape(re.sub(r"<[^>]+>", "", p)).strip() for p in paragraphs)
 
 
 def _required_phrases(workspace: Workspace) -> list[str]:

@@ -549,3 +549,9 @@ def as_html(body: str) -> str:
     paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
     escaped = [html.escape(p).replace("{", "&#123;").replace("}", "&#125;") for p in paragraphs]
     return "\n".join(f"<p>{p}</p>" for p in escaped)
+
+
+def as_text(body_html: str) -> str:
+    """A generated body's paragraphs as plain text again (as_html's inverse)."""
+    paragraphs = re.findall(r"<p>(.*?)</p>", body_html or "", flags=re.S) or [body_html or ""]
+    return "\n\n".join(html.unescape(re.sub(r"<[^>]+>", "", p)).strip() for p in paragraphs)
