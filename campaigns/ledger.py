@@ -18,6 +18,12 @@ kernel (TCP_CORK) until the "." is written: otherwise its write wakes the databa
 often takes the CPU at once and leaves the worker paused inside the window (bench/handoff.py
 counts how often a kill lands there, corked and not). Two workers can never both commit `sent`
 for one row: the update names the claim.
+
+The database can go in the same window instead of the worker (a restart or failover: the COMMIT
+written, its answer never read). Then the "." is out while the row may still say `sending`, and
+its stale claim would send it again: hand_off raises CommitUnknown, and the worker notes the
+send in Redis (campaigns.unrecorded) to be recorded as soon as the database is back — by itself,
+or by the sweeper before it releases any stale claim.
 """
 
 import select
@@ -35,6 +41,12 @@ TABLE = Message._meta.db_table
 
 class LostClaim(Exception):
     """This worker no longer holds the row (its claim went stale and another worker took it)."""
+
+
+class CommitUnknown(Exception):
+    """The point of no return ran (the "." went out), but the COMMIT's answer never came back:
+    the database went away in between, so the row may still say `sending`. The caller must get
+    `sent` recorded (record_sent) before the claim goes stale, or the message goes out twice."""
 
 
 def claim_due(*, campaign_id: int, now: datetime, limit: int) -> tuple[uuid.UUID, list[int]]:
@@ -81,7 +93,8 @@ def hand_off(
 
     Raises LostClaim (and never calls `point_of_no_return`) when the claim is no longer ours.
     An exception from `point_of_no_return` propagates after the commit has completed; the
-    caller decides whether the provider kept the message (see `revert_sent`).
+    caller decides whether the provider kept the message (see `revert_sent`). Raises
+    CommitUnknown when `point_of_no_return` ran and the commit's answer was lost.
     """
     with connection.cursor() as cursor:
         cursor.execute("BEGIN IMMEDIATE" if connection.vendor == "sqlite" else "BEGIN")
@@ -121,22 +134,37 @@ def _commit_then(action: Callable[[], None]) -> None:
         if corked:
             _cork(fd, False)
         raise
+    done = False
     try:
         action()
+        done = True
     finally:
         if corked:
             _cork(fd, False)  # the COMMIT goes out now (or, if we die, at close)
-        while True:
-            pg.consume_input()
-            if not pg.is_busy():
-                break
-            select.select([pg.socket], [], [], 1.0)
-        error = None
-        while (result := pg.get_result()) is not None:
-            if result.error_message:
-                error = result.error_message.decode(errors="replace")
+        try:
+            error = _commit_answer(pg)
+        except Exception as exc:  # the connection went: the answer is lost, not the action
+            if done:
+                raise CommitUnknown(str(exc)) from exc
+            raise
+        if error and done:
+            raise CommitUnknown(error)
         if error:
             raise RuntimeError(f"commit of a sent message failed: {error}")
+
+
+def _commit_answer(pg) -> str | None:
+    """Waits for the COMMIT's answer; its error message, or None."""
+    while True:
+        pg.consume_input()
+        if not pg.is_busy():
+            break
+        select.select([pg.socket], [], [], 1.0)
+    error = None
+    while (result := pg.get_result()) is not None:
+        if result.error_message:
+            error = result.error_message.decode(errors="replace")
+    return error
 
 
 def _cork(fd: int, on: bool) -> bool:
@@ -150,6 +178,22 @@ def _cork(fd: int, on: bool) -> bool:
         return False
     finally:
         sock.detach()  # the descriptor stays libpq's
+
+
+def record_sent(
+    *, message_id: int, claim: uuid.UUID, sent_at: datetime, address: str, provider_id: str
+) -> bool:
+    """Records `sent` for a message whose hand-off commit was lost (CommitUnknown): conditional
+    on the claim, so it is a no-op where the lost commit had in fact landed."""
+    return bool(
+        Message.objects.filter(pk=message_id, claim=claim, state=Message.State.SENDING).update(
+            state=Message.State.SENT,
+            sent_at=sent_at,
+            address=address,
+            provider_id=provider_id,
+            reason="",
+        )
+    )
 
 
 def revert_sent(*, message_id: int, claim: uuid.UUID, retry_at: datetime, reason: str) -> bool:

@@ -8,13 +8,14 @@ harmless. The sweeper (`campaigns.services.sweep`) re-queues work whose task was
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import ledger, rendering, tracking
+from campaigns import ledger, rendering, tracking, unrecorded
 from campaigns.channels import Channel, Outcome, Outgoing, channel_for
 from campaigns.models import Campaign, Enrolment, Message, Suppression, Variant
 from campaigns.ratelimit import RateLimiter
@@ -112,9 +113,10 @@ def deliver(*, campaign_id: int, budget_seconds: float | None = None) -> dict:
                 # Rows of this chunk not reached (deadline, error) go back to the queue now
                 # rather than waiting for their claim to go stale; the claim did not use up one
                 # of their attempts.
-                Message.objects.filter(claim=claim, state=Message.State.SENDING).update(
-                    state=Message.State.QUEUED, claim=None, attempts=F("attempts") - 1
-                )
+                # Never one whose "." went out while its commit was lost (not yet recorded).
+                Message.objects.filter(claim=claim, state=Message.State.SENDING).exclude(
+                    pk__in=run.unrecorded
+                ).update(state=Message.State.QUEUED, claim=None, attempts=F("attempts") - 1)
     campaign_finish_if_done(campaign_id=campaign_id)
     more = Message.objects.filter(
         campaign_id=campaign_id,
@@ -136,6 +138,7 @@ class _Run:
         self.on_sent = endpoints_for(campaign.workspace_id, "message.sent")
         self.on_failed = endpoints_for(campaign.workspace_id, "message.failed")
         self.consent_channel = CONSENT_CHANNEL[campaign.channel]
+        self.unrecorded: set[int] = set()  # sent, but the database lost the commit (CommitUnknown)
 
     def chunk(self, claim, ids: list[int]) -> Counter:
         rows = list(
@@ -243,22 +246,56 @@ class _Run:
                     payload={"type": "message.sent", "created": now.isoformat(), "data": data},
                 )
 
+        lost: list[unrecorded.Send] = []
+
         def hand_off(point_of_no_return, known_id: str = "") -> None:
-            ledger.hand_off(
-                message_id=message.pk,
-                claim=claim,
-                sent_at=now,
-                address=address,
-                provider_id=known_id or provider_id,
-                point_of_no_return=point_of_no_return,
-                also=outbox if self.on_sent else None,
-            )
+            try:
+                ledger.hand_off(
+                    message_id=message.pk,
+                    claim=claim,
+                    sent_at=now,
+                    address=address,
+                    provider_id=known_id or provider_id,
+                    point_of_no_return=point_of_no_return,
+                    also=outbox if self.on_sent else None,
+                )
+            except ledger.CommitUnknown:
+                # The "." is out; note it before the server's answer is even read.
+                lost.append(
+                    unrecorded.note(
+                        message_id=message.pk,
+                        claim=claim,
+                        sent_at=now,
+                        address=address,
+                        provider_id=known_id or provider_id,
+                    )
+                )
+                self.unrecorded.add(message.pk)
 
         try:
             outcome = self.channel.send(outgoing, hand_off)
         except ledger.LostClaim:
             return "lost_claim"
+        if lost:
+            return self._settle_lost_commit(message, claim, address, outcome, lost[0])
         return self._settle(message, claim, address, outcome)
+
+    def _settle_lost_commit(
+        self, message: Message, claim, address: str, outcome: Outcome, send: unrecorded.Send
+    ) -> str:
+        """The database went away between the "." and the commit's answer."""
+        if outcome.kind != "sent":
+            # Refused after all: the server kept nothing, and the row says `sending` (the commit
+            # was lost) or `sent` (it landed): either way it goes back for a retry.
+            unrecorded.forget(message.pk)
+            self.unrecorded.discard(message.pk)
+            unrecorded.record(send, wait_seconds=settings.CAMPAIGN_CLAIM_LEASE_SECONDS / 2)
+            return self._settle(message, claim, address, replace(outcome, after_hand_off=True))
+        if unrecorded.record(send, wait_seconds=settings.CAMPAIGN_CLAIM_LEASE_SECONDS / 2):
+            self.unrecorded.discard(message.pk)
+        else:
+            raise ledger.CommitUnknown(f"message {message.pk} sent; the sweeper will record it")
+        return "sent"
 
     def _settle(self, message: Message, claim, address: str, outcome: Outcome) -> str:
         if outcome.kind == "sent":

@@ -1,5 +1,6 @@
 """The sweeper (beat, every CAMPAIGN_SWEEP_SECONDS; and when a worker starts): the database is
-the source of truth, the broker only carries nudges. It returns stale claims of dead workers to
+the source of truth, the broker only carries nudges. It records sends whose commit the database
+lost (campaigns.unrecorded), returns stale claims of dead workers to
 the queue, picks A/B winners whose wait is over, marks finished campaigns sent, and names the
 campaigns that have due rows so that deliver tasks are queued for them (again, if a broker
 restart lost the first ones)."""
@@ -9,7 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import ledger
+from campaigns import ledger, unrecorded
 from campaigns.models import Campaign, Message
 from campaigns.services.abtest import ab_decide_due
 from campaigns.services.lifecycle import campaign_finish_if_done
@@ -21,6 +22,9 @@ ACTIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
 def sweep() -> dict:
     now = timezone.now()
     live = list(Campaign.objects.filter(status__in=LIVE).values_list("pk", "status"))
+    # Sends whose commit the database lost are recorded first: releasing their claims would
+    # send them again.
+    recorded = unrecorded.settle_all()
     released = ledger.release_stale(
         older_than=now - timedelta(seconds=settings.CAMPAIGN_CLAIM_LEASE_SECONDS),
         campaign_ids=[pk for pk, _ in live],
@@ -40,4 +44,10 @@ def sweep() -> dict:
         )
     )
     finished = [pk for pk in active if pk not in due and campaign_finish_if_done(campaign_id=pk)]
-    return {"released": released, "due": due, "ab_decided": decided, "finished": finished}
+    return {
+        "recorded": recorded,
+        "released": released,
+        "due": due,
+        "ab_decided": decided,
+        "finished": finished,
+    }
