@@ -8,13 +8,15 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from crm import selectors
 from crm import validation as v
 from crm.admin.scope import ScopedInline, WorkspaceScopedAdmin, current_workspace, user_workspaces
 from crm.importers.customers_csv import cell_limit, decode_upload, import_customers_csv
 from crm.models import Consent, Customer, CustomerScore, Event, ExternalIdentity, Order, OrderLine
+from crm.selectors.reasons import model_segments, reason_sentences
 from crm.services import order_delete, privacy_erase
 from crm.support.links import customer_chat_url
 
@@ -45,10 +47,18 @@ class ConsentInline(admin.TabularInline):
 
 class ScoreInline(admin.TabularInline):
     model = CustomerScore
-    fields = ["kind", "value", "reasons", "model_version", "computed_at"]
+    fields = ["kind", "value", "why", "model_version", "computed_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    @admin.display(description="why")
+    def why(self, score: CustomerScore) -> str:
+        """The reasons in words (the stored data stay in the API and the export)."""
+        sentences = reason_sentences(kind=score.kind, value=score.value, reasons=score.reasons)
+        if not sentences:
+            return "–"
+        return format_html_join(mark_safe("<br>"), "{}", ((s,) for s in sentences))
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -129,6 +139,7 @@ class CustomerAdmin(WorkspaceScopedAdmin):
             extra_context["recommendations"] = selectors.recommendations_for(
                 customer=customer, limit=8
             )
+            extra_context["model_segments"] = model_segments(customer_id=customer.pk)
             extra_context["panels"] = [
                 shown for panel in CUSTOMER_PANELS if (shown := panel(request, customer))
             ]

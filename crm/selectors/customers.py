@@ -19,6 +19,7 @@ from crm.models import (
     SegmentMembership,
     Workspace,
 )
+from crm.selectors import reasons
 from crm.validation import Invalid
 
 CUSTOMER_VALUES = ("id", "email", "phone", "first_name", "last_name", "locale", "time_zone",
@@ -104,6 +105,10 @@ EXPORT_SECTIONS: dict[str, Callable[[Customer], list]] = {}
 TIMELINE_SOURCES: list[Callable[[Customer, int], list[dict]]] = []
 
 
+def _score_words(score: dict) -> dict:
+    return {"kind": score["kind"], "value": score["value"], "reasons": score["reasons"]}
+
+
 def customer_timeline(*, customer: Customer, limit: int = 200) -> list[dict]:
     """The customer's history, newest first: orders, events (purchases appear as orders) and
     model scores with their reasons. Each item has `at`, `kind` and its own fields."""
@@ -124,7 +129,15 @@ def customer_timeline(*, customer: Customer, limit: int = 200) -> list[dict]:
     for score in CustomerScore.objects.filter(customer=customer).values(
         "kind", "value", "reasons", "computed_at", "model_version_id"
     ):
-        items.append({"at": score["computed_at"], **score, "score": score["kind"], "kind": "score"})
+        items.append(
+            {
+                "at": score["computed_at"],
+                **score,
+                "explanation": reasons.explanation(**_score_words(score)),
+                "score": score["kind"],
+                "kind": "score",
+            }
+        )
     for source in TIMELINE_SOURCES:
         items.extend(source(customer, limit))
     items.sort(key=lambda item: item["at"], reverse=True)
@@ -138,11 +151,12 @@ def customer_export(*, customer: Customer) -> dict:
         "customer": customer_data(customer.pk),
         "orders": orders_shape(orders),
         "events": list(Event.objects.filter(customer=customer).values(*EVENT_VALUES)),
-        "scores": list(
-            CustomerScore.objects.filter(customer=customer).values(
+        "scores": [
+            {**score, "explanation": reasons.explanation(**_score_words(score))}
+            for score in CustomerScore.objects.filter(customer=customer).values(
                 "kind", "value", "reasons", "computed_at"
             )
-        ),
+        ],
         "segments": list(
             SegmentMembership.objects.filter(customer=customer).values(
                 "segment_id", "segment__name", "added_at"
