@@ -56,7 +56,9 @@ demo: install
 	$(BIN)/python manage.py journey_template abandoned_cart --workspace demo --set wait=2m \
 		--set reminder=10m --publish --if-missing
 	$(BIN)/python manage.py demo_carts --workspace demo
-	$(BIN)/python manage.py up
+# Once up, the models the customer page shows are queued (those not trained since the last
+# order; Task runs shows their progress); the login is the last line.
+	$(BIN)/python manage.py up --after "train_missing --workspace demo" --login admin
 
 ## Lint, the engine/framework boundary, and every test (against DATABASE_URL / REDIS_URL if set).
 test: install-dev

@@ -4,6 +4,8 @@ retraining all start their runs here."""
 
 from typing import Any
 
+from django.db.models import Max
+
 from crm.models import CustomerScore, Order, Workspace
 from crm.selectors import forecasts as forecast_selectors
 from marketing_ai.ml import recommend
@@ -126,3 +128,43 @@ def forecast_due() -> int:
         training_start(workspace=workspace, model="forecast")
         started += 1
     return started
+
+
+# What a first run trains for the customer page to show scores, groups and recommendations.
+FIRST_RUN = (DEFAULT_RECOMMENDER, "churn", "clv", "rfm", "clusters")
+
+
+def _runs_of(workspace: Workspace, model: str):
+    runs = TaskRun.objects.filter(workspace=workspace)
+    if model in OTHER_TASKS:
+        return runs.filter(kind=OTHER_TASKS[model])
+    task = SEQUENTIAL_RECOMMENDER_TASK if model in recommend.SEQUENTIAL else RECOMMENDER_TASK
+    return runs.filter(kind=task, params__model=model)
+
+
+def training_fresh(*, workspace: Workspace, model: str) -> TaskRun | None:
+    """The run that makes training `model` again needless, if any: one queued or running, or one
+    that succeeded after the workspace's last order was written (the models learn from orders)."""
+    runs = _runs_of(workspace, model).order_by("-created_at")
+    pending = runs.filter(status__in=[TaskRun.Status.QUEUED, TaskRun.Status.RUNNING]).first()
+    if pending is not None:
+        return pending
+    last_order = Order.objects.filter(workspace=workspace).aggregate(at=Max("created_at"))["at"]
+    done = runs.filter(status=TaskRun.Status.SUCCEEDED)
+    if last_order is not None:
+        done = done.filter(finished_at__gte=last_order)
+    return done.first()
+
+
+def training_start_missing(
+    *, workspace: Workspace, models: tuple[str, ...] = FIRST_RUN
+) -> dict[str, tuple[TaskRun, bool]]:
+    """Starts training each of `models` that is not fresh (training_fresh); returns, per model,
+    its run and whether it was started now (False: the fresh run it kept)."""
+    out = {}
+    for model in models:
+        fresh = training_fresh(workspace=workspace, model=model)
+        out[model] = (
+            (fresh, False) if fresh else (training_start(workspace=workspace, model=model), True)
+        )
+    return out

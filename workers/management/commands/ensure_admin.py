@@ -12,6 +12,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 
+def admin_login(username: str = "admin") -> str:
+    """ "admin / <password>" where this machine keeps the demo's password (ensure_admin wrote
+    it), else the name alone."""
+    password_file = settings.DATA_DIR / "admin-password"
+    try:
+        return f"{username} / {password_file.read_text().strip()}"
+    except OSError:
+        return username
+
+
 class Command(BaseCommand):
     help = "Creates the admin login if there is none and prints how to sign in."
 

@@ -1,6 +1,7 @@
 """`python manage.py up`: runs the whole platform on this machine until Ctrl-C."""
 
 import os
+import shlex
 
 from django.conf import settings
 from django.core.management import call_command
@@ -8,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from marketing_ai import mode
 from workers import queues, runtime
+from workers.management.commands.ensure_admin import admin_login
 
 
 class Command(BaseCommand):
@@ -31,6 +33,17 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="do not start a worker")
         parser.add_argument("--no-beat", action="store_true", help="do not start Celery beat")
         parser.add_argument("--no-migrate", action="store_true", help="skip `migrate` first")
+        parser.add_argument(
+            "--after",
+            action="append",
+            default=[],
+            metavar="COMMAND",
+            help="a manage.py command (with its arguments) to run once everything is up, e.g. "
+            "'train_missing --workspace demo' (repeatable; its failure is logged, not fatal)",
+        )
+        parser.add_argument(
+            "--login", default="", help="the admin login to name on the last line (`make demo`)"
+        )
 
     def handle(self, *args, **opts) -> None:
         self.stdout.write(f"[up] {mode.banner()}")
@@ -71,12 +84,17 @@ class Command(BaseCommand):
             if service.name == "web":
                 if not runtime.wait_for_port(opts["port"], host=opts["host"], timeout=30):
                     return False
+                url = f"http://{opts['host']}:{opts['port']}/admin/"
                 self.stdout.write(
-                    self.style.SUCCESS(
-                        f"marketing_ai is up at http://{opts['host']}:{opts['port']}/admin/ "
-                        "(Ctrl-C stops everything)"
-                    )
+                    self.style.SUCCESS(f"marketing_ai is up at {url} (Ctrl-C stops everything)")
                 )
+                for command in opts["after"]:
+                    self._run_after(command)
+                if opts["login"]:
+                    # Last, so it is what the terminal shows once the start-up has scrolled by.
+                    self.stdout.write(
+                        self.style.SUCCESS(f"up at {url} — log in as {admin_login(opts['login'])}")
+                    )
             return True
 
         supervisor = runtime.Supervisor(services, log=lambda m: self.stdout.write(f"[up] {m}"))
@@ -84,3 +102,13 @@ class Command(BaseCommand):
         self.stdout.write("[up] stopped")
         if code:
             raise CommandError("a service stopped unexpectedly; see the log above")
+
+    def _run_after(self, command: str) -> None:
+        """Runs one --after command in this process (the broker is up by now, so what it queues
+        is sent at once); a failure is reported and the platform stays up."""
+        name, *args = shlex.split(command)
+        self.stdout.write(f"[up] {command}")
+        try:
+            call_command(name, *args, stdout=self.stdout, stderr=self.stderr)
+        except Exception as exc:  # noqa: BLE001  (any failure: the platform itself is fine)
+            self.stderr.write(f"[up] {command!r} failed: {exc}")
