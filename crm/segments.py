@@ -403,3 +403,23 @@ def uses_behaviour(rules: Any) -> bool:
     if isinstance(rules, list):
         return any(uses_behaviour(child) for child in rules)
     return False
+
+
+def windows(rules: Any) -> list[float]:
+    """Every `within_days` in the tree (rules already checked by compile_rules)."""
+    if isinstance(rules, dict):
+        found = [rules["within_days"]] if isinstance(rules.get("within_days"), int | float) else []
+        return found + [d for child in rules.values() for d in windows(child)]
+    if isinstance(rules, list):
+        return [d for child in rules for d in windows(child)]
+    return []
+
+
+def as_of(rules: Any) -> datetime | None:
+    """The root's `as_of` moment, or None where the windows count back from now."""
+    if not isinstance(rules, dict) or "as_of" not in rules:
+        return None
+    try:
+        return v.moment(rules["as_of"])
+    except v.Invalid:
+        return None

@@ -84,7 +84,7 @@ def test_segment_builder_live_count(staff, workspace, other_workspace):
         json.dumps({"workspace": other_workspace.pk, "rules": {"event": "view"}}),
         content_type="application/json",
     )
-    assert foreign.status_code == 400
+    assert foreign.status_code == 404  # as a workspace that does not exist
     page = staff.get("/admin/crm/segment/add/").content.decode()
     assert "Live count" in page and "segment-builder.js" in page
 
