@@ -78,7 +78,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- applications ---------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "crm.admin_site.AdminConfig",  # django.contrib.admin, with the marketers' home and menu
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
