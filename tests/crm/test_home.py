@@ -2,6 +2,7 @@
 (sales, audience, campaigns and journeys, models, task runs, needs attention, with charts), it
 shows no other workspace's numbers, and the menu is grouped by what a marketer does."""
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, Message
 from crm.admin.home_charts import hbars, week_bars
 from crm.models import Order
+from tests.browser import admin_login, needs_chromium
 from tests.campaigns.factories import sent_campaign
 from tests.crm.factories import seed
 from workers.models import ModelVersion, TaskRun
@@ -122,3 +124,29 @@ def test_charts_escape_labels_and_draw_nothing_for_no_data():
     assert hbars([], title="x") == ""
     svg = hbars([("<script>", 0.5, "a&b")], title="<t>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "a&amp;b" in svg
+
+
+@needs_chromium
+@pytest.mark.django_db(transaction=True)
+def test_home_page_charts_in_a_browser(live_server, browser, workspace, other_workspace):
+    """A member of one workspace logs in and lands on its home page with its charts drawn."""
+    from selenium.webdriver.common.by import By
+
+    shop(workspace, orders=6, total=50, campaign="Acme spring sale")
+    user = get_user_model().objects.create_user("m", password="pw-for-tests-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.all())
+    workspace.members.add(user)
+    admin_login(browser, live_server.url, "m", "pw-for-tests-1")
+    assert browser.find_element(By.ID, "home-workspace").text == "Acme"
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.home-chart")
+    assert {c.get_attribute("aria-label") for c in charts} >= {
+        "Revenue by week",
+        "Orders by week",
+        "Audience",
+        "Latest campaigns: share clicked",
+    }
+    bars = browser.find_elements(By.CSS_SELECTOR, "svg.revenue rect.bar")
+    assert len(bars) == 26 and max(b.size["height"] for b in bars) > 50
+    shots = os.environ.get("BROWSER_SCREENSHOTS")
+    if shots:
+        browser.save_screenshot(os.path.join(shots, "home.png"))
