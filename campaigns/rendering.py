@@ -213,10 +213,20 @@ def _track_text_links(text: str, message_token: str) -> str:
     return TEXT_LINK.sub(tracked, text)
 
 
+def _pixel(url: str) -> str:
+    return f'<img src="{url}" width="1" height="1" alt="" style="display:none">'
+
+
 def _with_pixel(html: str, url: str) -> str:
-    pixel = f'<img src="{url}" width="1" height="1" alt="" style="display:none">'
+    pixel = _pixel(url)
     at = html.lower().rfind("</body>")
     return html + pixel if at < 0 else html[:at] + pixel + html[at:]
+
+
+def without_pixel(html: str, message_token: str) -> str:
+    """A sent message's HTML without its open pixel: staff reading it must not count as the
+    recipient opening it."""
+    return html.replace(_pixel(tracking.open_url(message_token)), "")
 
 
 class _TextMaker(HTMLParser):

@@ -333,9 +333,8 @@ PUBLIC_URL = env.str(
 if env.str("EMAIL_URL", default=""):
     globals().update(env.email_url("EMAIL_URL"))
 else:
-    EMAIL_BACKEND = env.str(
-        "EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend"
-    )
+    # One file per message (campaigns.channels.outbox), read by the admin's Sent mail pages.
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="campaigns.channels.outbox.EmailBackend")
     EMAIL_FILE_PATH = DATA_DIR / "outbox"
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="marketing@localhost")

@@ -19,7 +19,9 @@ from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
 from campaigns.models.broadcasts import WAVE_HOURS, validate_wave_hours
+from campaigns.selectors import sent_mail
 from campaigns.services import copy, lifecycle
+from campaigns.services.recipients import launch_preview
 from campaigns.services.results import campaign_stats
 from campaigns.services.revenue_plan import campaign_revenue_plan
 from campaigns.services.uplift import UpliftError, uplift_training_start
@@ -472,6 +474,16 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 name="campaigns_campaign_policy_evaluation",
             ),
             path(
+                "<int:pk>/messages/",
+                view(self.sent_mail, "view"),
+                name="campaigns_campaign_messages",
+            ),
+            path(
+                "<int:pk>/messages/<int:message_id>/",
+                view(self.sent_message, "view"),
+                name="campaigns_campaign_message",
+            ),
+            path(
                 "<int:pk>/generate/",
                 view(self.generate, "change"),
                 name="campaigns_campaign_generate",
@@ -504,6 +516,9 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             if action == "approve":
                 self._approve_all(request, campaign)
             elif action == "launch":
+                # Nothing is sent before the marketer has seen who it goes to and said yes.
+                if request.POST.get("confirm") != "yes":
+                    return self._launch_confirm(request, campaign)
                 run = lifecycle.campaign_launch(campaign=campaign, user=request.user)
                 messages.success(request, f"Launched: writing the send list (task {run.pk}).")
             elif action == "pause":
@@ -523,6 +538,23 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 for problem in problems:
                     messages.error(request, f"{field.replace('_', ' ')}: {problem}")
         return HttpResponseRedirect(back)
+
+    def _launch_confirm(self, request: HttpRequest, campaign: Campaign):
+        """The page that asks before a launch: how many get the message (after consent,
+        suppression, the frequency cap, targeting and the holdout), who does not and why, and
+        a sample of recipients. A campaign that cannot launch goes back with the reasons."""
+        problems = lifecycle.launch_problems(campaign)
+        if problems:
+            raise lifecycle.CampaignError(problems)
+        preview = launch_preview(campaign=campaign)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Launch {campaign.name}?",
+            "campaign": {"pk": campaign.pk, "name": campaign.name, "channel": campaign.channel},
+            "preview": preview,
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/launch_confirm.html", context)
 
     def _approve_all(self, request: HttpRequest, campaign: Campaign) -> None:
         drafts = campaign.variants.filter(status=Variant.Status.DRAFT)
@@ -641,6 +673,39 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             return
         get_connection().close()
         messages.success(request, f"Test sent to {address}.")
+
+    def sent_mail(self, request: HttpRequest, pk: int):
+        """The campaign's messages that went out (or are on their way), newest first, each
+        linking to the message as its recipient got it."""
+        campaign = self._campaign(request, pk)
+        page = request.GET.get("page", "1")
+        page = int(page) if page.isascii() and page.isdigit() and 0 < int(page) < 10**6 else 1
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Sent mail: {campaign.name}",
+            "campaign": {"pk": campaign.pk, "name": campaign.name},
+            "listing": sent_mail.campaign_messages(campaign_id=campaign.pk, page=page),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/sent_mail.html", context)
+
+    def sent_message(self, request: HttpRequest, pk: int, message_id: int):
+        """One message as its recipient got it; its HTML in a sandboxed frame (no script, no
+        links followed, no open counted)."""
+        campaign = self._campaign(request, pk)
+        message = get_object_or_404(
+            Message.objects.select_related("variant", "customer", "campaign"),
+            pk=message_id,
+            campaign=campaign,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Sent mail: {campaign.name}",
+            "campaign": {"pk": campaign.pk, "name": campaign.name},
+            "shown": sent_mail.message_as_sent(message=message),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/sent_message.html", context)
 
     def policy_evaluation(self, request: HttpRequest, pk: int):
         campaign = self._campaign(request, pk)

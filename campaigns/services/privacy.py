@@ -2,6 +2,8 @@
 with it): it appears in the customer's export and timeline, and erasure blanks it. The rows
 themselves stay, anonymous, so a campaign's totals do not change after an erasure."""
 
+from django.db.models import F
+
 from campaigns.models import Message, WebhookDelivery
 from crm import selectors
 from crm.models import Customer
@@ -23,7 +25,7 @@ def messages_timeline(customer: Customer, limit: int) -> list[dict]:
         Message.objects.filter(customer=customer)
         .exclude(state=Message.State.SKIPPED, holdout=False)
         .order_by("-send_at")
-        .values(*EXPORTED)[:limit]
+        .values(*EXPORTED, message_id=F("id"))[:limit]
     )
     return [
         {

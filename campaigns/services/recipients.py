@@ -7,7 +7,9 @@ draws are reproducible: they hash the campaign's recorded seed with the customer
 seed always puts the same customers in the holdout and in the same variant.
 """
 
+import secrets
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import orjson
@@ -86,17 +88,73 @@ def skip_reason(campaign: Campaign, customer, address: str, suppressed: set) -> 
     return ""
 
 
+def _suppressed(campaign: Campaign) -> set:
+    return set(
+        Suppression.objects.filter(
+            workspace_id=campaign.workspace_id, channel=campaign.channel
+        ).values_list("address", flat=True)
+    )
+
+
+def _verdict(campaign: Campaign, customer, address: str, suppressed: set, who):
+    """(why not sent or "", held out, the targeting's facts) for one audience member: the one
+    decision the ledger writes and the launch's confirmation counts."""
+    reason = skip_reason(campaign, customer, address, suppressed)
+    holdout = not reason and unit(campaign.seed or 0, "holdout", customer.pk) < (
+        campaign.holdout_percent / 100
+    )
+    decision: dict = {}
+    if not reason:
+        reason, decision = who.decide(customer.pk, holdout)
+    return reason, holdout, decision
+
+
+def launch_preview(*, campaign: Campaign, sample: int = 10) -> dict:
+    """Who a launch of the draft `campaign` would send to now, as the ledger will decide it:
+    the audience, how many get a message (after consent, suppression, the frequency cap,
+    targeting and the holdout), how many do not and why, and the first `sample` recipients.
+
+    The holdout is drawn from the campaign's seed, so a draft without one gets it here and
+    keeps it (the launch uses a seed already recorded): the count shown is then the count the
+    launch sends, as long as the audience and its consents do not change in between."""
+    if campaign.seed is None:
+        Campaign.objects.filter(pk=campaign.pk, seed__isnull=True).update(seed=secrets.randbits(48))
+        campaign.refresh_from_db(fields=["seed"])
+    suppressed = _suppressed(campaign)
+    channel = channel_for(campaign.channel)
+    records = list(audience(campaign))
+    addresses = [channel.address_of(c) for c in records]
+    eligible = [
+        c.pk
+        for c, address in zip(records, addresses, strict=True)
+        if not skip_reason(campaign, c, address, suppressed)
+    ]
+    who = targeting.for_launch(campaign, eligible)
+    not_sent: Counter = Counter()
+    recipients, shown = 0, []
+    for customer, address in zip(records, addresses, strict=True):
+        reason, holdout, _ = _verdict(campaign, customer, address, suppressed, who)
+        if holdout or reason:
+            not_sent["holdout" if holdout else reason] += 1
+            continue
+        recipients += 1
+        if len(shown) < sample:
+            shown.append({"id": customer.pk, "address": address})
+    return {
+        "audience": len(records),
+        "recipients": recipients,
+        "not_sent": sorted(not_sent.items(), key=lambda kv: (-kv[1], kv[0])),
+        "sample": shown,
+    }
+
+
 def build_ledger(*, campaign: Campaign, progress=None) -> dict:
     """Writes one row per audience member; does nothing if the ledger exists (a re-run)."""
     if Message.objects.filter(campaign=campaign).exists():
         return {"already_written": True}
     now = timezone.now()
     variants = list(campaign.variants.filter(status=Variant.Status.APPROVED).order_by("name"))
-    suppressed = set(
-        Suppression.objects.filter(
-            workspace_id=campaign.workspace_id, channel=campaign.channel
-        ).values_list("address", flat=True)
-    )
+    suppressed = _suppressed(campaign)
     zones: dict[str, object] = {}
     default_tz = settings.CAMPAIGN_DEFAULT_TIME_ZONE
     seed = campaign.seed or 0
@@ -140,13 +198,7 @@ def build_ledger(*, campaign: Campaign, progress=None) -> dict:
             # The address as the channel reads it at send time (stripped, lower-cased e-mail),
             # so a launch skips exactly who the send would skip and records the same address.
             address = channel.address_of(customer)
-            reason = skip_reason(campaign, customer, address, suppressed)
-            holdout = (
-                not reason and unit(seed, "holdout", customer_id) < campaign.holdout_percent / 100
-            )
-            decision: dict = {}
-            if not reason:
-                reason, decision = who.decide(customer_id, holdout)
+            reason, holdout, decision = _verdict(campaign, customer, address, suppressed, who)
             ab_test = bool(
                 not reason
                 and not holdout

@@ -1,6 +1,7 @@
 """campaigns.admin.campaigns in a real browser (headless Chromium through Selenium): create a
-campaign with a variant, preview it for a customer, approve, launch; a real worker sends it; the
-results page shows it sent. Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
+campaign with a variant, preview it for a customer, approve, launch (after the page saying to how
+many), a real worker sends it; the results page shows it sent and the sent mail shows a message.
+Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -60,6 +61,11 @@ def test_marketer_creates_previews_approves_launches_and_reads_results(
     click_and_load(b, b.find_element(By.XPATH, "//button[text()='Approve variants']"))
     assert "Variant A approved." in notice(b)
     click_and_load(b, b.find_element(By.XPATH, "//button[text()='Launch']"))
+    # Launch asks first: how many get it (the holdout left out) and a sample of them.
+    shown = int(b.find_element(By.ID, "launch-recipients").text)
+    assert 0 < shown <= 25 and b.find_elements(By.CSS_SELECTOR, "#launch-sample li")
+    assert campaign.messages.count() == 0
+    click_and_load(b, b.find_element(By.ID, "launch-confirm"))
     assert "Launched" in notice(b)
 
     b.get(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/results/")
@@ -73,6 +79,19 @@ def test_marketer_creates_previews_approves_launches_and_reads_results(
     campaign.refresh_from_db()
     sent = int(b.find_element(By.ID, "results-sent").text)
     held = campaign.messages.filter(holdout=True).count()
-    assert sent == campaign.messages.filter(state="sent").count() == 25 - held > 0
+    assert sent == campaign.messages.filter(state="sent").count() == 25 - held == shown > 0
     assert "Holdout" in b.find_element(By.ID, "results-variants").text
     assert b.find_elements(By.CSS_SELECTOR, "svg[role=img]")
+
+    # The sent mail: each message as its recipient got it, the HTML in a sandboxed frame.
+    b.get(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")
+    click_and_load(b, b.find_element(By.CSS_SELECTOR, "a[href$='/messages/']"))
+    assert len(b.find_elements(By.CSS_SELECTOR, "#sent-mail tbody tr")) == shown
+    click_and_load(b, b.find_element(By.LINK_TEXT, "view as sent"))
+    subject = b.find_element(By.ID, "message-subject").text
+    assert subject.endswith(", winter is here") and subject.startswith("P")
+    frame = b.find_element(By.ID, "message-html")
+    assert frame.get_attribute("sandbox") == ""
+    b.switch_to.frame(frame)
+    assert "Shop now" in b.find_element(By.TAG_NAME, "body").text
+    b.switch_to.default_content()
