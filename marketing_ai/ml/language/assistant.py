@@ -55,11 +55,21 @@ EXAMPLES = {
               "connect me to an agent", "I want a real person"],
 }  # fmt: skip
 KEYWORDS = {
+    # How delivery works in general is the help articles' ("how long does delivery take?" read
+    # as an order question by its closeness to "when will my parcel arrive"); about their own
+    # order ("my order", a number) it is not.
+    "question": r"^(?!.*\b(?:my|our) (?:order|parcel|package|delivery|purchase)s?\b)(?!.*\d{3})"
+    r".*\b(?:how (?:long|much|soon|fast|quickly) (?:does|do|is|will|would|are|can)(?: the| a| it)? "
+    r"(?:\w+ )?(?:delivery|deliveries|shipping|postage|dispatch|take to (?:deliver|arrive|ship))|"
+    r"(?:delivery|shipping|dispatch) (?:times?|costs?|charges?|options|policy|fees?|take)|"
+    r"do you (?:deliver|ship|post) (?:to|abroad|internationally|overseas|outside))\b",
     "human": r"\b(human|real person|an? (?:agent|person|operator)|speak to (?:someone|staff)|"
     r"talk to (?:someone|a person|staff))\b",
     "unsubscribe": r"\b(unsubscribe|opt[ -]?out|stop (?:sending|emailing)|remove me)\b",
     "order_status": r"\b(where(?:'s| is) my (?:order|parcel|package)|track(?:ing)?|"
-    r"order (?:status|number|#?\d+)|#\d{3,}|has my order|not arrived|delivered yet|"
+    r"order (?:status|number|#?\d+)|#\d{3,}|has my order|"
+    # A reference as the shop writes it ("B-ORDER-777"), or one asked after ("where is C5363").
+    r"[a-z]+(?:-[a-z]+)*-\d{3,}|where(?:'s| is) #?[a-z]*\d{3,}|not arrived|delivered yet|"
     # Questions about their own order history: by date, product or state.
     r"(?:what|when|which|did|have) (?:\w+ ){0,3}i (?:ever )?(?:order|ordered|buy|bought|"
     r"purchase|purchased|return|returned|cancel|cancelled|place|placed)|my (?:orders|purchases|"

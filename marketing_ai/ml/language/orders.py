@@ -15,6 +15,7 @@ from marketing_ai.ml.language import products as names
 
 MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+MONTHS["sept"] = 9  # in MONTH below, and how many write it
 MONTH = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"  # noqa: E501
 ORDINAL = r"(\d{1,2})(?:st|nd|rd|th)?"
 YEAR = r"\b(19\d{2}|20\d{2})\b"
@@ -26,7 +27,8 @@ ORDER_WORDS = set(
     """when which whose date day days month months year years week weeks placed place made
     cancel cancelled canceled cancellation return returned returns refund refunded ship shipped
     dispatched delivered arrive arrived status order number recent latest first earliest
-    previous past history today yesterday ago total spend spent list show send sent""".split()
+    previous past history today yesterday ago total spend spent list show send sent between
+    until till through""".split()
 ) | set(MONTHS)
 
 
@@ -102,8 +104,16 @@ def period(message: str, orders: list[Order], today: date) -> tuple[date, date, 
     iso = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", text)
     if iso:
         return _day(int(iso[1]), int(iso[2]), int(iso[3]))
+    numeric = _numeric_day(text, orders)
+    if numeric:
+        return numeric
     year_match = re.search(YEAR, text)
     year = int(year_match[1]) if year_match else None
+    between = re.search(
+        rf"\b(?:between|from) {MONTH}(?: {YEAR})? (?:and|to|until|till|through|-) {MONTH}\b", text
+    )
+    if between:
+        return _months_between(between, year, orders, today)
     day_month = re.search(rf"\b{ORDINAL}(?: of)? {MONTH}\b", text)
     month_day = re.search(rf"\b{MONTH} {ORDINAL}\b(?!\d)", text)
     if day_month or month_day:
@@ -141,6 +151,50 @@ def period(message: str, orders: list[Order], today: date) -> tuple[date, date, 
     return start, end, f"in {calendar.month_name[start.month]} {start.year}"
 
 
+NUMERIC_DATE = re.compile(r"(?<![\w/.-])(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})(?![\w/.-])")
+
+
+def _numeric_day(text: str, orders: list[Order]) -> tuple[date, date, str] | None:
+    """ "12/10/2011": day first, as the shop's country writes it, unless only the month-first
+    reading is a real date or only it is a day the customer ordered on."""
+    match = NUMERIC_DATE.search(text)
+    if not match:
+        return None
+    a, b, y = int(match[1]), int(match[2]), int(match[3])
+    y += 2000 if y < 100 else 0
+    readings = [r for r in (_day(y, b, a), _day(y, a, b)) if r]
+    if not readings:
+        return None
+    ordered = {o.day for o in orders}
+    return next((r for r in readings if r[0] in ordered), readings[0])
+
+
+def _months_between(match: re.Match, year: int | None, orders: list[Order], today: date):
+    """ "between Sept and Nov (2011)": the first day of the one to the end of the other; without
+    a year, the latest such span the customer ordered in (as for one month)."""
+    first, second = MONTHS[match[1]], MONTHS[match[3]]
+
+    def span(end_year: int) -> tuple[date, date]:
+        start = _month_range(end_year - (first > second), first)[0]
+        return start, _month_range(end_year, second)[1]
+
+    end_year = year or int(match[2] or 0)
+    if not end_year:
+        latest = max((o.day for o in orders), default=today)
+        years = range(latest.year + 1, latest.year - 30, -1)
+        end_year = next(
+            (y for y in years if any(span(y)[0] <= o.day < span(y)[1] for o in orders)),
+            latest.year if span(latest.year)[0] <= latest else latest.year - 1,
+        )
+    start, end = span(end_year)
+    start_year = start.year
+    name = (
+        f"between {calendar.month_name[first]} {start_year} and "
+        f"{calendar.month_name[second]} {end_year}"
+    )
+    return start, end, name
+
+
 # "when did I buy the cake stand", "did I ever order napkins", "orders with the lantern".
 PRODUCT_ASKED = re.compile(
     r"\b(?:did i|have i|i) (?:ever )?(?:buy|bought|order|ordered|purchase|purchased|get|got"
@@ -148,12 +202,17 @@ PRODUCT_ASKED = re.compile(
 )
 
 
+REFERENCE = re.compile(r"(?<![\w-])(?:[a-z]+-?)*\d{3,}(?:-?[a-z0-9]+)*(?![\w-])", re.I)
+
+
 def parse(message: str, orders: list[Order], today: date) -> Question:
     """What `message` asks of the customer's `orders` (most recent first)."""
     text = message.lower()
     question = Question()
     own = {o.number.lower() for o in orders}
-    for token in re.findall(r"\b[a-z]?\d{3,}\b", message, flags=re.IGNORECASE):
+    # An order reference whole, with its letters and dashes ("B-ORDER-777", "C536379"), not
+    # just its digits; dates ("12/10/2011") are no reference.
+    for token in re.findall(REFERENCE, NUMERIC_DATE.sub(" ", message)):
         # A year is a year unless it is one of their order numbers: "October 2011" was once
         # answered as an order numbered 2011.
         if token.lower() not in own and re.fullmatch(r"(19|20)\d{2}", token):

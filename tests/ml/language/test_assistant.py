@@ -151,6 +151,16 @@ def test_a_long_order_is_summarised_with_the_count_left_out(bot):
     assert "… and 25 more items (total 300.00 GBP)" in listed
 
 
+def test_a_span_of_months_and_a_full_reference_are_answered(bot):
+    span = ask(bot, "What did I buy between Sept and Nov?").text
+    assert span.startswith("You have 2 orders between September 2011 and November 2011.")
+    orders = [chat.Order("B-ORDER-777", "2011-03-01", "placed", "9.00 GBP", [chat.Line(1, "Mug")])]
+    found = bot.reply("where is B-ORDER-777?", orders=orders, identified=True).text
+    assert found.startswith("Your order B-ORDER-777, placed on 2011-03-01")
+    other = bot.reply("where is B-ORDER-778?", orders=orders, identified=True).text
+    assert other.startswith("I can't find an order numbered B-ORDER-778 on your account.")
+
+
 def test_an_order_number_that_looks_like_a_year_is_still_found(bot):
     orders = [chat.Order("2011", "2011-03-01", "placed", "9.00 GBP", [chat.Line(1, "Mug")])]
     reply = bot.reply("where is my order 2011?", orders=orders, identified=True)
@@ -201,6 +211,10 @@ def test_knowledge_answers_cite_the_right_article(index, bot):
         ("please unsubscribe me", "unsubscribe"),
         ("has my parcel shipped yet?", "order_status"),
         ("Can I pay with PayPal?", "question"),
+        ("How long does delivery take?", "question"),
+        ("how much is shipping to France?", "question"),
+        ("how long does delivery of my order take?", "order_status"),
+        ("where is B-ORDER-777?", "order_status"),
     ],
 )
 def test_intents(bot, message, intent):
@@ -262,6 +276,12 @@ def test_a_model_answer_is_shown_as_it_is_written(index):
         ("my orders from last year", "in 2025"),
         ("May I see what I ordered?", None),  # a verb
         ("anything on 31 February 2011?", None),
+        # The tester's forms: a day as the shop's country writes it, a span of months.
+        ("what did I order on 12/10/2011?", "on 12 October 2011"),
+        ("orders on 31/10/11", "on 31 October 2011"),
+        ("what did I buy between Sept and Nov?", "between September 2011 and November 2011"),
+        ("my orders from sept 2011 to dec", "between September 2011 and December 2011"),
+        ("what did I order in Sept?", "in September 2011"),
     ],
 )
 def test_the_period_an_order_question_names(message, named):
