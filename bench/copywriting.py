@@ -132,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--briefs", type=int, default=BRIEFS)
     parser.add_argument("--candidates", type=int, default=K + 2, help="per field, first round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     products = catalogue()
@@ -160,7 +160,7 @@ def main() -> None:
         k=K,
         rounds=args.rounds,
         candidates=args.candidates,
-        oversample=2,
+        oversample=3,
         catalogue=names,
         progress=lambda share, note: print(f"  {note}", flush=True),
     )

@@ -271,6 +271,7 @@ def _store(campaign, name, draft, brief, model, options, rising=()) -> Variant:
         "attempts": draft.attempts,
         "brief": brief.facts_text(),
         "brief_products": [p.name for p in brief.products],
+        "brief_offer": brief.offer,
         "month": (campaign.send_at or timezone.now()).month,
         # Why a product was in the brief: the forecast it was chosen from, as it stood then.
         "brief_rising": list(rising),
@@ -312,6 +313,7 @@ def variant_copy_check(variant: Variant) -> guardrails.Report | None:
         catalogue,
         people,
         provenance.get("month"),
+        provenance.get("brief_offer", ""),
     )
     if variant.campaign.channel == "sms":
         fields = {"text": unliteral(variant.body_text)}

@@ -54,7 +54,12 @@ class Brief:
     def facts(self, catalogue: list[str] = (), people=(), month: int | None = None) -> Facts:
         """month: when the mail goes out (1-12), its season where the brief's text names none."""
         return Facts(
-            self.facts_text(), [p.name for p in self.products], list(catalogue), people, month
+            self.facts_text(),
+            [p.name for p in self.products],
+            list(catalogue),
+            people,
+            month,
+            self.offer,
         )
 
 
@@ -220,6 +225,26 @@ def _printable(ch: str) -> bool:
     return category[0] in "LNPZ" and category != "Co" and (ord(ch) < 0x2000 or ch in "‘’“”–—…")
 
 
+def with_offer(task: str, text: str, brief: Brief, rules: BrandRules) -> str:
+    """The brief's offer, as the brief words it, added to a body or SMS that left it out (a
+    small model drops it in most drafts); an SMS is cut at a sentence or word to make room."""
+    offer = brief.offer.strip().rstrip(".!")
+    if task not in ("body", "text") or not offer:
+        return text
+    terms = faithfulness.offer_terms(offer)
+    if not faithfulness.offer_missing(guardrails.normalise(text), terms):
+        return text
+    line = f"{offer[:1].upper()}{offer[1:]}."
+    limit = rules.max_length.get(task)
+    room = sum(len(p) + 1 for p in rules.required_phrases) if task == "text" else 0
+    if limit and len(text) + 1 + len(line) + room > limit:
+        keep = max(0, limit - len(line) - room - 1)
+        cut = text[:keep]
+        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "), cut.rfind("."))
+        text = cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0].rstrip(",;:-")
+    return f"{text} {line}".strip()
+
+
 def with_required(task: str, text: str, rules: BrandRules) -> str:
     """Required phrases (a legal line) are appended, not left to the model; an SMS is cut at a
     word to leave them room within its length."""
@@ -280,9 +305,9 @@ def write_many(
     briefs: list[Brief],
     rules: BrandRules,
     k: int = 4,
-    rounds: int = 3,
+    rounds: int = 5,
     candidates: int | None = None,
-    oversample: int = 2,
+    oversample: int = 3,
     seed: int = 0,
     catalogue: list[str] = (),
     people=(),
@@ -495,7 +520,8 @@ def _write_round(model, briefs, rules, jobs, seed, temperature, top_p, batch_siz
                 prefixes=[opening(briefs[b], task, n) for b, _, n in group],
             )
             for job, out in zip(group, outputs, strict=True):
-                text = with_required(task, clean(task, out.text, rules), rules)
+                text = clean(task, out.text, rules)
+                text = with_required(task, with_offer(task, text, briefs[job[0]], rules), rules)
                 written[job] = (text, getattr(out, "logprob", None))
                 stats["tokens"] += out.tokens
                 stats["generations"] += 1
@@ -532,12 +558,15 @@ def template_copy(brief: Brief, k: int = 4, rules: BrandRules | None = None) -> 
         if len(names) > 1:
             body += f" Also see: {', '.join(names[1:4])}."
         if brief.channel == "sms":
-            fields = {"text": with_required("text", clean("text", body, rules, 3), rules)}
+            text = with_offer("text", clean("text", body, rules, 3), brief, rules)
+            fields = {"text": with_required("text", text, rules)}
         else:
             fields = {
                 "subject": clean("subject", subjects[i % 4], rules),
                 "preheader": clean("preheader", preheaders[i % 4], rules),
-                "body": with_required("body", clean("body", body, rules, 3), rules),
+                "body": with_required(
+                    "body", with_offer("body", clean("body", body, rules, 3), brief, rules), rules
+                ),
             }
         out.append(fields)
     return out

@@ -53,6 +53,18 @@ FAMILIES: dict[str, tuple[str, ...]] = {
                "hand painted", "artisan", "artisanal", "hand-stitched"),
     "eco": ("organic", "eco-friendly", "recycled", "recyclable", "sustainable", "biodegradable",
             "compostable", "vegan", "fair trade", "fairtrade"),
+    # What the shop is said to be ("our bakery", "Sweet Treats Bakery"): a small model casts a
+    # gift shop as whatever its products suggest.
+    "business": ("bakery", "bakeries", "patisserie", "cafe", "café", "coffee shop", "tea room",
+                 "tearoom", "tea shop", "restaurant", "bistro", "delicatessen", "deli", "florist",
+                 "boutique", "salon", "confectioner", "confectionery", "sweet shop", "candy store",
+                 "chocolatier", "butcher", "grocer", "grocery"),
+    # Food the product is not: a strawberry-print box is not "made of strawberries" (the
+    # product's own words, e.g. "strawberry" in its name, license them).
+    "food": ("strawberry", "strawberries", "raspberry", "raspberries", "blueberry",
+             "blueberries", "chocolate", "chocolates", "vanilla", "caramel", "fudge", "toffee",
+             "tasty", "yummy", "edible", "flavour", "flavor", "freshly baked", "fresh-baked",
+             "bake fresh", "baked fresh"),
     "care": ("dishwasher safe", "dishwasher-safe", "microwave safe", "microwave-safe",
              "oven safe", "machine washable", "waterproof", "water-resistant", "shatterproof",
              "unbreakable"),
@@ -72,6 +84,7 @@ LICENCES: dict[str, tuple[str, ...]] = {
     "eco": ("recycling",),
     "glass": ("tumbler", "bottle", "bottles"),
     "wood": ("wooden",),
+    "food": ("sweets", "sweetie", "candy", "cupcake", "cupcakes", "jam", "fruit"),
 }  # fmt: skip
 
 # What a product is said to be: "<it> is a/an/the [up to four words] NOUN" or "this/these
@@ -106,6 +119,32 @@ OF_PHRASE = re.compile(
 )
 # Words of a noun phrase that are not its head: "the perfect one for you" ends on "one".
 NOT_HEAD = {"perfect", "ideal", "best", "new", "little", "lovely", "very", "most", "more"}
+
+# "made of/from/with X": X must be the brief's own word (a material it names) or one that says
+# nothing about what the product is made of ("made with love").
+MADE_OF = re.compile(
+    r"\bmade (?:entirely |mostly |only )?(?:of|from|with|out of)\s+"
+    r"((?:[\w'-]+\s+){0,3}?[\w'-]+?)(?=\s+(?:and|or|for|to|that|which|so|in|on|by|you|it|we)\b"
+    r"|\s*[,.!?:;]|\s*$)",
+    re.I,
+)
+MADE_OK = set(
+    "love care pride attention quality materials material detail details you passion heart "
+    "thought precision skill hands".split()
+)  # fmt: skip
+
+# A greeting that names the reader or the shop: only the brief's own words (its brand, its
+# audience) may; "Dear Sweet Treats customers" invents a shop. Words that name no one are fine.
+SALUTATION = re.compile(
+    r"(?:^|(?<=[.!?]\s)|\n)\s*(?:dear|hi|hello|hey|greetings|welcome)\b,?\s*(?:to\s+)?"
+    r"([^,.!?:;\n]{1,60})",
+    re.I,
+)
+GREETED = set(
+    "customer customers friend friends shopper shoppers valued all everyone there lovers lover "
+    "fans fan team members member subscribers subscriber readers reader folks you our the and "
+    "of to dear loyal lovely wonderful new old home back again family families".split()
+)  # fmt: skip
 
 # Seasons and occasions. An occasion implies its season (Christmas copy may say winter), never
 # the other way round (a winter brief in January is not a Christmas one).
@@ -294,6 +333,38 @@ def category(text: str, grounds: Grounds) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
+def made_of(text: str, grounds: Grounds) -> list[tuple[str, str]]:
+    """ "made of/from/with X" where X is no word of the brief's ("made of strawberries" for a
+    cake stand); `text` normalised."""
+    out = []
+    for match in MADE_OF.finditer(text):
+        words = [w.lower().strip("'’-") for w in WORD.findall(match.group(1))]
+        head = words[-1] if words else ""
+        # A material of a family the brief has is fair ("porcelain" for "bone china").
+        licensed = any(FAMILY_PATTERNS[n].fullmatch(head) for n in grounds.families)
+        if head and head not in MADE_OK and not licensed and not _has_word(grounds, head):
+            out.append(("category", f"{match.group().strip()!r} (not what the product is made of)"))
+    return out
+
+
+def salutation(raw: str, grounds: Grounds) -> list[tuple[str, str]]:
+    """A greeting ("Dear …", "Welcome to …") naming a person or shop the brief does not."""
+    out = []
+    for match in SALUTATION.finditer(raw):
+        words = WORD.findall(match.group(1))
+        named = [
+            w
+            for w in words
+            if w[:1].isupper()
+            and (key := w.lower().replace("’", "'").strip("'-")) not in GREETED
+            and key not in grounds.words
+            and key.removesuffix("'s") not in grounds.words
+        ]
+        if named:
+            out.append(("salutation", f"{match.group().strip()!r} names {' '.join(named)!r}"))
+    return out
+
+
 def _has_word(grounds: Grounds, noun: str) -> bool:
     stem = noun[:-1] if noun.endswith("s") else noun
     return any(
@@ -340,6 +411,37 @@ def truncated(raw: str, grounds: Grounds) -> list[tuple[str, str]]:
     if last not in grounds.words and len(last) > 2 and zipf_frequency(last, "en") < 2.0:
         return [("truncated", f"ends on {last!r}, a word cut short")]
     return []
+
+
+OFFER_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9-]{4,}\b")
+OFFER_PERCENT = re.compile(r"\d+(?:\.\d+)?\s*(?:%|percent\b|per cent\b)", re.I)
+OFFER_FREE = re.compile(
+    r"\bfree(?:\s+(?!with\b|on\b|for\b|this\b|until\b|when\b|over\b|to\b)[a-z][\w-]*){1,2}",
+    re.I,
+)
+OFFER_PHRASES = ("half price", "half-price", "buy one get one", "two for one", "2 for 1")
+
+
+def offer_terms(offer: str) -> list[str]:
+    """What a mail must say for the brief's offer to be in it, any one of them: its percentage,
+    its code, its "free …" or a named deal; failing those, the offer as written."""
+    terms = OFFER_PERCENT.findall(offer) + OFFER_CODE.findall(offer)
+    terms += [m.group() for m in OFFER_FREE.finditer(offer)]
+    terms += [p for p in OFFER_PHRASES if p in offer.lower()]
+    if not terms and offer.strip():
+        terms = [offer.strip().rstrip(".!")]
+    return [re.sub(r"\s+", " ", t.lower().replace("percent", "%").replace("per cent", "%"))
+            .replace(" %", "%") for t in terms]  # fmt: skip
+
+
+def offer_missing(text: str, terms: list[str]) -> list[tuple[str, str]]:
+    """`text` normalised; percentages compare with and without the space ("10 %")."""
+    if not terms:
+        return []
+    flat = re.sub(r"\s+%|\s*(?:percent|per cent)\b", "%", text)
+    if any(term in flat for term in terms):
+        return []
+    return [("offer", f"none of {', '.join(repr(t) for t in terms)}")]
 
 
 def placeholders(raw: str) -> list[tuple[str, str]]:

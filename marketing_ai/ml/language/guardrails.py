@@ -69,6 +69,8 @@ class Facts:
     people: Iterable[str] = ()
     # The month the mail goes out (1-12), for its season when the brief's text names none.
     month: int | None = None
+    # The brief's offer ("10% off with code GIFT10"): a body or SMS must carry it.
+    offer: str = ""
 
 
 @dataclass
@@ -122,6 +124,8 @@ DESCRIPTIONS = {
     "truncated": "is cut off: it does not end on a whole word or finished phrase",
     "entities": "shows HTML codes (such as &amp;) instead of the characters",
     "placeholders": "has a blank to fill in (such as [Customer Name]) left in",
+    "salutation": "greets the reader by a name or shop the brief does not give",
+    "offer": "leaves out the brief's offer",
     "voice": 'speaks as a chatbot or salesperson ("I\'m …") instead of as the brand',
 }
 
@@ -195,6 +199,7 @@ class Context:
         # Copy about products is promotional copy; a chat answer (no products) may talk orders.
         self.about_products = bool(facts.products)
         self.required = [p.strip() for p in rules.required_phrases]
+        self.offer_terms = faithfulness.offer_terms(facts.offer)
 
     def prepare(self, texts: Iterable[str]) -> None:
         """Encodes the sentences of many candidate bodies / SMS in one batch, so that checking
@@ -245,10 +250,13 @@ def _faithful(name: str, raw: str, text: str, context: Context) -> list[Failure]
         for phrase in context.required:
             text = text.replace(normalise(phrase), " ")
         found += faithfulness.category(text, context.grounds)
+        found += faithfulness.made_of(text, context.grounds)
+        found += faithfulness.salutation(raw, context.grounds)
         found += faithfulness.season(text, context.grounds)
         found += faithfulness.order_talk(text)
         found += faithfulness.voice(text)
         if name in ("body", "text"):
+            found += faithfulness.offer_missing(text, context.offer_terms)
             found += faithfulness.unsupported(raw, context.grounds, skip=context.required)
     return [Failure(rule, name, detail) for rule, detail in found]
 

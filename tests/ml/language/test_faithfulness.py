@@ -231,3 +231,70 @@ def test_a_chatbot_or_salesperson_voice_is_rejected(sentence):
     # The brand's "we" is its voice.
     ours = "We think our Regency Cakestand 3 Tier is the star of a Christmas table." + FOOTER
     assert ("voice", "body") not in failures(CAKESTAND, {**GOOD_CAKESTAND, "body": ours}, month=12)
+
+
+# The outside tester's session-13 cases: a gift shop cast as a bakery, a cake stand "made of
+# strawberries", an invented shop in the greeting, the brief's offer left out.
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Our bakery is proud to present the Regency Cakestand 3 Tier for your Christmas table.",
+        "Welcome to Sweet Treats Bakery, home of the Regency Cakestand 3 Tier.",
+    ],
+)
+def test_the_shop_cast_as_a_bakery_is_rejected(sentence):
+    found = failures(CAKESTAND, {**GOOD_CAKESTAND, "body": sentence + FOOTER})
+    assert ("category", "body") in found
+
+
+def test_a_cakestand_made_of_strawberries_is_rejected():
+    body = "Our Regency Cakestand 3 Tier is made of strawberries for a sweet Christmas table."
+    report = guardrails.check({**GOOD_CAKESTAND, "body": body + FOOTER}, RULES, CAKESTAND.facts())
+    details = [f.detail for f in report.failures if f.rule == "category"]
+    assert any("made of strawberries" in d for d in details), report.failures
+    # The product's own words make them fair: a strawberry-print box may say strawberry.
+    box = Brief(goal="New arrivals", products=[Product("STRAWBERRY CERAMIC TRINKET BOX")])
+    grounds = guardrails.Context(box.facts(), RULES).grounds
+    assert not faithfulness.category("a ceramic box with a strawberry on the lid", grounds)
+    assert not faithfulness.made_of("made with love, and made of ceramic", grounds)
+
+
+def test_a_greeting_that_invents_a_shop_is_rejected_and_plain_ones_pass():
+    body = "Dear Sweet Treats customers, the Regency Cakestand 3 Tier is ready for Christmas."
+    found = failures(CAKESTAND, {**GOOD_CAKESTAND, "body": body + FOOTER})
+    assert ("salutation", "body") in found
+    grounds = guardrails.Context(
+        Brief(goal="Christmas", products=CAKESTAND.products, brand="Hearth & Home").facts(), RULES
+    ).grounds
+    fine_greetings = [
+        "Dear customers, hello.",
+        "Hello there! Christmas is near.",
+        "Dear Hearth & Home friends, look.",
+        "Hi Regency Cakestand fans, look.",
+    ]
+    for fine in fine_greetings:
+        assert not faithfulness.salutation(fine, grounds), fine
+
+
+OFFER = Brief(
+    goal="Get ready for Christmas gifting",
+    products=[Product("REGENCY CAKESTAND 3 TIER")],
+    offer="10% off with code GIFT10 this week",
+)
+
+
+def test_a_body_without_the_briefs_offer_fails_and_the_writer_puts_it_back():
+    assert ("offer", "body") in failures(OFFER, GOOD_CAKESTAND, month=12)
+    for said in ["Use code GIFT10 at the checkout.", "Take 10 % off this week."]:
+        body = GOOD_CAKESTAND["body"].replace(FOOTER, f" {said}{FOOTER}")
+        assert ("offer", "body") not in failures(OFFER, {**GOOD_CAKESTAND, "body": body}, 12)
+    body = copywriter.with_offer("body", GOOD_CAKESTAND["body"].replace(FOOTER, ""), OFFER, RULES)
+    assert body.endswith("10% off with code GIFT10 this week.")
+    fields = {**GOOD_CAKESTAND, "body": copywriter.with_required("body", body, RULES)}
+    assert guardrails.check(fields, RULES, OFFER.facts(CATALOGUE, month=12)).passed
+    sms = copywriter.with_offer("text", "The Regency Cakestand 3 Tier. " * 6, OFFER, RULES)
+    assert len(sms) <= RULES.max_length["text"] and "GIFT10" in sms
+    # "free …" offers count by their words; the templates carry the offer too.
+    assert faithfulness.offer_terms("Free gift wrapping on every order") == ["free gift wrapping"]
+    for template in copywriter.template_copy(OFFER, 2, RULES):
+        assert guardrails.check(template, RULES, OFFER.facts(CATALOGUE, month=12)).passed
