@@ -4,6 +4,7 @@ review, edit and approve them like any variant; approval checks generated copy a
 edit cannot slip an invented fact past the rules."""
 
 import os
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -156,9 +157,9 @@ def configured_model(workspace=None) -> dict:
     latest generated variant records about the model that wrote it (its device), if any."""
     location = os.environ.get("MARKETING_AI_LLM", "").strip()
     if location.startswith("openai:"):
-        name = os.environ.get("MARKETING_AI_LLM_MODEL", "").strip()
-        info = {"model": name or "the server's default model", "backend": "openai",
-                "server": location.removeprefix("openai:")}  # fmt: skip
+        server = location.removeprefix("openai:")
+        name = os.environ.get("MARKETING_AI_LLM_MODEL", "").strip() or _served_model(server)
+        info = {"model": name, "backend": "openai", "server": server}
     else:
         info = {"model": location or OFFLINE_DEFAULT, "backend": "in-process", "server": ""}
     info["offline_default"] = OFFLINE_DEFAULT.lower() in info["model"].lower()
@@ -175,6 +176,30 @@ def configured_model(workspace=None) -> dict:
         last["model"] = last["model"].rstrip("/").rsplit("/", 1)[-1]  # a file name, not a path
     info["last"] = last
     return info
+
+
+_SERVED: dict[str, tuple[float, str]] = {}  # server -> (when asked, its answer in words)
+SERVED_FOR = 300  # seconds a server's model name is trusted before it is asked again
+
+
+def _served_model(server: str) -> str:
+    """The model a server serves when MARKETING_AI_LLM_MODEL names none: its first /models
+    entry, as the workers will send (asked once every few minutes, with a short timeout so a
+    server that is down does not hold the page)."""
+    asked = _SERVED.get(server)
+    if asked and time.monotonic() - asked[0] < SERVED_FOR:
+        return asked[1]
+    # requests and jinja2 come with the HTTP backend: only where one is configured
+    from marketing_ai.ml.language import remote
+    from marketing_ai.ml.language.packaged import ModelUnavailable
+
+    backend = remote.OpenAIBackend(server, timeout=2, connect_timeout=1, retries=0)
+    try:
+        name = backend.model()
+    except ModelUnavailable:
+        name = f"not known yet (MARKETING_AI_LLM_MODEL is unset and {server} did not answer)"
+    _SERVED[server] = (time.monotonic(), name)
+    return name
 
 
 def _catalogue_and_people(workspace) -> tuple[list[str], list[str]]:

@@ -3,7 +3,11 @@ model, as its backend describes itself, or the fill-in template offered beside i
 on every check; the admin says so in words, and says plainly when the configured model is the
 small offline default."""
 
+import json
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,6 +17,7 @@ from campaigns.services import copy
 from crm import services
 from marketing_ai.ml.language import copywriter, guardrails
 from tests.campaigns.test_copy import setup_shop
+from tests.conftest import free_port
 
 
 def admin_for(workspace, client, admin_user):
@@ -121,3 +126,38 @@ def test_the_generate_form_names_the_configured_model(workspace, client, admin_u
     page = client.get(url).content.decode()
     assert "Qwen2.5-7B-Instruct" in page and "http://gpu-node:8000/v1" in page
     assert "offline default" not in page
+
+    # Without a model name the page names the one the server serves (its first /models entry,
+    # what the workers will send), not "the server's default model".
+    monkeypatch.delenv("MARKETING_AI_LLM_MODEL")
+    with serving_models(["Llama-3.1-8B-Instruct"]) as server:
+        monkeypatch.setenv("MARKETING_AI_LLM", f"openai:{server}")
+        page = client.get(url).content.decode()
+    assert "<strong>Llama-3.1-8B-Instruct</strong>" in page and "default model" not in page
+    monkeypatch.setenv("MARKETING_AI_LLM", f"openai:http://127.0.0.1:{free_port()}/v1")
+    page = client.get(url).content.decode()
+    assert "not known yet (MARKETING_AI_LLM_MODEL is unset" in page
+
+
+@contextmanager
+def serving_models(names: list[str]):
+    """A stand-in for an outside OpenAI-compatible server that answers /models only."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps({"data": [{"id": n} for n in names]}).encode()
+            self.send_response(200 if self.path.endswith("/models") else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
