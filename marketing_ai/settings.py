@@ -379,6 +379,23 @@ CAMPAIGN_CLAIM_LEASE_SECONDS = env.float("CAMPAIGN_CLAIM_LEASE_SECONDS", default
 CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=60.0)
 CAMPAIGN_RETRY_MAX_SECONDS = env.float("CAMPAIGN_RETRY_MAX_SECONDS", default=3600.0)
 CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=6)
+# Per recipient-domain throttling (campaigns.protection.throttle): which domains are one
+# provider, each group's rate (messages per second per workspace; 0 = none of its own;
+# "default" for every other domain, each apart), and the backoff after a throttling reply.
+CAMPAIGN_DOMAIN_GROUPS = {
+    "gmail": ["gmail.com", "googlemail.com"],
+    "microsoft": ["outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk",
+                  "outlook.fr", "hotmail.fr", "live.co.uk"],
+    "yahoo": ["yahoo.com", "ymail.com", "rocketmail.com", "aol.com", "yahoo.co.uk", "yahoo.fr"],
+    "apple": ["icloud.com", "me.com", "mac.com"],
+}  # fmt: skip
+CAMPAIGN_DOMAIN_RATES = {"default": 0.0, **env.json("CAMPAIGN_DOMAIN_RATES", default={})}
+CAMPAIGN_THROTTLE_START_RATE = env.float("CAMPAIGN_THROTTLE_START_RATE", default=10.0)
+CAMPAIGN_THROTTLE_BASE_SECONDS = env.float("CAMPAIGN_THROTTLE_BASE_SECONDS", default=30.0)
+CAMPAIGN_THROTTLE_MAX_SECONDS = env.float("CAMPAIGN_THROTTLE_MAX_SECONDS", default=1800.0)
+CAMPAIGN_THROTTLE_RECOVER_SECONDS = env.float("CAMPAIGN_THROTTLE_RECOVER_SECONDS", default=120.0)
+# Throttling replies a message may meet before it fails (they say nothing bad of the message).
+CAMPAIGN_THROTTLE_MAX_ATTEMPTS = env.int("CAMPAIGN_THROTTLE_MAX_ATTEMPTS", default=30)
 # A variant's render (subject, text and HTML of one message) stops past these (campaigns.sandbox).
 CAMPAIGN_RENDER_SECONDS = env.float("CAMPAIGN_RENDER_SECONDS", default=2.0)
 CAMPAIGN_RENDER_MAX_CHARS = env.int("CAMPAIGN_RENDER_MAX_CHARS", default=1_000_000)

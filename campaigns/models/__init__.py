@@ -1,6 +1,6 @@
 """The campaigns app's models: broadcasts (campaigns, variants, the send ledger, suppressions,
-outbound webhooks), sending domains (DKIM keys, return paths) and journeys
-(campaigns.journeys.models); import them from here."""
+outbound webhooks), sending domains (DKIM keys, return paths), the sender's protection (breaker
+thresholds and pauses) and journeys (campaigns.journeys.models); import them from here."""
 
 from campaigns.journeys.models import (
     Enrolment,
@@ -22,10 +22,12 @@ from campaigns.models.broadcasts import (
     validate_wave_hours,
 )
 from campaigns.models.deliverability import DeliveryReport, SendingDomain
+from campaigns.models.protection import CampaignPause, SenderProtection
 
 __all__ = [
     "BrandRules",
     "Campaign",
+    "CampaignPause",
     "ChannelKind",
     "DeliveryReport",
     "Enrolment",
@@ -34,6 +36,7 @@ __all__ = [
     "JourneyTimer",
     "JourneyVersion",
     "Message",
+    "SenderProtection",
     "SendingDomain",
     "Suppression",
     "Variant",

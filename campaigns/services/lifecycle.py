@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from campaigns.decisions import targeting
 from campaigns.models import Campaign, Message, Variant
+from campaigns.protection import breaker
 from campaigns.services.fanout import deliveries_queue_on_commit
 from workers.services import task_run_start
 
@@ -116,7 +117,11 @@ def campaign_pause(*, campaign: Campaign) -> None:
 
 
 def campaign_resume(*, campaign: Campaign) -> None:
-    _transition(campaign, (Campaign.Status.PAUSED,), Campaign.Status.SENDING)
+    """Sends on from where it stopped; a circuit breaker's pause is lifted (its count starts
+    again from here)."""
+    with transaction.atomic():
+        _transition(campaign, (Campaign.Status.PAUSED,), Campaign.Status.SENDING)
+        breaker.breaker_lift(campaign_id=campaign.pk)
     deliveries_queue_on_commit(campaign.pk)
 
 
