@@ -1,4 +1,5 @@
-"""The Celery app. Workers start with `celery -A workers worker -Q default,sends,ml,gpu`."""
+"""The Celery app. Workers start with `celery -A workers worker -Q default,sends,ml,gpu`, and the
+chat's with `celery -A workers worker -Q chat` beside them."""
 
 import os
 

@@ -5,6 +5,8 @@ process read it.
 - sends:   campaign message batches (cheap nodes, many workers)
 - ml:      training and scoring on CPU
 - gpu:     sequential recommenders and language models (`celery worker -Q gpu` on GPU nodes)
+- chat:    the support chat's reply turns, a language-model queue of their own so that a customer
+           never waits behind a copy run (minutes) on `gpu`; its worker runs beside the gpu one
 
 Each task names its queue where it is written, beside the service it calls
 (`@tracked_task(queue=queues.ML)`, `@queued_task(queue=queues.SENDS)`, workers.runs), and
@@ -16,8 +18,9 @@ DEFAULT = "default"
 SENDS = "sends"
 ML = "ml"
 GPU = "gpu"
+CHAT = "chat"
 
-ALL = (DEFAULT, SENDS, ML, GPU)
+ALL = (DEFAULT, SENDS, ML, GPU, CHAT)
 
 _declared: dict[str, str] = {}  # task name -> queue, filled as the task modules are imported
 

@@ -122,6 +122,19 @@ def worker_service(*, queues: list[str], concurrency: int, name: str = "all") ->
     return Service(f"worker:{name}", argv)
 
 
+def worker_services(*, queues: list[str], concurrency: int) -> list[Service]:
+    """The workers for `queues`: the chat queue in a worker of its own beside the others, so
+    that a chat reply never waits for a slot behind copy runs and training."""
+    # workers.queues by name: this module's `queues` parameter is the list of names
+    from workers.queues import CHAT
+
+    rest = [q for q in queues if q != CHAT]
+    out = [worker_service(queues=rest, concurrency=concurrency)] if rest else []
+    if CHAT in queues:
+        out.append(worker_service(queues=[CHAT], concurrency=1, name="chat"))
+    return out
+
+
 def beat_service(*, data_dir: Path) -> Service:
     argv = [
         celery_bin(),

@@ -1,6 +1,7 @@
-"""Support chat: the reply turn on the `gpu` queue (the language model is loaded once per worker
-process; llm.language_model caches it), and the sweep on `default`, which must run even while
-every language-model worker is busy or gone."""
+"""Support chat: the reply turn on the `chat` queue, not `gpu`, so a copy run there (minutes) never
+holds a customer's answer (the language model is loaded once per worker process;
+llm.language_model caches it), and the sweep on `default`, which must run even while every
+language-model worker is busy or gone."""
 
 import logging
 import threading
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 @queued_task(
-    queue=queues.GPU,
+    queue=queues.CHAT,
     time_limit=5 * 60,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -40,12 +41,12 @@ def sweep() -> dict:
 
 @worker_ready.connect
 def _prepare_model(sender=None, **_) -> None:
-    """A worker of the gpu queue converts the default GGUF model at start (half a minute, once
-    per cache), in the background, so the first chat turn only has to load it."""
+    """A worker of the gpu or chat queue converts the default GGUF model at start (half a
+    minute, once per cache), in the background, so the first chat turn only has to load it."""
     # The sender is the worker's consumer; its task consumer lists the queues it reads.
     consumer = sender if hasattr(sender, "task_consumer") else getattr(sender, "consumer", None)
     names = {q.name for q in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
-    if names and queues.GPU not in names:
+    if names and not names & {queues.GPU, queues.CHAT}:
         return
 
     def convert() -> None:

@@ -31,12 +31,13 @@ def test_selfcheck_button_queues_a_run_per_queue(admin_client, django_capture_on
         response = admin_client.post("/admin/workers/taskrun/selfcheck/", {"queue": "all"})
     assert response.status_code == 302
     assert sorted(TaskRun.objects.values_list("queue", flat=True)) == [
+        "chat",
         "default",
         "gpu",
         "ml",
         "sends",
     ]
-    assert len(callbacks) == 4  # one enqueue per run, sent only on commit
+    assert len(callbacks) == 5  # one enqueue per run, sent only on commit
 
 
 def test_modelversion_promote_action(admin_client):

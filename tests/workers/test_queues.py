@@ -29,7 +29,7 @@ EXPECTED = {
     "crm.tasks.models.retrain_recommenders_nightly": queues.ML,
     "crm.tasks.models.train_sequential_recommender": queues.GPU,
     "campaigns.tasks.generate_copy": queues.GPU,
-    "crm.support.tasks.chat_reply": queues.GPU,
+    "crm.support.tasks.chat_reply": queues.CHAT,
     "campaigns.tasks.launch": queues.DEFAULT,
     "campaigns.tasks.sweep": queues.DEFAULT,
     "campaigns.tasks.attribute_recent": queues.DEFAULT,

@@ -71,7 +71,7 @@ class Command(BaseCommand):
                 runtime.redis_service(port=redis_port, data_dir=settings.DATA_DIR / "redis")
             )
         if not opts["no_worker"]:
-            services.append(runtime.worker_service(queues=wanted, concurrency=opts["concurrency"]))
+            services += runtime.worker_services(queues=wanted, concurrency=opts["concurrency"])
         if not opts["no_beat"]:
             services.append(runtime.beat_service(data_dir=settings.DATA_DIR))
         services.append(
