@@ -1,6 +1,7 @@
 """The segment builder in a real browser (headless Chromium through Selenium): the rules the
 builder writes read back the same, rules it cannot show fall back to the JSON editor with the
-reason, and a marketer builds a two-row segment and sees its live count, then saves it."""
+reason, and a marketer builds a two-row segment and sees its live count, is told when a window
+ends before the data do and counts as of the newest data instead, then saves it."""
 
 import json
 
@@ -130,6 +131,21 @@ def test_marketer_builds_a_two_row_segment_and_sees_its_count(live_server, brows
     area.send_keys(json.dumps(written))
     wait_until(lambda: not fallback.is_displayed() and count() == "2", timeout=15, interval=0.2)
     assert len(b.find_elements(By.CSS_SELECTOR, ".seg-row")) == 2
+
+    # A window that ends before the data do: the note, and counting as of the newest data.
+    area.clear()
+    area.send_keys(json.dumps({"orders": {"op": "gte", "value": 1}, "within_days": 5}))
+    note = b.find_element(By.ID, "segment-as-of")
+    wait_until(lambda: note.is_displayed() and count() == "0", timeout=15, interval=0.2)
+    assert "The newest event or order is from 2026-11-20" in note.text
+    b.find_element(By.ID, "segment-as-of-apply").click()
+    wait_until(lambda: count() == "3" and not note.is_displayed(), timeout=15, interval=0.2)
+    assert b.find_element(By.CSS_SELECTOR, ".seg-as-of-input").get_attribute("value") == (
+        "2026-11-21T00:00:00Z"
+    )
+    area.clear()
+    area.send_keys(json.dumps(written))
+    wait_until(lambda: count() == "2", timeout=15, interval=0.2)
 
     click_and_load(b, b.find_element(By.NAME, "_save"))
     segment = Segment.objects.get(name="GB buyers")
