@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from django.db import connection
+from django.db.models import F
 
 from campaigns.models import Message
 
@@ -210,10 +211,24 @@ def revert_sent(*, message_id: int, claim: uuid.UUID, retry_at: datetime, reason
     )
 
 
-def retry_later(*, message_id: int, claim: uuid.UUID, retry_at: datetime, reason: str) -> bool:
+def retry_later(
+    *,
+    message_id: int,
+    claim: uuid.UUID,
+    retry_at: datetime,
+    reason: str,
+    refund_attempt: bool = False,
+) -> bool:
+    """Queues a claimed row again for `retry_at`. `refund_attempt`: it was never tried (its
+    recipient's domain is throttled), so its claim does not use up one of its attempts."""
+    attempts = F("attempts") - 1 if refund_attempt else F("attempts")
     return bool(
         Message.objects.filter(pk=message_id, claim=claim, state=Message.State.SENDING).update(
-            state=Message.State.QUEUED, send_at=retry_at, claim=None, reason=reason[:300]
+            state=Message.State.QUEUED,
+            send_at=retry_at,
+            claim=None,
+            reason=reason[:300],
+            attempts=attempts,
         )
     )
 

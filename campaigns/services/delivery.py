@@ -18,6 +18,7 @@ from django.utils import timezone
 from campaigns import ledger, rendering, tracking, unrecorded
 from campaigns.channels import Channel, Outcome, Outgoing, channel_for
 from campaigns.models import Campaign, Enrolment, Message, Suppression, Variant
+from campaigns.protection import breaker, throttle
 from campaigns.ratelimit import RateLimiter
 from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
@@ -135,6 +136,10 @@ class _Run:
         self.deadline = deadline
         self.channel: Channel = channel_for(campaign.channel)
         self.limiter = RateLimiter(channel=campaign.channel, workspace_id=campaign.workspace_id)
+        self.gate = throttle.DomainGate(
+            workspace_id=campaign.workspace_id, channel=campaign.channel
+        )
+        self.guard = breaker.Guard(campaign)
         self.on_sent = endpoints_for(campaign.workspace_id, "message.sent")
         self.on_failed = endpoints_for(campaign.workspace_id, "message.failed")
         self.consent_channel = CONSENT_CHANNEL[campaign.channel]
@@ -185,7 +190,21 @@ class _Run:
                 )
                 counts["skipped"] += 1
                 continue
+            wait = self.gate.admit(address)
+            if wait:
+                # Its provider is cooling down or at its rate: later, not failed, no attempt used.
+                ledger.retry_later(
+                    message_id=message.pk,
+                    claim=claim,
+                    retry_at=timezone.now() + timedelta(seconds=wait),
+                    reason=f"waits for {throttle.group_of(address)} (throttled)",
+                    refund_attempt=True,
+                )
+                counts["deferred"] += 1
+                continue
             counts[self.send_one(message, claim, address)] += 1
+            if self.guard.after_send():  # the circuit breaker paused the campaign
+                break
         return counts
 
     def _unsendable(self, message: Message, address: str, consent: dict, suppressed: set) -> str:
@@ -303,12 +322,18 @@ class _Run:
         from_state = Message.State.SENT if outcome.after_hand_off else Message.State.SENDING
         if outcome.after_hand_off:
             webhook_withdraw(message_id=message.pk, event="message.sent")
-        if outcome.kind == "retry" and message.attempts < settings.CAMPAIGN_MAX_ATTEMPTS:
+        throttled = outcome.kind == "retry" and throttle.is_throttling(outcome.reason)
+        most = (
+            settings.CAMPAIGN_THROTTLE_MAX_ATTEMPTS if throttled else settings.CAMPAIGN_MAX_ATTEMPTS
+        )
+        if outcome.kind == "retry" and message.attempts < most:
             delay = ledger.retry_delay(
                 message.attempts,
                 base=settings.CAMPAIGN_RETRY_BASE_SECONDS,
                 cap=settings.CAMPAIGN_RETRY_MAX_SECONDS,
             )
+            if throttled:  # the provider's cool-down, shared with every worker, sets the time
+                delay = timedelta(seconds=self.gate.throttled(address, outcome.retry_after))
             if outcome.retry_after:
                 delay = max(delay, timedelta(seconds=outcome.retry_after))
             retry_at = timezone.now() + delay
