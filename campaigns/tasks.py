@@ -8,7 +8,9 @@ from datetime import timedelta
 from celery.signals import worker_ready
 from django.utils import timezone
 
+from campaigns.deliverability import esp, mailbox
 from campaigns.models import Campaign, Message
+from campaigns.models.deliverability import BounceMailbox
 from campaigns.services import delivery, webhooks
 from campaigns.services import sweep as sweeping
 from campaigns.services.copy import variants_generate
@@ -173,3 +175,19 @@ def generate_copy(run: TaskRun, progress: Progress) -> dict:
         model=model,
         progress=lambda share, note: step(100 * share, note),
     )
+
+
+@queued_task(queue=queues.DEFAULT, time_limit=5 * 60, acks_late=True, ignore_result=True)
+def poll_bounce_mailbox(mailbox_id: int) -> dict:
+    """One poll of a bounce mailbox (its own beat entry, campaigns.deliverability.schedule)."""
+    row = BounceMailbox.objects.filter(pk=mailbox_id, active=True).first()
+    if row is None:
+        return {"inactive": True}
+    polled = mailbox.mailbox_poll(mailbox=row)
+    return {"read": polled.read, "recorded": polled.recorded, "removed": polled.removed}
+
+
+@queued_task(queue=queues.DEFAULT, time_limit=2 * 60, acks_late=True, ignore_result=True)
+def process_esp_event(event_id: int) -> str:
+    """Acts on an ESP's tracking event the webhook recorded (campaigns.deliverability.esp)."""
+    return esp.esp_event_process(event_id=event_id)

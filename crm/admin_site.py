@@ -39,6 +39,8 @@ GROUPS: list[tuple[str, str, list[str]]] = [
             "crm.Workspace",
             "campaigns.SendingSettings",
             "campaigns.SendingDomain",
+            "campaigns.DeliverabilityPolicy",
+            "campaigns.BounceMailbox",
             "campaigns.SenderProtection",
             "campaigns.WebhookEndpoint",
             "crm.ApiKey",

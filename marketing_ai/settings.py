@@ -344,6 +344,12 @@ EMAIL_MESSAGE_ID_DOMAIN = env.str(
 # Domain of the per-message return paths (bounce+<token>-<signature>@...) for mail whose
 # sending domain names none (campaigns.deliverability.verp); empty: no VERP.
 CAMPAIGN_BOUNCE_DOMAIN = env.str("CAMPAIGN_BOUNCE_DOMAIN", default="")
+# django-anymail: ANYMAIL as JSON (the ESP's keys) and the basic-auth user:password its tracking
+# webhooks (/webhooks/anymail/<esp>/tracking/) require; unset, they answer 404.
+ANYMAIL = {
+    **env.json("ANYMAIL", default={}),
+    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+}
 CAMPAIGN_CHANNELS = {
     "email": "campaigns.channels.email.EmailChannel",
     "sms": "campaigns.channels.http.SmsChannel",

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from campaigns.deliverability import webhooks as esp_webhooks
 from marketing_ai.health import healthz
 from marketing_ai.slash import slash_optional
 
@@ -20,6 +21,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("webhooks/anymail/", include(esp_webhooks.urlpatterns())),
     path("", include("campaigns.urls")),
     path("", include("crm.urls")),
 ]

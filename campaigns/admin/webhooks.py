@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from campaigns import outbound
-from campaigns.models import Suppression, WebhookDelivery, WebhookEndpoint
+from campaigns.models import WebhookDelivery, WebhookEndpoint
 from crm.admin.scope import WorkspaceScopedAdmin
 
 
@@ -40,10 +40,3 @@ class WebhookEndpointAdmin(WorkspaceScopedAdmin):
     list_display = ["url", "events", "active", "workspace", "created_at"]
     list_filter = ["active"]
     inlines = [DeliveryInline]
-
-
-@admin.register(Suppression)
-class SuppressionAdmin(WorkspaceScopedAdmin):
-    list_display = ["address", "channel", "reason", "note", "created_at", "workspace"]
-    list_filter = ["channel", "reason"]
-    search_fields = ["address"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from campaigns.deliverability import parse, selectors
+from campaigns.deliverability import parse, policy, selectors
 from campaigns.models import DeliveryReport, Message
 
 logger = logging.getLogger(__name__)
@@ -27,11 +27,42 @@ def _report_id(raw: bytes, header) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def report_ingest(*, raw: bytes, recipients: list[str], source: str) -> Ingested:
+def report_record(
+    *,
+    message: Message,
+    kind: str,
+    address: str,
+    report_id: str,
+    status: str,
+    excerpt: str,
+    source: str,
+) -> bool:
+    """Records one failure or complaint on its message and acts on it (policy.report_apply) in
+    one transaction; False if this report was recorded before (nothing is done twice)."""
+    try:
+        with transaction.atomic():
+            report, created = DeliveryReport.objects.get_or_create(
+                message=message,
+                kind=kind,
+                address=address,
+                report_id=report_id,
+                defaults={"status": status[:40], "excerpt": excerpt[:300], "source": source},
+            )
+            if created:
+                policy.report_apply(report=report)
+    except IntegrityError:  # the same report, recorded by another receiver just now
+        return False
+    return created
+
+
+def report_ingest(
+    *, raw: bytes, recipients: list[str], source: str, workspace_id: int | None = None
+) -> Ingested:
     """Parses one report (campaigns.deliverability.parse) and records each failure or complaint
     on the message its signed return path names, under that message's address: the token wins
     over the address the report states (a forwarded recipient, a rewritten one). A report with
-    no such path is not recorded: the same address may be anyone's in any workspace."""
+    no such path is not recorded: the same address may be anyone's in any workspace. With
+    `workspace_id` (a workspace's own mailbox) only that workspace's messages are named."""
     report = email.message_from_bytes(raw)
     try:
         records = parse.parse(report, recipients=recipients, read_token=selectors.message_token_of)
@@ -41,10 +72,13 @@ def report_ingest(*, raw: bytes, recipients: list[str], source: str) -> Ingested
     report_id = _report_id(raw, report.get("message-id"))
     recorded = repeated = unmatched = 0
     messages: dict[str, Message | None] = {}
+    rows = Message.objects.all()
+    if workspace_id is not None:
+        rows = rows.filter(campaign__workspace_id=workspace_id)
     for record in records:
         if record.token not in messages and record.token is not None:
             messages[record.token] = (
-                Message.objects.filter(token=uuid.UUID(record.token)).only("id", "address").first()
+                rows.filter(token=uuid.UUID(record.token)).only("id", "address").first()
             )
         message = messages.get(record.token) if record.token else None
         if message is None:
@@ -54,21 +88,15 @@ def report_ingest(*, raw: bytes, recipients: list[str], source: str) -> Ingested
         excerpt = record.excerpt
         if record.address and record.address != address:
             excerpt = f"(report names {record.address}) {excerpt}"
-        try:
-            with transaction.atomic():
-                _, created = DeliveryReport.objects.get_or_create(
-                    message=message,
-                    kind=record.kind,
-                    address=address,
-                    report_id=report_id,
-                    defaults={
-                        "status": record.status,
-                        "excerpt": excerpt[:300],
-                        "source": source,
-                    },
-                )
-        except IntegrityError:  # the same report, recorded by another receiver just now
-            created = False
+        created = report_record(
+            message=message,
+            kind=record.kind,
+            address=address,
+            report_id=report_id,
+            status=record.status,
+            excerpt=excerpt,
+            source=source,
+        )
         recorded += created
         repeated += not created
     if unmatched:

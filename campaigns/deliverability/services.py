@@ -1,11 +1,14 @@
-"""Writes for sending domains: a domain added with a fresh DKIM key, a key replaced."""
+"""Writes for sending domains (a domain added with a fresh DKIM key, a key replaced) and for
+bounce mailboxes (saved with their beat entry)."""
 
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.deliverability import signing
+from campaigns.deliverability import schedule, signing
 from campaigns.models import SendingDomain
+from campaigns.models.deliverability import BounceMailbox
 from crm.models import Workspace
+from marketing_ai.sealed import seal
 
 
 def _selector(now) -> str:
@@ -54,3 +57,21 @@ def sending_domain_new_key(*, sending_domain: SendingDomain) -> SendingDomain:
         update_fields=["selector", "private_key", "public_key", "key_created_at", "signing"]
     )
     return sending_domain
+
+
+@transaction.atomic
+def mailbox_save(*, mailbox: BounceMailbox, password: str | None = None) -> BounceMailbox:
+    """Saves a bounce mailbox (the password sealed, when a new one is given) and writes its beat
+    entry in the same transaction."""
+    mailbox.host = mailbox.host.strip().lower()
+    if password is not None:
+        mailbox.password = seal(password)
+    mailbox.save()
+    schedule.mailbox_schedule(mailbox=mailbox)
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_delete(*, mailbox: BounceMailbox) -> None:
+    schedule.mailbox_unschedule(mailbox_id=mailbox.pk)
+    mailbox.delete()

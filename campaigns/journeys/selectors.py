@@ -3,8 +3,19 @@
 from django.db.models import Count, Q
 
 from campaigns.journeys.models import Enrolment, EnrolmentStep, Journey
+from campaigns.models.broadcasts import Message
+from campaigns.services.results import reported_figures
 
 UNFINISHED = (Enrolment.State.ACTIVE, Enrolment.State.WAITING)
+
+
+def _reported(journey: Journey) -> dict:
+    # The journey's messages, every version's: what came back about them (bounces, complaints).
+    messages = Message.objects.filter(
+        enrolment_id__in=Enrolment.objects.filter(journey=journey).values("pk")
+    )
+    sent = messages.filter(state=Message.State.SENT).count()
+    return reported_figures(messages, sent)
 
 
 def journey_stats(*, journey: Journey) -> dict:
@@ -23,6 +34,7 @@ def journey_stats(*, journey: Journey) -> dict:
         "enrolments": {state: states.get(state, 0) for state in Enrolment.State.values},
         "holdout": Enrolment.objects.filter(journey=journey, holdout=True).count(),
         "steps": {},
+        **_reported(journey),
     }
     if version is None:
         return body

@@ -320,6 +320,15 @@ class Suppression(models.Model):
     address = models.CharField(max_length=254, help_text="e-mail (lower case) or phone")
     reason = models.CharField(max_length=15, choices=Reason.choices, default=Reason.MANUAL)
     note = models.CharField(max_length=300, blank=True)
+    # The bounce or complaint report that led to it (its excerpt is shown in the admin).
+    report = models.ForeignKey(
+        "campaigns.DeliveryReport",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

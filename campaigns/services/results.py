@@ -18,7 +18,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from campaigns.models import Campaign, Message
+from campaigns.models import Campaign, DeliveryReport, Message
 from campaigns.services.send_time import send_time_comparison
 from campaigns.services.webhooks import endpoints_for, webhook_emit
 from crm.models import Event
@@ -123,6 +123,23 @@ def _shape(fig: dict, *, measured_on: str) -> dict:
     }
 
 
+def reported_figures(messages, sent: int) -> dict:
+    """What came back about `messages` (campaigns.deliverability): hard and soft bounces and
+    complaints, each counted once per message however many reports named it, as rates of the
+    messages sent."""
+    kinds = dict(
+        DeliveryReport.objects.filter(message__in=messages)
+        .values_list("kind")
+        .annotate(n=Count("message_id", distinct=True))
+        .order_by()
+    )
+    return {
+        "bounced": _rate(kinds.get(DeliveryReport.Kind.HARD, 0), sent),
+        "soft_bounced": _rate(kinds.get(DeliveryReport.Kind.SOFT, 0), sent),
+        "complained": _rate(kinds.get(DeliveryReport.Kind.COMPLAINT, 0), sent),
+    }
+
+
 def campaign_stats(*, campaign: Campaign, attribute: bool = True) -> dict:
     if attribute:
         attribute_conversions(campaign=campaign)
@@ -151,6 +168,7 @@ def campaign_stats(*, campaign: Campaign, attribute: bool = True) -> dict:
         "sent": states.get(Message.State.SENT, 0),
         "failed": states.get(Message.State.FAILED, 0),
         "skipped": dict(skipped),
+        **reported_figures(rows, states.get(Message.State.SENT, 0)),
         "treated": _shape(treated, measured_on="recipients"),
         "holdout": _shape(control, measured_on="recipients") if control["n"] else None,
         "variants": variants,

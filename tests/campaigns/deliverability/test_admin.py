@@ -1,15 +1,19 @@
 """The sending domains' admin: adding one makes its key, the page shows the records to publish
-and never the private key, and staff see only their workspaces' domains."""
+and never the private key, and staff see only their workspaces' domains; suppressions show
+their report and are lifted with a note."""
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
+from campaigns.deliverability.reports import report_record
 from campaigns.deliverability.services import sending_domain_create
-from campaigns.models import DeliveryReport, Message, SendingDomain
-from crm.models import Customer, Workspace
+from campaigns.models import DeliveryReport, Message, SendingDomain, Suppression
+from campaigns.models.deliverability import BounceMailbox
+from crm.models import AuditEntry, Customer, Workspace
 from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db
@@ -115,3 +119,44 @@ def test_staff_turn_signing_on_and_a_second_row_for_a_domain_is_a_form_error(
     )
     assert again.status_code == 200 and "already exists" in again.content.decode()
     assert SendingDomain.objects.count() == 1
+
+
+def test_staff_see_why_an_address_is_suppressed_and_lift_it_with_a_note(admin_client, workspace):
+    campaign = make_campaign(workspace, make_audience(workspace, 1))
+    customer = Customer.objects.get(workspace=workspace)
+    message = Message.objects.create(
+        campaign=campaign, customer=customer, send_at=timezone.now(), state="sent",
+        address=customer.email,
+    )  # fmt: skip
+    report_record(message=message, kind="hard", address=customer.email, report_id="r1",
+                  status="5.1.1", excerpt="550 5.1.1 no such user", source="lmtp")  # fmt: skip
+    suppression = Suppression.objects.get()
+    listing = admin_client.get(reverse("admin:campaigns_suppression_changelist")).content.decode()
+    assert "550 5.1.1 no such user" in listing and "hard bounce" in listing
+    url = reverse("admin:campaigns_suppression_changelist")
+    chosen = {"action": "lift", "_selected_action": [suppression.pk]}
+    asked = admin_client.post(url, chosen)
+    assert asked.status_code == 200 and "lift-confirm" in asked.content.decode()
+    assert Suppression.objects.exists()  # nothing lifted without a note
+    done = admin_client.post(url, {**chosen, "note": "the customer fixed their mailbox"})
+    assert done.status_code == 302
+    assert not Suppression.objects.exists()
+    entry = AuditEntry.objects.get(action="suppression.lift")
+    assert entry.actor == "admin" and entry.details["note"] == "the customer fixed their mailbox"
+    assert entry.customer_id == customer.pk
+
+
+def test_a_bounce_mailbox_added_in_the_admin_is_sealed_scheduled_and_checked(
+    admin_client, workspace, settings
+):
+    form = {"workspace": workspace.pk, "protocol": "imap", "host": "127.0.0.1", "port": 143,
+            "username": "bounces", "new_password": "pw", "folder": "INBOX", "done_folder": "",
+            "poll_seconds": 30, "active": "on"}  # fmt: skip
+    url = reverse("admin:campaigns_bouncemailbox_add")
+    refused = admin_client.post(url, form)
+    assert refused.status_code == 200 and "loopback" in refused.content.decode()
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    assert admin_client.post(url, form).status_code == 302
+    mailbox = BounceMailbox.objects.get()
+    assert mailbox.password and mailbox.password != "pw"
+    assert PeriodicTask.objects.filter(name=f"bounce-mailbox-{mailbox.pk}", enabled=True).exists()

@@ -2,52 +2,16 @@
 spoken to with smtplib, records each report on the message its signed return path names."""
 
 import smtplib
-from pathlib import Path
 
 import pytest
 
-from campaigns.deliverability.receiver import receiver
-from campaigns.deliverability.services import sending_domain_create
-from campaigns.models import DeliveryReport, Message
-from tests.campaigns.factories import launch_now, make_audience, make_campaign
-from tests.campaigns.helpers import deliver_until_done
-from tests.conftest import free_port
+from campaigns.models import DeliveryReport
+from tests.campaigns.deliverability.conftest import ARF_PATH, DSN_PATH, SAMPLES
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("sends_in_this_process"),
 ]
-
-SAMPLES = Path(__file__).resolve().parents[3] / "bench" / "data" / "deliverability"
-DSN_PATH = b"bounce+0f3c2a9b8d7e4f6a1b2c3d4e5f6a7b8c-aaaaaaaaaaaaaaaa@bounces.shop.example"
-ARF_PATH = b"bounce+3c4d5e6f708192a3b4c5d6e7f8091a2b-dddddddddddddddd@bounces.shop.example"
-
-
-@pytest.fixture
-def lmtp():
-    port = free_port()
-    server = receiver(host="127.0.0.1", port=port)
-    server.start()
-
-    def deliver(report: bytes, to: str) -> dict:
-        with smtplib.LMTP("127.0.0.1", port) as client:
-            return client.sendmail("", [to], report.replace(b"\n", b"\r\n"))
-
-    yield deliver
-    server.stop()
-
-
-@pytest.fixture
-def sent(workspace, keeper):
-    """{customer e-mail: (message, return path)} of a campaign sent with VERP."""
-    sending_domain_create(
-        workspace=workspace, domain="shop.example", bounce_domain="bounces.shop.example"
-    )
-    campaign = make_campaign(workspace, make_audience(workspace, 2), from_email="news@shop.example")
-    launch_now(campaign)
-    deliver_until_done(campaign)
-    paths = {rcpts[0]: path for path, rcpts, _ in keeper.envelopes}
-    return {m.address: (m, paths[m.address]) for m in Message.objects.filter(campaign=campaign)}
 
 
 def test_a_bounce_to_a_return_path_is_recorded_on_its_message_once(sent, lmtp):
