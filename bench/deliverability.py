@@ -2,6 +2,11 @@
 flufl.bounce's own scan_message / all_failures, on the same messages in one run.
 
     flock /work/briefs/bench-lock .venv/bin/python bench/deliverability.py
+    flock /work/briefs/bench-lock .venv/bin/python bench/deliverability.py --latency [--quick]
+
+--latency measures instead how long a report takes to become a suppression in force, through
+each way in, with a real worker and beat and a campaign sending meanwhile
+(bench/deliverability_latency.py); its figures are merged into the same results file.
 
 Messages: the sample bounces in flufl.bounce 4.0's source distribution (flufl/bounce/tests/
 data/, fetched with `pip download --no-binary :all: --no-deps flufl.bounce==4.0` into
@@ -199,7 +204,48 @@ def sisimai_coverage(root: Path) -> dict[str, float]:
     return figures
 
 
+def latency_main(quick: bool) -> None:
+    from bench import deliverability_latency
+
+    figures = deliverability_latency.run(
+        recipients=600 if quick else 3000, per_way=4 if quick else 20
+    )
+    rows = []
+    for way, label in (("lmtp", "LMTP receiver"), ("imap", "mailbox (IMAP, 30 s poll)"),
+                       ("webhook", "ESP webhook (queued to the worker)")):  # fmt: skip
+        if f"feedback_{way}_p95_s" not in figures:
+            continue
+        done, sent = figures[f"feedback_{way}_suppressed"], figures[f"feedback_{way}_reports"]
+        rows.append(
+            (
+                f"{label}: report to suppression, p50 / p95 / max, s ({done} of {sent})",
+                f"{figures[f'feedback_{way}_p50_s']:.2f} / {figures[f'feedback_{way}_p95_s']:.2f}"
+                f" / {figures[f'feedback_{way}_max_s']:.2f}",
+                "–",
+                "p95 ≤ 60",
+            )
+        )
+    rows.append(("all ways: p95, s", f"{figures['feedback_all_p95_s']:.2f}", "–", "≤ 60"))
+    rows.append(
+        (
+            "running campaign: sent to an address after its suppression was in force",
+            str(figures["feedback_sent_after_suppression"]),
+            f"skipped as suppressed {figures['feedback_skipped_as_suppressed']}, sent before "
+            f"{figures['feedback_sent_before_suppression']}",
+            "0",
+        )
+    )
+    print_table("Feedback latency", rows)
+    path = ROOT / "bench" / "results" / "deliverability.json"
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update(figures)
+    print(f"\n{write_results('deliverability', merged)}")
+
+
 def main() -> None:
+    if "--latency" in sys.argv:
+        latency_main("--quick" in sys.argv)
+        return
     sets = {"flufl": flufl_samples(), "ours": our_samples()}
     sets["all"] = sets["flufl"] + sets["ours"]
     methods = {"ours": ours, "flufl_scan": flufl_scan, "flufl_all": flufl_all}
