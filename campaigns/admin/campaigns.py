@@ -19,6 +19,7 @@ from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
 from campaigns.models.broadcasts import WAVE_HOURS, validate_wave_hours
+from campaigns.protection import breaker
 from campaigns.selectors import sent_mail
 from campaigns.services import copy, lifecycle
 from campaigns.services.recipients import launch_preview
@@ -279,6 +280,23 @@ class CampaignForm(forms.ModelForm):
         return data
 
 
+def _health_shown(health: dict) -> dict:
+    """The campaign page's line: rates as text, the warning, and the breaker's pause."""
+
+    def percent(value) -> str:
+        return "-" if value is None else f"{value:.2f}%"
+
+    return {
+        "bounces": f"{health['hard_bounces']} ({percent(health['bounce_percent'])} of "
+        f"{health['attempted']} attempted)",
+        "complaints": f"{health['complaints']} ({percent(health['complaint_percent'])} of "
+        f"{health['sent']} sent)",
+        "warning": health["complaint_warning"],
+        "warning_percent": health["thresholds"]["complaint_warning_percent"],
+        "pause": health["paused_by_breaker"],
+    }
+
+
 @admin.register(Campaign)
 class CampaignAdmin(WorkspaceScopedAdmin):
     form = CampaignForm
@@ -502,6 +520,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             can_change = self.has_change_permission(request, campaign)
             extra["campaign_actions"] = available_actions(campaign) if can_change else []
             extra["delivery"] = self.progress(campaign)
+            extra["sender_health"] = _health_shown(breaker.campaign_health(campaign))
             if (campaign.status, campaign.kind) == (Campaign.Status.DRAFT, Campaign.Kind.BROADCAST):
                 extra["revenue_plan"] = campaign_revenue_plan(campaign=campaign).sentences()
         return super().change_view(request, object_id, form_url, extra)

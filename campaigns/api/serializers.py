@@ -1,11 +1,13 @@
 """Request/response shapes of the campaign API (DRF serializers: field-level 400s, OpenAPI)."""
 
 from django.utils.crypto import get_random_string
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns import outbound
 from campaigns.models import Campaign, Message, Variant, WebhookDelivery, WebhookEndpoint
 from campaigns.models.broadcasts import validate_wave_hours
+from campaigns.protection import breaker
 from campaigns.services.lifecycle import bandit_problems
 from crm.api.fields import JsonField
 from crm.models import Segment
@@ -23,6 +25,10 @@ class CampaignSerializer(serializers.ModelSerializer):
         required=False,
         validators=[validate_wave_hours],
         help_text="hours between a bandit's waves, 1 to 168 (default 4)",
+    )
+    paused_by_breaker = serializers.SerializerMethodField(
+        help_text="while the circuit breaker holds the campaign paused: its reason, the "
+        "figures it judged and when; null otherwise (resume lifts it)"
     )
 
     class Meta:
@@ -66,6 +72,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "finished_at",
             "created_at",
             "updated_at",
+            "paused_by_breaker",
         ]
         read_only_fields = [
             "status",
@@ -76,6 +83,10 @@ class CampaignSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_paused_by_breaker(self, campaign: Campaign) -> dict | None:
+        return breaker.pause_shown(campaign)
 
     def validate_name(self, value: str) -> str:
         others = Campaign.objects.filter(workspace=self.context["workspace"], name=value)

@@ -141,6 +141,21 @@ class StatsAttribution(s.Serializer):
     days = s.IntegerField()
 
 
+class SenderHealth(s.Serializer):
+    attempted = s.IntegerField(help_text="sent + refused for good at RCPT")
+    sent = s.IntegerField()
+    hard_bounces = s.IntegerField(help_text="messages refused at RCPT (5xx) or reported bounced")
+    soft_bounces = s.IntegerField()
+    complaints = s.IntegerField(help_text="messages a feedback report names")
+    bounce_percent = s.FloatField(allow_null=True, help_text="hard bounces per attempted, %")
+    complaint_percent = s.FloatField(allow_null=True, help_text="complaints per sent, %")
+    complaint_warning = s.BooleanField(help_text="complaints at the workspace's warning rate")
+    thresholds = s.DictField(help_text="the workspace's circuit-breaker settings")
+    paused_by_breaker = s.DictField(
+        allow_null=True, help_text="the circuit breaker's pause in force: reason, figures, when"
+    )
+
+
 class CampaignStats(s.Serializer):
     campaign = s.IntegerField()
     status = s.CharField()
@@ -169,4 +184,7 @@ class CampaignStats(s.Serializer):
         allow_null=True,
         help_text="the campaign's uplift results; null when its launch recorded no uplift "
         "scores (no active model for the goal)",
+    )
+    sender_health = SenderHealth(
+        help_text="bounce and complaint rates, the 0.1% complaint warning, the circuit breaker"
     )

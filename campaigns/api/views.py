@@ -23,6 +23,7 @@ from campaigns.api.serializers import (
 )
 from campaigns.api.stats_docs import CampaignStats
 from campaigns.models import Campaign, Message, Variant, WebhookEndpoint
+from campaigns.protection import breaker
 from campaigns.services import lifecycle
 from campaigns.services.copy import BriefError, copy_generation_start
 from campaigns.services.results import campaign_stats
@@ -145,6 +146,7 @@ class CampaignStatsApi(CampaignsApi):
         from campaigns.services.uplift_results import uplift_results  # numpy: on demand
 
         stats["uplift"] = uplift_results(campaign=campaign, attribute=False)
+        stats["sender_health"] = breaker.campaign_health(campaign)
         return Response(stats)
 
 

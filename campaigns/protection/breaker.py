@@ -120,3 +120,21 @@ class Guard:
         status = Campaign.objects.filter(pk=self.campaign.pk).values_list("status", flat=True)
         self.tripped = status.first() not in ACTIVE
         return self.tripped
+
+
+def campaign_health(campaign: Campaign) -> dict:
+    """What the admin and the API show of a campaign's sender health: its bounce and complaint
+    rates (with the warning), the thresholds they are judged against, and a breaker pause in
+    force (or None)."""
+    limits = rates.thresholds_for(campaign.workspace_id)
+    return {
+        **rates.campaign_rates(campaign=campaign).as_dict(),
+        "thresholds": {
+            "breaker_on": limits.breaker_on,
+            "min_sends": limits.min_sends,
+            "hard_bounce_percent": limits.hard_bounce_percent,
+            "complaint_percent": limits.complaint_percent,
+            "complaint_warning_percent": limits.complaint_warning_percent,
+        },
+        "paused_by_breaker": pause_shown(campaign),
+    }
