@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from campaigns.journeys import ready_made, selectors, services
 from campaigns.journeys.models import Enrolment, Journey
 from campaigns.models import Campaign
+from campaigns.protection import rates
 from campaigns.services.results import campaign_stats
 from crm import selectors as crm_selectors
 from crm.api.base import WorkspaceApi, idempotent
@@ -219,6 +220,8 @@ class JourneyStatsApi(JourneysApi):
                 )
                 if campaign is not None:
                     body["steps"][step_id]["results"] = campaign_stats(campaign=campaign)
+        # Bounce and complaint rates over every send step (campaigns.protection.rates).
+        body["sender_health"] = rates.journey_rates(journey=journey).as_dict()
         return Response(body)
 
 

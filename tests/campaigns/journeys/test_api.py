@@ -296,6 +296,12 @@ def test_stats_show_each_send_steps_results_against_the_journeys_holdout(api, wo
     assert results["holdout"]["recipients"] == held and 8 <= held <= 32
     assert results["treated"]["recipients"] + held == 40
     assert results["variants"][0]["name"] == "A"
+    # The journey's bounce rate, over its send steps' messages (campaigns.protection.rates).
+    mail = Message.objects.filter(enrolment_id__isnull=False, holdout=False).order_by("id")
+    Message.objects.filter(pk=mail[0].pk).update(state="failed", reason="RCPT: 550 5.1.1 gone")
+    mail.exclude(pk=mail[0].pk).update(state="sent")
+    health = api.get(f"/api/v1/journeys/{pk}/stats").json()["sender_health"]
+    assert (health["hard_bounces"], health["attempted"]) == (1, 40 - held)
 
 
 def test_staff_move_those_inside_onto_the_published_version_over_the_api(api, workspace):
