@@ -111,7 +111,16 @@ class EmailBackend(DjangoSMTPBackend):
             lines = [f"MAIL FROM:{_quote(sender)}"]
             lines += [f"RCPT TO:{_quote(r)}" for r in recipients] + ["DATA"]
             conn.send(("\r\n".join(lines) + "\r\n").encode("utf-8"))
-            answers = [conn.getreply() for _ in lines]
+            answers = []
+            for _ in lines:
+                try:
+                    answers.append(conn.getreply())
+                except (OSError, smtplib.SMTPException):
+                    # A 421 closes the connection (RFC 5321 4.2.2): its answer is the refusal
+                    # (a provider's "421 4.7.28 ... rate limited" is read as throttling).
+                    if answers and answers[-1][0] == 421:
+                        break
+                    raise
         else:
             answers = [conn.mail(sender)]
             if answers[0][0] == 250:

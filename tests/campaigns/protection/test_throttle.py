@@ -124,3 +124,37 @@ def test_a_throttled_domain_waits_and_every_message_arrives_once(workspace, sett
     assert server.refused >= 1
     # Met a throttling reply or waited for the domain, but never used up its attempts.
     assert max(sent.values_list("attempts", flat=True)) < 6
+
+
+def test_a_421_that_closes_the_connection_is_read_as_the_providers_refusal():
+    """Gmail answers a pipelined RCPT with 421 4.7.28 and hangs up before the DATA answer."""
+    import socket
+    import threading
+
+    from campaigns.channels.smtp import EmailBackend
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b"220 mx ESMTP\r\n")
+        conn.recv(1000)  # EHLO
+        conn.sendall(b"250-mx\r\n250 PIPELINING\r\n")
+        received = b""
+        while b"DATA\r\n" not in received:
+            received += conn.recv(1000)
+        conn.sendall(b"250 OK\r\n421 4.7.28 Unusual rate of mail; rate limited\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    backend = EmailBackend(host="127.0.0.1", port=port, use_tls=False, fail_silently=False)
+    outcome = backend.send_bytes(
+        sender="shop@example.com",
+        recipients=["a@gmail.com"],
+        data=b"Subject: x\r\n\r\nhi\r\n",
+        hand_off=lambda point_of_no_return: pytest.fail("nothing may be handed off"),
+    )
+    listener.close()
+    assert outcome.kind == "retry" and outcome.reason.startswith("RCPT: 421 4.7.28")
+    assert throttle.is_throttling(outcome.reason)
