@@ -24,6 +24,9 @@ from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
 from crm.models import Consent, Product
 
+# How old the suppression list a chunk sends by may get before it is read again.
+SUPPRESSIONS_FRESH_SECONDS = 1.0
+
 logger = logging.getLogger(__name__)
 
 ACTIVE = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING)
@@ -171,17 +174,26 @@ class _Run:
             ).values_list("customer_id", "status")
         )
         addresses = {m.pk: self.channel.address_of(m.customer) for m in rows}
-        suppressed = set(
-            Suppression.objects.filter(
-                workspace_id=self.campaign.workspace_id,
-                channel=self.campaign.channel,
-                address__in=[a for a in addresses.values() if a],
-            ).values_list("address", flat=True)
-        )
+        known = [a for a in addresses.values() if a]
+
+        def suppressions() -> set:
+            return set(
+                Suppression.objects.filter(
+                    workspace_id=self.campaign.workspace_id,
+                    channel=self.campaign.channel,
+                    address__in=known,
+                ).values_list("address", flat=True)
+            )
+
+        suppressed, read_at = suppressions(), time.monotonic()
         counts: Counter = Counter()
         for message in rows:
             if not self.limiter.take(self.deadline):
                 break
+            # A chunk paced by a rate limit takes seconds: a bounce or complaint recorded
+            # meanwhile applies to the rest of it, not from the next chunk on.
+            if time.monotonic() - read_at > SUPPRESSIONS_FRESH_SECONDS:
+                suppressed, read_at = suppressions(), time.monotonic()
             address = addresses[message.pk]
             reason = self._unsendable(message, address, consent, suppressed)
             if reason:

@@ -1,8 +1,12 @@
 """campaigns.deliverability.policy through the LMTP receiver: what a bounce or complaint does to
 the address (suppressed, consent withdrawn), the customer's timeline and the campaign's results,
-what lifting a suppression records, and a queued send to a suppressed address skipped."""
+what lifting a suppression records, and a queued send to a suppressed address skipped (also
+one suppressed while its chunk is already sending)."""
+
+import threading
 
 import pytest
+from django.db import close_old_connections
 
 from campaigns.deliverability import policy
 from campaigns.models import Campaign, DeliveryReport, Message, Suppression
@@ -11,8 +15,9 @@ from campaigns.services.results import campaign_stats
 from crm.models import AuditEntry, Consent, Event
 from crm.selectors import customer_timeline
 from tests.campaigns.deliverability.conftest import ARF_PATH, DSN_PATH, SAMPLES
-from tests.campaigns.factories import launch_now, make_campaign
+from tests.campaigns.factories import launch_now, make_audience, make_campaign
 from tests.campaigns.helpers import deliver_until_done
+from tests.conftest import wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -118,3 +123,28 @@ def test_a_queued_send_to_an_address_suppressed_meanwhile_is_skipped(sent, lmtp,
     assert states["person0@example.com"] == "address suppressed"
     assert [rcpts for _, rcpts, _ in keeper.envelopes] == [["person1@example.com"]]
     assert Campaign.objects.get(pk=campaign.pk).status in ("sending", "sent")
+
+
+def test_a_suppression_recorded_while_a_paced_chunk_sends_applies_to_the_rest_of_it(
+    workspace, keeper, settings
+):
+    settings.CAMPAIGN_RATE_LIMITS = {**settings.CAMPAIGN_RATE_LIMITS, "email": 2}
+    campaign = make_campaign(workspace, make_audience(workspace, 6, prefix="paced"))
+    launch_now(campaign)
+
+    def suppress_the_rest_after_the_first_send():
+        wait_until(lambda: keeper.envelopes, timeout=20, interval=0.01)
+        sent = {rcpts[0] for _, rcpts, _ in keeper.envelopes}
+        Suppression.objects.bulk_create(
+            Suppression(workspace=workspace, channel="email", address=f"paced{i}@example.com",
+                        reason="bounced") for i in range(6) if f"paced{i}@example.com" not in sent
+        )  # fmt: skip
+        close_old_connections()
+
+    thread = threading.Thread(target=suppress_the_rest_after_the_first_send)
+    thread.start()
+    deliver_until_done(campaign)  # one chunk of 6 at 2/s: about 3 s
+    thread.join()
+    reasons = list(Message.objects.filter(campaign=campaign).values_list("reason", flat=True))
+    skipped = reasons.count("address suppressed")
+    assert skipped >= 2 and len(keeper.envelopes) + skipped == 6
