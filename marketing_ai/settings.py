@@ -45,12 +45,25 @@ if PRODUCTION:
         raise ImproperlyConfigured(
             "ALLOWED_HOSTS must list this site's host names when MARKETING_AI_ENV=production"
         )
+    # Seals the secrets staff type into the admin (a workspace's SMTP password, ESP key):
+    # marketing_ai.sealed. Kept apart from SECRET_KEY, so a database dump with the signing key
+    # beside it still does not open them.
+    MARKETING_AI_SECRETS_KEY = env.str("MARKETING_AI_SECRETS_KEY", default="")
+    if len(MARKETING_AI_SECRETS_KEY.split(",")[0].strip()) < 32:
+        raise ImproperlyConfigured(
+            "MARKETING_AI_SECRETS_KEY must be set (32+ random characters; a new key first, "
+            "comma, the old one to rotate) when MARKETING_AI_ENV=production: it encrypts the "
+            "sending passwords and API keys stored in the database. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="") or embedded.stored_secret_key(DATA_DIR)
     DEBUG = env.bool("DEBUG", default=MARKETING_AI_ENV == "development")
     ALLOWED_HOSTS = env.list(
         "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]
     )
+    # Empty: derived from SECRET_KEY (marketing_ai.sealed), enough for one machine.
+    MARKETING_AI_SECRETS_KEY = env.str("MARKETING_AI_SECRETS_KEY", default="")
 
 # Rotating the key: put the old one here (comma-separated) and a new SECRET_KEY. New links are
 # signed with SECRET_KEY; links already sent (tracking, unsubscribe, chat) still verify under

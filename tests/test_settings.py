@@ -9,10 +9,15 @@ import pytest
 from tests.conftest import ROOT
 
 GOOD_KEY = "k" * 20 + "-Jq8vN2xLw5Zt0RbYc7HsUe3" + "a1b2c3d4e5f6g7h8"
+SEALING_KEY = "s" * 12 + "-Vb7Qm2Zr9Tw4Ky1Hd6Pn3Xc"
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "DEBUG", "MARKETING_AI_SECRETS_KEY")
+    }
     base.pop("ALLOWED_HOSTS", None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -43,6 +48,13 @@ def test_production_refuses_debug_and_missing_hosts():
     assert result.returncode != 0 and "ALLOWED_HOSTS" in result.stderr
 
 
+def test_production_refuses_to_start_without_a_key_for_stored_secrets():
+    result = run_manage(
+        "check", MARKETING_AI_ENV="production", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="example.com"
+    )
+    assert result.returncode != 0 and "MARKETING_AI_SECRETS_KEY must be set" in result.stderr
+
+
 def test_check_deploy_is_clean_in_production():
     result = run_manage(
         "check",
@@ -52,6 +64,7 @@ def test_check_deploy_is_clean_in_production():
         MARKETING_AI_ENV="production",
         SECRET_KEY=GOOD_KEY,
         ALLOWED_HOSTS="mkt.example.com",
+        MARKETING_AI_SECRETS_KEY=SEALING_KEY,
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
