@@ -67,7 +67,7 @@ def get_json(url: str) -> dict | None:
 
 
 class Up:
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
         self.port = free_port()
         base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         base.update(
@@ -89,6 +89,7 @@ class Up:
                 "1",
                 "--concurrency",
                 "1",
+                *args,
             ],
             cwd=ROOT,
             env=base,
@@ -124,8 +125,8 @@ class Up:
 def up_factory(tmp_path):
     started: list[Up] = []
 
-    def start(**env: str) -> Up:
-        up = Up(tmp_path, **env)
+    def start(*args: str, **env: str) -> Up:
+        up = Up(tmp_path, *args, **env)
         started.append(up)
         return up
 
@@ -135,7 +136,9 @@ def up_factory(tmp_path):
 
 
 def test_up_starts_everything_and_ctrl_c_stops_it_all(up_factory):
-    up = up_factory(MARKETING_AI_ENV="development")
+    # What `make demo` adds: commands run once up (one failing), then the login, last.
+    after = ("--after", "check --tag admin", "--after", "no_such_command", "--login", "admin")
+    up = up_factory(*after, MARKETING_AI_ENV="development")
     health = up.wait_healthy()
     assert health["database"]["vendor"] == "sqlite"
     # The mode, first thing in the log, and again from each service it started.
@@ -154,6 +157,13 @@ def test_up_starts_everything_and_ctrl_c_stops_it_all(up_factory):
 
     with urllib.request.urlopen(up.url("/admin/login/"), timeout=5) as response:
         assert response.status == 200
+    ours = [x for x in up.log().splitlines() if x.startswith(("[up] ", "up at ", "System check"))]
+    ran = ours.index("[up] check --tag admin")
+    assert ours[ran + 1].startswith("System check identified no issues"), ours
+    assert ours[ran + 2] == "[up] no_such_command"
+    assert "'no_such_command' failed: Unknown command" in up.log()
+    login = [x for x in up.log().splitlines() if x.startswith("up at ")]
+    assert login == [f"up at {up.url('/admin/')} — log in as admin"], up.log()[-2000:]
     with urllib.request.urlopen(up.url("/static/admin/css/base.css"), timeout=5) as response:
         assert response.status == 200
 
