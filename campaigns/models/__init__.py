@@ -22,6 +22,7 @@ from campaigns.models.broadcasts import (
     validate_wave_hours,
 )
 from campaigns.models.deliverability import DeliveryReport, SendingDomain
+from campaigns.models.sending import SendingSettings
 from campaigns.models.protection import CampaignPause, SenderProtection
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Message",
     "SenderProtection",
     "SendingDomain",
+    "SendingSettings",
     "Suppression",
     "Variant",
     "WebhookDelivery",
