@@ -6,9 +6,13 @@ signs for the From domain, with a VERP return path where a bounce domain is set
 (campaigns.deliverability). Any other backend (an ESP through
 django-anymail, the console or file backend) is called first and the ledger committed after it
 succeeded: a worker killed in between sends that one message again, with the same Message-ID.
+
+A workspace with sending settings of its own (campaigns.sending) sends through its SMTP server,
+by the same two-phase exchange, or its ESP; the others through the environment's backend.
 """
 
 import smtplib
+from dataclasses import dataclass, field
 
 import dkim
 from django.conf import settings
@@ -21,6 +25,27 @@ from campaigns.channels import Channel, HandOff, Outcome, Outgoing, mime
 from campaigns.channels.smtp import EmailBackend as TwoPhaseBackend
 from campaigns.deliverability import selectors as deliverability
 from campaigns.deliverability import verp
+from campaigns.sending import backends as sending_backends
+from campaigns.sending import config as sending_config
+from marketing_ai import sealed
+
+
+@dataclass(frozen=True)
+class _Route:
+    backend: object
+    two_phase: bool
+    problem: str = ""  # set: nothing can be sent this way (a retry says why)
+    secret: str = field(default="", repr=False)  # kept out of the reasons logged
+
+    def redact(self, reason: str) -> str:
+        return reason.replace(self.secret, "[secret]") if self.secret else reason
+
+
+def _close(backend) -> None:
+    try:
+        backend.close()
+    except (OSError, smtplib.SMTPException):
+        pass
 
 
 class EmailChannel(Channel):
@@ -30,10 +55,11 @@ class EmailChannel(Channel):
         backend = get_connection(fail_silently=False)
         if isinstance(backend, DjangoSMTPBackend) and not isinstance(backend, TwoPhaseBackend):
             backend = TwoPhaseBackend(fail_silently=False)
-        self.backend = backend
+        self.backend = backend  # the environment's (EMAIL_URL / EMAIL_BACKEND)
         self.two_phase = isinstance(backend, TwoPhaseBackend)
         self._senders: dict[str, tuple[str, str]] = {}
         self._setups: dict[tuple, deliverability.SendingSetup] = {}
+        self._routes: dict[int | None, _Route] = {}
 
     def open(self) -> None:
         if not self.two_phase:
@@ -41,10 +67,30 @@ class EmailChannel(Channel):
         # The SMTP connection opens on first use, so a dead server is a retry, not a crash.
 
     def close(self) -> None:
-        try:
-            self.backend.close()
-        except (OSError, smtplib.SMTPException):
-            pass
+        for route in self._routes.values():
+            if route.backend is not None and route.backend is not self.backend:
+                _close(route.backend)
+        _close(self.backend)
+
+    def route(self, workspace_id: int | None) -> "_Route":
+        """The backend a workspace's mail goes through: its own sending settings' (an SMTP
+        server, an ESP) or the environment's; looked up once a run."""
+        if workspace_id not in self._routes:
+            try:
+                config = sending_config.email_config(workspace_id)
+            except sealed.Unsealable as exc:  # staff can enter the password again
+                self._routes[workspace_id] = _Route(None, False, f"sending settings: {exc}")
+                return self._routes[workspace_id]
+            if config is None:
+                self._routes[workspace_id] = _Route(self.backend, self.two_phase)
+            else:
+                backend = sending_backends.email_backend(config)
+                two_phase = isinstance(backend, TwoPhaseBackend)
+                if not two_phase:
+                    backend.open()  # one session for the run (anymail closes what it opened)
+                secret = config.password or config.api_key
+                self._routes[workspace_id] = _Route(backend, two_phase, secret=secret)
+        return self._routes[workspace_id]
 
     def address_of(self, customer) -> str:
         return (customer.email or "").strip().lower()
@@ -75,13 +121,16 @@ class EmailChannel(Channel):
         return message
 
     def send(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
-        if self.two_phase:
-            return self._send_smtp(outgoing, hand_off)
+        route = self.route(outgoing.workspace_id)
+        if route.problem:
+            return Outcome("retry", route.problem)
+        if route.two_phase:
+            return self._send_smtp(route.backend, outgoing, hand_off)
         message = self.build(outgoing)
         try:
-            sent = self.backend.send_messages([message])
+            sent = route.backend.send_messages([message])
         except Exception as exc:  # ESP errors have no common base; all are worth a retry
-            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+            return Outcome("retry", route.redact(f"{type(exc).__name__}: {exc}"))
         if not sent:
             return Outcome("retry", "the backend sent nothing")
         anymail = getattr(message, "anymail_status", None)
@@ -99,7 +148,7 @@ class EmailChannel(Channel):
             )
         return self._setups[key]
 
-    def _send_smtp(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
+    def _send_smtp(self, backend, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
         sender = outgoing.from_email or settings.DEFAULT_FROM_EMAIL
         if sender not in self._senders:
             self._senders[sender] = (mime.address(sender), sanitize_address(sender, "utf-8"))
@@ -134,6 +183,6 @@ class EmailChannel(Channel):
                 data = setup.signer.sign(data)
             except dkim.DKIMException as exc:  # a key dkimpy cannot use: staff can replace it
                 return Outcome("retry", f"DKIM signing failed: {exc}")
-        return self.backend.send_bytes(
+        return backend.send_bytes(
             sender=envelope_from, recipients=[recipient], data=data, hand_off=hand_off
         )

@@ -8,7 +8,9 @@ between repeats the call with the same Idempotency-Key.
 
 The gateway URL goes through campaigns.outbound like a webhook's: public https addresses unless
 the operator allows others (WEBHOOK_ALLOW_HTTP, WEBHOOK_ALLOW_PRIVATE_NETWORKS), no redirects,
-and the reason logged on the message is the status code, not the gateway's body.
+and the reason logged on the message is the status code, not the gateway's body. A workspace
+whose sending settings name its own gateway or endpoint (campaigns.sending) sends there, signed
+with its own secret.
 """
 
 import hashlib
@@ -20,6 +22,8 @@ from django.conf import settings
 
 from campaigns import outbound
 from campaigns.channels import Channel, HandOff, Outcome, Outgoing
+from campaigns.sending import config as sending_config
+from marketing_ai import sealed
 
 RETRYABLE = {408, 425, 429}
 
@@ -37,6 +41,7 @@ class HttpChannel(Channel):
         self.secret = config.get("secret") or ""
         self.timeout = float(config.get("timeout", 10))
         self.session = outbound.session()
+        self._endpoints: dict[int | None, tuple[str, str]] = {}
 
     def close(self) -> None:
         self.session.close()
@@ -49,8 +54,22 @@ class HttpChannel(Channel):
             **outgoing.metadata,
         }
 
+    def endpoint(self, workspace_id: int | None) -> tuple[str, str]:
+        """(url, secret): the workspace's own endpoint where its sending settings name one,
+        else the environment's; looked up once a run."""
+        if workspace_id not in self._endpoints:
+            own = sending_config.http_endpoint(workspace_id, self.kind)
+            self._endpoints[workspace_id] = (
+                (own.url, own.secret) if own else (self.url, self.secret)
+            )
+        return self._endpoints[workspace_id]
+
     def send(self, outgoing: Outgoing, hand_off: HandOff) -> Outcome:
-        if not self.url:
+        try:
+            url, secret = self.endpoint(outgoing.workspace_id)
+        except sealed.Unsealable as exc:
+            return Outcome("retry", f"sending settings: {exc}")
+        if not url:
             return Outcome(
                 "retry",
                 f"no endpoint configured for {self.kind} (CAMPAIGN_{self.kind.upper()}_URL)",
@@ -59,11 +78,11 @@ class HttpChannel(Channel):
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": outgoing.token,
-            "X-Marketing-AI-Signature": signature(self.secret, body),
+            "X-Marketing-AI-Signature": signature(secret, body),
         }
         try:
             response = outbound.post(
-                self.session, self.url, data=body, headers=headers, timeout=self.timeout
+                self.session, url, data=body, headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
             return Outcome("retry", outbound.failure_reason(exc))
