@@ -237,6 +237,11 @@ class VariantDetailApi(VariantApi):
 
 
 class VariantApproveApi(VariantApi):
+    # Approving is the one thing this address does: the GET / PATCH / DELETE it would inherit
+    # from VariantApi would read, change or delete the variant (405 instead, and not in the
+    # schema).
+    http_method_names = ["post", "options"]
+
     @extend_schema(request=None, responses=VariantSerializer)
     def post(self, request, pk, variant_pk):
         variant = self.variant(pk, variant_pk)

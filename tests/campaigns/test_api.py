@@ -189,3 +189,22 @@ def test_a_bandit_with_best_hour_timing_is_refused(workspace):
     draft = api.post("/api/v1/campaigns", {"name": "d", "timing": "best"}, format="json").json()
     patched = api.patch(f"/api/v1/campaigns/{draft['id']}", {"bandit": "thompson"}, format="json")
     assert patched.status_code == 400 and "bandit" in patched.json()
+
+
+@pytest.mark.django_db
+def test_the_approve_address_only_approves(workspace):
+    from drf_spectacular.generators import SchemaGenerator
+
+    api = client_for(workspace)
+    made = api.post("/api/v1/campaigns", {"name": "Approve only"}).json()
+    base = f"/api/v1/campaigns/{made['id']}/variants"
+    variant = api.post(base, {"name": "A", "subject": "Hi", "body_html": "<p>x</p>"}).json()
+    approve = f"{base}/{variant['id']}/approve"
+    assert api.delete(approve).status_code == 405
+    assert api.patch(approve, {"subject": "changed"}).status_code == 405
+    assert api.get(approve).status_code == 405
+    assert api.get(f"{base}/{variant['id']}").json()["subject"] == "Hi"  # still there
+    assert api.post(approve).json()["status"] == "approved"
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    listed = next(v for k, v in paths.items() if k.endswith("/approve"))
+    assert set(listed) == {"post"}
