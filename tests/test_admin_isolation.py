@@ -25,6 +25,7 @@ from campaigns.models import (
     Campaign,
     Journey,
     Message,
+    SendingSettings,
     Suppression,
     Variant,
     WebhookDelivery,
@@ -45,6 +46,7 @@ from crm.models import (
     SegmentMembership,
     Workspace,
 )
+from marketing_ai import sealed
 from workers.models import ModelVersion, TaskRun
 
 pytestmark = pytest.mark.django_db
@@ -111,6 +113,13 @@ def one_of_everything(workspace: Workspace, label: str) -> dict:
     )
     ChatMessage.objects.create(conversation=conversation, role="customer", text="hello")
     AuditEntry.objects.create(workspace=workspace, action="erase", actor=label, details={})
+    SendingSettings.objects.create(
+        workspace=workspace,
+        email_provider="smtp",
+        smtp_host=f"{label}.smtp.example",
+        smtp_username=label,
+        smtp_password_sealed=sealed.seal(label),
+    )
     journey = Journey.objects.create(
         workspace=workspace, name=f"{label} journey", definition=JOURNEY
     )
