@@ -22,8 +22,8 @@ from campaigns.models.broadcasts import (
     validate_wave_hours,
 )
 from campaigns.models.deliverability import DeliveryReport, SendingDomain
-from campaigns.models.sending import SendingSettings
 from campaigns.models.protection import CampaignPause, SenderProtection
+from campaigns.models.sending import SendingSettings
 
 __all__ = [
     "BrandRules",
