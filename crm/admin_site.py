@@ -4,13 +4,24 @@ with Celery beat's tables and other internals in one Platform group at the end.
 
 Installed through AdminConfig (INSTALLED_APPS) as Django's default site, so every app's
 `admin.register` lands here unchanged. This module is imported while apps load, before any
-model: what the home page reads is imported when it is drawn (crm.admin.home).
+model, so it imports none: the home page's context comes from crm.admin.home, which hands it
+over (`show_home`) when the admin modules load.
 """
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 from django.template.response import TemplateResponse
 from django.urls import reverse
+
+# The home page's context, from crm.admin.home (show_home): that module reads models, which
+# cannot be imported here.
+_home: list = []
+
+
+def show_home(context) -> None:
+    """Make `context(request) -> dict` the home page's context (crm.admin.home calls it)."""
+    _home[:] = [context]
+
 
 # (group, anchor, "app_label.ModelName" in menu order). A model no group names (a new one) is
 # shown in "More" rather than hidden; whole apps can be named as "app_label.*".
@@ -99,14 +110,12 @@ class MarketingAdminSite(admin.AdminSite):
 
     def index(self, request, extra_context=None):
         """The chosen workspace's home page, with the grouped menu beside it."""
-        from crm.admin.home import home_context  # models and selectors: loaded once apps are
-
         context = {
             **self.each_context(request),
             "title": self.index_title,
             "subtitle": None,
             "app_list": self.get_app_list(request),
-            **home_context(request),
+            **(_home[0](request) if _home else {}),
             **(extra_context or {}),
         }
         request.current_app = self.name

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.queues import CHAT as CHAT_QUEUE  # by another name: `queues` is a parameter here
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -125,13 +127,10 @@ def worker_service(*, queues: list[str], concurrency: int, name: str = "all") ->
 def worker_services(*, queues: list[str], concurrency: int) -> list[Service]:
     """The workers for `queues`: the chat queue in a worker of its own beside the others, so
     that a chat reply never waits for a slot behind copy runs and training."""
-    # workers.queues by name: this module's `queues` parameter is the list of names
-    from workers.queues import CHAT
-
-    rest = [q for q in queues if q != CHAT]
+    rest = [q for q in queues if q != CHAT_QUEUE]
     out = [worker_service(queues=rest, concurrency=concurrency)] if rest else []
-    if CHAT in queues:
-        out.append(worker_service(queues=[CHAT], concurrency=1, name="chat"))
+    if CHAT_QUEUE in queues:
+        out.append(worker_service(queues=[CHAT_QUEUE], concurrency=1, name="chat"))
     return out
 
 

@@ -16,7 +16,8 @@ from campaigns.services.lifecycle import CampaignError
 from crm import validation as v
 from crm.models import Customer, Product
 from crm.selectors.trending_products import TrendingProduct, rising_products
-from marketing_ai.ml.language import copywriter, fewshot, guardrails
+from marketing_ai.ml.language import copywriter, fewshot, guardrails, remote
+from marketing_ai.ml.language.packaged import ModelUnavailable
 from workers.models import TaskRun
 from workers.services import task_run_start
 
@@ -189,10 +190,6 @@ def _served_model(server: str) -> str:
     asked = _SERVED.get(server)
     if asked and time.monotonic() - asked[0] < SERVED_FOR:
         return asked[1]
-    # requests and jinja2 come with the HTTP backend: only where one is configured
-    from marketing_ai.ml.language import remote
-    from marketing_ai.ml.language.packaged import ModelUnavailable
-
     backend = remote.OpenAIBackend(server, timeout=2, connect_timeout=1, retries=0)
     try:
         name = backend.model()

@@ -5,6 +5,7 @@ from crm.admin import (  # noqa: F401
     catalogue,
     customers,
     forecasts,
+    home,
     runs,
     segments,
     workspaces,

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from crm.admin.home_charts import MUTED, hbars, week_bars
 from crm.admin.scope import current_workspace, user_workspaces
+from crm.admin_site import show_home
 from crm.models import Workspace
 from crm.selectors import home as home_selectors
 
@@ -112,3 +113,6 @@ def home_context(request: HttpRequest) -> dict:
             "runs_url": runs_url,
         }
     }
+
+
+show_home(home_context)

@@ -17,10 +17,10 @@ from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from campaigns.deliverability.services import sending_domain_create
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Message, Suppression
 from crm.models import Customer, Product, Segment, Workspace
 from crm.services import api_key_create
-from tests.campaigns.factories import make_audience, make_campaign
+from tests.campaigns.factories import launch_now, make_audience, make_campaign
 from workers import services
 from workers.admin_access import STAFF_ONLY
 from workers.models import ModelVersion, TaskRun
@@ -62,9 +62,12 @@ PAGES = {
     "campaigns_campaign_results": ("campaigns.view_campaign", None),
     "campaigns_campaign_policy_evaluation": ("campaigns.view_campaign", None),
     "campaigns_campaign_generate": ("campaigns.change_campaign", None),
+    "campaigns_campaign_messages": ("campaigns.view_campaign", None),
+    "campaigns_campaign_message": ("campaigns.view_campaign", None),
     "crm_customer_import": ("crm.add_customer", None),
     "crm_forecast_run": ("crm.add_forecast", None),
     "crm_segment_live": ("crm.view_segment", None),
+    "crm_segment_choices": ("crm.view_segment", None),
     "crm_workspace_switch": (STAFF_ONLY, None),
     "workers_taskrun_selfcheck": ("workers.add_taskrun", None),
     "workers_modelversion_train": ("workers.add_modelversion", None),
@@ -72,6 +75,7 @@ PAGES = {
 ACTIONS = {
     "campaigns.campaign.train_uplift": "campaigns.change_campaign",
     "campaigns.sendingdomain.new_key": "campaigns.change_sendingdomain",
+    "campaigns.suppression.lift": "campaigns.delete_suppression",
     "crm.apikey.revoke": "crm.change_apikey",
     "crm.product.deactivate": "crm.change_product",
     "crm.product.activate": "crm.change_product",
@@ -144,6 +148,17 @@ def objects(workspace):
     return {"campaign": campaign, "segment": segment, "workspace": workspace}
 
 
+def a_message(campaign: Campaign) -> Message:
+    """A message of `campaign` (its ledger written), the campaign left a draft for the checks
+    that it stays one."""
+    message = Message.objects.filter(campaign=campaign).first()
+    if message is None:
+        launch_now(campaign)
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DRAFT)
+        message = Message.objects.filter(campaign=campaign).first()
+    return message
+
+
 def request(client, name: str, objects: dict, *, post: bool):
     """One request to the page `name` with arguments that it accepts."""
     campaign = objects["campaign"]
@@ -163,8 +178,17 @@ def request(client, name: str, objects: dict, *, post: bool):
         "campaigns_campaign_generate": reverse(
             "admin:campaigns_campaign_generate", args=[campaign.pk]
         ),
+        "campaigns_campaign_messages": reverse(
+            "admin:campaigns_campaign_messages", args=[campaign.pk]
+        ),
     }
+    if name == "campaigns_campaign_message":
+        urls[name] = reverse(
+            "admin:campaigns_campaign_message", args=[campaign.pk, a_message(campaign).pk]
+        )
     url = urls.get(name) or reverse(f"admin:{name}")
+    if name == "crm_segment_choices":
+        url += f"?workspace={objects['workspace'].pk}"
     if name == "crm_segment_live":
         body = json.dumps({"workspace": objects["workspace"].pk, "rules": {"event": "view"}})
         return client.post(url, body, content_type="application/json")
@@ -190,7 +214,13 @@ def test_pages_refuse_staff_without_the_permission(login, objects, name):
     assert not TaskRun.objects.exists() and not mail.outbox
 
 
-READ_ONLY = ("campaigns_campaign_results", "campaigns_campaign_policy_evaluation")  # GET pages
+READ_ONLY = (  # GET pages
+    "campaigns_campaign_results",
+    "campaigns_campaign_policy_evaluation",
+    "campaigns_campaign_messages",
+    "campaigns_campaign_message",
+    "crm_segment_choices",
+)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (p, _) in PAGES.items() if p != STAFF_ONLY))
@@ -267,6 +297,9 @@ def action_cases(workspace: Workspace) -> dict:
     retiring = version("predict.clusters")
     off, on, flip = periodic_task("off", False), periodic_task("on", True), periodic_task("f", True)
     sending = sending_domain_create(workspace=workspace, domain="shop.example")
+    bounced = Suppression.objects.create(
+        workspace=workspace, channel="email", address="gone@example.com"
+    )
 
     def row(obj):
         return type(obj).objects.get(pk=obj.pk)
@@ -294,6 +327,8 @@ def action_cases(workspace: Workspace) -> dict:
             sending,
             lambda _: row(sending).public_key != sending.public_key,
         ),
+        # Lifting asks for its note first: the action ran when its form is shown.
+        "campaigns.suppression.lift": (bounced, lambda page: 'name="note"' in page),
     }
 
 
