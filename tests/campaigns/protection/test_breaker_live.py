@@ -16,10 +16,8 @@ from crm.models import Customer
 from tests.campaigns.factories import make_audience, make_campaign
 from tests.campaigns.helpers import wait_for_status
 from tests.conftest import (
-    free_port,
     kill_group,
     start_beat,
-    start_redis,
     start_worker,
     stop_worker,
     wait_until,
@@ -32,7 +30,11 @@ def status(campaign: Campaign) -> str:
     return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).get()
 
 
-def test_bounces_pause_the_campaign_by_itself_and_resume_finishes_it(workspace, sink_factory):
+def test_bounces_pause_the_campaign_by_itself_and_resume_finishes_it(
+    workspace, sink_factory, own_redis
+):
+    # own_redis points this process's Celery at the test's Redis too: resume's nudge must reach
+    # the worker below, not the session's live worker (which sends elsewhere, not to the sink).
     sink = sink_factory()
     SenderProtection.objects.create(workspace=workspace, min_sends=40)
     campaign = make_campaign(workspace, make_audience(workspace, 300))
@@ -43,10 +45,8 @@ def test_bounces_pause_the_campaign_by_itself_and_resume_finishes_it(workspace, 
     dead = [m.customer_id for m in first]
     for pk in dead:
         Customer.objects.filter(pk=pk).update(email=f"bounce{pk}@example.com")
-    redis_port = free_port()
-    redis = start_redis(redis_port)
     env = {
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": own_redis.url,
         "EMAIL_URL": sink.url,
         "CAMPAIGN_SWEEP_SECONDS": "1",
         "CAMPAIGN_CHUNK": "25",
@@ -75,7 +75,6 @@ def test_bounces_pause_the_campaign_by_itself_and_resume_finishes_it(workspace, 
     finally:
         kill_group(worker)
         stop_worker(beat)
-        redis.kill()
     received = sink.received()
     living = set(
         Message.objects.filter(campaign=campaign)
