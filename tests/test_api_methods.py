@@ -32,7 +32,7 @@ EXPECTED = {
     "orders/<int:pk>": {"GET", "PATCH", "PUT", "DELETE"},
     "events": {"GET", "POST"},
     "events/bulk": {"POST"},
-    "events/<int:pk>": {"GET", "PATCH", "PUT", "DELETE"},
+    "events/<int:pk>": {"GET", "DELETE"},
     "segments": {"GET", "POST"},
     "segments/preview": {"POST"},
     "segments/<int:pk>": {"GET", "PATCH", "PUT", "DELETE"},
@@ -120,3 +120,33 @@ def test_any_other_method_answers_405_and_changes_nothing(world):
     # The outside tester's two: the endpoint and the variant are still there.
     assert WebhookEndpoint.objects.filter(pk=webhook).exists()
     assert Variant.objects.filter(pk=variant).exists()
+
+
+def test_no_method_the_schema_lists_answers_405(client, world):
+    """The schema says what the API does: a method it lists for a path is one the path takes
+    (events once listed PUT and PATCH, which always answered 405)."""
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+    routes = {shape(route): route for route in EXPECTED}
+    calls = [
+        (routes[shape(path)], method.upper())
+        for path, operations in paths.items()
+        for method in operations
+        if method.upper() in METHODS
+    ]
+    # Deletes last, so every other method meets the rows it acts on.
+    for route, method in sorted(calls, key=lambda call: call[1] == "DELETE"):
+        path = f"/api/v1/{concrete(route, world)}"
+        response = getattr(world["api"], method.lower())(path, {}, format="json")
+        assert response.status_code != 405, (method, path, response.content[:200])
+
+
+def test_editing_an_event_says_events_are_append_only(world):
+    path = f"/api/v1/events/{world['pks']['events']}"
+    for method in ("put", "patch"):
+        response = getattr(world["api"], method)(path, {"type": "x"}, format="json")
+        assert response.status_code == 405
+        assert "append-only" in response.json()["detail"]
+        assert set(response["Allow"].replace(" ", "").split(",")) - {"OPTIONS", "HEAD"} == {
+            "GET",
+            "DELETE",
+        }

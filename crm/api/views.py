@@ -12,7 +12,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers as s
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.response import Response
 
 from crm import refs, selectors, services, validation
@@ -324,15 +324,15 @@ class EventDetailApi(WorkspaceApi):
     def get(self, request, pk):
         return Response(selectors.event_data(self.event(pk).pk))
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
-    def patch(self, request, pk):
-        self.event(pk)
-        return Response(
-            {"detail": "events are append-only; send a new event instead of editing one"},
-            status=status.HTTP_405_METHOD_NOT_ALLOWED,
-        )
-
-    put = patch
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # No put/patch handler at all (not one answering 405), so that the Allow header and the
+        # OpenAPI schema say what the API does; the 405 still says why.
+        if request.method in ("PUT", "PATCH"):
+            raise MethodNotAllowed(
+                request.method,
+                detail="events are append-only; send a new event instead of editing one",
+            )
+        return super().http_method_not_allowed(request, *args, **kwargs)
 
     @extend_schema(responses=None)
     def delete(self, request, pk):
