@@ -1,4 +1,8 @@
 from django.apps import AppConfig
+from django.contrib.postgres.indexes import OpClass
+from django.db.models import OrderBy
+from django.db.models.functions import Collate
+from django.db.models.indexes import IndexExpression
 
 
 class CrmConfig(AppConfig):
@@ -14,6 +18,10 @@ class CrmConfig(AppConfig):
         from crm.support import tasks as support_tasks  # noqa: F401
         from workers import services as runs
 
+        # Index expressions that are operator classes (crm.models.customers.PrefixIndex) go
+        # into CREATE INDEX unwrapped, as django.contrib.postgres's app would register them;
+        # that app's other registrations (type handlers on every connection) we do not need.
+        IndexExpression.register_wrappers(OrderBy, OpClass, Collate)
         support.connect()
         recommendation_cache.connect()
         # What a promoted or rolled-back version rewrites (workers.services.model_version_promote).

@@ -10,10 +10,12 @@ user's workspaces, for any related model that belongs to one.
 from django.contrib import admin
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.http import HttpRequest
 
+from crm.admin.lists import ScaledLists
 from crm.models import Workspace
+from crm.selectors.segment_choices import distinct_values
 from workers.admin_access import ModelPermissionAdmin
 
 SESSION_KEY = "crm_workspace"
@@ -37,6 +39,18 @@ def visible_workspaces(request: HttpRequest):
     current = current_workspace(request)
     workspaces = user_workspaces(request)
     return workspaces.filter(pk=current.pk) if current else workspaces
+
+
+def visible_workspace_ids(request: HttpRequest) -> list[int]:
+    """The ids of visible_workspaces, looked up once per request. Lists filter by the ids
+    themselves: `workspace_id IN (7)` lets PostgreSQL's planner use its statistics for
+    workspace 7 (its row estimate is the list's estimated count), where a subquery it cannot
+    see into is planned for an average workspace."""
+    ids = getattr(request, "_visible_workspace_ids", None)
+    if ids is None:
+        ids = list(visible_workspaces(request).order_by("pk").values_list("pk", flat=True))
+        request._visible_workspace_ids = ids
+    return ids
 
 
 def _workspace_field(model) -> bool:
@@ -114,6 +128,27 @@ class ScopedListFilters:
         return [scoped_list_filter(self.model, f) for f in super().get_list_filter(request)]
 
 
+class IndexedValuesFilter(admin.AllValuesFieldListFilter):
+    """A filter offering each value a column holds, found without reading the table: Django's
+    (SELECT DISTINCT over every row) reads ten million events to list seven event types. This
+    one walks the (workspace, column) index, one probe per value, for each visible workspace
+    (crm.selectors.segment_choices.distinct_values). Only for a column of the admin's own model
+    with such an index; at most MAX_VALUES values are offered."""
+
+    MAX_VALUES = 100
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        if model_admin.workspace_path != "workspace" or "__" in field_path:
+            raise ImproperlyConfigured(
+                f"{field_path}: IndexedValuesFilter needs a workspace column"
+            )
+        values: set = set()
+        for pk in visible_workspace_ids(request):
+            values.update(distinct_values(model, field.name, pk, self.MAX_VALUES))
+        self.lookup_choices = sorted(values)[: self.MAX_VALUES]
+
+
 class ScopedRawIdWidget(ForeignKeyRawIdWidget):
     """The raw id box, naming the row whose id it holds only where the user may see that row
     (Django's names any row by its id: typed with another workspace's id, the form sent back
@@ -169,12 +204,13 @@ class ScopedInline(ScopedChoices, admin.TabularInline):
     """A tabular inline whose choices are the user's workspaces' rows."""
 
 
-class WorkspaceScopedAdmin(ScopedListFilters, ScopedChoices, ModelPermissionAdmin):
+class WorkspaceScopedAdmin(ScaledLists, ScopedListFilters, ScopedChoices, ModelPermissionAdmin):
     """Rows of the user's (current) workspaces only; new rows go to the current workspace;
-    filters and choices list the user's workspaces' rows."""
+    filters and choices list the user's workspaces' rows; lists are counted and paged as
+    ScaledLists does."""
 
     workspace_path = "workspace"  # how the model reaches its workspace
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return queryset.filter(**{f"{self.workspace_path}__in": visible_workspaces(request)})
+        return queryset.filter(**{f"{self.workspace_path}__in": visible_workspace_ids(request)})

@@ -1,7 +1,9 @@
 """Customers, the identities that name them in other systems, and their consent per channel."""
 
+from django.contrib.postgres.indexes import OpClass
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from crm.models.workspaces import Workspace
 
@@ -10,6 +12,27 @@ class Channel(models.TextChoices):
     EMAIL = "email"
     SMS = "sms"
     PUSH = "push"
+
+
+class PrefixIndex(models.Index):
+    """(workspace, UPPER(column)) for a case-blind search by a name's beginning: with
+    text_pattern_ops on PostgreSQL, whose LIKE 'ANN%' uses an index only through a pattern
+    operator class unless the database's collation is C; plain elsewhere (SQLite knows no
+    operator classes)."""
+
+    def __init__(self, column: str, *, name: str) -> None:
+        super().__init__(F("workspace"), OpClass(Upper(column), name="text_pattern_ops"), name=name)
+        self.column = column
+
+    def deconstruct(self):
+        path, _, kwargs = super().deconstruct()
+        return path, (self.column,), {"name": self.name}
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            plain = models.Index(F("workspace"), Upper(self.column), name=self.name)
+            return plain.create_sql(model, schema_editor, using=using, **kwargs)
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
 
 
 class Customer(models.Model):
@@ -46,6 +69,17 @@ class Customer(models.Model):
             models.Index(fields=["workspace", "id"], name="customer_ws_id"),
             models.Index(fields=["workspace", "country"]),
             models.Index(fields=["workspace", "created_at"]),
+            # The admin's search (crm.selectors.search): an address by its beginning (LIKE
+            # 'jo%' needs the pattern operator class unless the collation is C), names by
+            # theirs whatever the case, a phone number exactly.
+            models.Index(
+                fields=["workspace", "email"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="customer_email_prefix",
+            ),
+            PrefixIndex("first_name", name="customer_first_name_prefix"),
+            PrefixIndex("last_name", name="customer_last_name_prefix"),
+            models.Index(fields=["workspace", "phone"], name="customer_phone"),
         ]
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from crm.models import Customer, CustomerScore, Event, Order, Segment, Workspace
 MAX_CHOICES = 300
 
 
-def _distinct(model, column: str, workspace_id: int, limit: int = MAX_CHOICES) -> list[str]:
+def distinct_values(model, column: str, workspace_id: int, limit: int = MAX_CHOICES) -> list[str]:
     """The distinct non-empty values of `column` among `model`'s rows of the workspace, in order,
     at most `limit` of them (one index probe each)."""
     table = connection.ops.quote_name(model._meta.db_table)
@@ -42,11 +42,11 @@ def _distinct(model, column: str, workspace_id: int, limit: int = MAX_CHOICES) -
 
 def builder_choices(*, workspace: Workspace) -> dict:
     """The pick-lists of the segment builder for `workspace`, as plain data."""
-    event_types = _distinct(Event, "type", workspace.pk)
+    event_types = distinct_values(Event, "type", workspace.pk)
     return {
-        "countries": _distinct(Customer, "country", workspace.pk),
+        "countries": distinct_values(Customer, "country", workspace.pk),
         "event_types": event_types,
-        "scores": _distinct(CustomerScore, "kind", workspace.pk),
+        "scores": distinct_values(CustomerScore, "kind", workspace.pk),
         "segments": [
             {"id": pk, "name": name}
             for pk, name in Segment.objects.filter(workspace=workspace)
@@ -61,7 +61,7 @@ def newest_data(*, workspace: Workspace, event_types: list[str] | None = None) -
     """When the workspace's newest event or order happened (None with neither). Per event type
     so that each maximum is read off the end of the (workspace, type, occurred_at) index."""
     if event_types is None:
-        event_types = _distinct(Event, "type", workspace.pk)
+        event_types = distinct_values(Event, "type", workspace.pk)
     moments = [
         Order.objects.filter(workspace=workspace).aggregate(m=Max("placed_at"))["m"],
         *(
