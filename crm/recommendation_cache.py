@@ -14,6 +14,7 @@ the database.
 """
 
 import logging
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -66,9 +67,9 @@ def recommendations_changed(*, workspace_id: int, products: bool = False) -> Non
                     pipe.incr(catalogue_key(workspace_id))
                 pipe.execute()
         except redis.RedisError as exc:
-            kv.failed()
-            # Entries written before the outage may outlive it until they expire.
-            log.warning("could not invalidate cached recommendations: %s", exc)
+            _not_invalidated(exc)
+        else:
+            _invalidated()
 
     transaction.on_commit(bump)
 
@@ -90,10 +91,45 @@ def customers_ordered(*, workspace_id: int, customer_ids: set[int]) -> None:
                     pipe.expire(key, settings.RECOMMENDATION_CACHE_SECONDS + 60)
                 pipe.execute()
         except redis.RedisError as exc:
-            log.warning("could not invalidate cached recommendations: %s", exc)
+            _not_invalidated(exc)
+        else:
+            _invalidated()
 
     if customer_ids:
         transaction.on_commit(stamp)
+
+
+# The Redis URL this process found nobody listening at, until a write reaches it again: an
+# import run before `manage.py up` starts the embedded Redis would otherwise say so per batch.
+_unreachable: str | None = None
+
+
+def _not_invalidated(exc: redis.RedisError) -> None:
+    """Reports a write that could not move the cache on: a Redis that is not running (yet) once
+    per outage at INFO, since nothing is lost that expiry does not fix; any other failure of a
+    running Redis as a warning."""
+    global _unreachable
+    kv.failed()
+    if not isinstance(exc, redis.ConnectionError):
+        log.warning("could not invalidate cached recommendations: %s", exc)
+        return
+    if _unreachable == settings.REDIS_URL:
+        log.debug("Redis still not reachable: cached recommendations not invalidated: %s", exc)
+        return
+    _unreachable = settings.REDIS_URL
+    address = urlsplit(settings.REDIS_URL)
+    log.info(
+        "Redis is not running at %s:%s (yet): no recommendation cache to invalidate now; any "
+        "answers it cached before expire within %d s",
+        address.hostname,
+        address.port or 6379,
+        settings.RECOMMENDATION_CACHE_SECONDS,
+    )
+
+
+def _invalidated() -> None:
+    global _unreachable
+    _unreachable = None
 
 
 def generation_key(workspace_id: int) -> str:
