@@ -112,7 +112,7 @@ def test_admin_shows_the_waves_and_the_policy_evaluation(admin_client, workspace
     assert 'id="bandit-waves"' in html and html.count('class="bandit-wave"') == 3
     share = Campaign.objects.get(pk=campaign.pk).ab_result
     b_share = share["waves"][0]["probabilities"]["B"]
-    assert f"{b_share:.3f}" in html  # wave 2's share of B, as decided
+    assert f"{b_share:.2%}" in html  # wave 2's share of B, as decided (a percentage)
     assert "not yet" in html  # wave 3 waits
     url = f"/admin/campaigns/campaign/{campaign.pk}/policy-evaluation/"
     assert url in html
@@ -126,9 +126,9 @@ def test_admin_shows_the_waves_and_the_policy_evaluation(admin_client, workspace
     assert 'id="evaluation-candidates"' in shown and "always B" in shown
     assert "contextual (refitted)" in shown and "Doubly robust" in shown
     figures = evaluation.context["evaluation"]
-    assert f"{figures['logged']['value']:.4f}" in shown
+    assert f"{figures['logged']['value']:.2%}" in shown
     dr_b = next(c for c in figures["candidates"] if c["policy"] == "always B")["dr"]["value"]
-    assert f"{dr_b:.4f}" in shown
+    assert f"{dr_b:.2%}" in shown
     # Odd metrics fall back to the campaign's; a campaign with no logs says so.
     assert admin_client.get(url, {"metric": "²"}).status_code == 200
     empty = make_campaign(

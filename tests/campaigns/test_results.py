@@ -1,6 +1,7 @@
 """campaigns.services.results: conversions attributed within the window, and the lift over the
 holdout with its 95% interval."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -165,6 +166,18 @@ def test_the_results_page_says_what_the_targeted_lift_compares(workspace, admin_
     assert "(30 against 20)" in body
     assert "What choosing by score earned, per audience member" in body
     assert "effect on those the targeting selected" in body
+
+
+def test_the_results_page_shows_every_rate_as_a_percentage(workspace, admin_client):
+    """One format, as the sender-health figures read (0.00%): rates and shares as percentages,
+    differences of rates as percentage points; never 0.3000 beside 0.00%."""
+    campaign = targeted_ledger(
+        workspace, {"selected_sent": (30, 9), "selected_held": (20, 2), "other_held": (30, 1)}
+    )
+    body = admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/results/").content.decode()
+    assert "<td>30.00% (" in body and "<td>10.00% (" in body  # 9 of 30, 2 of 20
+    assert "sent minus held out: +20.00 points (95% interval " in body
+    assert not re.findall(r"(?<![\d.])-?0\.\d{4}(?!\d)", body)
 
 
 def openapi_schema() -> dict:
