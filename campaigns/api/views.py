@@ -349,8 +349,10 @@ class ContentGenerateRequest(serializers.Serializer):
 
 
 class ContentGenerateApi(CampaignsApi):
-    """POST /content/generate: writes K variants for a draft campaign on a `gpu` worker; 202
-    with the task run (GET /tasks/<id> for progress). Variants arrive as drafts to approve."""
+    """POST /content/generate: writes K variants for a draft campaign with the configured
+    language model, in the generation workers (the `gpu` queue: any machine serves it, with a
+    GPU or without one); 202 with the task run (GET /tasks/<id> for progress). Variants arrive
+    as drafts to approve."""
 
     @extend_schema(request=ContentGenerateRequest, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):

@@ -4,12 +4,15 @@ on every check; the admin says so in words, and says plainly when the configured
 small offline default."""
 
 import json
+import re
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from django.core.management import get_commands, load_command_class
 
 from campaigns.admin.campaigns import written_by
 from campaigns.models import Campaign, Variant
@@ -161,3 +164,25 @@ def serving_models(names: list[str]):
         yield f"http://127.0.0.1:{server.server_port}/v1"
     finally:
         server.shutdown()
+
+
+# A machine without a GPU runs the gpu queue too (`manage.py up` serves it on the CPU): what
+# users read names the queue or the model, never a GPU worker they may not have.
+GPU_WORKER = re.compile(
+    r"(?i)\b(?:on|in|to|for) (?:a|the)? ?`?gpu`? (?:worker|node)s?\b|gpu worker"
+)
+
+
+def test_no_user_facing_text_promises_a_gpu_worker(client):
+    schema = client.get("/api/schema/?format=json").content.decode()
+    assert not GPU_WORKER.findall(schema)
+    generate = json.loads(schema)["paths"]["/api/v1/content/generate"]["post"]["description"]
+    assert "with a GPU or without one" in " ".join(generate.split())
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    for page in templates.rglob("*.html"):
+        assert not GPU_WORKER.findall(page.read_text()), page
+    for name, app in get_commands().items():
+        if app in ("crm", "campaigns", "workers"):
+            text = load_command_class(app, name).help
+            assert not GPU_WORKER.findall(text), (name, text)
+            assert not re.search(r"(?i)\bon gpu\b", text), (name, text)

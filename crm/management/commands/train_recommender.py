@@ -12,7 +12,10 @@ from workers.models import TaskRun
 
 
 class Command(BaseCommand):
-    help = "Starts a recommender training run (ml queue; sasrec on gpu; a worker must run)."
+    help = (
+        "Starts a recommender training run (ml queue; sasrec on the gpu queue, which trains on "
+        "the CPU where the machine has no GPU; a worker must run)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--workspace", required=True)
