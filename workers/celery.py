@@ -4,11 +4,18 @@ chat's with `celery -A workers worker -Q chat` beside them."""
 import os
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_after_setup
+from celery.signals import beat_init, celeryd_after_setup, celeryd_init
 
 from marketing_ai import mode
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
+
+# A worker's stdout and stderr are Celery's logger at WARNING: a progress bar drawn there (tqdm
+# in transformers' model loading and GGUF conversion, statsforecast, implicit) came out as one
+# warning per redraw. Workers draw none; a run's progress is in its TaskRun. Both libraries read
+# these when first imported, which in a worker is after start-up (tasks import them in their
+# bodies), and its pool's processes inherit them.
+NO_PROGRESS_BARS = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 app = Celery("marketing_ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -16,6 +23,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
     ["crm", "crm.support", "campaigns", "campaigns.journeys", "workers"], related_name="tasks"
 )
+
+
+@celeryd_init.connect
+def _worker_draws_no_progress_bars(**kwargs) -> None:
+    for name, value in NO_PROGRESS_BARS.items():
+        os.environ.setdefault(name, value)
 
 
 @celeryd_after_setup.connect
