@@ -30,8 +30,8 @@ from workers.models import TaskRun
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))  # per operation and generation mode
-STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "100"))  # scenarios
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))  # per operation and generation mode
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "40"))  # scenarios
 FUZZ_SETTINGS = dict(
     derandomize=True,
     deadline=None,
