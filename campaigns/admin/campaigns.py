@@ -1,8 +1,6 @@
 """Campaign admin: editor with variants, approval, preview and test send, launch and the other
 state changes, live delivery progress and the results page with charts."""
 
-import re
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.mail import get_connection
@@ -15,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from campaigns import charts, rendering, uplift_charts
+from campaigns.admin.generate import GenerateForm, products_answer
 from campaigns.channels import Outgoing
 from campaigns.channels.email import EmailChannel
 from campaigns.models import Campaign, Message, Variant
@@ -30,8 +29,7 @@ from campaigns.services.variants import variant_approve, variant_update
 from crm import validation
 from crm.admin.scope import WorkspaceScopedAdmin, visible_workspaces
 from crm.models import Customer
-from crm.selectors.trending_products import TrendingProduct, rising_products
-from marketing_ai.ml.language import copywriter
+from crm.selectors.trending_products import rising_products
 from workers.models import TaskRun
 
 ACTIONS = {
@@ -158,39 +156,6 @@ def _verdict(provenance: dict) -> str:
     return f"FAILED {len(failed)} of {len(checks)} checks: {' '.join(failed)} Passed: " + (
         ", ".join(passed) + "."
     )
-
-
-class GenerateForm(forms.Form):
-    products = forms.CharField(
-        required=False,
-        help_text="SKUs or product ids, comma separated (1 to 5 in all, with those ticked below)",
-    )
-    rising = forms.MultipleChoiceField(
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        label="Forecast to rise",
-        help_text="products whose weekly units the forecast puts above their recent level (the "
-        "whole 80% band of the change above zero); those ticked are featured in the brief",
-    )
-    goal = forms.CharField(max_length=500, help_text="what the campaign should achieve")
-    tone = forms.CharField(max_length=100, required=False, help_text="empty: the brand's tone")
-    language = forms.ChoiceField(choices=[(k, v) for k, v in copywriter.LANGUAGES.items()])
-    offer = forms.CharField(
-        max_length=300, required=False, help_text="the only discount, code or deadline to mention"
-    )
-    show_prices = forms.BooleanField(required=False, help_text="allow the catalogue prices")
-    k = forms.IntegerField(min_value=1, max_value=8, initial=4, label="variants")
-
-    def __init__(self, *args, rising: list[TrendingProduct] = (), **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if rising:
-            self.fields["rising"].choices = [(p.sku, p.label()) for p in rising]
-        else:  # no forecast yet, or nothing rising: nothing to offer, and the form says why
-            del self.fields["rising"]
-            self.fields["products"].help_text += (
-                "; no product is forecast to rise now (none has the whole 80% band of its change "
-                "above zero in the active forecast, or there is no forecast yet)"
-            )
 
 
 def _or_default(value, name: str):
@@ -514,6 +479,11 @@ class CampaignAdmin(WorkspaceScopedAdmin):
                 view(self.generate, "change"),
                 name="campaigns_campaign_generate",
             ),
+            path(
+                "<int:pk>/generate/products/",
+                view(self.generate_products, "change"),
+                name="campaigns_campaign_generate_products",
+            ),
             *super().get_urls(),
         ]
 
@@ -642,11 +612,12 @@ class CampaignAdmin(WorkspaceScopedAdmin):
         form = GenerateForm(
             request.POST or None,
             initial={"goal": campaign.name},
+            workspace=campaign.workspace,
+            products_url=reverse("admin:campaigns_campaign_generate_products", args=[pk]),
             rising=rising_products(campaign.workspace_id),
         )
         if request.method == "POST" and form.is_valid():
             params = dict(form.cleaned_data)
-            params["products"] = [p for p in re.split(r"[\s,]+", params["products"]) if p]
             try:
                 run = copy.copy_generation_start(
                     campaign=campaign, params=params, user=request.user
@@ -674,10 +645,15 @@ class CampaignAdmin(WorkspaceScopedAdmin):
             "title": f"Generate variants: {campaign.name}",
             "campaign": campaign,
             "form": form,
+            "adminform": form.admin_form(),
             "runs": runs,
             "model": copy.configured_model(campaign.workspace),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/generate.html", context)
+
+    def generate_products(self, request: HttpRequest, pk: int):
+        """The generate form's product search: the campaign's own workspace's catalogue only."""
+        return products_answer(request, self._campaign(request, pk).workspace)
 
     def _test_send(self, request, campaign: Campaign, rendered, address: str) -> None:
         address = address.strip()

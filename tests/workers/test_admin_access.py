@@ -62,6 +62,7 @@ PAGES = {
     "campaigns_campaign_results": ("campaigns.view_campaign", None),
     "campaigns_campaign_policy_evaluation": ("campaigns.view_campaign", None),
     "campaigns_campaign_generate": ("campaigns.change_campaign", None),
+    "campaigns_campaign_generate_products": ("campaigns.change_campaign", None),
     "campaigns_campaign_messages": ("campaigns.view_campaign", None),
     "campaigns_campaign_message": ("campaigns.view_campaign", None),
     "crm_customer_import": ("crm.add_customer", None),
@@ -178,6 +179,9 @@ def request(client, name: str, objects: dict, *, post: bool):
         "campaigns_campaign_generate": reverse(
             "admin:campaigns_campaign_generate", args=[campaign.pk]
         ),
+        "campaigns_campaign_generate_products": reverse(
+            "admin:campaigns_campaign_generate_products", args=[campaign.pk]
+        ),
         "campaigns_campaign_messages": reverse(
             "admin:campaigns_campaign_messages", args=[campaign.pk]
         ),
@@ -215,6 +219,7 @@ def test_pages_refuse_staff_without_the_permission(login, objects, name):
 
 
 READ_ONLY = (  # GET pages
+    "campaigns_campaign_generate_products",
     "campaigns_campaign_results",
     "campaigns_campaign_policy_evaluation",
     "campaigns_campaign_messages",
