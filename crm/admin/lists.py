@@ -16,12 +16,17 @@ ScaledLists is part of every WorkspaceScopedAdmin (crm.admin.scope); other admin
 tables add it themselves.
 """
 
+import copy
 import json
+from datetime import datetime, timedelta
 
 from django.contrib import admin
+from django.contrib.admin.templatetags import admin_list
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Max, Min
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
@@ -128,3 +133,54 @@ class ScaledLists:
             allow_empty_first_page,
             estimate=getattr(request, "_scaled_list_estimate", False),
         )
+
+
+class _SpanDates:
+    """A change list's queryset as Django's date drill-down sees it, with the years, months or
+    days it offers read from the span of the rows (MIN and MAX, two probes of an index on the
+    date) instead of SELECT DISTINCT date_trunc(...) over every row: half a million orders took
+    a quarter of a second per page. A year, month or day in the span without rows is offered
+    too; choosing it shows an empty list."""
+
+    def __init__(self, queryset) -> None:
+        self.queryset = queryset
+
+    def aggregate(self, **kwargs):
+        return self.queryset.aggregate(**kwargs)
+
+    def _span(self, field_name: str, kind: str) -> list:
+        bounds = self.queryset.aggregate(first=Min(field_name), last=Max(field_name))
+        first, last = bounds["first"], bounds["last"]
+        if first is None or last is None:
+            return []
+        if isinstance(first, datetime):
+            first, last = timezone.localtime(first), timezone.localtime(last)
+        if kind == "year":
+            at = first.replace(month=1, day=1)
+        elif kind == "month":
+            at = first.replace(day=1)
+        else:
+            at = first
+        end = last.date() if isinstance(last, datetime) else last
+        steps = []
+        while (at.date() if isinstance(at, datetime) else at) <= end:
+            steps.append(at)
+            if kind == "year":
+                at = at.replace(year=at.year + 1)
+            elif kind == "month":
+                at = at.replace(year=at.year + at.month // 12, month=at.month % 12 + 1)
+            else:
+                at += timedelta(days=1)
+        return steps
+
+    def dates(self, field_name: str, kind: str) -> list:
+        return self._span(field_name, kind)
+
+    datetimes = dates
+
+
+def span_date_hierarchy(cl) -> dict:
+    """Django's date drill-down for `cl`, its choices read by _SpanDates."""
+    spanned = copy.copy(cl)
+    spanned.queryset = _SpanDates(cl.queryset)
+    return admin_list.date_hierarchy(spanned)

@@ -5,6 +5,7 @@ on PostgreSQL), and per-row figures computed for the page alone — each sealed 
 workspaces."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -167,3 +168,21 @@ def test_every_indexed_values_filter_has_its_index():
                 leading = {tuple(index.fields[:2]) for index in model._meta.indexes if index.fields}
                 assert ("workspace", entry[0]) in leading, f"{model.__name__}.{entry[0]}"
     assert len(uses) >= 2
+
+
+def test_the_orders_date_drill_down_offers_the_span_of_the_orders(
+    staff, workspace, other_workspace
+):
+    customer = CustomerFactory(workspace=workspace)
+    for when in (datetime(2009, 12, 30, tzinfo=UTC), datetime(2011, 3, 2, tzinfo=UTC)):
+        OrderFactory(workspace=workspace, customer=customer, placed_at=when)
+    OrderFactory(workspace=other_workspace, placed_at=datetime(2003, 5, 1, tzinfo=UTC))
+    page = staff.get("/admin/crm/order/").content.decode()
+    years = re.findall(r"placed_at__year=(\d{4})\"", page)
+    assert years == ["2009", "2010", "2011"], years  # 2010 has no order but lies in the span
+    in_2011 = staff.get("/admin/crm/order/?placed_at__year=2011").content.decode()
+    months = re.findall(r"placed_at__month=(\d+)&amp;placed_at__year=2011", in_2011) or re.findall(
+        r"placed_at__year=2011&amp;placed_at__month=(\d+)", in_2011
+    )
+    assert months == ["3"], months
+    assert len(listed(in_2011, "order")) == 1
