@@ -3,10 +3,14 @@ flufl.bounce's own scan_message / all_failures, on the same messages in one run.
 
     flock /work/briefs/bench-lock .venv/bin/python bench/deliverability.py
     flock /work/briefs/bench-lock .venv/bin/python bench/deliverability.py --latency [--quick]
+    flock /work/briefs/bench-lock .venv/bin/python bench/deliverability.py --throttling [--quick]
 
 --latency measures instead how long a report takes to become a suppression in force, through
 each way in, with a real worker and beat and a campaign sending meanwhile
 (bench/deliverability_latency.py); its figures are merged into the same results file.
+--throttling sends a broadcast to 10,000 recipients (--quick: 2,000) at three domains twice,
+without and with one domain answering 421 for 20 s (bench/deliverability_throttling.py); its
+throttle_* figures are merged in the same way.
 
 Messages: the sample bounces in flufl.bounce 4.0's source distribution (flufl/bounce/tests/
 data/, fetched with `pip download --no-binary :all: --no-deps flufl.bounce==4.0` into
@@ -236,13 +240,70 @@ def latency_main(quick: bool) -> None:
         )
     )
     print_table("Feedback latency", rows)
+    _merge(figures)
+
+
+def _merge(figures: dict) -> None:
     path = ROOT / "bench" / "results" / "deliverability.json"
     merged = json.loads(path.read_text()) if path.exists() else {}
     merged.update(figures)
     print(f"\n{write_results('deliverability', merged)}")
 
 
+def throttling_main(quick: bool) -> None:
+    from bench import deliverability_throttling as bench
+
+    f = bench.run(recipients=2000 if quick else 10_000)
+    b, t = "throttle_baseline_", "throttle_throttled_"
+    rows = [
+        (
+            "messages per recipient, counted at the sink (exactly 1 / lost / duplicated)",
+            f"{f[t + 'exactly_once']:,} / {f[t + 'lost']} / {f[t + 'duplicated']}"
+            f" of {f[t + 'recipients']:,}",
+            f"{f[b + 'exactly_once']:,} / {f[b + 'lost']} / {f[b + 'duplicated']}",
+            f"all {f[t + 'recipients']:,} exactly 1",
+        ),
+        (
+            "fast domains: launch to last message accepted, s",
+            f"{f[t + 'done_s_fast']:.1f}",
+            f"{f[b + 'done_s_fast']:.1f}",
+            "–",
+        ),
+        (
+            "fast domains: throttled / baseline",
+            f"{f['throttle_fast_done_ratio']:.2f}",
+            "–",
+            "≤ 1.10",
+        ),
+        (
+            f"{bench.SLOW}: launch to last message accepted, s",
+            f"{f[t + 'done_s_slow']:.1f}",
+            f"{f[b + 'done_s_slow']:.1f}",
+            "–",
+        ),
+        (
+            "deferrals: claimed and put back by the gate / after a 421 / postponed in the queue"
+            " (messages deferred, most per message)",
+            f"{f[t + 'deferrals_gate']:,} / {f[t + 'deferrals_refused']:,}"
+            f" / {f[t + 'deferrals_postponed']:,}"
+            f" ({f[t + 'deferred_messages']:,}, {f[t + 'deferrals_most_per_message']})",
+            f"{f[b + 'deferrals_gate']:,} / {f[b + 'deferrals_refused']:,}",
+            "–",
+        ),
+        ("failed messages", str(f[t + "failed"]), str(f[b + "failed"]), "0"),
+    ]
+    print_table(
+        f"Throttling: {f['throttle_recipients']:,} recipients at 3 domains, {bench.SLOW} "
+        f"answering 421 for {f['throttle_421_seconds']:g} s (throttled run / baseline)",
+        rows,
+    )
+    _merge(f)
+
+
 def main() -> None:
+    if "--throttling" in sys.argv:
+        throttling_main("--quick" in sys.argv)
+        return
     if "--latency" in sys.argv:
         latency_main("--quick" in sys.argv)
         return

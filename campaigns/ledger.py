@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import F
+from django.db.models import Case, F, QuerySet, Value, When
 
 from campaigns.models import Message
 
@@ -231,6 +231,39 @@ def retry_later(
             attempts=attempts,
         )
     )
+
+
+def retry_many(
+    *, claim: uuid.UUID, retry_at: dict[int, datetime], reason: str, refund_attempt: bool = False
+) -> int:
+    """retry_later for several claimed rows at once ({message id: when}), in one UPDATE: the
+    messages of a chunk whose domain is cooling down go back together. Returns how many were
+    still ours."""
+    if not retry_at:
+        return 0
+    attempts = F("attempts") - 1 if refund_attempt else F("attempts")
+    return Message.objects.filter(
+        pk__in=list(retry_at), claim=claim, state=Message.State.SENDING
+    ).update(
+        state=Message.State.QUEUED,
+        send_at=Case(*(When(pk=pk, then=Value(at)) for pk, at in retry_at.items())),
+        claim=None,
+        reason=reason[:300],
+        attempts=attempts,
+    )
+
+
+def postpone(*, campaign_id: int, customers: QuerySet, until: datetime, reason: str) -> int:
+    """Moves a campaign's queued messages to `customers` that are due before `until` to
+    `until`: a domain answered "slow down", so they are not claimed (and put back, one by one)
+    while it cools down. Only rows nobody holds: the state is checked on the row itself, so one
+    claimed meanwhile is left alone. Returns how many moved."""
+    return Message.objects.filter(
+        campaign_id=campaign_id,
+        state=Message.State.QUEUED,
+        send_at__lt=until,
+        customer_id__in=customers.values("pk"),
+    ).update(send_at=until, reason=reason[:300])
 
 
 def finish_unsent(

@@ -5,7 +5,10 @@
 Each accepted message appends "recipient<TAB>Message-ID" to the log (flushed at once, so a
 reader in another process sees it). With --fail-rate, that share of messages is refused with
 451 (a transient error: the sender must try again) and nothing is logged; --fail-at says when:
-at RCPT (as greylisting does) or at the end of DATA.
+at RCPT (as greylisting does) or at the end of DATA. With --throttle-domain, every recipient at
+that domain is answered "421 4.7.0 Try again later, rate limited" at RCPT (and the connection
+closed, as a 421 closes it) for --throttle-seconds from the first RCPT the sink sees, then
+accepted. --stamp adds a third column: the time (Unix seconds) the message was accepted.
 
 The default server is aiosmtpd. --lean serves the same protocol subset from a small asyncio
 protocol with PIPELINING, about ten times cheaper per message: the benchmark uses it so that
@@ -19,24 +22,59 @@ import random
 import re
 import signal
 import threading
+import time
 
 from aiosmtpd.controller import Controller
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
+THROTTLED = "421 4.7.0 Try again later, rate limited"
+
+
 class CountingHandler:
-    def __init__(self, log_path: str, fail_rate: float, seed: int, fail_at: str = "data") -> None:
+    def __init__(
+        self,
+        log_path: str,
+        fail_rate: float,
+        seed: int,
+        fail_at: str = "data",
+        *,
+        throttle_domain: str = "",
+        throttle_seconds: float = 0.0,
+        stamp: bool = False,
+    ) -> None:
         self.log = open(log_path, "a", buffering=1)  # noqa: SIM115
         self.fail_rate = fail_rate
         self.fail_at = fail_at
         self.random = random.Random(seed)
         self.lock = threading.Lock()
+        self.throttle_suffix = "@" + throttle_domain.lower() if throttle_domain else ""
+        self.throttle_seconds = throttle_seconds
+        self.throttle_until: float | None = None
+        self.stamp = stamp
 
     def _refuse(self, stage: str) -> bool:
         return stage == self.fail_at and self.fail_rate and self.random.random() < self.fail_rate
 
+    def _throttles(self, address: str) -> bool:
+        if not self.throttle_suffix:
+            return False
+        now = time.time()
+        if self.throttle_until is None:  # the window opens with the first RCPT of all
+            self.throttle_until = now + self.throttle_seconds
+        return now < self.throttle_until and address.lower().endswith(self.throttle_suffix)
+
+    def line(self, rcpt: str, message_id: str) -> str:
+        return (
+            f"{rcpt}\t{message_id}\t{time.time():.3f}\n"
+            if self.stamp
+            else f"{rcpt}\t{message_id}\n"
+        )
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if self._throttles(address):
+            return THROTTLED
         if self._refuse("rcpt"):
             return "451 4.7.1 Greylisted, try again later"
         if address.startswith("bounce"):
@@ -51,7 +89,7 @@ class CountingHandler:
         message_id = found.group(1).decode() if found else "-"
         with self.lock:
             for rcpt in envelope.rcpt_tos:
-                self.log.write(f"{rcpt}\t{message_id}\n")
+                self.log.write(self.line(rcpt, message_id))
         return "250 2.0.0 OK"
 
 
@@ -90,7 +128,7 @@ class LeanSink(asyncio.Protocol):
                 break
             line, self.buffer = self.buffer[:newline], self.buffer[newline + 2 :]
             replies.append(self.command(line))
-            if replies[-1].startswith(b"221"):
+            if replies[-1].startswith((b"221", b"421")):
                 self.transport.write(b"".join(replies))
                 self.transport.close()
                 return
@@ -108,6 +146,8 @@ class LeanSink(asyncio.Protocol):
             return b"250 OK\r\n"
         if verb == b"RCPT":
             address = line.split(b":", 1)[1].strip().strip(b"<>").split(b">")[0].decode()
+            if self.handler._throttles(address):
+                return THROTTLED.encode() + b"\r\n"
             if self.handler._refuse("rcpt"):
                 return b"451 4.7.1 Greylisted, try again later\r\n"
             if address.startswith("bounce"):
@@ -129,7 +169,7 @@ class LeanSink(asyncio.Protocol):
             return b"451 4.3.0 Try again later\r\n"
         found = MESSAGE_ID.search(content[:4000])
         message_id = found.group(1).decode() if found else "-"
-        self.handler.log.write("".join(f"{r}\t{message_id}\n" for r in recipients))
+        self.handler.log.write("".join(self.handler.line(r, message_id) for r in recipients))
         return b"250 2.0.0 OK\r\n"
 
 
@@ -145,7 +185,7 @@ def serve_lean(handler: CountingHandler, port: int, stop: threading.Event) -> No
     asyncio.run(run())
 
 
-def read_log(path: str) -> list[tuple[str, str]]:
+def read_log(path: str) -> list[tuple[str, ...]]:
     with open(path) as f:
         return [tuple(line.rstrip("\n").split("\t")) for line in f if line.strip()]
 
@@ -158,8 +198,19 @@ def main() -> None:
     parser.add_argument("--fail-at", choices=["rcpt", "data"], default="data")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lean", action="store_true")
+    parser.add_argument("--throttle-domain", default="")
+    parser.add_argument("--throttle-seconds", type=float, default=0.0)
+    parser.add_argument("--stamp", action="store_true")
     args = parser.parse_args()
-    handler = CountingHandler(args.log, args.fail_rate, args.seed, args.fail_at)
+    handler = CountingHandler(
+        args.log,
+        args.fail_rate,
+        args.seed,
+        args.fail_at,
+        throttle_domain=args.throttle_domain,
+        throttle_seconds=args.throttle_seconds,
+        stamp=args.stamp,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

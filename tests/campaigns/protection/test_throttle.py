@@ -4,9 +4,11 @@ delivery putting a throttled domain's messages back in the queue while the other
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.utils import timezone
 
 from campaigns.models import Campaign, Message
 from campaigns.protection import throttle
@@ -158,3 +160,63 @@ def test_a_421_that_closes_the_connection_is_read_as_the_providers_refusal():
     listener.close()
     assert outcome.kind == "retry" and outcome.reason.startswith("RCPT: 421 4.7.28")
     assert throttle.is_throttling(outcome.reason)
+
+
+def _evals() -> int:
+    from marketing_ai import kv
+
+    return int(kv.client().info("commandstats").get("cmdstat_eval", {}).get("calls", 0))
+
+
+def test_a_group_found_cooling_is_not_asked_about_again_until_its_cool_down_ends(settings):
+    g = gate(settings)
+    g.throttled("a@gmail.com")
+    before = _evals()
+    waits = [g.admit(f"r{i}@gmail.com") for i in range(50)]
+    assert _evals() - before == 1  # one round trip for the chunk's 50 messages, not 50
+    assert all(w > 0.2 for w in waits)
+    assert waits == sorted(waits) and waits[-1] - waits[0] > 1  # spread at the group's rate
+    assert g.admit("z@hotmail.com") == 0
+    time.sleep(0.35)
+    assert g.admit("a@gmail.com") == 0  # asked again once the cool-down it was told of ended
+
+
+@pytest.mark.django_db(transaction=True)  # the hand-off commits itself
+def test_after_a_421_the_domains_queued_messages_wait_in_the_queue_unclaimed(workspace, settings):
+    """A domain that answers 421 has the campaign's other messages to it moved past its
+    cool-down in one UPDATE: the chunks that follow are the other domains' messages alone, not
+    a third of them claimed and put back one by one."""
+    server = Throttling("slow.example", seconds=30.0)
+    port = free_port()
+    controller = Controller(server, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.CAMPAIGN_THROTTLE_BASE_SECONDS = 60
+    settings.CAMPAIGN_CHUNK = 10
+    try:
+        segment = make_audience(workspace, 90)
+        campaign = make_campaign(workspace, segment)
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
+        from campaigns.services.delivery import deliver
+        from campaigns.services.recipients import build_ledger
+
+        build_ledger(campaign=campaign)
+        rows = list(Message.objects.filter(campaign=campaign).select_related("customer"))
+        for m in rows[::3]:
+            m.customer.email = m.customer.email.replace("example.com", "slow.example")
+            m.customer.save(update_fields=["email"])
+        deliver(campaign_id=campaign.pk, budget_seconds=30)
+    finally:
+        controller.stop()
+    slow = Message.objects.filter(campaign=campaign, customer__email__endswith="@slow.example")
+    assert Message.objects.filter(campaign=campaign, state="sent").count() == 60
+    assert set(server.accepted.values()) == {1} and len(server.accepted) == 60
+    assert server.refused == 1
+    assert not slow.exclude(state="queued").exists()
+    assert min(slow.values_list("send_at", flat=True)) > timezone.now() + timedelta(seconds=50)
+    # Only the slow messages of the chunk that met the 421 were ever claimed (at most 10 of 30).
+    assert slow.filter(claimed_at__isnull=False).count() <= 10
+    assert max(slow.values_list("attempts", flat=True)) <= 1
