@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -316,14 +317,24 @@ def test_a_marketers_first_hour(live_server, browser, screens, platform, capsys)
     frame = b.find_element(By.ID, "message-html")
     b.switch_to.frame(frame)
     assert "Tea is on us" in b.find_element(By.TAG_NAME, "body").text
+    tracked = b.find_element(By.LINK_TEXT, "Tea is on us").get_attribute("href")
     b.switch_to.default_content()
     shots.take("message")
+    # Its recipient clicks that link in their own mail client (the frame here follows none).
+    answer = Client().get(urlsplit(tracked).path)
+    assert answer.status_code == 302 and answer["Location"] == "https://shop.example.com/"
+    wait_until(lambda: campaign.messages.filter(clicked_at__isnull=False).count() == 1, timeout=15)
 
     # 7. The results.
     pages["results"] = f"/admin/campaigns/campaign/{campaign.pk}/results/"
     b.get(base + pages["results"])
     assert b.find_element(By.ID, "results-status").text == "sent"
     assert int(b.find_element(By.ID, "results-sent").text) == expected
+    variant = b.find_elements(
+        By.XPATH, "//table[@id='results-variants']//tr[td[1][normalize-space()='Variant A']]/td"
+    )
+    assert [cell.text for cell in variant[1:3]] == [str(expected)] * 2
+    assert variant[4].text == "1"  # the click
     assert b.find_elements(By.CSS_SELECTOR, "svg[role=img]")
     shots.take("results")
 
