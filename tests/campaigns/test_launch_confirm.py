@@ -36,7 +36,12 @@ def test_launch_without_confirmation_sends_nothing(admin_client, workspace):
     page = admin_client.post(url)
     assert page.status_code == 200
     text = page.content.decode()
-    assert "Yes, send to" in text and "no consent" in text and "address suppressed" in text
+    assert (
+        "Yes, send to" in text
+        and "sends an e-mail message to" in text
+        and "no consent" in text
+        and "address suppressed" in text
+    )
     for answer in (page, admin_client.post(url, {"confirm": "no"})):
         assert answer.status_code == 200
     campaign.refresh_from_db()
