@@ -93,9 +93,8 @@ class Throttling:
         return "250 2.0.0 OK"
 
 
-@pytest.mark.django_db(transaction=True)  # the hand-off commits itself
-def test_a_throttled_domain_waits_and_every_message_arrives_once(workspace, settings):
-    server = Throttling("slow.example", seconds=1.0)
+def serve_smtp(server, settings) -> Controller:
+    """`server` on a free port, and Django's SMTP backend pointed at it (no TLS, no login)."""
     port = free_port()
     controller = Controller(server, hostname="127.0.0.1", port=port)
     controller.start()
@@ -103,20 +102,32 @@ def test_a_throttled_domain_waits_and_every_message_arrives_once(workspace, sett
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    return controller
+
+
+def campaign_a_third_at(workspace, recipients: int, domain: str) -> Campaign:
+    """A scheduled broadcast with its ledger written, every third recipient at `domain`."""
+    from campaigns.services.recipients import build_ledger
+
+    campaign = make_campaign(workspace, make_audience(workspace, recipients))
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
+    build_ledger(campaign=campaign)
+    rows = list(Message.objects.filter(campaign=campaign).select_related("customer"))
+    for m in rows[::3]:
+        m.customer.email = m.customer.email.replace("example.com", domain)
+        m.customer.save(update_fields=["email"])
+    return campaign
+
+
+@pytest.mark.django_db(transaction=True)  # the hand-off commits itself
+def test_a_throttled_domain_waits_and_every_message_arrives_once(workspace, settings):
+    server = Throttling("slow.example", seconds=1.0)
+    controller = serve_smtp(server, settings)
     settings.CAMPAIGN_RETRY_BASE_SECONDS, settings.CAMPAIGN_RETRY_MAX_SECONDS = 0.05, 0.2
     settings.CAMPAIGN_THROTTLE_BASE_SECONDS = 0.3
     settings.CAMPAIGN_THROTTLE_START_RATE = 200
     try:
-        segment = make_audience(workspace, 120)
-        campaign = make_campaign(workspace, segment)
-        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
-        from campaigns.services.recipients import build_ledger
-
-        build_ledger(campaign=campaign)
-        rows = list(Message.objects.filter(campaign=campaign).select_related("customer"))
-        for m in rows[::3]:  # a third of the audience at the throttling domain
-            m.customer.email = m.customer.email.replace("example.com", "slow.example")
-            m.customer.save(update_fields=["email"])
+        campaign = campaign_a_third_at(workspace, 120, "slow.example")
         deliver_until_done(campaign, rounds=200)
     finally:
         controller.stop()
@@ -187,27 +198,13 @@ def test_after_a_421_the_domains_queued_messages_wait_in_the_queue_unclaimed(wor
     cool-down in one UPDATE: the chunks that follow are the other domains' messages alone, not
     a third of them claimed and put back one by one."""
     server = Throttling("slow.example", seconds=30.0)
-    port = free_port()
-    controller = Controller(server, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    controller = serve_smtp(server, settings)
     settings.CAMPAIGN_THROTTLE_BASE_SECONDS = 60
     settings.CAMPAIGN_CHUNK = 10
     try:
-        segment = make_audience(workspace, 90)
-        campaign = make_campaign(workspace, segment)
-        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
         from campaigns.services.delivery import deliver
-        from campaigns.services.recipients import build_ledger
 
-        build_ledger(campaign=campaign)
-        rows = list(Message.objects.filter(campaign=campaign).select_related("customer"))
-        for m in rows[::3]:
-            m.customer.email = m.customer.email.replace("example.com", "slow.example")
-            m.customer.save(update_fields=["email"])
+        campaign = campaign_a_third_at(workspace, 90, "slow.example")
         deliver(campaign_id=campaign.pk, budget_seconds=30)
     finally:
         controller.stop()
