@@ -153,7 +153,10 @@ class EmailChannel(Channel):
         if sender not in self._senders:
             self._senders[sender] = (mime.address(sender), sanitize_address(sender, "utf-8"))
         header_from, envelope_from = self._senders[sender]
-        setup = self._setup(outgoing.workspace_id, envelope_from)
+        try:
+            setup = self._setup(outgoing.workspace_id, envelope_from)
+        except sealed.Unsealable as exc:  # never unsigned instead: DMARC would fail it
+            return Outcome("retry", f"DKIM key: {exc}")
         if setup.bounce_domain:
             envelope_from = verp.return_path(
                 outgoing.token, setup.bounce_domain, settings.SECRET_KEY

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from campaigns.deliverability import signing, verp
 from campaigns.models import SendingDomain
+from marketing_ai import sealed
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ def _parents(domain: str) -> list[str]:
 def sending_setup(*, workspace_id: int | None, from_domain: str) -> SendingSetup:
     """The workspace's sending domain for `from_domain` (itself or the nearest parent: d=
     shop.example aligns with news.shop.example under DMARC's relaxed rule), as a signer if it
-    signs, and its bounce domain (or CAMPAIGN_BOUNCE_DOMAIN)."""
+    signs, and its bounce domain (or CAMPAIGN_BOUNCE_DOMAIN). Raises sealed.Unsealable where
+    its key was sealed under a key no longer configured."""
     default_bounce = getattr(settings, "CAMPAIGN_BOUNCE_DOMAIN", "")
     if workspace_id is None or not from_domain:
         return SendingSetup(None, default_bounce)
@@ -35,7 +37,9 @@ def sending_setup(*, workspace_id: int | None, from_domain: str) -> SendingSetup
     if row is None:
         return SendingSetup(None, default_bounce)
     signer = (
-        signing.Signer(domain=row.domain, selector=row.selector, private_pem=row.private_key)
+        signing.Signer(
+            domain=row.domain, selector=row.selector, private_pem=sealed.unseal(row.private_key)
+        )
         if row.signing
         else None
     )

@@ -29,7 +29,7 @@ def sending_domain_create(
         domain=domain.strip().lower(),
         bounce_domain=bounce_domain.strip().lower(),
         selector=_selector(now),
-        private_key=key.private_pem,
+        private_key=seal(key.private_pem),
         public_key=key.public_b64,
         key_created_at=now,
         signing=False,
@@ -49,7 +49,7 @@ def sending_domain_new_key(*, sending_domain: SendingDomain) -> SendingDomain:
         selector = f"{selector}n{count + 1}"
     key = signing.key_generate()
     sending_domain.selector = selector
-    sending_domain.private_key = key.private_pem
+    sending_domain.private_key = seal(key.private_pem)
     sending_domain.public_key = key.public_b64
     sending_domain.key_created_at = now
     sending_domain.signing = False

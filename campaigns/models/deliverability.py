@@ -26,7 +26,8 @@ class SendingDomain(models.Model):
         help_text="the From address's domain (mail from its subdomains is signed with it too)",
     )
     selector = models.CharField(max_length=63, validators=[validate_selector], editable=False)
-    private_key = models.TextField(editable=False)  # PKCS#1 PEM
+    # PKCS#1 PEM, sealed (marketing_ai.sealed): a database dump alone cannot sign as the shop.
+    private_key = models.TextField(editable=False)
     public_key = models.TextField(editable=False)  # base64 SubjectPublicKeyInfo
     key_created_at = models.DateTimeField(editable=False)
     signing = models.BooleanField(

@@ -14,6 +14,7 @@ from campaigns.deliverability.services import sending_domain_create
 from campaigns.models import DeliveryReport, Message, SendingDomain, Suppression
 from campaigns.models.deliverability import BounceMailbox
 from crm.models import AuditEntry, Customer, Workspace
+from marketing_ai import sealed
 from tests.campaigns.factories import make_audience, make_campaign
 
 pytestmark = pytest.mark.django_db
@@ -33,14 +34,17 @@ def test_adding_a_domain_makes_a_key_and_shows_the_records_but_not_the_private_k
     assert response.status_code == 302, response.content.decode()[:2000]
     domain = SendingDomain.objects.get(workspace=workspace)
     assert domain.domain == "shop.example" and not domain.signing
-    assert domain.private_key.startswith("-----BEGIN RSA PRIVATE KEY-----")
+    # Stored sealed: the column alone (a dump, a support copy) holds no key to sign with.
+    assert "PRIVATE KEY" not in domain.private_key
+    pem = sealed.unseal(domain.private_key)
+    assert pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
     page = admin_client.get(reverse("admin:campaigns_sendingdomain_change", args=[domain.pk]))
     html = page.content.decode()
     assert f"{domain.selector}._domainkey.shop.example" in html
     assert f"v=DKIM1; k=rsa; p={domain.public_key}" in html
     assert "v=spf1" in html and "_dmarc.shop.example" in html
-    secret = domain.private_key.splitlines()[1]
-    assert "PRIVATE KEY" not in html and secret not in html
+    secret = pem.splitlines()[1]
+    assert "PRIVATE KEY" not in html and secret not in html and domain.private_key not in html
 
 
 def test_a_bad_domain_is_a_form_error(admin_client, workspace):

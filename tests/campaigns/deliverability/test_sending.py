@@ -8,6 +8,7 @@ import pytest
 from campaigns.deliverability import selectors
 from campaigns.deliverability.services import sending_domain_create, sending_domain_new_key
 from campaigns.models import Message, SendingDomain
+from campaigns.services.delivery import deliver
 from crm.models import Workspace
 from tests.campaigns.factories import launch_now, make_audience, make_campaign
 from tests.campaigns.helpers import deliver_until_done
@@ -109,3 +110,18 @@ def test_every_new_key_gets_a_dns_name_of_its_own(workspace):
     for _ in range(4):  # within the same minute, as staff clicking the action again do
         names.append(sending_domain_new_key(sending_domain=domain).selector)
     assert len(set(names)) == 5, names
+
+
+def test_a_key_no_configured_secret_opens_holds_the_mail_instead_of_sending_it_unsigned(
+    workspace, keeper, settings
+):
+    """The DKIM key is stored sealed; sealed under a key since dropped (a rotation gone wrong),
+    the mail waits with the reason rather than going out unsigned for DMARC to fail."""
+    signing_domain(workspace)
+    settings.MARKETING_AI_SECRETS_KEY = "another key of thirty-two or more characters"
+    campaign = make_campaign(workspace, make_audience(workspace, 2), from_email="news@shop.example")
+    launch_now(campaign)
+    deliver(campaign_id=campaign.pk, budget_seconds=5)
+    assert keeper.envelopes == []
+    reasons = set(Message.objects.filter(campaign=campaign).values_list("reason", flat=True))
+    assert len(reasons) == 1 and next(iter(reasons)).startswith("DKIM key: ")
