@@ -60,8 +60,8 @@ pytestmark = [
     ),
 ]
 
-CUSTOMERS = 1500
-SPREAD_SECONDS = 12  # the timers fall due one slice after another over this long
+CUSTOMERS = 3000
+SPREAD_SECONDS = 20  # the timers fall due one slice after another over this long
 HOLDOUT_PERCENT = 10
 
 
