@@ -5,23 +5,11 @@ import_customers command)."""
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 
 from crm.models import ApiKey, Customer
 from tests.crm.factories import seed
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client, workspace, other_workspace):
-    """A staff user who is a member of `workspace` only, with CRM permissions."""
-    user = get_user_model().objects.create_user("marketer", password="pw-for-tests", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crm"))
-    workspace.members.add(user)
-    client.force_login(user)
-    return client
 
 
 def test_staff_see_only_their_workspaces(staff, workspace, other_workspace):

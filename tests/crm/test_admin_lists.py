@@ -8,8 +8,6 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 
 from crm.admin import lists
@@ -18,15 +16,6 @@ from crm.selectors.search import customer_search
 from tests.crm.factories import CustomerFactory, EventFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client, workspace, other_workspace):
-    user = get_user_model().objects.create_user("marketer", password="pw-for-tests", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crm"))
-    workspace.members.add(user)
-    client.force_login(user)
-    return client
 
 
 def listed(page: str, model: str = "customer") -> set[int]:

@@ -8,8 +8,6 @@ import re
 from html import unescape
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 
 from crm import services
 from crm.admin.segments import EXAMPLE
@@ -17,16 +15,6 @@ from crm.models import Segment
 from tests.crm.factories import seed
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client, workspace, other_workspace):
-    """A member of `workspace` only, with the CRM's permissions."""
-    user = get_user_model().objects.create_user("builder", password="pw-for-tests", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crm"))
-    workspace.members.add(user)
-    client.force_login(user)
-    return client
 
 
 def live(client, body) -> tuple[int, dict]:
