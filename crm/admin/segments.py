@@ -10,7 +10,7 @@ from django.utils import timezone
 from crm import segments, validation
 from crm.admin.scope import WorkspaceScopedAdmin, current_workspace, user_workspaces
 from crm.models import Segment, Workspace
-from crm.selectors import segment_choices
+from crm.selectors import segment_choices, segment_count
 from crm.services import segments as segment_services
 
 EXAMPLE = {
@@ -132,13 +132,13 @@ class SegmentAdmin(WorkspaceScopedAdmin):
         rules = body.get("rules")
         try:
             matching = segments.customers_matching(workspace, rules, check_references=True)
-            count = matching.count()
+            counted = segment_count.live_count(matching)
         except segments.RuleError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
         sample = list(
             matching.order_by("pk").values("id", "email", "first_name", "last_name", "country")[:10]
         )
-        return JsonResponse({"count": count, "sample": sample, **_as_of_note(workspace, rules)})
+        return JsonResponse({**counted, "sample": sample, **_as_of_note(workspace, rules)})
 
 
 def _as_of_note(workspace: Workspace, rules: dict) -> dict:

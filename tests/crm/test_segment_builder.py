@@ -1,7 +1,8 @@
 """The segment builder's server side (crm.admin.segments, crm.selectors.segment_choices): the
 pick-lists from the data, the live count without a chosen workspace, each workspace sealed from
 the others' counts and lists, bad rules answered 400 with the node named, the "as of" note where
-the data are older than a window, and the Add form's example rules saved as they are shown."""
+the data are older than a window, the count estimated from a sample where an exact one is
+slow, and the Add form's example rules saved as they are shown."""
 
 import json
 import re
@@ -11,7 +12,8 @@ import pytest
 
 from crm import services
 from crm.admin.segments import EXAMPLE
-from crm.models import Segment
+from crm.models import Customer, Segment
+from crm.selectors.segment_count import SAMPLE_EVERY, _scaled
 from tests.crm.factories import seed
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +123,30 @@ def test_add_form_shows_the_example_rules_once_encoded_and_they_save(staff, work
     )
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Segment.objects.get(name="Example").rules == EXAMPLE
+
+
+def test_count_is_exact_when_quick_and_estimated_from_the_sample_when_not(
+    staff, workspace, settings
+):
+    add_customers(workspace, ["GB" if i % 3 else "FR" for i in range(400)])
+    rules = {"attribute": "country", "op": "eq", "value": "GB"}
+    gb = Customer.objects.filter(workspace=workspace, country="GB")
+    status, body = live(staff, {"workspace": workspace.pk, "rules": rules})
+    assert (status, body["count"], body["estimated"]) == (200, gb.count(), False)
+    assert "low" not in body
+
+    settings.SEGMENT_LIVE_EXACT_BUDGET_MS = 0  # any exact count is too slow
+    status, body = live(staff, {"workspace": workspace.pk, "rules": rules})
+    sampled = sum(1 for pk in gb.values_list("pk", flat=True) if pk % SAMPLE_EVERY == 0)
+    assert status == 200 and body["estimated"] and body["sampled"] == SAMPLE_EVERY
+    assert body["count"] == sampled * SAMPLE_EVERY
+    assert body["low"] <= gb.count() <= body["high"]
+    assert len(body["sample"]) == 10  # the members listed are real ones, not the sample's
+
+
+def test_estimate_interval_where_nobody_was_sampled():
+    assert _scaled(0, 16) == {"count": 0, "low": 0, "high": 48}
+    wide = _scaled(4, 16)
+    assert wide["low"] >= 4 and wide["low"] < 64 < wide["high"]
+    narrow = _scaled(2500, 16)  # ±4% at 40,000
+    assert 0.95 < narrow["low"] / 40000 < 0.97 and 1.03 < narrow["high"] / 40000 < 1.05

@@ -214,6 +214,7 @@
   if (!rulesArea || !mount) return;
   const workspaceSelect = document.getElementById("id_workspace");
   const count = document.getElementById("segment-count");
+  const estimate = document.getElementById("segment-estimate");
   const error = document.getElementById("segment-error");
   const note = document.getElementById("segment-as-of");
   const sampleBody = document.querySelector("#segment-sample tbody");
@@ -387,7 +388,14 @@
     note.hidden = true;
     if (!r.ok) { error.textContent = data.error; count.textContent = "–"; return; }
     error.textContent = "";
-    count.textContent = data.count.toLocaleString();
+    count.textContent = (data.estimated ? "about " : "") + data.count.toLocaleString();
+    estimate.hidden = !data.estimated;
+    if (data.estimated) {
+      // Counted on one customer in `sampled`: an exact count would take too long to show as
+      // you edit; saving the segment counts every member.
+      estimate.textContent = `(estimated from 1 customer in ${data.sampled}: ` +
+        `${data.low.toLocaleString()} to ${data.high.toLocaleString()} at 95%; saving counts exactly)`;
+    }
     if (data.as_of_note) {
       suggestion = data.as_of_suggestion;
       document.getElementById("segment-as-of-text").textContent = data.as_of_note;
