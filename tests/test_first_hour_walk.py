@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.signals import request_finished, request_started
 from django.test import Client
 from django.utils import timezone
 
@@ -170,19 +172,53 @@ class ServerTimes:
             samples.append((time.perf_counter() - start) * 1000)
             assert response.status_code == 200, (page, url, response.status_code)
 
+    def watch_submits(self) -> None:
+        """Time every form the browser submits (each POST the live server answers), once each
+        as it happens: a launch or a save cannot be repeated ten times, so its one real
+        request is its sample. From Django's request_started to request_finished, in the
+        live server's thread."""
+        started: dict[int, float] = {}
+
+        def start(sender, environ, **kwargs) -> None:
+            # The browser's requests, not the test client's (its handler sends the signal too).
+            if environ.get("REQUEST_METHOD") == "POST" and sender.__name__ != "ClientHandler":
+                started[threading.get_ident()] = time.perf_counter()
+                self._submitting[threading.get_ident()] = environ.get("PATH_INFO", "")
+
+        def finish(sender, **kwargs) -> None:
+            began = started.pop(threading.get_ident(), None)
+            where = self._submitting.pop(threading.get_ident(), None)
+            if began is not None and where is not None:
+                page = f"submit {re.sub(r'/[0-9]+/', '/<id>/', where)}"
+                self.ms.setdefault(page, []).append((time.perf_counter() - began) * 1000)
+
+        self._submitting: dict[int, str] = {}
+        self._hooks = (start, finish)  # connected weakly: held here for the walk's length
+        request_started.connect(start)
+        request_finished.connect(finish)
+
     @staticmethod
     def p95(samples: list[float]) -> float:
         return sorted(samples)[math.ceil(0.95 * len(samples)) - 1]
 
     def table(self) -> str:
-        lines = [f"{'page':<28} {'median ms':>10} {'p95 ms':>8}"]
+        lines = [f"{'page':<46} {'median ms':>10} {'p95 ms':>8}"]
         for page, samples in self.ms.items():
             median = sorted(samples)[len(samples) // 2]
-            lines.append(f"{page:<28} {median:>10.1f} {self.p95(samples):>8.1f}")
+            lines.append(f"{page:<46} {median:>10.1f} {self.p95(samples):>8.1f}")
         return "\n".join(lines)
 
+    # Logging in hashes the password with Django's PBKDF2 at its default iterations, about
+    # 300 ms here by design (what makes a stolen hash slow to crack): shown, not held to the
+    # page budget.
+    EXEMPT = {"submit /admin/login/"}
+
     def over_budget(self) -> dict[str, float]:
-        return {p: round(self.p95(s)) for p, s in self.ms.items() if self.p95(s) >= BUDGET_MS}
+        return {
+            p: round(self.p95(s))
+            for p, s in self.ms.items()
+            if self.p95(s) >= BUDGET_MS and p not in self.EXEMPT
+        }
 
 
 def test_a_marketers_first_hour(live_server, browser, screens, platform, capsys):
@@ -196,6 +232,7 @@ def test_a_marketers_first_hour(live_server, browser, screens, platform, capsys)
     user = get_user_model().objects.create_superuser("marketer", "m@example.com", "pw-first-hour")
     b, shots, base = browser, screens, live_server.url
     times = ServerTimes(user)
+    times.watch_submits()
     pages: dict[str, str] = {}
 
     # 1. Log in.
