@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models import Case, F, Q, Value, When
 
 from campaigns.models import Message
 
@@ -253,17 +253,21 @@ def retry_many(
     )
 
 
-def postpone(*, campaign_id: int, customers: QuerySet, until: datetime, reason: str) -> int:
-    """Moves a campaign's queued messages to `customers` that are due before `until` to
-    `until`: a domain answered "slow down", so they are not claimed (and put back, one by one)
-    while it cools down. Only rows nobody holds: the state is checked on the row itself, so one
-    claimed meanwhile is left alone. Returns how many moved."""
-    return Message.objects.filter(
-        campaign_id=campaign_id,
-        state=Message.State.QUEUED,
-        send_at__lt=until,
-        customer_id__in=customers.values("pk"),
-    ).update(send_at=until, reason=reason[:300])
+def postpone(*, campaign_id: int, where: Q, until: datetime, reason: str) -> int:
+    """Moves a campaign's queued messages that match `where` (a condition on the message, such
+    as its customer's address) and are due before `until` to `until`: a domain answered "slow
+    down", so they are not claimed (and put back, one by one) while it cools down. Only rows
+    nobody holds: the state is checked on the row itself, so one claimed meanwhile is left
+    alone. The campaign's queued rows drive the query (the message_due index), each joined to
+    its customer by key: its cost is the queue's length, not the workspace's size. Returns how
+    many moved."""
+    return (
+        Message.objects.filter(
+            campaign_id=campaign_id, state=Message.State.QUEUED, send_at__lt=until
+        )
+        .filter(where)
+        .update(send_at=until, reason=reason[:300])
+    )
 
 
 def finish_unsent(

@@ -22,7 +22,7 @@ from campaigns.protection import breaker, throttle
 from campaigns.ratelimit import RateLimiter
 from campaigns.services.lifecycle import campaign_finish_if_done
 from campaigns.services.webhooks import endpoints_for, webhook_emit, webhook_withdraw
-from crm.models import Consent, Customer, Product
+from crm.models import Consent, Product
 
 # How old the suppression list a chunk sends by may get before it is read again.
 SUPPRESSIONS_FRESH_SECONDS = 1.0
@@ -402,10 +402,10 @@ class _Run:
         group = throttle.group_of(address)
         at_group = Q()
         for domain in throttle.domains_of(group):
-            at_group |= Q(email__iendswith="@" + domain)
+            at_group |= Q(customer__email__iendswith="@" + domain)
         ledger.postpone(
             campaign_id=self.campaign.pk,
-            customers=Customer.objects.filter(at_group, workspace_id=self.campaign.workspace_id),
+            where=at_group,
             until=until,
             reason=f"waits for {group} (throttled)",
         )

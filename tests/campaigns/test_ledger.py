@@ -5,6 +5,7 @@ return. (tests/campaigns/test_exactly_once.py holds the rule under killed worker
 from datetime import timedelta
 
 import pytest
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import ledger
@@ -73,7 +74,9 @@ def test_postponing_moves_only_queued_rows_of_those_customers_due_before(workspa
     until = timezone.now() + timedelta(seconds=60)
     Message.objects.filter(pk=rows[3].pk).update(send_at=until + timedelta(seconds=5))
     them = Customer.objects.filter(pk__in=[m.customer_id for m in rows[:2] + rows[3:]])
-    moved = ledger.postpone(campaign_id=campaign.pk, customers=them, until=until, reason="waits")
+    moved = ledger.postpone(
+        campaign_id=campaign.pk, where=Q(customer__in=them), until=until, reason="waits"
+    )
     assert moved == 1  # rows[1]: rows[0] is claimed, rows[2] not theirs, rows[3] already later
     after = {m.pk: m for m in Message.objects.filter(campaign=campaign)}
     assert after[rows[1].pk].send_at == until and after[rows[1].pk].state == "queued"
