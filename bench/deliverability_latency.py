@@ -39,26 +39,6 @@ SAMPLE_PATH = b"bounce+0f3c2a9b8d7e4f6a1b2c3d4e5f6a7b8c-aaaaaaaaaaaaaaaa@bounces
 SAMPLE = ROOT / "bench" / "data" / "deliverability" / "hard_user_unknown.eml"
 
 
-def _audience(n: int):
-    from django.utils import timezone
-
-    from crm.models import Consent, Customer, Segment, SegmentMembership, Workspace
-
-    workspace = Workspace.objects.create(slug="latency", name="Latency")
-    now = timezone.now()
-    customers = Customer.objects.bulk_create(
-        Customer(workspace=workspace, email=f"reader{i}@example.com", first_name=f"R{i}",
-                 time_zone="Europe/London") for i in range(n)
-    )  # fmt: skip
-    Consent.objects.bulk_create(
-        Consent(customer=c, channel="email", status="subscribed", updated_at=now) for c in customers
-    )
-    segment = Segment.objects.create(workspace=workspace, name="All", kind="static")
-    SegmentMembership.objects.bulk_create(SegmentMembership(segment=segment, customer=c)
-                                          for c in customers)  # fmt: skip
-    return workspace, segment
-
-
 def _earlier_campaign(workspace, segment) -> dict:
     """{address: (message token hex, return path)} of a campaign sent an hour ago."""
     from datetime import timedelta
@@ -83,17 +63,6 @@ def _earlier_campaign(workspace, segment) -> dict:
         m.address: (m.token.hex, verp.return_path(m.token.hex, BOUNCE_DOMAIN, settings.SECRET_KEY))
         for m in rows
     }
-
-
-def _worker(env: dict, workdir: Path, queues: str, concurrency: int):
-    celery = str(Path(sys.executable).parent / "celery")
-    return send_bench.start(
-        [celery, "-A", "workers", "worker", "-Q", queues, "--concurrency", str(concurrency),
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-         "--hostname", f"bench-{queues}-{time.time_ns()}@%h"],
-        env,
-        workdir / f"worker-{queues}.log",
-    )  # fmt: skip
 
 
 def _bounce(path: str, address: str) -> bytes:
@@ -167,7 +136,9 @@ def _run(workdir, database_url, redis_url, dovecot, recipients, per_way) -> dict
     from campaigns.services.lifecycle import campaign_launch
     from tests.dovecot import PASSWORD, USER
 
-    workspace, segment = _audience(recipients)
+    workspace, segment = send_bench.setup_audience(
+        recipients, slug="latency", address=lambda i: f"reader{i}@example.com"
+    )
     earlier = _earlier_campaign(workspace, segment)
     deliv_services.mailbox_save(
         mailbox=BounceMailbox(workspace=workspace, protocol="imap", host="127.0.0.1",
@@ -180,7 +151,10 @@ def _run(workdir, database_url, redis_url, dovecot, recipients, per_way) -> dict
     beat = send_bench.beat(env, workdir)
     # Sends and the rest on workers of their own, as deployed (README, "Running it at scale"):
     # deliver tasks pacing a campaign at its rate would otherwise hold every slot.
-    workers = [_worker(env, workdir, "sends", 2), _worker(env, workdir, "default", 1)]
+    workers = [
+        send_bench.worker(env, workdir, "sends", 2),
+        send_bench.worker(env, workdir, "default", 1),
+    ]
     client = Client()
     try:
         time.sleep(8)  # worker and beat boot is not part of the measure

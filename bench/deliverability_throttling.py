@@ -53,50 +53,16 @@ CREATE TRIGGER bench_deferral AFTER UPDATE ON campaigns_message FOR EACH ROW
 """
 
 
-def _audience(n: int):
-    from django.utils import timezone
-
-    from crm.models import Consent, Customer, Segment, SegmentMembership, Workspace
-
-    workspace = Workspace.objects.create(slug="throttling", name="Throttling")
-    now = timezone.now()
-    customers = Customer.objects.bulk_create(
-        (Customer(workspace=workspace, email=f"reader{i}@{DOMAINS[i % 3]}", first_name=f"R{i}",
-                  time_zone="Europe/London") for i in range(n)),
-        batch_size=10_000,
-    )  # fmt: skip
-    Consent.objects.bulk_create(
-        (Consent(customer=c, channel="email", status="subscribed", updated_at=now)
-         for c in customers),
-        batch_size=10_000,
-    )  # fmt: skip
-    segment = Segment.objects.create(workspace=workspace, name="All", kind="static")
-    SegmentMembership.objects.bulk_create(
-        (SegmentMembership(segment=segment, customer=c) for c in customers), batch_size=10_000
-    )
-    return workspace, segment
-
-
-def _sink(workdir: Path, name: str, env: dict, throttle_seconds: float):
-    port = services.free_port()
-    log = workdir / f"{name}.log"
-    log.touch()
-    args = [sys.executable, "-m", "tests.smtp_sink", "--lean", "--port", str(port),
-            "--log", str(log), "--stamp"]  # fmt: skip
-    if throttle_seconds:
-        args += ["--throttle-domain", SLOW, "--throttle-seconds", str(throttle_seconds)]
-    process = send_bench.start(args, env, workdir / f"{name}.out")
-    services.wait_for_port(port)
-    return process, port, log
-
-
 def _one_run(workspace, segment, name: str, env: dict, workdir: Path, seconds: float) -> dict:
     from django.db import connection
 
     from campaigns.models import Message
     from campaigns.services.lifecycle import campaign_launch
 
-    sink, port, log = _sink(workdir, f"sink-{name}", {**env}, seconds)
+    extra = ("--stamp", "--throttle-domain", SLOW, "--throttle-seconds", str(seconds))
+    sink, port, log = send_bench.sink(
+        workdir, f"sink-{name}", {**env}, extra=extra if seconds else ("--stamp",)
+    )
     run_env = {**env, "EMAIL_URL": f"smtp://127.0.0.1:{port}"}
     beat, worker = send_bench.beat(run_env, workdir), send_bench.worker(run_env, workdir)
     try:
@@ -181,7 +147,9 @@ def run(*, recipients: int) -> dict[str, float]:
 
         with connection.cursor() as cursor:
             cursor.execute(DEFERRALS)
-        workspace, segment = _audience(recipients)
+        workspace, segment = send_bench.setup_audience(
+            recipients, slug="throttling", address=lambda i: f"reader{i}@{DOMAINS[i % 3]}"
+        )
         baseline = _one_run(workspace, segment, "baseline", env, workdir, 0)
         print("baseline:", baseline, flush=True)
         throttled = _one_run(workspace, segment, "throttled", env, workdir, THROTTLE_SECONDS)

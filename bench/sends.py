@@ -58,7 +58,11 @@ def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     )
 
 
-def sink(workdir: Path, name: str, env: dict, fail_rate: float = 0.0) -> tuple:
+def sink(
+    workdir: Path, name: str, env: dict, fail_rate: float = 0.0, extra: tuple[str, ...] = ()
+) -> tuple:
+    """tests/smtp_sink.py on a free port, logging what it accepts; `extra`: more of its
+    options (--stamp, --throttle-domain ...)."""
     port = services.free_port()
     log = workdir / f"{name}.log"
     log.touch()
@@ -76,6 +80,7 @@ def sink(workdir: Path, name: str, env: dict, fail_rate: float = 0.0) -> tuple:
             str(fail_rate),
             "--fail-at",
             "rcpt",
+            *extra,
         ],
         env,
         workdir / f"{name}.out",
@@ -84,7 +89,9 @@ def sink(workdir: Path, name: str, env: dict, fail_rate: float = 0.0) -> tuple:
     return process, port, log
 
 
-def worker(env: dict, workdir: Path) -> subprocess.Popen:
+def worker(
+    env: dict, workdir: Path, queues: str = "default,sends", concurrency: int | None = None
+) -> subprocess.Popen:
     celery = str(Path(PYTHON).parent / "celery")
     return start(
         [
@@ -93,18 +100,18 @@ def worker(env: dict, workdir: Path) -> subprocess.Popen:
             "workers",
             "worker",
             "-Q",
-            "default,sends",
+            queues,
             "--concurrency",
-            str(CONCURRENCY),
+            str(concurrency or CONCURRENCY),
             "--loglevel",
             "WARNING",
             "--without-gossip",
             "--without-mingle",
             "--hostname",
-            f"bench-{time.time_ns()}@%h",
+            f"bench-{queues}-{time.time_ns()}@%h",
         ],
         env,
-        workdir / "worker.log",
+        workdir / f"worker-{queues}.log",
     )
 
 
@@ -139,22 +146,26 @@ def log_lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
-def setup_audience():
+def setup_audience(n: int = RECIPIENTS, *, slug: str = "bench", address=None):
+    """A workspace of `n` subscribed customers and a static segment of them all; `address(i)`
+    is the i-th one's e-mail (customer{i}@example.com by default). The deliverability benches
+    build theirs here too."""
     from django.utils import timezone
 
     from crm.models import Consent, Customer, Segment, SegmentMembership, Workspace
 
-    workspace = Workspace.objects.create(slug="bench", name="Bench")
+    address = address or (lambda i: f"customer{i}@example.com")
+    workspace = Workspace.objects.create(slug=slug, name=slug.title())
     now = timezone.now()
     customers = Customer.objects.bulk_create(
         (
             Customer(
                 workspace=workspace,
-                email=f"customer{i}@example.com",
+                email=address(i),
                 first_name=f"Ann{i}",
                 time_zone="Europe/London",
             )
-            for i in range(RECIPIENTS)
+            for i in range(n)
         ),
         batch_size=10_000,
     )
