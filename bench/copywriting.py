@@ -177,6 +177,8 @@ def main() -> None:
     figures["llm_candidate_invented_rate"] = round(
         stats["first_round_invented"] / max(stats["first_round"], 1), 4
     )
+    # Failing bodies / SMS kept without the sentence that failed (copywriter.trimmed).
+    figures["llm_trimmed_candidates"] = stats.get("trimmed", 0)
     figures["llm_first_round_pass_rate"] = round(stats["first_try_passed"] / (len(batch) * K), 4)
     measure(
         "llm",
@@ -205,6 +207,7 @@ def main() -> None:
             f"{f['template_pass_rate']:.1%}",
             "≥ 95%",
         ),
+        ("failing candidates passing with a sentence dropped", f["llm_trimmed_candidates"], "", ""),
         ("invented facts, first candidates", f"{f['llm_candidate_invented_rate']:.1%}", "", ""),
         (
             "invented facts in passing copy",

@@ -139,3 +139,85 @@ def test_a_subject_cut_mid_phrase_ends_on_a_whole_word():
         "Three tiers of china"
     )
     assert copywriter.clean("subject", "Tea & Cake", rules) == "Tea & Cake"
+
+
+CHRISTMAS_RULES = guardrails.BrandRules(required_phrases=["You get this e-mail as a subscriber."])
+
+
+def test_a_failing_body_keeps_its_sound_sentence_without_the_one_that_fails():
+    christmas = brief(offer="free gift wrapping this week")
+    facts = christmas.facts()
+    own = (
+        "Our Regency Cakestand 3 Tier brings three tiers of bone china to your Christmas table. "
+        "It is the perfect companion for a sunny summer picnic on the beach."
+    )
+    text = copywriter.with_required(
+        "body", copywriter.with_offer("body", own, christmas, CHRISTMAS_RULES), CHRISTMAS_RULES
+    )
+    failures = guardrails.check_field("body", text, CHRISTMAS_RULES, facts)
+    assert [f.rule for f in failures] == ["season"]
+    ((kept, rest),) = copywriter.trimmed("body", own, failures, christmas, CHRISTMAS_RULES, facts)
+    assert rest == own.split(". ")[0] + "."
+    assert "summer" not in kept and "Free gift wrapping this week." in kept
+    assert kept.endswith("You get this e-mail as a subscriber.")
+    assert not guardrails.check_field("body", kept, CHRISTMAS_RULES, facts)
+    # Nothing to drop from one sentence, and a passing body is not trimmed.
+    summer = "Our Regency Cakestand 3 Tier is the companion for a sunny summer beach picnic."
+    assert copywriter.trimmed("body", summer, failures, christmas, CHRISTMAS_RULES, facts) == []
+    assert copywriter.trimmed("body", own, [], christmas, CHRISTMAS_RULES, facts) == []
+    assert copywriter.trimmed("subject", own, failures, christmas, CHRISTMAS_RULES, facts) == []
+
+
+def test_variants_are_worded_apart_not_only_meant_apart(ranker):
+    first = "Our Regency Cakestand 3 Tier brings three tiers of bone china to the table."
+    pool = [
+        candidate(first),
+        candidate(first.replace("the table", "your table")),
+        candidate("Three tiers of bone china: set the Regency Cakestand 3 Tier on your table."),
+    ]
+    words = Ranker(ranker.encoder)
+    words.REDUNDANCY = 0.0  # the word pairs alone
+    chosen = words.choose(brief(), pool, 2)
+    assert pool[1] not in chosen or pool[0] not in chosen
+    assert copywriter._bigrams("The Cakestand, the cakestand") == {
+        ("the", "cakestand,"),
+        ("cakestand,", "the"),
+        ("the", "cakestand"),
+    }
+
+
+class Generation:
+    def __init__(self, text):
+        self.text, self.tokens, self.logprob = text, len(text.split()), -1.0
+
+
+class ScriptedModel:
+    """Writes the same line per field: a body whose second sentence is about summer."""
+
+    batch_size = 8
+    REPLIES = {
+        "subject": " for your Christmas table",
+        "preheader": "Three tiers of bone china for Christmas.",
+        "body": " brings three tiers of bone china to your Christmas table. It is the perfect "
+        "companion for a sunny summer picnic on the beach.",
+    }
+
+    def token_ids_where(self, banned):
+        return []
+
+    def generate(self, conversations, max_new_tokens, temperature, top_p, seed, suppress,
+                 prefixes):  # fmt: skip
+        task = next(t for t, (words, _) in copywriter.TASKS.items()
+                    if words.split("{")[0] in conversations[0][-1]["content"])  # fmt: skip
+        return [Generation(p + self.REPLIES[task]) for p in prefixes]
+
+
+def test_write_many_offers_the_trimmed_body_and_counts_it(ranker):
+    christmas = brief()
+    (drafts,), stats = copywriter.write_many(
+        ScriptedModel(), [christmas], CHRISTMAS_RULES, k=2, rounds=1, encoder=ranker.encoder
+    )
+    assert stats["trimmed"] >= 1
+    for d in drafts:
+        assert "summer" not in d.fields["body"] and "Christmas table" in d.fields["body"]
+        assert not any(f.field == "body" for f in d.report.failures)
