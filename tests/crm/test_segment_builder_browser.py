@@ -1,15 +1,17 @@
 """The segment builder in a real browser (headless Chromium through Selenium): the rules the
 builder writes read back the same, rules it cannot show fall back to the JSON editor with the
 reason, and a marketer builds a two-row segment and sees its live count, is told when a window
-ends before the data do and counts as of the newest data instead, then saves it."""
+ends before the data do and counts as of the newest data instead, then saves it; a count
+too slow to take exactly is shown as an estimate with its interval."""
 
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from crm import services
-from crm.models import Segment
+from crm.models import Customer, Segment
 from tests.browser import admin_login, click_and_load, needs_chromium
 from tests.conftest import wait_until
 
@@ -150,3 +152,38 @@ def test_marketer_builds_a_two_row_segment_and_sees_its_count(live_server, brows
     click_and_load(b, b.find_element(By.NAME, "_save"))
     segment = Segment.objects.get(name="GB buyers")
     assert segment.rules == written and segment.member_count == 2
+
+
+def test_a_slow_count_is_shown_as_an_estimate_with_its_interval(
+    live_server, browser, workspace, settings
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    services.customer_bulk_upsert(
+        workspace=workspace,
+        rows=[
+            {"source": "shop", "external_id": f"e{i}", "email": f"e{i}@x.io", "country": "GB"}
+            for i in range(200)
+        ],
+    )
+    assert Customer.objects.filter(workspace=workspace, country="GB").count() == 200
+    settings.SEGMENT_LIVE_EXACT_BUDGET_MS = 0  # as if an exact count took too long
+    get_user_model().objects.create_superuser("est", "e@example.com", "pw-for-tests-1")
+    b = browser
+    admin_login(b, live_server.url, "est", "pw-for-tests-1")
+    b.get(f"{live_server.url}/admin/crm/segment/add/")
+    Select(b.find_element(By.ID, "id_workspace")).select_by_visible_text(workspace.name)
+    area = b.find_element(By.ID, "id_rules")
+    area.clear()
+    area.send_keys(json.dumps({"attribute": "country", "op": "eq", "value": "GB"}))
+    # The Add form's example rules are counted first: wait for these rules' answer.
+    ids = Customer.objects.filter(workspace=workspace).values_list("pk", flat=True)
+    expected = 16 * sum(1 for pk in ids if pk % 16 == 0)
+    count = b.find_element(By.ID, "segment-count")
+    wait_until(lambda: count.text == f"about {expected:,}", timeout=15, interval=0.2)
+    estimate = b.find_element(By.ID, "segment-estimate")
+    assert estimate.is_displayed()
+    assert "estimated from 1 customer in 16" in estimate.text and "at 95%" in estimate.text
+    low, high = (int(x.replace(",", "")) for x in re.findall(r"[\d,]+(?= to| at)", estimate.text))
+    assert low <= 200 <= high, estimate.text
