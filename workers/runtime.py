@@ -88,6 +88,21 @@ def redis_service(*, port: int, data_dir: Path) -> Service:
     return Service("redis", argv)
 
 
+def wait_for_workers(count: int = 1, *, timeout: float = 60.0) -> bool:
+    """Whether `count` Celery workers answered a ping within `timeout` seconds (their start-up
+    banners are printed by then)."""
+    from workers.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(app.control.ping(timeout=1.0)) >= count:
+                return True
+        except Exception:  # noqa: BLE001  (the broker still starting: try again)
+            time.sleep(0.5)
+    return False
+
+
 def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,8 +159,10 @@ def beat_service(*, data_dir: Path) -> Service:
         "django_celery_beat.schedulers:DatabaseScheduler",
         "--pidfile",
         str(data_dir / "celerybeat.pid"),
+        # At INFO beat logs every due task it sends (the journeys' every 5 s): a terminal of
+        # noise. Its warnings and errors still show.
         "--loglevel",
-        "INFO",
+        "WARNING",
     ]
     return Service("beat", argv)
 

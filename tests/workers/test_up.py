@@ -162,8 +162,15 @@ def test_up_starts_everything_and_ctrl_c_stops_it_all(up_factory):
     assert ours[ran + 1].startswith("System check identified no issues"), ours
     assert ours[ran + 2] == "[up] no_such_command"
     assert "'no_such_command' failed: Unknown command" in up.log()
-    login = [x for x in up.log().splitlines() if x.startswith("up at ")]
+    wait_until(lambda: "log in as admin" in up.log(), timeout=60)
+    lines = up.log().splitlines()
+    login = [x for x in lines if x.startswith("up at ")]
     assert login == [f"up at {up.url('/admin/')} — log in as admin"], up.log()[-2000:]
+    # After the workers' start-up banners, not buried under them; and beat does not log each
+    # task it sends (journeys every 5 s) at INFO.
+    banner = max(i for i, x in enumerate(lines) if x.startswith(" -------------- "))
+    assert lines.index(login[0]) > banner, up.log()[-3000:]
+    assert "Scheduler: Sending due task" not in up.log()
     with urllib.request.urlopen(up.url("/static/admin/css/base.css"), timeout=5) as response:
         assert response.status == 200
 

@@ -91,7 +91,11 @@ class Command(BaseCommand):
                 for command in opts["after"]:
                     self._run_after(command)
                 if opts["login"]:
-                    # Last, so it is what the terminal shows once the start-up has scrolled by.
+                    # Last, so it is what the terminal shows once the start-up has scrolled by:
+                    # after the workers' banners, which they print as they come up.
+                    workers = [s for s in services if s.name.startswith("worker:")]
+                    if workers:
+                        runtime.wait_for_workers(len(workers))
                     self.stdout.write(
                         self.style.SUCCESS(f"up at {url} — log in as {admin_login(opts['login'])}")
                     )
