@@ -1,10 +1,12 @@
 """The Celery app. Workers start with `celery -A workers worker -Q default,sends,ml,gpu`, and the
 chat's with `celery -A workers worker -Q chat` beside them."""
 
+import logging
 import os
+from numbers import Real
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_after_setup, celeryd_init
+from celery.signals import after_setup_logger, beat_init, celeryd_after_setup, celeryd_init
 
 from marketing_ai import mode
 
@@ -39,3 +41,36 @@ def _worker_says_its_mode(sender, **kwargs) -> None:
 @beat_init.connect
 def _beat_says_its_mode(sender, **kwargs) -> None:
     mode.log_banner("beat")
+
+
+class QuietTicks(logging.Filter):
+    """Drops a worker's INFO lines ("Task ... received", "... succeeded in") for the tasks
+    beat runs every minute or more often (the journeys' 5-second ticks, the sweeps): at four
+    lines per 5 s they buried what a terminal is for (a training finishing, a warning). Their
+    failures are logged at ERROR and still show."""
+
+    def __init__(self, tasks: set[str]) -> None:
+        super().__init__()
+        self.tasks = tasks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not isinstance(record.args, dict):
+            return True
+        return record.args.get("name") not in self.tasks
+
+
+def frequent_tasks() -> set[str]:
+    from django.conf import settings
+
+    return {
+        entry["task"]
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if isinstance(entry["schedule"], Real) and entry["schedule"] <= 60
+    }
+
+
+@after_setup_logger.connect
+def _worker_logs_no_ticks(logger, **kwargs) -> None:
+    quiet = QuietTicks(frequent_tasks())
+    for handler in logger.handlers:
+        handler.addFilter(quiet)

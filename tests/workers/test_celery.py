@@ -64,3 +64,23 @@ def test_without_the_worker_setting_each_redraw_was_a_warning():
     bars = [m for level, m in run("plain") if level == "WARNING" and "|" in m]
     assert any("GGUF tensors" in m for m in bars) and any("Loading weights" in m for m in bars)
     assert len(bars) > 10
+
+
+def test_a_workers_log_leaves_out_the_frequent_ticks_lines_not_their_failures():
+    import logging
+
+    from workers.celery import QuietTicks, frequent_tasks
+
+    ticks = frequent_tasks()
+    assert {"campaigns.journeys.tasks.advance", "campaigns.tasks.sweep"} <= ticks
+    assert "crm.tasks.models.retrain_nightly" not in ticks  # a crontab: once a night
+    quiet = QuietTicks(ticks)
+
+    def record(level: int, name: str) -> logging.LogRecord:
+        args = ({"name": name, "id": "x", "runtime": 0.01, "return_value": None},)
+        message = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
+        return logging.LogRecord("celery.app.trace", level, __file__, 1, message, args, None)
+
+    assert not quiet.filter(record(logging.INFO, "campaigns.journeys.tasks.advance"))
+    assert quiet.filter(record(logging.ERROR, "campaigns.journeys.tasks.advance"))
+    assert quiet.filter(record(logging.INFO, "crm.tasks.models.train_churn"))
