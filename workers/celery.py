@@ -7,6 +7,7 @@ from numbers import Real
 
 from celery import Celery
 from celery.signals import after_setup_logger, beat_init, celeryd_after_setup, celeryd_init
+from django.conf import settings
 
 from marketing_ai import mode
 
@@ -60,8 +61,6 @@ class QuietTicks(logging.Filter):
 
 
 def frequent_tasks() -> set[str]:
-    from django.conf import settings
-
     return {
         entry["task"]
         for entry in settings.CELERY_BEAT_SCHEDULE.values()

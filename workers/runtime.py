@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.celery import app
 from workers.queues import CHAT as CHAT_QUEUE  # by another name: `queues` is a parameter here
 
 PR_SET_PDEATHSIG = 1
@@ -91,8 +92,6 @@ def redis_service(*, port: int, data_dir: Path) -> Service:
 def wait_for_workers(count: int = 1, *, timeout: float = 60.0) -> bool:
     """Whether `count` Celery workers answered a ping within `timeout` seconds (their start-up
     banners are printed by then)."""
-    from workers.celery import app
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

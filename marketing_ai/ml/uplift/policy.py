@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from marketing_ai.ml.uplift.learners import _folds
+from marketing_ai.ml.uplift.learners import (
+    _fit_one,
+    _folds,
+    lightgbm_classifier,
+    lightgbm_regressor,
+)
 
 
 def incremental_profit(y, treated, promote, *, value: float, cost: float) -> float:
@@ -140,7 +145,6 @@ def mean_of(*fits: Fit) -> Fit:
 
 def learner(kind: str) -> Fit:
     """A `Fit` of one of `learners.LEARNERS` on its default base (LightGBM for the boosted)."""
-    from marketing_ai.ml.uplift.learners import _fit_one, lightgbm_classifier, lightgbm_regressor
 
     def fit(X, treated, y):
         n = len(y)
